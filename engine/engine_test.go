@@ -1,0 +1,323 @@
+package engine
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/trailaudit/trail/merkle"
+	trailv1 "github.com/trailaudit/trail/proto/trail/v1"
+)
+
+func TestEncodeEntryMatchesProtoMarshal(t *testing.T) {
+	ev := eventWithEverything()
+	m := proto.MarshalOptions{Deterministic: true}
+	eventBytes, err := m.Marshal(ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tail := &trailv1.Entry{Partition: "2026-11", LeafIndex: 7, PrevLeafHash: bytes.Repeat([]byte{9}, 32),
+		PrevPartition: &trailv1.PartitionLink{Partition: "2026-10", Size: 3, Root: bytes.Repeat([]byte{1}, 32)}}
+	got, err := encodeEntry(m, eventBytes, tail)
+	if err != nil {
+		t.Fatal(err)
+	}
+	full := proto.Clone(tail).(*trailv1.Entry)
+	full.Event = ev
+	want, err := m.Marshal(full)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Fatalf("encodeEntry differs from proto.Marshal:\n got %x\nwant %x", got, want)
+	}
+}
+
+func eventWithEverything() *trailv1.Event {
+	ev := event("acme", "e-all")
+	ev.Category = trailv1.Category_CATEGORY_DATA_ACCESS
+	ev.SubjectId = "citizen-1"
+	ev.Target = &trailv1.Target{Type: "record", Id: "r1"}
+	ev.PiiFieldsAccessed = []string{"name", "address"}
+	ev.PurposeCode = "CASE_MGMT"
+	ev.Changes = []*trailv1.Change{{Field: "address", Before: "a", After: "b"}}
+	ev.Attributes = map[string]string{"z": "1", "a": "2", "m": "3"}
+	return ev
+}
+
+func TestDeterminism(t *testing.T) {
+	batches := genBatches(1, 40, 25, nov, time.Hour*24)
+	a, b := openEngine(t, t.TempDir()), openEngine(t, t.TempDir())
+	ctx := context.Background()
+	for _, bt := range batches {
+		ra, err := a.Apply(ctx, bt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rb, err := b.Apply(ctx, bt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range ra {
+			if ra[i].Err != nil || ra[i].Receipt != rb[i].Receipt {
+				t.Fatalf("batch %d event %d: receipts differ or failed: %+v vs %+v", bt.Index, i, ra[i], rb[i])
+			}
+		}
+	}
+	for tenant := range 3 {
+		id := tenantName(tenant)
+		pa, _ := a.Partitions(ctx, id)
+		pb, _ := b.Partitions(ctx, id)
+		if len(pa) < 2 {
+			t.Fatalf("tenant %s: want a month rollover, got %d partitions", id, len(pa))
+		}
+		if len(pa) != len(pb) {
+			t.Fatalf("tenant %s: %d vs %d partitions", id, len(pa), len(pb))
+		}
+		for i := range pa {
+			if pa[i] != pb[i] {
+				t.Fatalf("partition %s differs: %+v vs %+v", pa[i].Partition, pa[i], pb[i])
+			}
+			for leaf := uint64(0); leaf < pa[i].Size; leaf++ {
+				ea, _ := a.Entry(ctx, pa[i].Partition, leaf)
+				eb, _ := b.Entry(ctx, pb[i].Partition, leaf)
+				if !bytes.Equal(ea.Data, eb.Data) || ea.Data == nil {
+					t.Fatalf("%s leaf %d: entry bytes differ", pa[i].Partition, leaf)
+				}
+			}
+			checkPartition(t, a, pa[i].Partition)
+		}
+		verifyTenantChain(t, a, id)
+	}
+}
+
+func tenantName(i int) string { return "tenant-0" + string(rune('0'+i)) }
+
+func TestApplyReceiptsAndReads(t *testing.T) {
+	e := openEngine(t, t.TempDir())
+	ctx := context.Background()
+	rs := applyOK(t, e, 1, nov, event("acme", "a1"), event("acme", "a2"), event("other", "o1"))
+	if rs[0].LeafIndex != 0 || rs[1].LeafIndex != 1 || rs[2].LeafIndex != 0 {
+		t.Fatalf("leaf indexes: %+v", rs)
+	}
+	if rs[0].TreeSize != 2 || rs[1].TreeSize != 2 || rs[2].TreeSize != 1 {
+		t.Fatalf("tree sizes: %+v", rs)
+	}
+	if e.AppliedIndex() != 1 {
+		t.Fatalf("applied %d", e.AppliedIndex())
+	}
+	se, r, err := e.EntryByEventID(ctx, "acme", "a2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.LeafIndex != 1 || r.LeafHash != rs[1].LeafHash || se.LeafHash != merkle.LeafHash(se.Data) {
+		t.Fatalf("EntryByEventID: %+v %+v", r, se)
+	}
+	en := decodeEntry(t, se.Data)
+	if merkle.Hash(en.PrevLeafHash) != rs[0].LeafHash {
+		t.Fatalf("chain: prev %x, want %s", en.PrevLeafHash, rs[0].LeafHash)
+	}
+	first, _, _ := e.EntryByEventID(ctx, "acme", "a1")
+	if merkle.Hash(decodeEntry(t, first.Data).PrevLeafHash) != (merkle.Hash{}) {
+		t.Fatal("first entry must chain to 32 zero bytes")
+	}
+	cp, err := e.Checkpoint(ctx, mustPartition(t, "acme", "2026-11"), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cp.Origin != "test.trail/acme/2026-11" || cp.Size != 2 {
+		t.Fatalf("checkpoint %+v", cp)
+	}
+	if _, _, err := e.EntryByEventID(ctx, "acme", "nope"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("missing event: %v", err)
+	}
+	if _, err := e.PartitionInfo(ctx, mustPartition(t, "ghost", "2026-11")); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("unknown tenant: %v", err)
+	}
+	if _, _, err := e.InclusionProof(ctx, mustPartition(t, "acme", "2026-11"), 5, 0); !errors.Is(err, ErrBadSize) {
+		t.Fatalf("leaf beyond size: %v", err)
+	}
+	if _, err := e.Apply(ctx, &Batch{Index: 1, Time: nov}); !errors.Is(err, ErrAlreadyApplied) {
+		t.Fatalf("replayed index: %v", err)
+	}
+}
+
+func TestSequencerTimeNeverGoesBack(t *testing.T) {
+	e := openEngine(t, t.TempDir())
+	dec := time.Date(2026, 12, 1, 0, 0, 1, 0, time.UTC)
+	r1 := applyOK(t, e, 1, dec, event("acme", "a1"))
+	// A later leader whose clock is behind: the entry must not land in November.
+	r2 := applyOK(t, e, 2, nov, event("acme", "a2"))
+	if r2[0].Partition != r1[0].Partition || r2[0].SequencerTime.Before(r1[0].SequencerTime) {
+		t.Fatalf("sequencer time went back: %+v then %+v", r1[0], r2[0])
+	}
+}
+
+func TestDedup(t *testing.T) {
+	e := openEngine(t, t.TempDir())
+	orig := applyOK(t, e, 1, nov, event("acme", "x"))[0]
+	// A retry in a later batch returns the original receipt and adds no leaf.
+	again := applyOK(t, e, 2, nov.Add(time.Minute), event("acme", "x"))[0]
+	if !again.Duplicate {
+		t.Fatal("retry not marked duplicate")
+	}
+	again.Duplicate = false
+	if again != orig {
+		t.Fatalf("retry receipt %+v, original %+v", again, orig)
+	}
+	// Duplicates inside one batch: one leaf, same receipt for both.
+	rs := applyOK(t, e, 3, nov.Add(2*time.Minute), event("acme", "y"), event("acme", "y"))
+	if rs[0].Duplicate || !rs[1].Duplicate || rs[1].LeafIndex != rs[0].LeafIndex || rs[1].TreeSize != rs[0].TreeSize {
+		t.Fatalf("in-batch duplicate: %+v", rs)
+	}
+	// Same event_id under another tenant is a different event.
+	other := applyOK(t, e, 4, nov.Add(3*time.Minute), event("other", "x"))[0]
+	if other.Duplicate || other.Tenant != "other" || other.LeafIndex != 0 {
+		t.Fatalf("cross-tenant id treated as duplicate: %+v", other)
+	}
+	// Same id, different content: a clear conflict, nothing written.
+	changed := event("acme", "x")
+	changed.Action = "user.logout"
+	res, err := e.Apply(context.Background(), &Batch{Index: 5, Time: nov.Add(4 * time.Minute), Events: []*trailv1.Event{changed}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !errors.Is(res[0].Err, ErrEventIDConflict) {
+		t.Fatalf("conflicting retry: %v", res[0].Err)
+	}
+	info, _ := e.PartitionInfo(context.Background(), mustPartition(t, "acme", "2026-11"))
+	if info.Size != 2 {
+		t.Fatalf("acme size %d, want 2", info.Size)
+	}
+}
+
+func TestBadInput(t *testing.T) {
+	huge := event("acme", "huge")
+	huge.Attributes = map[string]string{"blob": strings.Repeat("x", DefaultMaxEntry)}
+	cases := []struct {
+		name string
+		mod  func(*trailv1.Event)
+		ev   *trailv1.Event
+		want error
+		msg  string
+	}{
+		{name: "nil event", ev: nil, want: ErrInvalidEvent, msg: "empty"},
+		{name: "no tenant", mod: func(e *trailv1.Event) { e.TenantId = "" }, want: ErrInvalidEvent, msg: "tenant_id is required"},
+		{name: "bad tenant", mod: func(e *trailv1.Event) { e.TenantId = "a/b" }, want: ErrInvalidEvent, msg: "tenant_id"},
+		{name: "reserved tenant", mod: func(e *trailv1.Event) { e.TenantId = "_x" }, want: ErrInvalidEvent, msg: "reserved"},
+		{name: "no event id", mod: func(e *trailv1.Event) { e.EventId = "" }, want: ErrInvalidEvent, msg: "event_id is required"},
+		{name: "long event id", mod: func(e *trailv1.Event) { e.EventId = strings.Repeat("e", 129) }, want: ErrInvalidEvent, msg: "event_id longer"},
+		{name: "no category", mod: func(e *trailv1.Event) { e.Category = 0 }, want: ErrInvalidEvent, msg: "category is required"},
+		{name: "unknown category", mod: func(e *trailv1.Event) { e.Category = 42 }, want: ErrInvalidEvent, msg: "unknown category"},
+		{name: "no action", mod: func(e *trailv1.Event) { e.Action = "" }, want: ErrInvalidEvent, msg: "action is required"},
+		{name: "no outcome", mod: func(e *trailv1.Event) { e.Outcome = 0 }, want: ErrInvalidEvent, msg: "outcome is required"},
+		{name: "no actor", mod: func(e *trailv1.Event) { e.Actor = nil }, want: ErrInvalidEvent, msg: "actor.id is required"},
+		{name: "no occurred_at", mod: func(e *trailv1.Event) { e.OccurredAt = nil }, want: ErrInvalidEvent, msg: "occurred_at is required"},
+		{name: "NUL in subject", mod: func(e *trailv1.Event) { e.SubjectId = "a\x00b" }, want: ErrInvalidEvent, msg: "NUL"},
+		{name: "bad UTF-8", mod: func(e *trailv1.Event) { e.Action = "\xff" }, want: ErrInvalidEvent, msg: "UTF-8"},
+		{name: "PII without purpose", mod: func(e *trailv1.Event) {
+			e.Category = trailv1.Category_CATEGORY_DATA_ACCESS
+			e.PiiFieldsAccessed = []string{"name"}
+		}, want: ErrInvalidEvent, msg: "purpose_code is required"},
+		{name: "change without field", mod: func(e *trailv1.Event) { e.Changes = []*trailv1.Change{{Before: "a"}} }, want: ErrInvalidEvent, msg: "changes[0].field"},
+		{name: "oversized", ev: huge, want: ErrEntryTooLarge, msg: "limit"},
+	}
+	e := openEngine(t, t.TempDir())
+	good := applyOK(t, e, 1, nov, event("acme", "good"))[0]
+	for i, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			ev := c.ev
+			if c.mod != nil {
+				ev = event("acme", "bad")
+				c.mod(ev)
+			}
+			// A bad event between two good ones: only it is rejected.
+			res, err := e.Apply(context.Background(), &Batch{Index: uint64(i + 2), Time: nov,
+				Events: []*trailv1.Event{ev, event("acme", "ok-"+c.name)}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !errors.Is(res[0].Err, c.want) || !strings.Contains(res[0].Err.Error(), c.msg) {
+				t.Fatalf("error %v, want %v containing %q", res[0].Err, c.want, c.msg)
+			}
+			if res[1].Err != nil {
+				t.Fatalf("good event in the same batch rejected: %v", res[1].Err)
+			}
+		})
+	}
+	info := checkPartition(t, e, mustPartition(t, "acme", "2026-11"))
+	if want := uint64(1 + len(cases)); info.Size != want {
+		t.Fatalf("size %d, want %d: a rejected event wrote a leaf", info.Size, want)
+	}
+	if _, _, err := e.EntryByEventID(context.Background(), "acme", "bad"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("rejected event is readable: %v", err)
+	}
+	verifyTenantChain(t, e, "acme")
+	_ = good
+}
+
+func TestCorruptPebbleValueIsReported(t *testing.T) {
+	e := openEngine(t, t.TempDir())
+	applyOK(t, e, 1, nov, event("acme", "a"), event("acme", "b"))
+	p := mustPartition(t, "acme", "2026-11")
+	se, err := e.Entry(context.Background(), p, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad := bytes.Clone(se.Data)
+	bad[len(bad)/2] ^= 0x40
+	if err := e.db.Set(entryKey(p, 1), bad, pebble.Sync); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.Entry(context.Background(), p, 1); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("corrupt entry served: %v", err)
+	}
+	if _, _, err := e.EntryByEventID(context.Background(), "acme", "b"); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("corrupt entry served by event id: %v", err)
+	}
+	// A corrupt tile is reported, not turned into a wrong proof.
+	if err := e.db.Set(tileKey(p, 0, 0), []byte{1, 2, 3}, pebble.Sync); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := e.InclusionProof(context.Background(), p, 0, 0); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("proof from corrupt tile: %v", err)
+	}
+}
+
+func TestReopenKeepsState(t *testing.T) {
+	dir := t.TempDir()
+	e := openEngine(t, dir)
+	for _, b := range genBatches(2, 10, 50, nov, time.Hour) {
+		if _, err := e.Apply(context.Background(), b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	before, _ := e.Partitions(context.Background(), tenantName(0))
+	e.Close()
+	e = openEngine(t, dir)
+	if e.AppliedIndex() != 10 {
+		t.Fatalf("applied %d after reopen", e.AppliedIndex())
+	}
+	// Appending after reopen continues the same tree and chain.
+	for _, b := range genBatches(3, 5, 50, nov.Add(11*time.Hour), time.Hour) {
+		b.Index += 10
+		for _, ev := range b.Events {
+			ev.EventId += "-later"
+		}
+		if _, err := e.Apply(context.Background(), b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	after, _ := e.Partitions(context.Background(), tenantName(0))
+	if after[0].Size <= before[0].Size {
+		t.Fatalf("no growth after reopen: %d -> %d", before[0].Size, after[0].Size)
+	}
+	checkPartition(t, e, after[0].Partition)
+	verifyTenantChain(t, e, tenantName(0))
+}

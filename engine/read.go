@@ -1,0 +1,454 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+
+	"github.com/trailaudit/trail/engine/segment"
+	"github.com/trailaudit/trail/merkle"
+)
+
+// Errors of reads.
+var (
+	ErrNotFound = errors.New("not found")
+	// ErrCorrupt means stored data failed an integrity check; it is never
+	// served as valid.
+	ErrCorrupt = errors.New("stored data failed integrity check")
+	// ErrBadSize is returned for a tree size beyond the partition's size.
+	ErrBadSize = errors.New("tree size out of range")
+)
+
+// PartitionInfo describes a partition.
+type PartitionInfo struct {
+	Partition
+	Size      uint64
+	Root      merkle.Hash
+	Sealed    bool
+	Pruned    uint64
+	FirstTime time.Time
+	LastTime  time.Time
+}
+
+// StoredEntry is one leaf of a partition as stored: Data holds exactly the
+// bytes that were hashed, or nil when retention pruned the payload.
+type StoredEntry struct {
+	Partition Partition
+	LeafIndex uint64
+	LeafHash  merkle.Hash
+	Data      []byte
+	Pruned    bool
+}
+
+// view is a consistent read view of one partition: a Pebble snapshot while
+// it is open, its segment file once sealed.
+type view struct {
+	e    *Engine
+	p    Partition
+	cat  catalogRecord
+	snap *pebble.Snapshot
+	seg  *segmentHandle
+}
+
+func (e *Engine) view(p Partition) (*view, error) {
+	if err := e.checkOpen(); err != nil {
+		return nil, err
+	}
+	snap := e.db.NewSnapshot()
+	cat, found, err := e.readCatalog(snap, p)
+	if err != nil || !found {
+		snap.Close()
+		if err == nil {
+			err = fmt.Errorf("partition %s: %w", p, ErrNotFound)
+		}
+		return nil, fmt.Errorf("engine: %w", err)
+	}
+	v := &view{e: e, p: p, cat: cat}
+	if !cat.Sealed {
+		v.snap = snap
+		return v, nil
+	}
+	snap.Close()
+	v.seg, err = e.segments.acquire(p)
+	if err != nil {
+		return nil, fmt.Errorf("engine: partition %s: %w", p, err)
+	}
+	return v, nil
+}
+
+func (v *view) release() {
+	if v.snap != nil {
+		v.snap.Close()
+	}
+	if v.seg != nil {
+		v.seg.release()
+	}
+}
+
+func (v *view) info() PartitionInfo {
+	return PartitionInfo{
+		Partition: v.p, Size: v.cat.Size, Root: v.cat.Root, Sealed: v.cat.Sealed, Pruned: v.cat.Pruned,
+		FirstTime: time.Unix(0, v.cat.FirstTime).UTC(), LastTime: time.Unix(0, v.cat.LastTime).UTC(),
+	}
+}
+
+func (v *view) tileBytes(id merkle.TileID) ([]byte, error) {
+	if v.seg != nil {
+		b, err := v.seg.r.Tile(id)
+		if errors.Is(err, segment.ErrNotFound) {
+			return nil, fmt.Errorf("tile %d/%d: %w", id.Level, id.Index, ErrNotFound)
+		}
+		return b, err
+	}
+	b, closer, err := v.snap.Get(tileKey(v.p, id.Level, id.Index))
+	if errors.Is(err, pebble.ErrNotFound) {
+		return nil, fmt.Errorf("tile %d/%d: %w", id.Level, id.Index, ErrNotFound)
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer closer.Close()
+	return append([]byte(nil), b...), nil
+}
+
+// ReadNodes implements merkle.NodeReader over the partition's stored tiles:
+// one read per distinct tile, each node taken straight from the encoded
+// tile without decoding the rest.
+func (v *view) ReadNodes(ctx context.Context, ids []merkle.NodeID) ([]merkle.Hash, error) {
+	out := make([]merkle.Hash, len(ids))
+	tiles := make(map[merkle.TileID][]byte, 4)
+	for i, id := range ids {
+		tid, row, pos := merkle.TileForNode(id)
+		b, ok := tiles[tid]
+		if !ok {
+			if err := ctx.Err(); err != nil {
+				return nil, err
+			}
+			var err error
+			if b, err = v.tileBytes(tid); err != nil {
+				return nil, fmt.Errorf("partition %s: node %d/%d: %w", v.p, id.Level, id.Index, err)
+			}
+			tiles[tid] = b
+		}
+		h, ok, err := v.tileNode(b, row, pos)
+		if err != nil {
+			return nil, fmt.Errorf("partition %s: tile %d/%d: %w: %v", v.p, tid.Level, tid.Index, ErrCorrupt, err)
+		}
+		if !ok {
+			return nil, fmt.Errorf("partition %s: node %d/%d missing from tile: %w", v.p, id.Level, id.Index, ErrCorrupt)
+		}
+		out[i] = h
+	}
+	return out, nil
+}
+
+// tileNode reads one node of a tile: segments hold merkle.Tile encodings,
+// open partitions tiles in emission order (see tiles.go).
+func (v *view) tileNode(b []byte, row uint8, pos uint64) (merkle.Hash, bool, error) {
+	if v.seg != nil {
+		return merkle.DecodeTileNode(b, row, pos)
+	}
+	return emittedNode(b, row, pos)
+}
+
+// entry reads leaf and checks its bytes against the leaf hash in the tree,
+// so a corrupted value is reported rather than served.
+func (v *view) entry(ctx context.Context, leaf uint64) (StoredEntry, error) {
+	if leaf >= v.cat.Size {
+		return StoredEntry{}, fmt.Errorf("engine: partition %s leaf %d (size %d): %w", v.p, leaf, v.cat.Size, ErrNotFound)
+	}
+	hs, err := v.ReadNodes(ctx, []merkle.NodeID{{Level: 0, Index: leaf}})
+	if err != nil {
+		return StoredEntry{}, fmt.Errorf("engine: %w", err)
+	}
+	se := StoredEntry{Partition: v.p, LeafIndex: leaf, LeafHash: hs[0]}
+	data, pruned, err := v.entryBytes(leaf)
+	if err != nil {
+		return StoredEntry{}, fmt.Errorf("engine: partition %s leaf %d: %w", v.p, leaf, err)
+	}
+	if pruned {
+		se.Pruned = true
+		return se, nil
+	}
+	if merkle.LeafHash(data) != se.LeafHash {
+		return StoredEntry{}, fmt.Errorf("engine: partition %s leaf %d: entry bytes do not match the leaf hash: %w", v.p, leaf, ErrCorrupt)
+	}
+	se.Data = data
+	return se, nil
+}
+
+func (v *view) entryBytes(leaf uint64) (data []byte, pruned bool, err error) {
+	if v.seg != nil {
+		data, err = v.seg.r.Entry(leaf)
+		if errors.Is(err, segment.ErrPruned) {
+			return nil, true, nil
+		}
+		return data, false, err
+	}
+	b, closer, err := v.snap.Get(entryKey(v.p, leaf))
+	if err == nil {
+		defer closer.Close()
+		return append([]byte(nil), b...), false, nil
+	}
+	if !errors.Is(err, pebble.ErrNotFound) {
+		return nil, false, err
+	}
+	if _, closer, perr := v.snap.Get(pruneKey(v.p, leaf)); perr == nil {
+		closer.Close()
+		return nil, true, nil
+	}
+	return nil, false, fmt.Errorf("entry missing below tree size: %w", ErrCorrupt)
+}
+
+// PartitionInfo returns the current state of p.
+func (e *Engine) PartitionInfo(ctx context.Context, p Partition) (PartitionInfo, error) {
+	v, err := e.view(p)
+	if err != nil {
+		return PartitionInfo{}, err
+	}
+	defer v.release()
+	return v.info(), nil
+}
+
+// Partitions lists a tenant's partitions, oldest first.
+func (e *Engine) Partitions(ctx context.Context, tenant string) ([]PartitionInfo, error) {
+	if err := e.checkOpen(); err != nil {
+		return nil, err
+	}
+	prefix := tenantKey(prefixCatalog, tenant)
+	it, err := e.db.NewIterWithContext(ctx, &pebble.IterOptions{LowerBound: prefix, UpperBound: prefixEnd(prefix)})
+	if err != nil {
+		return nil, fmt.Errorf("engine: list partitions of %s: %w", tenant, err)
+	}
+	defer it.Close()
+	var out []PartitionInfo
+	for it.First(); it.Valid(); it.Next() {
+		m, err := decodeMonthKey(it.Key()[len(prefix):])
+		if err != nil {
+			return nil, fmt.Errorf("engine: catalog key of %s: %w", tenant, err)
+		}
+		cat, err := unmarshalCatalog(it.Value())
+		if err != nil {
+			return nil, fmt.Errorf("engine: partition %s/%s: %w", tenant, m, err)
+		}
+		v := view{p: Partition{Tenant: tenant, Month: m}, cat: cat}
+		out = append(out, v.info())
+	}
+	return out, it.Error()
+}
+
+// Entry returns leaf of partition p.
+func (e *Engine) Entry(ctx context.Context, p Partition, leaf uint64) (StoredEntry, error) {
+	v, err := e.view(p)
+	if err != nil {
+		return StoredEntry{}, err
+	}
+	defer v.release()
+	return v.entry(ctx, leaf)
+}
+
+// EntryByEventID returns the entry of a tenant's event and its receipt.
+func (e *Engine) EntryByEventID(ctx context.Context, tenant, eventID string) (StoredEntry, Receipt, error) {
+	if err := e.checkOpen(); err != nil {
+		return StoredEntry{}, Receipt{}, err
+	}
+	rec, found, err := e.readDedup(e.db, tenant, eventID)
+	if err != nil {
+		return StoredEntry{}, Receipt{}, err
+	}
+	if !found {
+		return StoredEntry{}, Receipt{}, fmt.Errorf("engine: tenant %q event %q: %w", tenant, eventID, ErrNotFound)
+	}
+	v, err := e.view(Partition{Tenant: tenant, Month: rec.Month})
+	if err != nil {
+		return StoredEntry{}, Receipt{}, err
+	}
+	defer v.release()
+	se, err := v.entry(ctx, rec.Leaf)
+	if err != nil {
+		return StoredEntry{}, Receipt{}, err
+	}
+	return se, receiptOf(tenant, eventID, rec, se.LeafHash), nil
+}
+
+func receiptOf(tenant, eventID string, rec dedupRecord, leafHash merkle.Hash) Receipt {
+	return Receipt{
+		Tenant: tenant, EventID: eventID, Partition: rec.Month, LeafIndex: rec.Leaf, LeafHash: leafHash,
+		TreeSize: rec.TreeSize, SequencerTime: time.Unix(0, rec.SeqTime).UTC(),
+	}
+}
+
+func (e *Engine) readDedup(r pebble.Reader, tenant, eventID string) (dedupRecord, bool, error) {
+	v, closer, err := r.Get(dedupKey(tenant, eventID))
+	if errors.Is(err, pebble.ErrNotFound) {
+		return dedupRecord{}, false, nil
+	}
+	if err != nil {
+		return dedupRecord{}, false, fmt.Errorf("engine: read dedup record: %w", err)
+	}
+	defer closer.Close()
+	rec, err := unmarshalDedup(v)
+	if err != nil {
+		return dedupRecord{}, false, fmt.Errorf("engine: tenant %q event %q: %w: %v", tenant, eventID, ErrCorrupt, err)
+	}
+	return rec, true, nil
+}
+
+// receiptFromDedup rebuilds the original receipt of a duplicate append.
+func (e *Engine) receiptFromDedup(ctx context.Context, tenant, eventID string, rec dedupRecord) (Receipt, error) {
+	v, err := e.view(Partition{Tenant: tenant, Month: rec.Month})
+	if err != nil {
+		return Receipt{}, err
+	}
+	defer v.release()
+	hs, err := v.ReadNodes(ctx, []merkle.NodeID{{Level: 0, Index: rec.Leaf}})
+	if err != nil {
+		return Receipt{}, fmt.Errorf("engine: %w", err)
+	}
+	r := receiptOf(tenant, eventID, rec, hs[0])
+	r.Duplicate = true
+	return r, nil
+}
+
+// Checkpoint returns the checkpoint body of p at size (0 means the current
+// size). Signing is the caller's: the engine holds no keys.
+func (e *Engine) Checkpoint(ctx context.Context, p Partition, size uint64) (merkle.Checkpoint, error) {
+	v, err := e.view(p)
+	if err != nil {
+		return merkle.Checkpoint{}, err
+	}
+	defer v.release()
+	cp := merkle.Checkpoint{Origin: p.Origin(e.opts.LogName), Size: v.cat.Size, Root: v.cat.Root}
+	if size == 0 || size == v.cat.Size {
+		return cp, nil
+	}
+	if size > v.cat.Size {
+		return merkle.Checkpoint{}, fmt.Errorf("engine: checkpoint of %s at %d: size is %d: %w", p, size, v.cat.Size, ErrBadSize)
+	}
+	root, err := merkle.RootAt(ctx, size, v)
+	if err != nil {
+		return merkle.Checkpoint{}, fmt.Errorf("engine: checkpoint of %s at %d: %w", p, size, err)
+	}
+	cp.Size, cp.Root = size, root
+	return cp, nil
+}
+
+// InclusionProof proves leaf in p's tree of the given size (0 = current).
+func (e *Engine) InclusionProof(ctx context.Context, p Partition, leaf, size uint64) ([]merkle.Hash, uint64, error) {
+	v, err := e.view(p)
+	if err != nil {
+		return nil, 0, err
+	}
+	defer v.release()
+	if size == 0 {
+		size = v.cat.Size
+	}
+	if size > v.cat.Size || leaf >= size {
+		return nil, 0, fmt.Errorf("engine: inclusion proof of %s leaf %d at size %d (size %d): %w", p, leaf, size, v.cat.Size, ErrBadSize)
+	}
+	proof, err := merkle.InclusionProof(ctx, leaf, size, v)
+	if err != nil {
+		return nil, 0, fmt.Errorf("engine: inclusion proof of %s leaf %d: %w", p, leaf, err)
+	}
+	return proof, size, nil
+}
+
+// ConsistencyProof proves p's tree of size from is a prefix of size to.
+func (e *Engine) ConsistencyProof(ctx context.Context, p Partition, from, to uint64) ([]merkle.Hash, error) {
+	v, err := e.view(p)
+	if err != nil {
+		return nil, err
+	}
+	defer v.release()
+	if to == 0 {
+		to = v.cat.Size
+	}
+	if from > to || to > v.cat.Size {
+		return nil, fmt.Errorf("engine: consistency proof of %s %d..%d (size %d): %w", p, from, to, v.cat.Size, ErrBadSize)
+	}
+	proof, err := merkle.ConsistencyProof(ctx, from, to, v)
+	if err != nil {
+		return nil, fmt.Errorf("engine: consistency proof of %s %d..%d: %w", p, from, to, err)
+	}
+	return proof, nil
+}
+
+// Entries returns up to n consecutive leaves of p starting at from, read
+// from one consistent view (for Tail and exports). Fewer are returned at the
+// end of the partition.
+func (e *Engine) Entries(ctx context.Context, p Partition, from uint64, n int) ([]StoredEntry, error) {
+	v, err := e.view(p)
+	if err != nil {
+		return nil, err
+	}
+	defer v.release()
+	var out []StoredEntry
+	for leaf := from; leaf < v.cat.Size && len(out) < n; leaf++ {
+		se, err := v.entry(ctx, leaf)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, se)
+	}
+	return out, nil
+}
+
+// LatestPartition returns the partition a tenant's log currently ends in;
+// found is false for a tenant with no entries.
+func (e *Engine) LatestPartition(ctx context.Context, tenant string) (info PartitionInfo, found bool, err error) {
+	if err := e.checkOpen(); err != nil {
+		return PartitionInfo{}, false, err
+	}
+	v, closer, err := e.db.Get(headKey(tenant))
+	if errors.Is(err, pebble.ErrNotFound) {
+		return PartitionInfo{}, false, nil
+	}
+	if err != nil {
+		return PartitionInfo{}, false, fmt.Errorf("engine: head of %s: %w", tenant, err)
+	}
+	head, err := unmarshalHead(v)
+	closer.Close()
+	if err != nil {
+		return PartitionInfo{}, false, fmt.Errorf("engine: tenant %s: %w: %v", tenant, ErrCorrupt, err)
+	}
+	info, err = e.PartitionInfo(ctx, Partition{Tenant: tenant, Month: head.Month})
+	if err != nil {
+		return PartitionInfo{}, false, err
+	}
+	return info, true, nil
+}
+
+// UnsealedBefore lists every partition, of every tenant, that is still open
+// although its month is before m: the partitions the leader should seal.
+func (e *Engine) UnsealedBefore(ctx context.Context, m Month) ([]Partition, error) {
+	if err := e.checkOpen(); err != nil {
+		return nil, err
+	}
+	lo := []byte{prefixCatalog}
+	it, err := e.db.NewIterWithContext(ctx, &pebble.IterOptions{LowerBound: lo, UpperBound: prefixEnd(lo)})
+	if err != nil {
+		return nil, fmt.Errorf("engine: list unsealed partitions: %w", err)
+	}
+	defer it.Close()
+	var out []Partition
+	for it.First(); it.Valid(); it.Next() {
+		p, err := decodePartitionKey(it.Key())
+		if err != nil {
+			return nil, fmt.Errorf("engine: catalog key %q: %w", it.Key(), err)
+		}
+		if !p.Month.Before(m) {
+			continue
+		}
+		cat, err := unmarshalCatalog(it.Value())
+		if err != nil {
+			return nil, fmt.Errorf("engine: partition %s: %w", p, err)
+		}
+		if !cat.Sealed {
+			out = append(out, p)
+		}
+	}
+	return out, it.Error()
+}

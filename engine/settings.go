@@ -1,0 +1,140 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/cockroachdb/pebble/v2"
+)
+
+// prefixSetting holds replicated configuration that is not log content:
+// API key hashes, retention policies, legal holds. It goes through Raft
+// like everything else, so every node holds the same settings at the same
+// applied index.
+const prefixSetting = 's'
+
+// SettingOp sets (Delete false) or deletes one setting.
+type SettingOp struct {
+	Key    string
+	Value  []byte
+	Delete bool
+}
+
+// Maximum sizes of a setting, to keep them metadata.
+const (
+	MaxSettingKey   = 512
+	MaxSettingValue = 64 << 10
+)
+
+// ErrBadSetting is returned for malformed setting operations.
+var ErrBadSetting = errors.New("invalid setting")
+
+func settingKey(k string) []byte { return append([]byte{prefixSetting}, k...) }
+
+// ApplySettings applies ops atomically at Raft index. Invalid ops reject the
+// whole command with ErrBadSetting; the applied index still advances so that
+// replicas stay identical.
+func (e *Engine) ApplySettings(ctx context.Context, index uint64, ops []SettingOp) error {
+	if err := e.checkOpen(); err != nil {
+		return err
+	}
+	e.writeMu.Lock()
+	defer e.writeMu.Unlock()
+	if index <= e.applied.Load() {
+		return ErrAlreadyApplied
+	}
+	wb := e.db.NewBatch()
+	defer wb.Close()
+	refusal := checkSettingOps(ops)
+	for _, op := range ops {
+		if refusal != nil {
+			break
+		}
+		var err error
+		if op.Delete {
+			err = wb.Delete(settingKey(op.Key), nil)
+		} else {
+			err = wb.Set(settingKey(op.Key), op.Value, nil)
+		}
+		if err != nil {
+			return fmt.Errorf("engine: settings: %w", err)
+		}
+	}
+	if refusal != nil {
+		wb.Reset()
+	}
+	if err := e.commit(wb, index); err != nil {
+		return fmt.Errorf("engine: settings: %w", err)
+	}
+	return refusal
+}
+
+func checkSettingOps(ops []SettingOp) error {
+	for _, op := range ops {
+		switch {
+		case op.Key == "":
+			return fmt.Errorf("%w: empty key", ErrBadSetting)
+		case len(op.Key) > MaxSettingKey:
+			return fmt.Errorf("%w: key longer than %d bytes", ErrBadSetting, MaxSettingKey)
+		case len(op.Value) > MaxSettingValue:
+			return fmt.Errorf("%w: value of %q longer than %d bytes", ErrBadSetting, op.Key, MaxSettingValue)
+		}
+	}
+	return nil
+}
+
+// Setting returns the value of key, or ErrNotFound.
+func (e *Engine) Setting(key string) ([]byte, error) {
+	if err := e.checkOpen(); err != nil {
+		return nil, err
+	}
+	v, closer, err := e.db.Get(settingKey(key))
+	if errors.Is(err, pebble.ErrNotFound) {
+		return nil, fmt.Errorf("engine: setting %q: %w", key, ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("engine: setting %q: %w", key, err)
+	}
+	defer closer.Close()
+	return append([]byte(nil), v...), nil
+}
+
+// Settings calls fn for every setting whose key starts with prefix, in key
+// order, until fn returns false.
+func (e *Engine) Settings(ctx context.Context, prefix string, fn func(key string, value []byte) bool) error {
+	if err := e.checkOpen(); err != nil {
+		return err
+	}
+	lo := settingKey(prefix)
+	it, err := e.db.NewIterWithContext(ctx, &pebble.IterOptions{LowerBound: lo, UpperBound: prefixEnd(lo)})
+	if err != nil {
+		return fmt.Errorf("engine: settings %q: %w", prefix, err)
+	}
+	defer it.Close()
+	for it.First(); it.Valid(); it.Next() {
+		if !fn(string(it.Key()[1:]), append([]byte(nil), it.Value()...)) {
+			break
+		}
+	}
+	return it.Error()
+}
+
+// Advance records a Raft index that changes nothing in the engine
+// (membership changes, no-ops), keeping the applied index exact.
+func (e *Engine) Advance(index uint64) error {
+	if err := e.checkOpen(); err != nil {
+		return err
+	}
+	e.writeMu.Lock()
+	defer e.writeMu.Unlock()
+	if index <= e.applied.Load() {
+		return ErrAlreadyApplied
+	}
+	wb := e.db.NewBatch()
+	defer wb.Close()
+	if err := e.commit(wb, index); err != nil {
+		return fmt.Errorf("engine: advance to %d: %w", index, err)
+	}
+	return nil
+}
