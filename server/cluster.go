@@ -1,0 +1,45 @@
+package server
+
+import (
+	"context"
+
+	"github.com/trailaudit/trail/engine"
+	trailv1 "github.com/trailaudit/trail/proto/trail/v1"
+	"github.com/trailaudit/trail/raftnode"
+)
+
+// Cluster is what the server needs from the replication layer: writes go
+// through it to a Raft quorum, reads go to its local engine.
+// *raftnode.Node implements it; the interface lives here, where it is
+// used, and names only what the server calls.
+type Cluster interface {
+	// Append commits events on a quorum, forwarding to the leader when
+	// needed, and returns one result per event, in order.
+	Append(ctx context.Context, events []*trailv1.Event) ([]engine.Result, error)
+	// ApplySettings commits setting operations (API keys) through Raft, so
+	// that every node holds the same settings at the same index.
+	ApplySettings(ctx context.Context, ops []engine.SettingOp) error
+
+	// Engine is this node's current storage engine, for short reads.
+	// AcquireEngine holds it open (across a snapshot restore that
+	// replaces it) until release is called, for long ones.
+	Engine() *engine.Engine
+	AcquireEngine() (e *engine.Engine, release func())
+	// AppliedIndex is the last Raft index applied on this node.
+	AppliedIndex() uint64
+	// WaitApplied blocks until this node has applied index, or ctx ends.
+	WaitApplied(ctx context.Context, index uint64) error
+	// WaitFor blocks until cond holds on this node's engine, re-evaluating
+	// it after each apply, or ctx ends.
+	WaitFor(ctx context.Context, cond func(*engine.Engine) (bool, error)) error
+
+	// Status is this node's view of the cluster.
+	Status() raftnode.Status
+	// Join adds a voter; Remove removes a server; TransferLeadership hands
+	// leadership to id, or to a server Raft picks when id is empty.
+	Join(ctx context.Context, id, raftAddr string) error
+	Remove(ctx context.Context, id string) error
+	TransferLeadership(ctx context.Context, id string) error
+}
+
+var _ Cluster = (*raftnode.Node)(nil)

@@ -1,0 +1,168 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"net"
+	"net/http"
+	"strconv"
+
+	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/encoding/protojson"
+
+	trailproto "github.com/trailaudit/trail/proto"
+	trailv1 "github.com/trailaudit/trail/proto/trail/v1"
+)
+
+// checkpointPath is the REST route that serves a checkpoint as its signed
+// note in text/plain, the form witnesses and note.Open consume directly.
+const checkpointPath = "GET /api/v1/audit/tenants/{tenant_id}/partitions/{partition}/checkpoint"
+
+// gateway is the REST mapping: a grpc-gateway mux that is a gRPC client of
+// this server over an in-memory connection.
+type gateway struct {
+	conn *grpc.ClientConn
+	mux  *runtime.ServeMux
+	json runtime.Marshaler
+}
+
+func (s *Server) newGateway() (*gateway, error) {
+	conn, err := grpc.NewClient("passthrough:///"+gatewayNetwork,
+		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return s.mem.dial(ctx) }),
+		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(math.MaxInt32), grpc.MaxCallSendMsgSize(math.MaxInt32)),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("server: gateway connection: %w", err)
+	}
+	json := &runtime.JSONPb{
+		MarshalOptions:   protojson.MarshalOptions{UseProtoNames: true, EmitUnpopulated: false},
+		UnmarshalOptions: protojson.UnmarshalOptions{DiscardUnknown: false},
+	}
+	mux := runtime.NewServeMux(
+		runtime.WithMarshalerOption(runtime.MIMEWildcard, json),
+		runtime.WithErrorHandler(httpErrorHandler),
+	)
+	ctx := context.Background()
+	for _, register := range []func(context.Context, *runtime.ServeMux, *grpc.ClientConn) error{
+		trailv1.RegisterIngestServiceHandler,
+		trailv1.RegisterReadServiceHandler,
+		trailv1.RegisterProofServiceHandler,
+		trailv1.RegisterAdminServiceHandler,
+	} {
+		if err := register(ctx, mux, conn); err != nil {
+			conn.Close()
+			return nil, fmt.Errorf("server: register gateway: %w", err)
+		}
+	}
+	return &gateway{conn: conn, mux: mux, json: json}, nil
+}
+
+func (g *gateway) close() { g.conn.Close() }
+
+// httpErrorHandler is the gateway's default error handler plus a
+// Retry-After header for errors carrying RetryInfo (no leader).
+func httpErrorHandler(ctx context.Context, mux *runtime.ServeMux, m runtime.Marshaler, w http.ResponseWriter, r *http.Request, err error) {
+	if st, ok := status.FromError(err); ok {
+		for _, d := range st.Details() {
+			if ri, ok := d.(*errdetails.RetryInfo); ok {
+				secs := int(math.Ceil(ri.GetRetryDelay().AsDuration().Seconds()))
+				w.Header().Set("Retry-After", strconv.Itoa(max(secs, 1)))
+			}
+		}
+	}
+	runtime.DefaultHTTPErrorHandler(ctx, mux, m, w, r, err)
+}
+
+// httpHandler routes the HTTP listener: the REST API, its OpenAPI
+// document, metrics and health checks. Metrics and health checks need no
+// API key: they carry no log data, and probes have no keys.
+func (s *Server) httpHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("/api/", s.limitBody(s.gateway.mux))
+	// More specific than "/api/", so it takes this one route from the
+	// gateway (net/http pattern precedence).
+	mux.HandleFunc(checkpointPath, s.serveCheckpointNote)
+	mux.HandleFunc("GET /api/v1/openapi.json", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.Write(trailproto.OpenAPI)
+	})
+	mux.Handle("GET /metrics", promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{Registry: s.metrics.reg}))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
+	mux.HandleFunc("GET /readyz", s.serveReady)
+	return mux
+}
+
+// limitBody refuses request bodies far beyond what the gRPC side accepts.
+// JSON is larger than protobuf (base64, field names), hence the factor;
+// the gRPC limit still applies to the converted request.
+func (s *Server) limitBody(next http.Handler) http.Handler {
+	limit := int64(4 * s.maxRecvBytes())
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.ContentLength > limit {
+			err := status.Errorf(codes.ResourceExhausted, "request body of %d bytes exceeds %d", r.ContentLength, limit)
+			runtime.HTTPError(r.Context(), s.gateway.mux, s.gateway.json, w, r, err)
+			return
+		}
+		r.Body = http.MaxBytesReader(w, r.Body, limit)
+		next.ServeHTTP(w, r)
+	})
+}
+
+// serveCheckpointNote answers the checkpoint route with the signed note
+// itself. It calls GetCheckpoint through the gateway's connection with the
+// metadata the gateway would send, so authentication, authorization and
+// auditing are exactly those of the gRPC call.
+func (s *Server) serveCheckpointNote(w http.ResponseWriter, r *http.Request) {
+	g := s.gateway
+	fail := func(ctx context.Context, err error) { runtime.HTTPError(ctx, g.mux, g.json, w, r, err) }
+	const method = "/trail.v1.ProofService/GetCheckpoint"
+	ctx, err := runtime.AnnotateContext(r.Context(), g.mux, r, method,
+		runtime.WithHTTPPathPattern("/api/v1/audit/tenants/{tenant_id}/partitions/{partition}/checkpoint"))
+	if err != nil {
+		fail(r.Context(), err)
+		return
+	}
+	req := &trailv1.GetCheckpointRequest{TenantId: r.PathValue("tenant_id"), Partition: r.PathValue("partition")}
+	for name, dst := range map[string]*uint64{"tree_size": &req.TreeSize, "min_index": &req.MinIndex} {
+		if v := r.URL.Query().Get(name); v != "" {
+			if *dst, err = strconv.ParseUint(v, 10, 64); err != nil {
+				fail(ctx, status.Errorf(codes.InvalidArgument, "%s: %q is not an unsigned integer", name, v))
+				return
+			}
+		}
+	}
+	resp, err := trailv1.NewProofServiceClient(g.conn).GetCheckpoint(ctx, req)
+	if err != nil {
+		fail(ctx, err)
+		return
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Write([]byte(resp.GetCheckpoint().GetSignedNote()))
+}
+
+// serveReady reports whether this node should receive traffic: it serves,
+// and its cluster has a leader to take writes.
+func (s *Server) serveReady(w http.ResponseWriter, _ *http.Request) {
+	s.mu.Lock()
+	serving := s.state == stateServing
+	s.mu.Unlock()
+	st := s.cluster.Status()
+	switch {
+	case !serving:
+		http.Error(w, "not serving", http.StatusServiceUnavailable)
+	case st.Failed != nil:
+		http.Error(w, "state machine failed: "+st.Failed.Error(), http.StatusServiceUnavailable)
+	case st.LeaderID == "":
+		http.Error(w, "no Raft leader known", http.StatusServiceUnavailable)
+	default:
+		fmt.Fprintf(w, "ok: %s, leader %s, applied %d\n", st.State, st.LeaderID, s.cluster.AppliedIndex())
+	}
+}

@@ -1,0 +1,260 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/trailaudit/trail/engine"
+	trailv1 "github.com/trailaudit/trail/proto/trail/v1"
+)
+
+// visibleWait bounds how long an append waits for this node to apply
+// what the leader already has; replication lag is normally milliseconds.
+const visibleWait = 5 * time.Second
+
+// ingestService implements trail.v1.IngestService.
+type ingestService struct {
+	trailv1.UnimplementedIngestServiceServer
+	s *Server
+}
+
+// appendOutcome is the result of one event of a call: a receipt or the
+// reason it was rejected.
+type appendOutcome struct {
+	receipt *trailv1.Receipt
+	err     error
+}
+
+func (is *ingestService) Append(ctx context.Context, req *trailv1.AppendRequest) (*trailv1.AppendResponse, error) {
+	out, err := is.s.appendEvents(ctx, []*trailv1.Event{req.GetEvent()})
+	if err != nil {
+		return nil, err
+	}
+	if out[0].err != nil {
+		return nil, out[0].err
+	}
+	return &trailv1.AppendResponse{Receipt: out[0].receipt}, nil
+}
+
+func (is *ingestService) AppendBatch(ctx context.Context, req *trailv1.AppendBatchRequest) (*trailv1.AppendBatchResponse, error) {
+	return is.s.appendBatch(ctx, req)
+}
+
+// AppendStream appends each request as one batch and answers each with its
+// durable ack, in order. Batches are appended one at a time, so a stream's
+// events keep their order in the log; throughput comes from many streams
+// (the cluster group-commits concurrent calls). On shutdown the stream ends
+// with UNAVAILABLE after the batch in flight: unacked batches are safe to
+// resend elsewhere because appends are idempotent by event_id.
+func (is *ingestService) AppendStream(stream grpc.BidiStreamingServer[trailv1.AppendBatchRequest, trailv1.AppendBatchResponse]) error {
+	ctx := stream.Context()
+	reqs := make(chan *trailv1.AppendBatchRequest)
+	recvErr := make(chan error, 1)
+	go func() {
+		for {
+			req, err := stream.Recv()
+			if err != nil {
+				recvErr <- err
+				return
+			}
+			select {
+			case reqs <- req:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	for {
+		select {
+		case <-is.s.life.Done():
+			return fmt.Errorf("%w: server shutting down; resend unacknowledged batches to another node", errUnavailable)
+		case err := <-recvErr:
+			if errors.Is(err, io.EOF) {
+				return nil
+			}
+			return err
+		case req := <-reqs:
+			resp, err := is.s.appendBatch(ctx, req)
+			if err != nil {
+				return err
+			}
+			if err := stream.Send(resp); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+func (s *Server) appendBatch(ctx context.Context, req *trailv1.AppendBatchRequest) (*trailv1.AppendBatchResponse, error) {
+	out, err := s.appendEvents(ctx, req.GetEvents())
+	if err != nil {
+		return nil, err
+	}
+	resp := &trailv1.AppendBatchResponse{Results: make([]*trailv1.AppendResult, len(out))}
+	for i, o := range out {
+		if o.err != nil {
+			resp.Results[i] = &trailv1.AppendResult{Result: &trailv1.AppendResult_Error{Error: errorMessage(o.err)}}
+		} else {
+			resp.Results[i] = &trailv1.AppendResult{Result: &trailv1.AppendResult_Receipt{Receipt: o.receipt}}
+		}
+	}
+	return resp, nil
+}
+
+// appendEvents checks limits and permissions, validates each event, and
+// hands the valid ones to the cluster in one call. A batch that touches a
+// tenant the caller may not append to is refused whole: nothing of it is
+// appended. Invalid events are rejected here, before they cost a Raft
+// entry; the engine validates again on apply.
+func (s *Server) appendEvents(ctx context.Context, events []*trailv1.Event) ([]appendOutcome, error) {
+	p, err := principalFrom(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.checkBatchLimits(events); err != nil {
+		return nil, err
+	}
+	out := make([]appendOutcome, len(events))
+	valid := make([]*trailv1.Event, 0, len(events))
+	for i, ev := range events {
+		if err := checkTenant(ev.GetTenantId()); err != nil {
+			out[i].err = err
+			continue
+		}
+		if err := p.check(permAppend, ev.GetTenantId()); err != nil {
+			s.auditDenied(ctx, p, ev.GetTenantId(), err)
+			return nil, err
+		}
+		if err := engine.ValidateEvent(ev); err != nil {
+			out[i].err = err
+			continue
+		}
+		valid = append(valid, ev)
+	}
+	if len(valid) == 0 {
+		s.countOutcomes(out)
+		return out, nil
+	}
+	// A nearly full disk is refused here, before anything is proposed:
+	// inside the replicated state machine a write cannot be refused.
+	if err := s.cfg.Cluster.Engine().CheckSpace(); err != nil {
+		return nil, err
+	}
+	results, err := s.commit(ctx, valid)
+	if err != nil {
+		return nil, err
+	}
+	applied := s.visibleIndex(ctx, results)
+	j := 0
+	for i := range out {
+		if out[i].err != nil {
+			continue
+		}
+		if r := results[j]; r.Err != nil {
+			out[i].err = r.Err
+		} else {
+			out[i].receipt = receiptProto(r.Receipt, applied)
+		}
+		j++
+	}
+	s.countOutcomes(out)
+	return out, nil
+}
+
+// commit appends events through the cluster and times it. The cluster
+// retries while no leader is known; CommitTimeout bounds that, so that a
+// leaderless cluster answers UNAVAILABLE (retry, with the same event ids)
+// rather than holding calls that carry no deadline forever.
+func (s *Server) commit(ctx context.Context, events []*trailv1.Event) ([]engine.Result, error) {
+	start := time.Now()
+	cctx, cancel := context.WithTimeout(ctx, s.cfg.CommitTimeout)
+	defer cancel()
+	results, err := s.cluster.Append(cctx, events)
+	if err != nil {
+		if ctx.Err() == nil && cctx.Err() != nil {
+			return nil, fmt.Errorf("%w: batch of %d events not committed within %s; retry with the same event ids: %v",
+				errUnavailable, len(events), s.cfg.CommitTimeout, err)
+		}
+		return nil, fmt.Errorf("append %d events: %w", len(events), err)
+	}
+	s.metrics.commitSeconds.Observe(time.Since(start).Seconds())
+	s.metrics.batchSize.Observe(float64(len(events)))
+	if len(results) != len(events) {
+		return nil, fmt.Errorf("append %d events: cluster returned %d results", len(events), len(results))
+	}
+	return results, nil
+}
+
+// visibleIndex waits, briefly, until this node has applied the entry
+// holding the call's last new event and returns its applied index, which
+// receipts carry as applied_index. The cluster answers once the leader has
+// applied; when this node is a follower it may not have yet, and a reader
+// told to wait for the returned index must find the event. When the wait
+// fails the append has still succeeded, so the index is reported unknown
+// (0) rather than failing the call. Calls whose events were all
+// duplicates need no wait: their entries were applied before the call.
+func (s *Server) visibleIndex(ctx context.Context, results []engine.Result) uint64 {
+	last := -1
+	for i, r := range results {
+		if r.Err == nil && !r.Receipt.Duplicate {
+			last = i
+		}
+	}
+	if last < 0 {
+		return s.cluster.AppliedIndex()
+	}
+	rc := results[last].Receipt
+	wctx, cancel := context.WithTimeout(ctx, visibleWait)
+	defer cancel()
+	err := s.cluster.WaitFor(wctx, func(e *engine.Engine) (bool, error) {
+		_, _, err := e.EntryByEventID(wctx, rc.Tenant, rc.EventID)
+		if errors.Is(err, engine.ErrNotFound) {
+			return false, nil
+		}
+		return err == nil, err
+	})
+	if err != nil {
+		return 0
+	}
+	return s.cluster.AppliedIndex()
+}
+
+func (s *Server) checkBatchLimits(events []*trailv1.Event) error {
+	if len(events) > s.cfg.MaxBatchEvents {
+		return fmt.Errorf("%w: %d events in one batch, limit %d", errTooLarge, len(events), s.cfg.MaxBatchEvents)
+	}
+	size := 0
+	for _, ev := range events {
+		size += proto.Size(ev)
+	}
+	if size > s.cfg.MaxBatchBytes {
+		return fmt.Errorf("%w: %d bytes of events in one batch, limit %d", errTooLarge, size, s.cfg.MaxBatchBytes)
+	}
+	return nil
+}
+
+func (s *Server) countOutcomes(out []appendOutcome) {
+	for _, o := range out {
+		switch {
+		case o.err != nil:
+			s.metrics.appended.WithLabelValues("rejected").Inc()
+		case o.receipt.GetDuplicate():
+			s.metrics.appended.WithLabelValues("duplicate").Inc()
+		default:
+			s.metrics.appended.WithLabelValues("appended").Inc()
+		}
+	}
+}
+
+// auditDenied records a refused append. Successful appends need no access
+// record (they are the log itself), but an attempt to write into another
+// tenant's log is a security event.
+func (s *Server) auditDenied(ctx context.Context, p *principal, tenant string, err error) {
+	s.audit.begin(ctx, p, trailv1.Category_CATEGORY_SECURITY, tenant).finish(err)
+}

@@ -1,0 +1,212 @@
+package server
+
+import (
+	"context"
+	"time"
+
+	"github.com/trailaudit/trail/engine"
+	"github.com/trailaudit/trail/merkle"
+	trailv1 "github.com/trailaudit/trail/proto/trail/v1"
+)
+
+// proofService implements trail.v1.ProofService. Every checkpoint it
+// returns is signed with the log key; a proof comes with the checkpoint of
+// the tree it was computed against, so a verifier needs nothing else but
+// the log's public key.
+type proofService struct {
+	trailv1.UnimplementedProofServiceServer
+	s *Server
+}
+
+// sign returns cp as a signed note. Ed25519 signatures are deterministic,
+// so one checkpoint always yields the same bytes: a sealed partition's
+// final checkpoint is byte-identical on every call and every node.
+func (s *Server) sign(cp merkle.Checkpoint) (*trailv1.Checkpoint, error) {
+	note, err := merkle.SignCheckpoint(cp, s.cfg.Signer)
+	if err != nil {
+		return nil, err
+	}
+	return &trailv1.Checkpoint{SignedNote: string(note), Origin: cp.Origin, TreeSize: cp.Size, RootHash: cp.Root[:]}, nil
+}
+
+// signedCheckpoint reads and signs p's checkpoint at size (0: current).
+func (s *Server) signedCheckpoint(ctx context.Context, p engine.Partition, size uint64) (*trailv1.Checkpoint, error) {
+	cp, err := s.cluster.Engine().Checkpoint(ctx, p, size)
+	if err != nil {
+		return nil, err
+	}
+	return s.sign(cp)
+}
+
+// beginProof checks and audits a proof request on tenant's partition and
+// waits for minIndex. The caller finishes the returned record.
+func (ps *proofService) beginProof(ctx context.Context, tenant string, minIndex uint64) (*access, error) {
+	if err := checkTenant(tenant); err != nil {
+		return nil, err
+	}
+	ac, err := ps.s.authorize(ctx, permRead, trailv1.Category_CATEGORY_DATA_ACCESS, tenant)
+	if err != nil {
+		return nil, err
+	}
+	if err := ps.s.waitApplied(ctx, minIndex); err != nil {
+		ac.finish(err)
+		return nil, err
+	}
+	return ac, nil
+}
+
+func (ps *proofService) observe(kind string, start time.Time) {
+	ps.s.metrics.proofSeconds.WithLabelValues(kind).Observe(time.Since(start).Seconds())
+}
+
+func (ps *proofService) GetCheckpoint(ctx context.Context, req *trailv1.GetCheckpointRequest) (_ *trailv1.GetCheckpointResponse, err error) {
+	ac, err := ps.beginProof(ctx, req.GetTenantId(), req.GetMinIndex())
+	if err != nil {
+		return nil, err
+	}
+	defer func() { ac.finish(err) }()
+	ac.set("partition", req.GetPartition())
+	ac.setUint("tree_size", req.GetTreeSize())
+	defer ps.observe("checkpoint", time.Now())
+	p, err := parsePartition(req.GetTenantId(), req.GetPartition())
+	if err != nil {
+		return nil, err
+	}
+	cp, err := ps.s.signedCheckpoint(ctx, p, req.GetTreeSize())
+	if err != nil {
+		return nil, err
+	}
+	return &trailv1.GetCheckpointResponse{Checkpoint: cp}, nil
+}
+
+// GetInclusionProof proves one leaf, named by event_id or by partition and
+// leaf_index, in the tree of tree_size leaves (default: current), and
+// returns the entry's bytes and the signed checkpoint the proof leads to.
+func (ps *proofService) GetInclusionProof(ctx context.Context, req *trailv1.GetInclusionProofRequest) (_ *trailv1.GetInclusionProofResponse, err error) {
+	ac, err := ps.beginProof(ctx, req.GetTenantId(), req.GetMinIndex())
+	if err != nil {
+		return nil, err
+	}
+	defer func() { ac.finish(err) }()
+	ac.setUint("tree_size", req.GetTreeSize())
+	defer ps.observe("inclusion", time.Now())
+	se, err := ps.locate(ctx, ac, req)
+	if err != nil {
+		return nil, err
+	}
+	eng := ps.s.cluster.Engine()
+	proof, size, err := eng.InclusionProof(ctx, se.Partition, se.LeafIndex, req.GetTreeSize())
+	if err != nil {
+		return nil, err
+	}
+	cp, err := ps.s.signedCheckpoint(ctx, se.Partition, size)
+	if err != nil {
+		return nil, err
+	}
+	return &trailv1.GetInclusionProofResponse{
+		Partition:  se.Partition.Month.String(),
+		LeafIndex:  se.LeafIndex,
+		TreeSize:   size,
+		LeafHash:   se.LeafHash[:],
+		Proof:      hashesProto(proof),
+		Checkpoint: cp,
+		EntryBytes: se.Data,
+	}, nil
+}
+
+// locate reads the entry an inclusion proof request names.
+func (ps *proofService) locate(ctx context.Context, ac *access, req *trailv1.GetInclusionProofRequest) (engine.StoredEntry, error) {
+	eng := ps.s.cluster.Engine()
+	switch {
+	case req.GetEventId() != "" && req.GetPartition() != "":
+		return engine.StoredEntry{}, badRequest("give either event_id, or partition and leaf_index, not both")
+	case req.GetEventId() != "":
+		ac.eventIDs = []string{req.GetEventId()}
+		se, _, err := eng.EntryByEventID(ctx, req.GetTenantId(), req.GetEventId())
+		return se, err
+	case req.GetPartition() != "":
+		ac.set("partition", req.GetPartition())
+		ac.setUint("leaf_index", req.GetLeafIndex())
+		p, err := parsePartition(req.GetTenantId(), req.GetPartition())
+		if err != nil {
+			return engine.StoredEntry{}, err
+		}
+		return eng.Entry(ctx, p, req.GetLeafIndex())
+	}
+	return engine.StoredEntry{}, badRequest("event_id, or partition and leaf_index, is required")
+}
+
+// GetConsistencyProof proves that the tree of from_size leaves is a prefix
+// of the tree of to_size leaves (default: current), with both checkpoints.
+func (ps *proofService) GetConsistencyProof(ctx context.Context, req *trailv1.GetConsistencyProofRequest) (_ *trailv1.GetConsistencyProofResponse, err error) {
+	ac, err := ps.beginProof(ctx, req.GetTenantId(), req.GetMinIndex())
+	if err != nil {
+		return nil, err
+	}
+	defer func() { ac.finish(err) }()
+	ac.set("partition", req.GetPartition())
+	ac.setUint("from_size", req.GetFromSize())
+	ac.setUint("to_size", req.GetToSize())
+	defer ps.observe("consistency", time.Now())
+	p, err := parsePartition(req.GetTenantId(), req.GetPartition())
+	if err != nil {
+		return nil, err
+	}
+	if req.GetFromSize() == 0 {
+		// Every tree extends the empty one; there is nothing to prove, and
+		// no checkpoint of size 0 to sign.
+		return nil, badRequest("from_size must be at least 1")
+	}
+	eng := ps.s.cluster.Engine()
+	to := req.GetToSize()
+	if to == 0 {
+		// Resolve "current" once, so the proof and both checkpoints are
+		// about the same tree even while appends continue.
+		info, err := eng.PartitionInfo(ctx, p)
+		if err != nil {
+			return nil, err
+		}
+		to = info.Size
+	}
+	proof, err := eng.ConsistencyProof(ctx, p, req.GetFromSize(), to)
+	if err != nil {
+		return nil, err
+	}
+	from, err := ps.s.signedCheckpoint(ctx, p, req.GetFromSize())
+	if err != nil {
+		return nil, err
+	}
+	toCP, err := ps.s.signedCheckpoint(ctx, p, to)
+	if err != nil {
+		return nil, err
+	}
+	return &trailv1.GetConsistencyProofResponse{
+		FromSize: req.GetFromSize(), ToSize: to, Proof: hashesProto(proof),
+		FromCheckpoint: from, ToCheckpoint: toCP,
+	}, nil
+}
+
+// ListPartitions lists a tenant's partitions, each sealed one with its
+// final checkpoint.
+func (ps *proofService) ListPartitions(ctx context.Context, req *trailv1.ListPartitionsRequest) (_ *trailv1.ListPartitionsResponse, err error) {
+	ac, err := ps.beginProof(ctx, req.GetTenantId(), req.GetMinIndex())
+	if err != nil {
+		return nil, err
+	}
+	defer func() { ac.finish(err) }()
+	parts, err := ps.s.cluster.Engine().Partitions(ctx, req.GetTenantId())
+	if err != nil {
+		return nil, err
+	}
+	resp := &trailv1.ListPartitionsResponse{Partitions: make([]*trailv1.PartitionInfo, len(parts))}
+	for i, pi := range parts {
+		var final *trailv1.Checkpoint
+		if pi.Sealed {
+			if final, err = ps.s.signedCheckpoint(ctx, pi.Partition, pi.Size); err != nil {
+				return nil, err
+			}
+		}
+		resp.Partitions[i] = partitionInfoProto(pi, final)
+	}
+	return resp, nil
+}
