@@ -1,0 +1,94 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+)
+
+// command is one subcommand. Groups ("cluster", "keys") are spelled with a
+// space in name and dispatched on their first two arguments.
+type command struct {
+	name     string
+	synopsis string // positional arguments, for the usage line
+	summary  string
+	run      func(ctx context.Context, e *env, args []string) error
+}
+
+// commands returns the command table. It is built on each call rather than
+// held in a package variable: there is no global state to initialise.
+func commands() []command {
+	return []command{
+		{"append", "[- | --jsonl FILE|-] [flags]", "append one event (from flags or JSON on stdin) or a JSON Lines file of events", cmdAppend},
+		{"tail", "TENANT", "stream a tenant's new entries as they are appended", cmdTail},
+		{"get", "TENANT EVENT_ID", "show one entry, by event id or by --partition and --leaf", cmdGet},
+		{"search", "TENANT", "search a tenant's entries by indexed field and time", cmdSearch},
+		{"partitions", "TENANT", "list a tenant's monthly partitions", cmdPartitions},
+		{"checkpoint", "TENANT PARTITION", "fetch a partition's signed checkpoint", cmdCheckpoint},
+		{"prove", "TENANT EVENT_ID --vkey FILE", "fetch an inclusion proof and verify it locally", cmdProve},
+		{"consistency", "TENANT PARTITION FROM TO --vkey FILE", "fetch a consistency proof and verify it locally", cmdConsistency},
+		{"verify", "--vkey FILE (--proof F | --consistency F | --checkpoint F | --chain F)", "verify saved proofs, checkpoints and chains offline", cmdVerify},
+		{"watch", "TENANT --state-dir DIR --vkey FILE", "witness: check every new checkpoint is consistent with the last one seen", cmdWatch},
+		{"cluster status", "", "show the Raft cluster as the node sees it", cmdClusterStatus},
+		{"cluster join", "ID RAFT_ADDR", "add a voter to the cluster", cmdClusterJoin},
+		{"cluster remove", "ID", "remove a node from the cluster", cmdClusterRemove},
+		{"cluster transfer-leader", "[ID]", "hand leadership to ID, or to a node Raft picks", cmdClusterTransfer},
+		{"keys create", "--role ROLE [--tenant T]...", "create an API key; its token is shown once", cmdKeysCreate},
+		{"keys list", "", "list API keys", cmdKeysList},
+		{"keys revoke", "ID", "revoke an API key", cmdKeysRevoke},
+	}
+}
+
+// run dispatches args to a command and returns the process exit code.
+func run(ctx context.Context, e *env, args []string) int {
+	if len(args) == 0 {
+		printUsage(e.stderr)
+		return exitUsage
+	}
+	if args[0] == "help" || args[0] == "-h" || args[0] == "--help" || args[0] == "-help" {
+		printUsage(e.stdout)
+		return exitOK
+	}
+	cmd, rest, ok := lookup(args)
+	if !ok {
+		fmt.Fprintf(e.stderr, "trailctl: unknown command %q\n\n", strings.Join(args[:min(2, len(args))], " "))
+		printUsage(e.stderr)
+		return exitUsage
+	}
+	err := cmd.run(ctx, e, rest)
+	if err != nil && !errors.Is(err, errHelp) {
+		fmt.Fprintf(e.stderr, "trailctl %s: %v\n", cmd.name, err)
+	}
+	return exitCode(err)
+}
+
+// lookup finds the command named by the first one or two arguments.
+func lookup(args []string) (command, []string, bool) {
+	for _, c := range commands() {
+		group, sub, grouped := strings.Cut(c.name, " ")
+		switch {
+		case !grouped && args[0] == c.name:
+			return c, args[1:], true
+		case grouped && args[0] == group && len(args) > 1 && args[1] == sub:
+			return c, args[2:], true
+		}
+	}
+	return command{}, nil, false
+}
+
+func printUsage(w io.Writer) {
+	fmt.Fprintln(w, "usage: trailctl COMMAND [arguments] [flags]")
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "Trail's client, offline verifier, witness and operator tool.")
+	fmt.Fprintln(w, "Run \"trailctl COMMAND -h\" for a command's flags. Exit codes: 0 ok, 1 verification")
+	fmt.Fprintln(w, "failed or request refused, 2 usage error, 3 I/O or network error.")
+	fmt.Fprintln(w)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	for _, c := range commands() {
+		fmt.Fprintf(tw, "  %s\t%s\n", c.name, c.summary)
+	}
+	tw.Flush()
+}

@@ -1,0 +1,194 @@
+// Command trailctl is Trail's command-line client, offline verifier,
+// witness and operator tool.
+//
+//	trailctl COMMAND [arguments] [flags]
+//
+// Flags may come before, between or after the arguments; "trailctl
+// COMMAND -h" lists a command's flags.
+//
+// # Connecting
+//
+// Every command except verify talks gRPC to one Trail node:
+//
+//	--addr HOST:PORT   server address; default $TRAIL_ADDR, else 127.0.0.1:7070
+//	                   (traild's default gRPC listener)
+//	--token T          API key, sent as "authorization: Bearer T"; default $TRAIL_TOKEN
+//	--token-file F     read the API key from F (keeps it out of ps); default $TRAIL_TOKEN_FILE
+//	--tls              use TLS; the default for every non-loopback address
+//	--ca F             verify the server against the PEM bundle F (implies --tls); $TRAIL_CA
+//	--cert F --key F   client certificate for mTLS (implies --tls); $TRAIL_CERT, $TRAIL_KEY
+//	--server-name N    TLS name to verify, when it differs from the --addr host
+//	--insecure         plaintext to a non-loopback address (plaintext is otherwise
+//	                   the default only for loopback)
+//	--timeout D        deadline of each RPC (default 30s); for streams, of each
+//	                   acknowledgement (append --jsonl); tail has none
+//	--json             JSON output with proto field names, one object per line,
+//	                   instead of tables
+//
+// Ingest, read and proof calls that fail with UNAVAILABLE (a leader
+// election, a restarting node) are retried with backoff: appends are
+// idempotent by event_id. Admin calls are not retried.
+//
+// # Commands
+//
+// Producers:
+//
+//	append --tenant T --event-id ID --category C --action A --actor ID [--outcome O]
+//	       [--actor-type --actor-name --actor-role... --actor-ip --actor-agent --session
+//	        --subject --target-type --target-id --pii-field... --purpose --source
+//	        --trace-id --occurred-at (default now) --attr K=V...]
+//	append - [flags]                one event as protojson on stdin; flags set override it
+//	append --jsonl FILE|- [--batch 500 --batch-bytes 4MiB --window 4] [flags]
+//	                                JSON Lines of events over one AppendStream, one durable
+//	                                ack per batch, a progress bar on stderr when it is a
+//	                                terminal and the load takes over a second; prints one
+//	                                receipt (or rejection) per input line
+//	tail TENANT [--partition P [--from-leaf N]]
+//	                                stream new entries; with --json the output is a chain
+//	                                file (below); resumes after a slow-consumer cut
+//
+// Auditors:
+//
+//	get TENANT EVENT_ID | get TENANT --partition P --leaf N
+//	search TENANT [--actor --subject --target-type --target-id --category --action
+//	       --purpose --pii-field --from --to --newest --limit N --cursor C --all]
+//	partitions TENANT
+//	checkpoint TENANT PARTITION [--size N] [--out FILE] [--vkey FILE]
+//	prove TENANT EVENT_ID --vkey FILE [--size N] [--out FILE]
+//	consistency TENANT PARTITION FROM TO --vkey FILE [--out FILE]   (TO 0: current size)
+//
+// prove and consistency verify what they fetch exactly as verify does, and
+// additionally that it answers the question asked (that tenant, partition,
+// event and sizes). Their --out files are written before verification, so
+// a proof that fails is kept as evidence.
+//
+// Offline verification (no network code at all):
+//
+//	verify --vkey FILE --proof FILE        [--tenant T --partition P --event ID]
+//	verify --vkey FILE --consistency FILE  [--tenant T --partition P]
+//	verify --vkey FILE --checkpoint FILE   [--tenant T --partition P]
+//	verify [--vkey FILE] --chain FILE [--checkpoint FILE] [--tenant T]
+//
+// Each check prints what it established, for example:
+//
+//	OK checkpoint trail/acme/2026-11 size 1042 root 5f1c… signed by key trail+1a2b3c4d
+//	OK inclusion of leaf 17 (event e-123) in tree of size 1042 of trail/acme/2026-11
+//	OK consistency of trail/acme/2026-11 from size 1000 to size 1042
+//	OK chain of 500 entries, leaves 0..499 of acme/2026-11
+//	NOTE the chain starts at leaf 0 of 2026-12, which links to partition 2026-11 (...)
+//
+// and on failure exits 1 with "FAILED: <what did not hold>". File names may
+// be - for stdin (one of them at most).
+//
+// Witness:
+//
+//	watch TENANT --vkey FILE --state-dir DIR [--partition P] [--interval 30s] [--once]
+//
+// watch keeps, per partition, the last checkpoint it verified in
+// DIR/TENANT/YYYY-MM.checkpoint (the signed note as received, replaced
+// atomically). Each poll fetches the partition's current checkpoint,
+// verifies its signature and origin, and compares it with the saved one:
+// the same size must have the same root; a larger size must come with a
+// consistency proof from the saved size, which is verified; a smaller size
+// is a rollback. Only then is the new checkpoint saved. A partition seen
+// for the first time is trusted on first use. On any contradiction watch
+// prints an INCONSISTENCY report holding the conflicting signed notes to
+// stderr, saves it as DIR/TENANT/YYYY-MM.inconsistency-TIME.txt, and exits 1.
+// Network errors are retried at the next poll (with --once they exit 3).
+// Point a witness at one node: reads are served from each node's applied
+// state, so a lagging follower behind a load balancer would show an older
+// (smaller) checkpoint, which the witness reports as a rollback.
+//
+// Operators:
+//
+//	cluster status
+//	cluster join ID RAFT_ADDR
+//	cluster remove ID
+//	cluster transfer-leader [ID]
+//	keys create --role producer|auditor|privacy_officer|admin [--tenant T]... [--description D]
+//	keys list
+//	keys revoke ID
+//
+// # Trust
+//
+// The verifier trusts exactly one thing: the log's public key (--vkey, a
+// file holding the signed-note verifier key "name+hash+base64key"). Every
+// checkpoint must carry a valid Ed25519 signature by it, and its origin
+// must be "<log>/<tenant>/<YYYY-MM>" where <log> is --log, by default the
+// key's name. Everything else (entries, proofs, chains) is checked against
+// a signed checkpoint. Leaf hashes are always recomputed from the entry
+// bytes as received, SHA-256(0x00 || entry_bytes) (RFC 9162); no entry is
+// ever re-encoded to be verified. The unsigned convenience fields that
+// accompany signed data (a Checkpoint's origin, tree_size and root_hash; a
+// StoredEntry's leaf_hash and decoded entry) must agree with it.
+//
+// # Saved file formats
+//
+// All JSON is protojson with proto field names (as the REST API uses);
+// bytes are standard base64. Decoders are strict: unknown fields are
+// errors, since a verifier cannot vouch for what it does not understand.
+//
+// Checkpoint file (checkpoint --out, the witness state): the C2SP signed
+// note exactly as served, i.e. the checkpoint body "<origin>\n<size>\n<base64
+// root>\n", a blank line, and one or more signature lines "— <key name>
+// <base64 signature>\n".
+//
+// Proof file (prove --out): one JSON object, the GetInclusionProofResponse
+// with one added key, "tenant_id":
+//
+//	{
+//	  "tenant_id":   "acme",
+//	  "partition":   "2026-11",
+//	  "leaf_index":  "17",
+//	  "tree_size":   "1042",
+//	  "leaf_hash":   "<base64 32 bytes>",
+//	  "proof":       ["<base64 32 bytes>", ...],
+//	  "checkpoint":  {"signed_note": "...", "origin": "...", "tree_size": "1042", "root_hash": "..."},
+//	  "entry_bytes": "<base64 of the exact hashed entry>"
+//	}
+//
+// verify --proof checks the checkpoint, that its origin names tenant_id and
+// partition, that tree_size matches it, recomputes the leaf hash from
+// entry_bytes (and requires leaf_hash, if present, to equal it), decodes the
+// entry and requires it to record that tenant, partition and leaf_index,
+// and verifies the audit path to the signed root. A pruned entry has no
+// entry_bytes; then only leaf_hash is proven, and the output says so.
+//
+// Consistency file (consistency --out): the GetConsistencyProofResponse
+// as JSON: from_size, to_size, proof (base64 hashes), from_checkpoint and
+// to_checkpoint (Checkpoint objects as above). verify --consistency checks
+// both checkpoints, that they share an origin and match the sizes, and the
+// RFC 9162 consistency proof between their roots.
+//
+// Chain file (tail --json; any gap-free run of StoredEntry JSON): JSON
+// Lines, one StoredEntry per line in log order, as the API returns them:
+//
+//	{"tenant_id":"acme","partition":"2026-11","leaf_index":"17","leaf_hash":"...","entry_bytes":"...","entry":{...}}
+//
+// Blank lines are ignored. verify --chain recomputes each leaf hash from
+// entry_bytes (leaf_hash and entry, when present, must match), requires
+// one tenant, leaf indexes without gaps, monotonic sequencer time inside
+// the right month, and each entry's prev_leaf_hash to equal the previous
+// entry's leaf hash (merkle.ChainVerifier). Where the chain moves to a new
+// partition it must enter at leaf 0, whose prev_partition link must name
+// the previous partition with its final size and, when the file holds all
+// of that partition, the root its leaves hash to. The chain's first entry
+// is reported: the tenant's very first entry (previous hash zero), leaf 0
+// of a partition linked to an earlier one, or a mid-log start whose
+// incoming link is outside the file. Pruned entries (no entry_bytes,
+// "pruned":true) keep only their leaf hash; their content and incoming
+// link cannot be checked, and the count is reported. With --checkpoint,
+// the chain must hold leaves 0..size-1 of the checkpoint's partition, and
+// the root rebuilt from their leaf hashes must equal the signed root: that
+// proves the file is the complete, unaltered log up to that checkpoint.
+//
+// # Exit codes
+//
+//	0  success; for verify, prove, consistency and watch: everything verified
+//	1  verification failed, an inconsistency was found, the server refused
+//	   the request (not found, permission denied, invalid argument), or
+//	   events were rejected
+//	2  usage error: bad flags or arguments, unreadable key format
+//	3  I/O or network error: a file could not be read, the server could not
+//	   be reached or did not answer in time; nothing was verified, retry
+package main

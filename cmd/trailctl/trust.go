@@ -1,0 +1,148 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"strings"
+
+	"golang.org/x/mod/sumdb/note"
+
+	"github.com/trailaudit/trail/merkle"
+	trailv1 "github.com/trailaudit/trail/proto/trail/v1"
+)
+
+// maxKeyBytes bounds a verifier key file; real keys are under 100 bytes.
+const maxKeyBytes = 4 << 10
+
+// trust is all an auditor trusts: the log's public key and the log name the
+// key signs for. Every checkpoint is opened through it, and every other
+// claim (proofs, entries, chains) is checked against a checkpoint.
+type trust struct {
+	verifier note.Verifier
+	logName  string
+}
+
+// trustFlags are the flags that establish trust.
+type trustFlags struct {
+	vkeyFile string
+	logName  string
+}
+
+func (t *trustFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&t.vkeyFile, "vkey", "", "the log's verifier key (signed-note format \"name+hash+key\") in `FILE`")
+	fs.StringVar(&t.logName, "log", "", "expected log `NAME`, the first part of every checkpoint origin (default: the key's name)")
+}
+
+// load reads the key. A missing --vkey is a usage error; an unreadable
+// file an I/O error; a file that is not a key a usage error, since the
+// mistake is in what the user pointed at.
+func (t *trustFlags) load() (trust, error) {
+	if t.vkeyFile == "" {
+		return trust{}, usageErrorf("--vkey FILE is required")
+	}
+	b, err := readFileLimit(t.vkeyFile, maxKeyBytes)
+	if err != nil {
+		return trust{}, err
+	}
+	v, err := merkle.NewVerifier(strings.TrimSpace(string(b)))
+	if err != nil {
+		return trust{}, usageErrorf("--vkey %s: %v", t.vkeyFile, err)
+	}
+	name := t.logName
+	if name == "" {
+		name = v.Name()
+	}
+	return trust{verifier: v, logName: name}, nil
+}
+
+// keyLabel names the key as "name+hash", as signature lines do.
+func (t trust) keyLabel() string {
+	return fmt.Sprintf("%s+%08x", t.verifier.Name(), t.verifier.KeyHash())
+}
+
+// origin is a parsed checkpoint origin "<log>/<tenant>/<YYYY-MM>". The log
+// name may itself contain slashes; tenant ids and partitions cannot.
+type origin struct {
+	log, tenant, partition string
+}
+
+func (o origin) String() string { return o.log + "/" + o.tenant + "/" + o.partition }
+
+func parseOrigin(s string) (origin, error) {
+	i := strings.LastIndexByte(s, '/')
+	if i < 0 {
+		return origin{}, fmt.Errorf("origin %q is not <log>/<tenant>/<YYYY-MM>", s)
+	}
+	j := strings.LastIndexByte(s[:i], '/')
+	if j <= 0 {
+		return origin{}, fmt.Errorf("origin %q is not <log>/<tenant>/<YYYY-MM>", s)
+	}
+	o := origin{log: s[:j], tenant: s[j+1 : i], partition: s[i+1:]}
+	if err := validTenant(o.tenant); err != nil {
+		return origin{}, fmt.Errorf("origin %q: %w", s, err)
+	}
+	if err := validPartition(o.partition); err != nil {
+		return origin{}, fmt.Errorf("origin %q: %w", s, err)
+	}
+	return o, nil
+}
+
+// openNote verifies a signed checkpoint note and its origin's log name.
+func (t trust) openNote(signed []byte) (merkle.Checkpoint, origin, error) {
+	cp, err := merkle.OpenCheckpoint(signed, t.verifier)
+	if err != nil {
+		if errors.Is(err, merkle.ErrUnverified) {
+			return merkle.Checkpoint{}, origin{}, fmt.Errorf("checkpoint is not signed by key %s: %w", t.keyLabel(), err)
+		}
+		return merkle.Checkpoint{}, origin{}, fmt.Errorf("checkpoint: %w", err)
+	}
+	o, err := parseOrigin(cp.Origin)
+	if err != nil {
+		return merkle.Checkpoint{}, origin{}, fmt.Errorf("checkpoint signed by %s: %w", t.keyLabel(), err)
+	}
+	if o.log != t.logName {
+		return merkle.Checkpoint{}, origin{}, fmt.Errorf("checkpoint origin %q belongs to log %q, want log %q", cp.Origin, o.log, t.logName)
+	}
+	return cp, o, nil
+}
+
+// openCheckpoint opens a Checkpoint message. Its origin, tree_size and
+// root_hash fields are unsigned conveniences; they must agree with the
+// signed note, or someone edited them.
+func (t trust) openCheckpoint(pb *trailv1.Checkpoint) (merkle.Checkpoint, origin, error) {
+	if pb.GetSignedNote() == "" {
+		return merkle.Checkpoint{}, origin{}, errors.New("no signed checkpoint note")
+	}
+	cp, o, err := t.openNote([]byte(pb.GetSignedNote()))
+	if err != nil {
+		return merkle.Checkpoint{}, origin{}, err
+	}
+	switch {
+	case pb.GetOrigin() != "" && pb.GetOrigin() != cp.Origin:
+		err = fmt.Errorf("checkpoint field origin %q differs from the signed origin %q", pb.GetOrigin(), cp.Origin)
+	case pb.GetTreeSize() != 0 && pb.GetTreeSize() != cp.Size:
+		err = fmt.Errorf("checkpoint field tree_size %d differs from the signed size %d", pb.GetTreeSize(), cp.Size)
+	case len(pb.GetRootHash()) != 0 && !bytes.Equal(pb.GetRootHash(), cp.Root[:]):
+		err = fmt.Errorf("checkpoint field root_hash %x differs from the signed root %s", pb.GetRootHash(), cp.Root)
+	}
+	return cp, o, err
+}
+
+// checkpointOK is the statement made about a verified checkpoint.
+func (t trust) checkpointOK(cp merkle.Checkpoint) string {
+	return fmt.Sprintf("OK checkpoint %s size %d root %s signed by key %s", cp.Origin, cp.Size, cp.Root, t.keyLabel())
+}
+
+// readFileLimit reads a whole file ("-" for stdin is not accepted here),
+// refusing files larger than limit so a wrong path cannot exhaust memory.
+func readFileLimit(path string, limit int64) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, ioError(err)
+	}
+	defer f.Close()
+	return readLimit(f, path, limit)
+}

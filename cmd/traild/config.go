@@ -1,0 +1,90 @@
+package main
+
+import (
+	"time"
+)
+
+// Config is traild's complete configuration. Every field is a setting in
+// settings(), which gives its names in the file, the environment and on
+// the command line, its default and its documentation.
+type Config struct {
+	NodeID      string
+	ClusterID   string
+	DataDir     string
+	LogName     string
+	LogKeyFile  string
+	LogVKeyFile string
+
+	GRPCAddr          string
+	HTTPAddr          string
+	GRPCAdvertise     string
+	InsecurePlaintext bool
+	TLS               struct{ CertFile, KeyFile, ClientCAFile string }
+
+	Raft RaftConfig
+
+	Bootstrap bool
+	Peers     []string
+	Join      string
+
+	API    APIConfig
+	Engine EngineConfig
+
+	LogLevel        string
+	LogFormat       string
+	ShutdownTimeout time.Duration
+
+	// set records where each explicitly configured setting came from
+	// ("file", "env" or "flag"), by file key. Settings absent from it have
+	// their defaults; some (node_id, cluster_id, log_name) then follow the
+	// data directory instead.
+	set map[string]string
+}
+
+// RaftConfig is the replication layer's part of Config.
+type RaftConfig struct {
+	Bind      string
+	Advertise string
+	TLS       struct{ CertFile, KeyFile, CAFile string }
+	LogStore  string
+
+	HeartbeatTimeout   time.Duration
+	ElectionTimeout    time.Duration
+	LeaderLeaseTimeout time.Duration
+	CommitTimeout      time.Duration
+
+	TrailingLogs      uint64
+	SnapshotThreshold uint64
+	SnapshotInterval  time.Duration
+	SnapshotRetain    int
+
+	BatchMaxEvents int
+	BatchMaxBytes  int64
+	BatchLinger    time.Duration
+	MaxInFlight    int
+}
+
+// APIConfig holds the API server's limits.
+type APIConfig struct {
+	MaxBatchEvents int
+	MaxBatchBytes  int64
+	CommitTimeout  time.Duration
+	AuditQueue     int
+	TailBuffer     int
+	TailStall      time.Duration
+}
+
+// EngineConfig holds the storage engine's limits.
+type EngineConfig struct {
+	CacheSize    int64
+	MaxEntrySize int64
+	MinFreeSpace int64
+	OpenSegments int
+}
+
+// explicit reports whether the setting with file key key was configured
+// rather than left at its default.
+func (c *Config) explicit(key string) bool {
+	_, ok := c.set[key]
+	return ok
+}

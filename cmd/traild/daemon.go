@@ -1,0 +1,217 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/trailaudit/trail/raftnode"
+	"github.com/trailaudit/trail/server"
+)
+
+// daemon is one running traild: a Raft node with the API server in front.
+type daemon struct {
+	cfg   *Config
+	env   *env
+	log   *slog.Logger
+	id    *identity // owned by the reconcile goroutine once running
+	key   *logKey
+	lis   *listeners
+	bound addrs
+	api   string // the gRPC address this node advertises
+	tls   apiTLSConfig
+	node  *raftnode.Node
+	srv   *server.Server
+	// unlock releases the data directory once the node is closed.
+	unlock func()
+}
+
+// startDaemon does everything that can refuse to start, in an order that
+// leaves nothing behind when it does: read-only checks of the data
+// directory, key and certificates; then the ports; then the first writes
+// (key, identity); then the node and the server.
+func startDaemon(ctx context.Context, e *env, cfg *Config, log *slog.Logger) (_ *daemon, err error) {
+	d := &daemon{cfg: cfg, env: e, log: log}
+	p, err := planDataDir(cfg, e.rand, e.now())
+	if err != nil {
+		return nil, err
+	}
+	d.id = p.id
+	if !p.genKey {
+		if d.key, err = loadLogKey(cfg.LogKeyFile, cfg.LogVKeyFile, cfg.LogName, log); err != nil {
+			return nil, err
+		}
+	}
+	if d.tls, err = apiTLS(cfg); err != nil {
+		return nil, err
+	}
+	raftTLSConf, err := raftTLS(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if d.lis, err = listenAll(ctx, cfg); err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			d.lis.close()
+		}
+	}()
+	d.bound = d.lis.addrs()
+	if d.unlock, err = lockDataDir(cfg.DataDir); err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			d.unlock()
+		}
+	}()
+	if p.fresh {
+		if err := d.initialize(p); err != nil {
+			return nil, err
+		}
+	}
+	d.api = grpcAdvertise(cfg, d.bound.GRPC, firstNonEmpty(cfg.Raft.Advertise, d.bound.Raft))
+	if err := d.openNode(ctx, raftTLSConf); err != nil {
+		return nil, err
+	}
+	if d.srv, err = server.New(serverConfig(cfg, d.node, d.key, d.tls, log)); err != nil {
+		d.node.Close()
+		return nil, fmt.Errorf("server: %w", err)
+	}
+	return d, nil
+}
+
+// initialize writes a new data directory: the log key when this node
+// creates the cluster's, then the identity.
+func (d *daemon) initialize(p *plan) error {
+	vkey, err := p.commit(d.cfg, d.env.rand)
+	if err != nil {
+		return err
+	}
+	if vkey != "" {
+		d.log.Info("generated the log key", "private", d.cfg.LogKeyFile, "public", d.cfg.LogVKeyFile, "vkey", vkey)
+		if d.key, err = loadLogKey(d.cfg.LogKeyFile, d.cfg.LogVKeyFile, d.cfg.LogName, d.log); err != nil {
+			return err
+		}
+	}
+	d.log.Info("initialized the data directory", "dir", d.cfg.DataDir, "node", d.id.NodeID,
+		"cluster", d.id.ClusterID, "bootstrap", d.id.BootstrapPending, "join", d.id.JoinPending)
+	return nil
+}
+
+// openNode starts the Raft node, checks it belongs to the cluster the data
+// directory says, and bootstraps Raft when that is still pending.
+func (d *daemon) openNode(ctx context.Context, t *tls.Config) error {
+	node, err := raftnode.Open(ctx, nodeConfig(d.cfg, d.lis.raft, d.api, t, d.log))
+	if err != nil {
+		return err
+	}
+	d.node = node
+	if err := d.checkReplicatedClusterID(); err != nil {
+		node.Close()
+		return err
+	}
+	if !d.id.BootstrapPending {
+		return nil
+	}
+	if err := d.bootstrapRaft(ctx); err != nil {
+		node.Close()
+		return err
+	}
+	return nil
+}
+
+func (d *daemon) bootstrapRaft(ctx context.Context) error {
+	for _, p := range d.id.Peers {
+		if p.ID == d.id.NodeID && p.Address != d.node.Addr() {
+			return fmt.Errorf("peers list this node %s at %s, but it advertises %s (raft.advertise)", p.ID, p.Address, d.node.Addr())
+		}
+	}
+	err := d.node.Bootstrap(ctx, d.id.Peers)
+	switch {
+	case errors.Is(err, raftnode.ErrAlreadyBootstrapped):
+		d.log.Info("raft: already bootstrapped")
+	case err != nil:
+		return err
+	default:
+		d.log.Info("raft: bootstrapped a new cluster", "voters", max(len(d.id.Peers), 1))
+	}
+	d.id.BootstrapPending = false
+	return writeIdentity(d.cfg.DataDir, d.id)
+}
+
+// run serves until ctx ends (SIGINT, SIGTERM) or something fails, then
+// shuts down: the server first, so in-flight appends finish while the node
+// can still commit them, then the node.
+func (d *daemon) run(ctx context.Context) error {
+	d.log.Info("traild started", "node", d.id.NodeID, "cluster", d.cfg.ClusterID, "log", d.cfg.LogName,
+		"key", d.key.id(), "data_dir", d.cfg.DataDir, "raft", d.bound.Raft, "raft_advertise", d.node.Addr(),
+		"grpc", d.bound.GRPC, "http", d.bound.HTTP, "tls", d.tls.tls != nil, "mtls", d.tls.clientCAs != nil)
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- d.srv.Serve(d.lis.grpc, d.lis.http) }()
+	if d.env.started != nil {
+		d.env.started(d.bound)
+	}
+	rctx, stopReconcile := context.WithCancel(ctx)
+	defer stopReconcile()
+	reconcileErr := make(chan error, 1)
+	go func() { reconcileErr <- d.reconcile(rctx) }()
+
+	var failure error
+	serving := true
+	for failure == nil && ctx.Err() == nil {
+		select {
+		case <-ctx.Done():
+			d.log.Info("shutting down: signal received")
+		case err := <-serveErr:
+			serving = false
+			failure = fmt.Errorf("server stopped: %w", err)
+			if err == nil {
+				failure = errors.New("server stopped unexpectedly")
+			}
+		case err := <-reconcileErr:
+			reconcileErr = nil // done; nil channels block forever
+			failure = err
+		}
+	}
+	stopReconcile()
+	if reconcileErr != nil {
+		<-reconcileErr
+	}
+	return errors.Join(failure, d.shutdown(ctx, serving, serveErr))
+}
+
+// shutdown stops the server within shutdown_timeout, then closes the node.
+func (d *daemon) shutdown(ctx context.Context, serving bool, serveErr <-chan error) error {
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), d.cfg.ShutdownTimeout)
+	defer cancel()
+	start := time.Now()
+	var errs []error
+	if err := d.srv.Shutdown(sctx); err != nil {
+		errs = append(errs, err)
+	}
+	if serving {
+		if err := <-serveErr; err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if err := d.node.Close(); err != nil {
+		errs = append(errs, err)
+	}
+	d.unlock()
+	d.log.Info("traild stopped", "took", time.Since(start).Round(time.Millisecond))
+	return errors.Join(errs...)
+}
+
+func firstNonEmpty(s ...string) string {
+	for _, v := range s {
+		if v != "" {
+			return v
+		}
+	}
+	return ""
+}
