@@ -1,0 +1,244 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"time"
+
+	"golang.org/x/mod/sumdb/note"
+
+	"github.com/trailaudit/trail/engine"
+	"github.com/trailaudit/trail/merkle"
+	"github.com/trailaudit/trail/raftnode"
+	"github.com/trailaudit/trail/server"
+)
+
+// benchLogName is the log name of in-process clusters; it is also the
+// name of their log key, so checkpoint origins start with it.
+const benchLogName = "bench.trail"
+
+// localCluster is a throwaway cluster in this process: real raftnode
+// nodes talking Raft over loopback TCP, each with a real server on real
+// gRPC sockets, data on disk under dir. Only the process is shared, which
+// is what the reports say about RSS and CPU.
+type localCluster struct {
+	dir      string
+	nodes    []*raftnode.Node
+	servers  []*server.Server
+	serveErr []chan error
+	apiAddrs []string
+	leader   int
+	token    string
+	verifier note.Verifier
+	closed   bool
+}
+
+// nodeDisk is the disk one node uses, split into its Raft log (and
+// snapshots) and its engine.
+type nodeDisk struct {
+	Node   string  `json:"node"`
+	Raft   diskUse `json:"raft"`
+	Engine diskUse `json:"engine"`
+}
+
+func startLocal(ctx context.Context, dir string, n int, fastElections bool, logger *slog.Logger) (_ *localCluster, err error) {
+	if n < 1 {
+		return nil, fmt.Errorf("local cluster: %d nodes", n)
+	}
+	if logger == nil {
+		logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	skey, vkey, err := merkle.GenerateKey(benchLogName, nil)
+	if err != nil {
+		return nil, fmt.Errorf("local cluster: %w", err)
+	}
+	signer, err := merkle.NewSigner(skey)
+	if err != nil {
+		return nil, fmt.Errorf("local cluster: %w", err)
+	}
+	c := &localCluster{dir: dir}
+	if c.verifier, err = merkle.NewVerifier(vkey); err != nil {
+		return nil, fmt.Errorf("local cluster: %w", err)
+	}
+	apiLis := make([]net.Listener, n)
+	httpLis := make([]net.Listener, n)
+	defer func() {
+		if err != nil {
+			c.close(context.Background())
+			for _, l := range append(apiLis, httpLis...) {
+				if l != nil {
+					l.Close() // a listener a server took is already closed; that error is moot
+				}
+			}
+		}
+	}()
+	var voters []raftnode.Server
+	for i := range n {
+		if apiLis[i], err = net.Listen("tcp", "127.0.0.1:0"); err != nil {
+			return nil, fmt.Errorf("local cluster: %w", err)
+		}
+		if httpLis[i], err = net.Listen("tcp", "127.0.0.1:0"); err != nil {
+			return nil, fmt.Errorf("local cluster: %w", err)
+		}
+		c.apiAddrs = append(c.apiAddrs, apiLis[i].Addr().String())
+		node, err := openLocalNode(ctx, filepath.Join(dir, fmt.Sprintf("n%d", i+1)), c.apiAddrs[i], fastElections, logger)
+		if err != nil {
+			return nil, err
+		}
+		c.nodes = append(c.nodes, node)
+		voters = append(voters, raftnode.Server{ID: node.ID(), Address: node.Addr()})
+	}
+	if err := c.nodes[0].Bootstrap(ctx, voters); err != nil {
+		return nil, fmt.Errorf("local cluster: %w", err)
+	}
+	if err := c.waitLeader(ctx); err != nil {
+		return nil, err
+	}
+	// Followers that hold the configuration entry answer the leader's
+	// heartbeats; a key stored before that may be lost with the leadership.
+	if err := c.waitAllApplied(ctx); err != nil {
+		return nil, err
+	}
+	if c.token, err = server.Bootstrap(ctx, c.nodes[c.leader], "bench admin"); err != nil {
+		return nil, fmt.Errorf("local cluster: %w", err)
+	}
+	// Every node must hold the admin key before a client calls it.
+	if err := c.waitAllApplied(ctx); err != nil {
+		return nil, err
+	}
+	for i, node := range c.nodes {
+		srv, err := server.New(server.Config{Cluster: node, Signer: signer, Plaintext: true, Logger: logger})
+		if err != nil {
+			return nil, fmt.Errorf("local cluster: server %s: %w", node.ID(), err)
+		}
+		errc := make(chan error, 1)
+		go func() { errc <- srv.Serve(apiLis[i], httpLis[i]) }()
+		c.servers = append(c.servers, srv)
+		c.serveErr = append(c.serveErr, errc)
+	}
+	return c, nil
+}
+
+// openLocalNode opens one node with its data in dir, named after it, and
+// Raft on a fresh loopback port. It uses the production Raft timing and
+// engine defaults, since the point is to measure what a deployment runs.
+func openLocalNode(ctx context.Context, dir, apiAddr string, fastElections bool, logger *slog.Logger) (*raftnode.Node, error) {
+	raftLis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, fmt.Errorf("local cluster: %w", err)
+	}
+	cfg := raftnode.Config{
+		ID: filepath.Base(dir), Dir: dir, Listener: raftLis, APIAddr: apiAddr,
+		Engine: engine.Options{LogName: benchLogName},
+		Logger: logger,
+	}
+	if fastElections {
+		cfg.HeartbeatTimeout, cfg.ElectionTimeout, cfg.LeaderLeaseTimeout = 200*time.Millisecond, 200*time.Millisecond, 100*time.Millisecond
+	}
+	node, err := raftnode.Open(ctx, cfg)
+	if err != nil {
+		raftLis.Close()
+		return nil, fmt.Errorf("local cluster: open %s: %w", cfg.ID, err)
+	}
+	return node, nil
+}
+
+// startLocalRetrying starts a local cluster, and starts a fresh one when
+// that fails: on a loaded machine a new leader can lose its leadership
+// while storing the first admin key, whose token is then lost with it.
+func startLocalRetrying(ctx context.Context, dir string, n int, fastElections bool, logger *slog.Logger) (*localCluster, error) {
+	var errs []error
+	for attempt := range 3 {
+		d := filepath.Join(dir, fmt.Sprintf("cluster-%d", attempt))
+		c, err := startLocal(ctx, d, n, fastElections, logger)
+		if err == nil {
+			return c, nil
+		}
+		errs = append(errs, err)
+		os.RemoveAll(d)
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	return nil, errors.Join(errs...)
+}
+
+func (c *localCluster) waitLeader(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	for {
+		for i, n := range c.nodes {
+			if n.Status().State == "Leader" {
+				c.leader = i
+				return nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("local cluster: no leader: %w", ctx.Err())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// waitAllApplied waits until every node has applied what the leader has.
+func (c *localCluster) waitAllApplied(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	idx := c.nodes[c.leader].AppliedIndex()
+	for _, n := range c.nodes {
+		if err := n.WaitApplied(ctx, idx); err != nil {
+			return fmt.Errorf("local cluster: %s catching up to %d: %w", n.ID(), idx, err)
+		}
+	}
+	return nil
+}
+
+// close stops the servers, then the nodes (which syncs their engines), and
+// leaves the data in place so that it can be measured.
+func (c *localCluster) close(ctx context.Context) error {
+	if c.closed {
+		return nil
+	}
+	c.closed = true
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	var errs []error
+	for i, s := range c.servers {
+		if err := s.Shutdown(ctx); err != nil {
+			errs = append(errs, err)
+		}
+		if err := <-c.serveErr[i]; err != nil {
+			errs = append(errs, err)
+		}
+	}
+	for _, n := range c.nodes {
+		if err := n.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("close %s: %w", n.ID(), err))
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("local cluster: %w", err)
+	}
+	return nil
+}
+
+// disk reports each node's disk use, now.
+func (c *localCluster) disk() []nodeDisk {
+	var out []nodeDisk
+	for _, n := range c.nodes {
+		d := filepath.Join(c.dir, n.ID())
+		raft := measureDisk(filepath.Join(d, "raft"))
+		out = append(out, nodeDisk{Node: n.ID(), Raft: raft, Engine: measureDisk(d).minus(raft)})
+	}
+	return out
+}
+
+// remove deletes the cluster's data.
+func (c *localCluster) remove() error { return os.RemoveAll(c.dir) }
