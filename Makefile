@@ -39,7 +39,7 @@ proto:
 		--grpc-gateway_opt=paths=source_relative,grpc_api_configuration=proto/trail/v1/gateway.yaml \
 		--plugin=protoc-gen-openapiv2=$(GOBIN)/protoc-gen-openapiv2 --openapiv2_out=proto \
 		--openapiv2_opt=grpc_api_configuration=proto/trail/v1/gateway.yaml,allow_merge=true,merge_file_name=trail \
-		proto/trail/v1/event.proto proto/trail/v1/trail.proto $(wildcard proto/trail/v1/raft.proto)
+		proto/trail/v1/event.proto proto/trail/v1/trail.proto proto/trail/v1/compliance.proto $(wildcard proto/trail/v1/raft.proto)
 
 ## proto-check: fail if the committed generated code is stale
 proto-check: proto

@@ -56,6 +56,7 @@ func (s *Server) newGateway() (*gateway, error) {
 		trailv1.RegisterReadServiceHandler,
 		trailv1.RegisterProofServiceHandler,
 		trailv1.RegisterAdminServiceHandler,
+		trailv1.RegisterComplianceServiceHandler,
 	} {
 		if err := register(ctx, mux, conn); err != nil {
 			conn.Close()

@@ -222,6 +222,7 @@ func (s *Server) newGRPCServer() *grpc.Server {
 	trailv1.RegisterReadServiceServer(g, &readService{s: s})
 	trailv1.RegisterProofServiceServer(g, &proofService{s: s})
 	trailv1.RegisterAdminServiceServer(g, &adminService{s: s})
+	trailv1.RegisterComplianceServiceServer(g, &complianceService{s: s})
 	return g
 }
 

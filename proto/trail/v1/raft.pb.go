@@ -146,6 +146,7 @@ type RaftCommand struct {
 	//	*RaftCommand_Seal
 	//	*RaftCommand_Prune
 	//	*RaftCommand_Settings
+	//	*RaftCommand_DropSegment
 	Command       isRaftCommand_Command `protobuf_oneof:"command"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -224,6 +225,15 @@ func (x *RaftCommand) GetSettings() *RaftSettings {
 	return nil
 }
 
+func (x *RaftCommand) GetDropSegment() *RaftDropSegment {
+	if x != nil {
+		if x, ok := x.Command.(*RaftCommand_DropSegment); ok {
+			return x.DropSegment
+		}
+	}
+	return nil
+}
+
 type isRaftCommand_Command interface {
 	isRaftCommand_Command()
 }
@@ -244,6 +254,10 @@ type RaftCommand_Settings struct {
 	Settings *RaftSettings `protobuf:"bytes,4,opt,name=settings,proto3,oneof"`
 }
 
+type RaftCommand_DropSegment struct {
+	DropSegment *RaftDropSegment `protobuf:"bytes,5,opt,name=drop_segment,json=dropSegment,proto3,oneof"`
+}
+
 func (*RaftCommand_Append) isRaftCommand_Command() {}
 
 func (*RaftCommand_Seal) isRaftCommand_Command() {}
@@ -251,6 +265,8 @@ func (*RaftCommand_Seal) isRaftCommand_Command() {}
 func (*RaftCommand_Prune) isRaftCommand_Command() {}
 
 func (*RaftCommand_Settings) isRaftCommand_Command() {}
+
+func (*RaftCommand_DropSegment) isRaftCommand_Command() {}
 
 // RaftAppend is one group-committed batch of events.
 type RaftAppend struct {
@@ -430,6 +446,61 @@ func (x *RaftPrune) GetLeaves() []uint64 {
 	return nil
 }
 
+// RaftDropSegment deletes the segment file of a sealed partition whose
+// every payload was pruned (retention); its catalog record, final
+// checkpoint and the next month's link to it stay.
+type RaftDropSegment struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Tenant        string                 `protobuf:"bytes,1,opt,name=tenant,proto3" json:"tenant,omitempty"`
+	Partition     string                 `protobuf:"bytes,2,opt,name=partition,proto3" json:"partition,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RaftDropSegment) Reset() {
+	*x = RaftDropSegment{}
+	mi := &file_trail_v1_raft_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RaftDropSegment) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RaftDropSegment) ProtoMessage() {}
+
+func (x *RaftDropSegment) ProtoReflect() protoreflect.Message {
+	mi := &file_trail_v1_raft_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RaftDropSegment.ProtoReflect.Descriptor instead.
+func (*RaftDropSegment) Descriptor() ([]byte, []int) {
+	return file_trail_v1_raft_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *RaftDropSegment) GetTenant() string {
+	if x != nil {
+		return x.Tenant
+	}
+	return ""
+}
+
+func (x *RaftDropSegment) GetPartition() string {
+	if x != nil {
+		return x.Partition
+	}
+	return ""
+}
+
 type RaftSettingOp struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Key           string                 `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
@@ -441,7 +512,7 @@ type RaftSettingOp struct {
 
 func (x *RaftSettingOp) Reset() {
 	*x = RaftSettingOp{}
-	mi := &file_trail_v1_raft_proto_msgTypes[4]
+	mi := &file_trail_v1_raft_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -453,7 +524,7 @@ func (x *RaftSettingOp) String() string {
 func (*RaftSettingOp) ProtoMessage() {}
 
 func (x *RaftSettingOp) ProtoReflect() protoreflect.Message {
-	mi := &file_trail_v1_raft_proto_msgTypes[4]
+	mi := &file_trail_v1_raft_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -466,7 +537,7 @@ func (x *RaftSettingOp) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RaftSettingOp.ProtoReflect.Descriptor instead.
 func (*RaftSettingOp) Descriptor() ([]byte, []int) {
-	return file_trail_v1_raft_proto_rawDescGZIP(), []int{4}
+	return file_trail_v1_raft_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *RaftSettingOp) GetKey() string {
@@ -500,7 +571,7 @@ type RaftSettings struct {
 
 func (x *RaftSettings) Reset() {
 	*x = RaftSettings{}
-	mi := &file_trail_v1_raft_proto_msgTypes[5]
+	mi := &file_trail_v1_raft_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -512,7 +583,7 @@ func (x *RaftSettings) String() string {
 func (*RaftSettings) ProtoMessage() {}
 
 func (x *RaftSettings) ProtoReflect() protoreflect.Message {
-	mi := &file_trail_v1_raft_proto_msgTypes[5]
+	mi := &file_trail_v1_raft_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -525,7 +596,7 @@ func (x *RaftSettings) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RaftSettings.ProtoReflect.Descriptor instead.
 func (*RaftSettings) Descriptor() ([]byte, []int) {
-	return file_trail_v1_raft_proto_rawDescGZIP(), []int{5}
+	return file_trail_v1_raft_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *RaftSettings) GetOps() []*RaftSettingOp {
@@ -555,6 +626,8 @@ type RaftForwardRequest struct {
 	//	*RaftForwardRequest_Seal
 	//	*RaftForwardRequest_Prune
 	//	*RaftForwardRequest_Settings
+	//	*RaftForwardRequest_DropSegment
+	//	*RaftForwardRequest_Root
 	Op            isRaftForwardRequest_Op `protobuf_oneof:"op"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -562,7 +635,7 @@ type RaftForwardRequest struct {
 
 func (x *RaftForwardRequest) Reset() {
 	*x = RaftForwardRequest{}
-	mi := &file_trail_v1_raft_proto_msgTypes[6]
+	mi := &file_trail_v1_raft_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -574,7 +647,7 @@ func (x *RaftForwardRequest) String() string {
 func (*RaftForwardRequest) ProtoMessage() {}
 
 func (x *RaftForwardRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_trail_v1_raft_proto_msgTypes[6]
+	mi := &file_trail_v1_raft_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -587,7 +660,7 @@ func (x *RaftForwardRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RaftForwardRequest.ProtoReflect.Descriptor instead.
 func (*RaftForwardRequest) Descriptor() ([]byte, []int) {
-	return file_trail_v1_raft_proto_rawDescGZIP(), []int{6}
+	return file_trail_v1_raft_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *RaftForwardRequest) GetTimeoutNanos() int64 {
@@ -674,6 +747,24 @@ func (x *RaftForwardRequest) GetSettings() *RaftSettings {
 	return nil
 }
 
+func (x *RaftForwardRequest) GetDropSegment() *RaftDropSegment {
+	if x != nil {
+		if x, ok := x.Op.(*RaftForwardRequest_DropSegment); ok {
+			return x.DropSegment
+		}
+	}
+	return nil
+}
+
+func (x *RaftForwardRequest) GetRoot() *RaftRootRequest {
+	if x != nil {
+		if x, ok := x.Op.(*RaftForwardRequest_Root); ok {
+			return x.Root
+		}
+	}
+	return nil
+}
+
 type isRaftForwardRequest_Op interface {
 	isRaftForwardRequest_Op()
 }
@@ -706,6 +797,16 @@ type RaftForwardRequest_Settings struct {
 	Settings *RaftSettings `protobuf:"bytes,9,opt,name=settings,proto3,oneof"`
 }
 
+type RaftForwardRequest_DropSegment struct {
+	DropSegment *RaftDropSegment `protobuf:"bytes,10,opt,name=drop_segment,json=dropSegment,proto3,oneof"`
+}
+
+type RaftForwardRequest_Root struct {
+	// Answered by the receiving node itself, never routed: its own root
+	// of a partition at a size (integrity comparison between peers).
+	Root *RaftRootRequest `protobuf:"bytes,11,opt,name=root,proto3,oneof"`
+}
+
 func (*RaftForwardRequest_Append) isRaftForwardRequest_Op() {}
 
 func (*RaftForwardRequest_Join) isRaftForwardRequest_Op() {}
@@ -720,6 +821,70 @@ func (*RaftForwardRequest_Prune) isRaftForwardRequest_Op() {}
 
 func (*RaftForwardRequest_Settings) isRaftForwardRequest_Op() {}
 
+func (*RaftForwardRequest_DropSegment) isRaftForwardRequest_Op() {}
+
+func (*RaftForwardRequest_Root) isRaftForwardRequest_Op() {}
+
+type RaftRootRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Tenant        string                 `protobuf:"bytes,1,opt,name=tenant,proto3" json:"tenant,omitempty"`
+	Partition     string                 `protobuf:"bytes,2,opt,name=partition,proto3" json:"partition,omitempty"`
+	Size          uint64                 `protobuf:"varint,3,opt,name=size,proto3" json:"size,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RaftRootRequest) Reset() {
+	*x = RaftRootRequest{}
+	mi := &file_trail_v1_raft_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RaftRootRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RaftRootRequest) ProtoMessage() {}
+
+func (x *RaftRootRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_trail_v1_raft_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RaftRootRequest.ProtoReflect.Descriptor instead.
+func (*RaftRootRequest) Descriptor() ([]byte, []int) {
+	return file_trail_v1_raft_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *RaftRootRequest) GetTenant() string {
+	if x != nil {
+		return x.Tenant
+	}
+	return ""
+}
+
+func (x *RaftRootRequest) GetPartition() string {
+	if x != nil {
+		return x.Partition
+	}
+	return ""
+}
+
+func (x *RaftRootRequest) GetSize() uint64 {
+	if x != nil {
+		return x.Size
+	}
+	return 0
+}
+
 type RaftForwardAppend struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Events        []*Event               `protobuf:"bytes,1,rep,name=events,proto3" json:"events,omitempty"`
@@ -729,7 +894,7 @@ type RaftForwardAppend struct {
 
 func (x *RaftForwardAppend) Reset() {
 	*x = RaftForwardAppend{}
-	mi := &file_trail_v1_raft_proto_msgTypes[7]
+	mi := &file_trail_v1_raft_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -741,7 +906,7 @@ func (x *RaftForwardAppend) String() string {
 func (*RaftForwardAppend) ProtoMessage() {}
 
 func (x *RaftForwardAppend) ProtoReflect() protoreflect.Message {
-	mi := &file_trail_v1_raft_proto_msgTypes[7]
+	mi := &file_trail_v1_raft_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -754,7 +919,7 @@ func (x *RaftForwardAppend) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RaftForwardAppend.ProtoReflect.Descriptor instead.
 func (*RaftForwardAppend) Descriptor() ([]byte, []int) {
-	return file_trail_v1_raft_proto_rawDescGZIP(), []int{7}
+	return file_trail_v1_raft_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *RaftForwardAppend) GetEvents() []*Event {
@@ -774,7 +939,7 @@ type RaftJoin struct {
 
 func (x *RaftJoin) Reset() {
 	*x = RaftJoin{}
-	mi := &file_trail_v1_raft_proto_msgTypes[8]
+	mi := &file_trail_v1_raft_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -786,7 +951,7 @@ func (x *RaftJoin) String() string {
 func (*RaftJoin) ProtoMessage() {}
 
 func (x *RaftJoin) ProtoReflect() protoreflect.Message {
-	mi := &file_trail_v1_raft_proto_msgTypes[8]
+	mi := &file_trail_v1_raft_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -799,7 +964,7 @@ func (x *RaftJoin) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RaftJoin.ProtoReflect.Descriptor instead.
 func (*RaftJoin) Descriptor() ([]byte, []int) {
-	return file_trail_v1_raft_proto_rawDescGZIP(), []int{8}
+	return file_trail_v1_raft_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *RaftJoin) GetId() string {
@@ -825,7 +990,7 @@ type RaftRemove struct {
 
 func (x *RaftRemove) Reset() {
 	*x = RaftRemove{}
-	mi := &file_trail_v1_raft_proto_msgTypes[9]
+	mi := &file_trail_v1_raft_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -837,7 +1002,7 @@ func (x *RaftRemove) String() string {
 func (*RaftRemove) ProtoMessage() {}
 
 func (x *RaftRemove) ProtoReflect() protoreflect.Message {
-	mi := &file_trail_v1_raft_proto_msgTypes[9]
+	mi := &file_trail_v1_raft_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -850,7 +1015,7 @@ func (x *RaftRemove) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RaftRemove.ProtoReflect.Descriptor instead.
 func (*RaftRemove) Descriptor() ([]byte, []int) {
-	return file_trail_v1_raft_proto_rawDescGZIP(), []int{9}
+	return file_trail_v1_raft_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *RaftRemove) GetId() string {
@@ -870,7 +1035,7 @@ type RaftTransfer struct {
 
 func (x *RaftTransfer) Reset() {
 	*x = RaftTransfer{}
-	mi := &file_trail_v1_raft_proto_msgTypes[10]
+	mi := &file_trail_v1_raft_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -882,7 +1047,7 @@ func (x *RaftTransfer) String() string {
 func (*RaftTransfer) ProtoMessage() {}
 
 func (x *RaftTransfer) ProtoReflect() protoreflect.Message {
-	mi := &file_trail_v1_raft_proto_msgTypes[10]
+	mi := &file_trail_v1_raft_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -895,7 +1060,7 @@ func (x *RaftTransfer) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RaftTransfer.ProtoReflect.Descriptor instead.
 func (*RaftTransfer) Descriptor() ([]byte, []int) {
-	return file_trail_v1_raft_proto_rawDescGZIP(), []int{10}
+	return file_trail_v1_raft_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *RaftTransfer) GetId() string {
@@ -918,7 +1083,7 @@ type RaftError struct {
 
 func (x *RaftError) Reset() {
 	*x = RaftError{}
-	mi := &file_trail_v1_raft_proto_msgTypes[11]
+	mi := &file_trail_v1_raft_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -930,7 +1095,7 @@ func (x *RaftError) String() string {
 func (*RaftError) ProtoMessage() {}
 
 func (x *RaftError) ProtoReflect() protoreflect.Message {
-	mi := &file_trail_v1_raft_proto_msgTypes[11]
+	mi := &file_trail_v1_raft_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -943,7 +1108,7 @@ func (x *RaftError) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RaftError.ProtoReflect.Descriptor instead.
 func (*RaftError) Descriptor() ([]byte, []int) {
-	return file_trail_v1_raft_proto_rawDescGZIP(), []int{11}
+	return file_trail_v1_raft_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *RaftError) GetCode() RaftErrorCode {
@@ -983,7 +1148,7 @@ type RaftReceipt struct {
 
 func (x *RaftReceipt) Reset() {
 	*x = RaftReceipt{}
-	mi := &file_trail_v1_raft_proto_msgTypes[12]
+	mi := &file_trail_v1_raft_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -995,7 +1160,7 @@ func (x *RaftReceipt) String() string {
 func (*RaftReceipt) ProtoMessage() {}
 
 func (x *RaftReceipt) ProtoReflect() protoreflect.Message {
-	mi := &file_trail_v1_raft_proto_msgTypes[12]
+	mi := &file_trail_v1_raft_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1008,7 +1173,7 @@ func (x *RaftReceipt) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RaftReceipt.ProtoReflect.Descriptor instead.
 func (*RaftReceipt) Descriptor() ([]byte, []int) {
-	return file_trail_v1_raft_proto_rawDescGZIP(), []int{12}
+	return file_trail_v1_raft_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *RaftReceipt) GetTenant() string {
@@ -1077,7 +1242,7 @@ type RaftEventResult struct {
 
 func (x *RaftEventResult) Reset() {
 	*x = RaftEventResult{}
-	mi := &file_trail_v1_raft_proto_msgTypes[13]
+	mi := &file_trail_v1_raft_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1089,7 +1254,7 @@ func (x *RaftEventResult) String() string {
 func (*RaftEventResult) ProtoMessage() {}
 
 func (x *RaftEventResult) ProtoReflect() protoreflect.Message {
-	mi := &file_trail_v1_raft_proto_msgTypes[13]
+	mi := &file_trail_v1_raft_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1102,7 +1267,7 @@ func (x *RaftEventResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RaftEventResult.ProtoReflect.Descriptor instead.
 func (*RaftEventResult) Descriptor() ([]byte, []int) {
-	return file_trail_v1_raft_proto_rawDescGZIP(), []int{13}
+	return file_trail_v1_raft_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *RaftEventResult) GetReceipt() *RaftReceipt {
@@ -1127,14 +1292,17 @@ type RaftForwardResponse struct {
 	// For append: one result per event, in request order.
 	Results []*RaftEventResult `protobuf:"bytes,2,rep,name=results,proto3" json:"results,omitempty"`
 	// For prune: how many payloads were removed.
-	Pruned        uint64 `protobuf:"varint,3,opt,name=pruned,proto3" json:"pruned,omitempty"`
+	Pruned uint64 `protobuf:"varint,3,opt,name=pruned,proto3" json:"pruned,omitempty"`
+	// For root: the node's root hash at the requested size, and its id.
+	Root          []byte `protobuf:"bytes,4,opt,name=root,proto3" json:"root,omitempty"`
+	NodeId        string `protobuf:"bytes,5,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *RaftForwardResponse) Reset() {
 	*x = RaftForwardResponse{}
-	mi := &file_trail_v1_raft_proto_msgTypes[14]
+	mi := &file_trail_v1_raft_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1146,7 +1314,7 @@ func (x *RaftForwardResponse) String() string {
 func (*RaftForwardResponse) ProtoMessage() {}
 
 func (x *RaftForwardResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_trail_v1_raft_proto_msgTypes[14]
+	mi := &file_trail_v1_raft_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1159,7 +1327,7 @@ func (x *RaftForwardResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RaftForwardResponse.ProtoReflect.Descriptor instead.
 func (*RaftForwardResponse) Descriptor() ([]byte, []int) {
-	return file_trail_v1_raft_proto_rawDescGZIP(), []int{14}
+	return file_trail_v1_raft_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *RaftForwardResponse) GetError() *RaftError {
@@ -1183,16 +1351,31 @@ func (x *RaftForwardResponse) GetPruned() uint64 {
 	return 0
 }
 
+func (x *RaftForwardResponse) GetRoot() []byte {
+	if x != nil {
+		return x.Root
+	}
+	return nil
+}
+
+func (x *RaftForwardResponse) GetNodeId() string {
+	if x != nil {
+		return x.NodeId
+	}
+	return ""
+}
+
 var File_trail_v1_raft_proto protoreflect.FileDescriptor
 
 const file_trail_v1_raft_proto_rawDesc = "" +
 	"\n" +
-	"\x13trail/v1/raft.proto\x12\btrail.v1\x1a\x14trail/v1/event.proto\"\xd5\x01\n" +
+	"\x13trail/v1/raft.proto\x12\btrail.v1\x1a\x14trail/v1/event.proto\"\x95\x02\n" +
 	"\vRaftCommand\x12.\n" +
 	"\x06append\x18\x01 \x01(\v2\x14.trail.v1.RaftAppendH\x00R\x06append\x12(\n" +
 	"\x04seal\x18\x02 \x01(\v2\x12.trail.v1.RaftSealH\x00R\x04seal\x12+\n" +
 	"\x05prune\x18\x03 \x01(\v2\x13.trail.v1.RaftPruneH\x00R\x05prune\x124\n" +
-	"\bsettings\x18\x04 \x01(\v2\x16.trail.v1.RaftSettingsH\x00R\bsettingsB\t\n" +
+	"\bsettings\x18\x04 \x01(\v2\x16.trail.v1.RaftSettingsH\x00R\bsettings\x12>\n" +
+	"\fdrop_segment\x18\x05 \x01(\v2\x19.trail.v1.RaftDropSegmentH\x00R\vdropSegmentB\t\n" +
 	"\acommand\"[\n" +
 	"\n" +
 	"RaftAppend\x12$\n" +
@@ -1205,13 +1388,16 @@ const file_trail_v1_raft_proto_rawDesc = "" +
 	"\tRaftPrune\x12\x16\n" +
 	"\x06tenant\x18\x01 \x01(\tR\x06tenant\x12\x1c\n" +
 	"\tpartition\x18\x02 \x01(\tR\tpartition\x12\x16\n" +
-	"\x06leaves\x18\x03 \x03(\x04R\x06leaves\"O\n" +
+	"\x06leaves\x18\x03 \x03(\x04R\x06leaves\"G\n" +
+	"\x0fRaftDropSegment\x12\x16\n" +
+	"\x06tenant\x18\x01 \x01(\tR\x06tenant\x12\x1c\n" +
+	"\tpartition\x18\x02 \x01(\tR\tpartition\"O\n" +
 	"\rRaftSettingOp\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\fR\x05value\x12\x16\n" +
 	"\x06delete\x18\x03 \x01(\bR\x06delete\"9\n" +
 	"\fRaftSettings\x12)\n" +
-	"\x03ops\x18\x01 \x03(\v2\x17.trail.v1.RaftSettingOpR\x03ops\"\xa9\x03\n" +
+	"\x03ops\x18\x01 \x03(\v2\x17.trail.v1.RaftSettingOpR\x03ops\"\x9a\x04\n" +
 	"\x12RaftForwardRequest\x12#\n" +
 	"\rtimeout_nanos\x18\x01 \x01(\x03R\ftimeoutNanos\x12\x14\n" +
 	"\x05route\x18\x02 \x01(\bR\x05route\x125\n" +
@@ -1221,8 +1407,15 @@ const file_trail_v1_raft_proto_rawDesc = "" +
 	"\btransfer\x18\x06 \x01(\v2\x16.trail.v1.RaftTransferH\x00R\btransfer\x12(\n" +
 	"\x04seal\x18\a \x01(\v2\x12.trail.v1.RaftSealH\x00R\x04seal\x12+\n" +
 	"\x05prune\x18\b \x01(\v2\x13.trail.v1.RaftPruneH\x00R\x05prune\x124\n" +
-	"\bsettings\x18\t \x01(\v2\x16.trail.v1.RaftSettingsH\x00R\bsettingsB\x04\n" +
-	"\x02op\"<\n" +
+	"\bsettings\x18\t \x01(\v2\x16.trail.v1.RaftSettingsH\x00R\bsettings\x12>\n" +
+	"\fdrop_segment\x18\n" +
+	" \x01(\v2\x19.trail.v1.RaftDropSegmentH\x00R\vdropSegment\x12/\n" +
+	"\x04root\x18\v \x01(\v2\x19.trail.v1.RaftRootRequestH\x00R\x04rootB\x04\n" +
+	"\x02op\"[\n" +
+	"\x0fRaftRootRequest\x12\x16\n" +
+	"\x06tenant\x18\x01 \x01(\tR\x06tenant\x12\x1c\n" +
+	"\tpartition\x18\x02 \x01(\tR\tpartition\x12\x12\n" +
+	"\x04size\x18\x03 \x01(\x04R\x04size\"<\n" +
 	"\x11RaftForwardAppend\x12'\n" +
 	"\x06events\x18\x01 \x03(\v2\x0f.trail.v1.EventR\x06events\"4\n" +
 	"\bRaftJoin\x12\x0e\n" +
@@ -1249,11 +1442,13 @@ const file_trail_v1_raft_proto_rawDesc = "" +
 	"\tduplicate\x18\b \x01(\bR\tduplicate\"m\n" +
 	"\x0fRaftEventResult\x12/\n" +
 	"\areceipt\x18\x01 \x01(\v2\x15.trail.v1.RaftReceiptR\areceipt\x12)\n" +
-	"\x05error\x18\x02 \x01(\v2\x13.trail.v1.RaftErrorR\x05error\"\x8d\x01\n" +
+	"\x05error\x18\x02 \x01(\v2\x13.trail.v1.RaftErrorR\x05error\"\xba\x01\n" +
 	"\x13RaftForwardResponse\x12)\n" +
 	"\x05error\x18\x01 \x01(\v2\x13.trail.v1.RaftErrorR\x05error\x123\n" +
 	"\aresults\x18\x02 \x03(\v2\x19.trail.v1.RaftEventResultR\aresults\x12\x16\n" +
-	"\x06pruned\x18\x03 \x01(\x04R\x06pruned*\x90\x05\n" +
+	"\x06pruned\x18\x03 \x01(\x04R\x06pruned\x12\x12\n" +
+	"\x04root\x18\x04 \x01(\fR\x04root\x12\x17\n" +
+	"\anode_id\x18\x05 \x01(\tR\x06nodeId*\x90\x05\n" +
 	"\rRaftErrorCode\x12\x1a\n" +
 	"\x16RAFT_ERROR_UNSPECIFIED\x10\x00\x12\x19\n" +
 	"\x15RAFT_ERROR_NOT_LEADER\x10\x01\x12\x1e\n" +
@@ -1292,51 +1487,56 @@ func file_trail_v1_raft_proto_rawDescGZIP() []byte {
 }
 
 var file_trail_v1_raft_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_trail_v1_raft_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
+var file_trail_v1_raft_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
 var file_trail_v1_raft_proto_goTypes = []any{
 	(RaftErrorCode)(0),          // 0: trail.v1.RaftErrorCode
 	(*RaftCommand)(nil),         // 1: trail.v1.RaftCommand
 	(*RaftAppend)(nil),          // 2: trail.v1.RaftAppend
 	(*RaftSeal)(nil),            // 3: trail.v1.RaftSeal
 	(*RaftPrune)(nil),           // 4: trail.v1.RaftPrune
-	(*RaftSettingOp)(nil),       // 5: trail.v1.RaftSettingOp
-	(*RaftSettings)(nil),        // 6: trail.v1.RaftSettings
-	(*RaftForwardRequest)(nil),  // 7: trail.v1.RaftForwardRequest
-	(*RaftForwardAppend)(nil),   // 8: trail.v1.RaftForwardAppend
-	(*RaftJoin)(nil),            // 9: trail.v1.RaftJoin
-	(*RaftRemove)(nil),          // 10: trail.v1.RaftRemove
-	(*RaftTransfer)(nil),        // 11: trail.v1.RaftTransfer
-	(*RaftError)(nil),           // 12: trail.v1.RaftError
-	(*RaftReceipt)(nil),         // 13: trail.v1.RaftReceipt
-	(*RaftEventResult)(nil),     // 14: trail.v1.RaftEventResult
-	(*RaftForwardResponse)(nil), // 15: trail.v1.RaftForwardResponse
-	(*Event)(nil),               // 16: trail.v1.Event
+	(*RaftDropSegment)(nil),     // 5: trail.v1.RaftDropSegment
+	(*RaftSettingOp)(nil),       // 6: trail.v1.RaftSettingOp
+	(*RaftSettings)(nil),        // 7: trail.v1.RaftSettings
+	(*RaftForwardRequest)(nil),  // 8: trail.v1.RaftForwardRequest
+	(*RaftRootRequest)(nil),     // 9: trail.v1.RaftRootRequest
+	(*RaftForwardAppend)(nil),   // 10: trail.v1.RaftForwardAppend
+	(*RaftJoin)(nil),            // 11: trail.v1.RaftJoin
+	(*RaftRemove)(nil),          // 12: trail.v1.RaftRemove
+	(*RaftTransfer)(nil),        // 13: trail.v1.RaftTransfer
+	(*RaftError)(nil),           // 14: trail.v1.RaftError
+	(*RaftReceipt)(nil),         // 15: trail.v1.RaftReceipt
+	(*RaftEventResult)(nil),     // 16: trail.v1.RaftEventResult
+	(*RaftForwardResponse)(nil), // 17: trail.v1.RaftForwardResponse
+	(*Event)(nil),               // 18: trail.v1.Event
 }
 var file_trail_v1_raft_proto_depIdxs = []int32{
 	2,  // 0: trail.v1.RaftCommand.append:type_name -> trail.v1.RaftAppend
 	3,  // 1: trail.v1.RaftCommand.seal:type_name -> trail.v1.RaftSeal
 	4,  // 2: trail.v1.RaftCommand.prune:type_name -> trail.v1.RaftPrune
-	6,  // 3: trail.v1.RaftCommand.settings:type_name -> trail.v1.RaftSettings
-	16, // 4: trail.v1.RaftAppend.events:type_name -> trail.v1.Event
-	5,  // 5: trail.v1.RaftSettings.ops:type_name -> trail.v1.RaftSettingOp
-	8,  // 6: trail.v1.RaftForwardRequest.append:type_name -> trail.v1.RaftForwardAppend
-	9,  // 7: trail.v1.RaftForwardRequest.join:type_name -> trail.v1.RaftJoin
-	10, // 8: trail.v1.RaftForwardRequest.remove:type_name -> trail.v1.RaftRemove
-	11, // 9: trail.v1.RaftForwardRequest.transfer:type_name -> trail.v1.RaftTransfer
-	3,  // 10: trail.v1.RaftForwardRequest.seal:type_name -> trail.v1.RaftSeal
-	4,  // 11: trail.v1.RaftForwardRequest.prune:type_name -> trail.v1.RaftPrune
-	6,  // 12: trail.v1.RaftForwardRequest.settings:type_name -> trail.v1.RaftSettings
-	16, // 13: trail.v1.RaftForwardAppend.events:type_name -> trail.v1.Event
-	0,  // 14: trail.v1.RaftError.code:type_name -> trail.v1.RaftErrorCode
-	13, // 15: trail.v1.RaftEventResult.receipt:type_name -> trail.v1.RaftReceipt
-	12, // 16: trail.v1.RaftEventResult.error:type_name -> trail.v1.RaftError
-	12, // 17: trail.v1.RaftForwardResponse.error:type_name -> trail.v1.RaftError
-	14, // 18: trail.v1.RaftForwardResponse.results:type_name -> trail.v1.RaftEventResult
-	19, // [19:19] is the sub-list for method output_type
-	19, // [19:19] is the sub-list for method input_type
-	19, // [19:19] is the sub-list for extension type_name
-	19, // [19:19] is the sub-list for extension extendee
-	0,  // [0:19] is the sub-list for field type_name
+	7,  // 3: trail.v1.RaftCommand.settings:type_name -> trail.v1.RaftSettings
+	5,  // 4: trail.v1.RaftCommand.drop_segment:type_name -> trail.v1.RaftDropSegment
+	18, // 5: trail.v1.RaftAppend.events:type_name -> trail.v1.Event
+	6,  // 6: trail.v1.RaftSettings.ops:type_name -> trail.v1.RaftSettingOp
+	10, // 7: trail.v1.RaftForwardRequest.append:type_name -> trail.v1.RaftForwardAppend
+	11, // 8: trail.v1.RaftForwardRequest.join:type_name -> trail.v1.RaftJoin
+	12, // 9: trail.v1.RaftForwardRequest.remove:type_name -> trail.v1.RaftRemove
+	13, // 10: trail.v1.RaftForwardRequest.transfer:type_name -> trail.v1.RaftTransfer
+	3,  // 11: trail.v1.RaftForwardRequest.seal:type_name -> trail.v1.RaftSeal
+	4,  // 12: trail.v1.RaftForwardRequest.prune:type_name -> trail.v1.RaftPrune
+	7,  // 13: trail.v1.RaftForwardRequest.settings:type_name -> trail.v1.RaftSettings
+	5,  // 14: trail.v1.RaftForwardRequest.drop_segment:type_name -> trail.v1.RaftDropSegment
+	9,  // 15: trail.v1.RaftForwardRequest.root:type_name -> trail.v1.RaftRootRequest
+	18, // 16: trail.v1.RaftForwardAppend.events:type_name -> trail.v1.Event
+	0,  // 17: trail.v1.RaftError.code:type_name -> trail.v1.RaftErrorCode
+	15, // 18: trail.v1.RaftEventResult.receipt:type_name -> trail.v1.RaftReceipt
+	14, // 19: trail.v1.RaftEventResult.error:type_name -> trail.v1.RaftError
+	14, // 20: trail.v1.RaftForwardResponse.error:type_name -> trail.v1.RaftError
+	16, // 21: trail.v1.RaftForwardResponse.results:type_name -> trail.v1.RaftEventResult
+	22, // [22:22] is the sub-list for method output_type
+	22, // [22:22] is the sub-list for method input_type
+	22, // [22:22] is the sub-list for extension type_name
+	22, // [22:22] is the sub-list for extension extendee
+	0,  // [0:22] is the sub-list for field type_name
 }
 
 func init() { file_trail_v1_raft_proto_init() }
@@ -1350,8 +1550,9 @@ func file_trail_v1_raft_proto_init() {
 		(*RaftCommand_Seal)(nil),
 		(*RaftCommand_Prune)(nil),
 		(*RaftCommand_Settings)(nil),
+		(*RaftCommand_DropSegment)(nil),
 	}
-	file_trail_v1_raft_proto_msgTypes[6].OneofWrappers = []any{
+	file_trail_v1_raft_proto_msgTypes[7].OneofWrappers = []any{
 		(*RaftForwardRequest_Append)(nil),
 		(*RaftForwardRequest_Join)(nil),
 		(*RaftForwardRequest_Remove)(nil),
@@ -1359,6 +1560,8 @@ func file_trail_v1_raft_proto_init() {
 		(*RaftForwardRequest_Seal)(nil),
 		(*RaftForwardRequest_Prune)(nil),
 		(*RaftForwardRequest_Settings)(nil),
+		(*RaftForwardRequest_DropSegment)(nil),
+		(*RaftForwardRequest_Root)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -1366,7 +1569,7 @@ func file_trail_v1_raft_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_trail_v1_raft_proto_rawDesc), len(file_trail_v1_raft_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   15,
+			NumMessages:   17,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
