@@ -56,6 +56,7 @@ type env struct {
 	read   trailv1.ReadServiceClient
 	proofs trailv1.ProofServiceClient
 	adm    trailv1.AdminServiceClient
+	comp   trailv1.ComplianceServiceClient
 }
 
 type envOptions struct {
@@ -173,6 +174,7 @@ func (e *env) listen(clientTLS *tls.Config) {
 	e.read = trailv1.NewReadServiceClient(e.conn)
 	e.proofs = trailv1.NewProofServiceClient(e.conn)
 	e.adm = trailv1.NewAdminServiceClient(e.conn)
+	e.comp = trailv1.NewComplianceServiceClient(e.conn)
 }
 
 // shutdown stops the server (once) and reports what Serve returned.
