@@ -57,6 +57,9 @@ type env struct {
 	proofs trailv1.ProofServiceClient
 	adm    trailv1.AdminServiceClient
 	comp   trailv1.ComplianceServiceClient
+
+	// peers are the envs of the other nodes of a cluster env.
+	peers []*env
 }
 
 type envOptions struct {
