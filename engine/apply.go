@@ -38,6 +38,10 @@ type Receipt struct {
 	TreeSize      uint64 // partition size after the batch that appended it
 	SequencerTime time.Time
 	Duplicate     bool // true when event_id was already in the log
+	// Index is the applied index (Raft index) of the batch that appended
+	// the event, so a caller can wait for that index on another replica;
+	// 0 for a duplicate of an event appended by an earlier batch.
+	Index uint64
 }
 
 // Result is the outcome of one event of a batch: a receipt, or the reason
@@ -207,7 +211,7 @@ func (a *applier) appendEvent(ev *trailv1.Event, t time.Time) (Result, error) {
 	a.pending = append(a.pending, pendingDedup{digest: digest, part: op})
 	return Result{Receipt: Receipt{
 		Tenant: ev.TenantId, EventID: ev.EventId, Partition: op.p.Month,
-		LeafIndex: leaf, LeafHash: leafHash, SequencerTime: time.Unix(0, seq).UTC(),
+		LeafIndex: leaf, LeafHash: leafHash, SequencerTime: time.Unix(0, seq).UTC(), Index: a.index,
 	}}, nil
 }
 

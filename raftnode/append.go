@@ -206,7 +206,7 @@ func encodeResults(rs []engine.Result) []*trailv1.RaftEventResult {
 		out[i] = &trailv1.RaftEventResult{Receipt: &trailv1.RaftReceipt{
 			Tenant: rc.Tenant, EventId: rc.EventID, Partition: rc.Partition.String(),
 			LeafIndex: rc.LeafIndex, LeafHash: rc.LeafHash[:], TreeSize: rc.TreeSize,
-			SequencerTimeUnixNano: rc.SequencerTime.UnixNano(), Duplicate: rc.Duplicate,
+			SequencerTimeUnixNano: rc.SequencerTime.UnixNano(), Duplicate: rc.Duplicate, Index: rc.Index,
 		}}
 	}
 	return out
@@ -231,6 +231,7 @@ func decodeResults(rs []*trailv1.RaftEventResult) ([]engine.Result, error) {
 			Tenant: rc.GetTenant(), EventID: rc.GetEventId(), Partition: m,
 			LeafIndex: rc.GetLeafIndex(), LeafHash: merkle.Hash(rc.GetLeafHash()), TreeSize: rc.GetTreeSize(),
 			SequencerTime: time.Unix(0, rc.GetSequencerTimeUnixNano()).UTC(), Duplicate: rc.GetDuplicate(),
+			Index: rc.GetIndex(),
 		}
 	}
 	return out, nil

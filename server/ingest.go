@@ -200,26 +200,21 @@ func (s *Server) commit(ctx context.Context, events []*trailv1.Event) ([]engine.
 // (0) rather than failing the call. Calls whose events were all
 // duplicates need no wait: their entries were applied before the call.
 func (s *Server) visibleIndex(ctx context.Context, results []engine.Result) uint64 {
-	last := -1
-	for i, r := range results {
+	var last uint64
+	for _, r := range results {
 		if r.Err == nil && !r.Receipt.Duplicate {
-			last = i
+			last = max(last, r.Receipt.Index)
 		}
 	}
-	if last < 0 {
+	if last == 0 {
 		return s.cluster.AppliedIndex()
 	}
-	rc := results[last].Receipt
+	if applied := s.cluster.AppliedIndex(); applied >= last {
+		return applied // the common case on the leader: no wait at all
+	}
 	wctx, cancel := context.WithTimeout(ctx, visibleWait)
 	defer cancel()
-	err := s.cluster.WaitFor(wctx, func(e *engine.Engine) (bool, error) {
-		_, _, err := e.EntryByEventID(wctx, rc.Tenant, rc.EventID)
-		if errors.Is(err, engine.ErrNotFound) {
-			return false, nil
-		}
-		return err == nil, err
-	})
-	if err != nil {
+	if err := s.cluster.WaitApplied(wctx, last); err != nil {
 		return 0
 	}
 	return s.cluster.AppliedIndex()

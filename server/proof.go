@@ -22,11 +22,16 @@ type proofService struct {
 // so one checkpoint always yields the same bytes: a sealed partition's
 // final checkpoint is byte-identical on every call and every node.
 func (s *Server) sign(cp merkle.Checkpoint) (*trailv1.Checkpoint, error) {
-	note, err := merkle.SignCheckpoint(cp, s.cfg.Signer)
-	if err != nil {
-		return nil, err
+	note, ok := s.signs.get(cp)
+	if !ok {
+		b, err := merkle.SignCheckpoint(cp, s.cfg.Signer)
+		if err != nil {
+			return nil, err
+		}
+		note = string(b)
+		s.signs.put(cp, note)
 	}
-	return &trailv1.Checkpoint{SignedNote: string(note), Origin: cp.Origin, TreeSize: cp.Size, RootHash: cp.Root[:]}, nil
+	return &trailv1.Checkpoint{SignedNote: note, Origin: cp.Origin, TreeSize: cp.Size, RootHash: cp.Root[:]}, nil
 }
 
 // signedCheckpoint reads and signs p's checkpoint at size (0: current).

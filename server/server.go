@@ -149,6 +149,7 @@ type Server struct {
 	metrics *metrics
 	audit   *auditLog
 	notify  *notifier
+	signs   signCache
 
 	grpc    *grpc.Server
 	http    *http.Server

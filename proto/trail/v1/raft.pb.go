@@ -1142,8 +1142,10 @@ type RaftReceipt struct {
 	TreeSize              uint64                 `protobuf:"varint,6,opt,name=tree_size,json=treeSize,proto3" json:"tree_size,omitempty"`
 	SequencerTimeUnixNano int64                  `protobuf:"varint,7,opt,name=sequencer_time_unix_nano,json=sequencerTimeUnixNano,proto3" json:"sequencer_time_unix_nano,omitempty"`
 	Duplicate             bool                   `protobuf:"varint,8,opt,name=duplicate,proto3" json:"duplicate,omitempty"`
-	unknownFields         protoimpl.UnknownFields
-	sizeCache             protoimpl.SizeCache
+	// Raft index of the entry that appended the event (0 for a duplicate).
+	Index         uint64 `protobuf:"varint,9,opt,name=index,proto3" json:"index,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *RaftReceipt) Reset() {
@@ -1230,6 +1232,13 @@ func (x *RaftReceipt) GetDuplicate() bool {
 		return x.Duplicate
 	}
 	return false
+}
+
+func (x *RaftReceipt) GetIndex() uint64 {
+	if x != nil {
+		return x.Index
+	}
+	return 0
 }
 
 type RaftEventResult struct {
@@ -1429,7 +1438,7 @@ const file_trail_v1_raft_proto_rawDesc = "" +
 	"\tRaftError\x12+\n" +
 	"\x04code\x18\x01 \x01(\x0e2\x17.trail.v1.RaftErrorCodeR\x04code\x12\x18\n" +
 	"\amessage\x18\x02 \x01(\tR\amessage\x12\x1c\n" +
-	"\tambiguous\x18\x03 \x01(\bR\tambiguous\"\x8e\x02\n" +
+	"\tambiguous\x18\x03 \x01(\bR\tambiguous\"\xa4\x02\n" +
 	"\vRaftReceipt\x12\x16\n" +
 	"\x06tenant\x18\x01 \x01(\tR\x06tenant\x12\x19\n" +
 	"\bevent_id\x18\x02 \x01(\tR\aeventId\x12\x1c\n" +
@@ -1439,7 +1448,8 @@ const file_trail_v1_raft_proto_rawDesc = "" +
 	"\tleaf_hash\x18\x05 \x01(\fR\bleafHash\x12\x1b\n" +
 	"\ttree_size\x18\x06 \x01(\x04R\btreeSize\x127\n" +
 	"\x18sequencer_time_unix_nano\x18\a \x01(\x03R\x15sequencerTimeUnixNano\x12\x1c\n" +
-	"\tduplicate\x18\b \x01(\bR\tduplicate\"m\n" +
+	"\tduplicate\x18\b \x01(\bR\tduplicate\x12\x14\n" +
+	"\x05index\x18\t \x01(\x04R\x05index\"m\n" +
 	"\x0fRaftEventResult\x12/\n" +
 	"\areceipt\x18\x01 \x01(\v2\x15.trail.v1.RaftReceiptR\areceipt\x12)\n" +
 	"\x05error\x18\x02 \x01(\v2\x13.trail.v1.RaftErrorR\x05error\"\xba\x01\n" +
