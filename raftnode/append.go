@@ -85,9 +85,9 @@ func (n *Node) Append(ctx context.Context, events []*trailv1.Event) ([]engine.Re
 func (n *Node) appendChunk(ctx context.Context, c chunk) ([]engine.Result, error) {
 	var out []engine.Result
 	local := func(ctx context.Context) error {
-		r, err := n.batch.submit(ctx, "append", &proposal{events: c.data, bytes: c.bytes})
+		r, err := n.submitAppend(ctx, c)
 		if err == nil {
-			out = r.results
+			out = r
 		}
 		return err
 	}
@@ -118,11 +118,11 @@ func (n *Node) appendChunk(ctx context.Context, c chunk) ([]engine.Result, error
 func (n *Node) appendOnLeader(ctx context.Context, events []*trailv1.Event) ([]engine.Result, error) {
 	results, chunks := n.prepare(events)
 	for _, c := range chunks {
-		r, err := n.batch.submit(ctx, "append", &proposal{events: c.data, bytes: c.bytes})
+		r, err := n.submitAppend(ctx, c)
 		if err != nil {
 			return nil, err
 		}
-		for j, res := range r.results {
+		for j, res := range r {
 			results[c.index[j]] = res
 		}
 	}

@@ -108,6 +108,11 @@ type Config struct {
 	// time (kept monotonic whatever it returns) and tells the sealer when a
 	// month has ended. Default time.Now; tests and simulations replace it.
 	Clock func() time.Time
+
+	// Inspector, when set, examines every batch of events on the leader
+	// before it is proposed; the events it returns (anomaly records) are
+	// proposed in the same Raft entry, after the batch.
+	Inspector Inspector
 }
 
 // LogStoreKind names a Raft log implementation. Both fsync every append.

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/trailaudit/trail/compliance"
 	"github.com/trailaudit/trail/engine"
 	"github.com/trailaudit/trail/raftnode"
 )
@@ -46,6 +47,8 @@ func newClusterEnv(t *testing.T, tuneNode func(*raftnode.Config)) *env {
 			LeaderLeaseTimeout: 200 * time.Millisecond, CommitTimeout: 5 * time.Millisecond,
 			Engine: engine.Options{LogName: testLogName, CacheBytes: 4 << 20},
 			Logger: testLogger(),
+			// As traild wires it.
+			Inspector: compliance.NewDetector(),
 		}
 		if tuneNode != nil {
 			tuneNode(&cfg)

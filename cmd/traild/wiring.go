@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 
+	"github.com/trailaudit/trail/compliance"
 	"github.com/trailaudit/trail/engine"
 	"github.com/trailaudit/trail/raftnode"
 	"github.com/trailaudit/trail/server"
@@ -42,6 +43,9 @@ func nodeConfig(c *Config, raftLis net.Listener, apiAddr string, t *tls.Config, 
 		Linger:             r.BatchLinger,
 		MaxInFlight:        r.MaxInFlight,
 		Logger:             log,
+		// The anomaly rules run on the leader before each batch is
+		// proposed; their records join the batch's Raft entry.
+		Inspector: compliance.NewDetector(),
 	}
 }
 

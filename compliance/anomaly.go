@@ -1,0 +1,362 @@
+package compliance
+
+import (
+	"container/list"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/trailaudit/trail/engine"
+	trailv1 "github.com/trailaudit/trail/proto/trail/v1"
+)
+
+// Anomaly rule names, as the "rule" attribute of an anomaly event shows them.
+const (
+	RuleBulkSubjectAccess = "bulk_subject_access"
+	RuleOffHours          = "off_hours_access"
+	RuleMissingPurpose    = "missing_purpose_code"
+)
+
+// ActionSecurityAnomaly is the action of the events the anomaly rules append.
+const ActionSecurityAnomaly = "audit.security_anomaly"
+
+// DefaultMaxDistinctSubjects is the default threshold of the bulk-access
+// rule: an actor reading more distinct subjects than this within an hour.
+const DefaultMaxDistinctSubjects = 150
+
+// anomalyWindow is the span of the bulk-access rule.
+const anomalyWindow = time.Hour
+
+// detectorActor is the actor of anomaly events: Trail itself.
+const detectorActor = "trail/anomaly-detector"
+
+// ErrBadRules is returned for anomaly rules that cannot be applied.
+var ErrBadRules = errors.New("invalid anomaly rules")
+
+func anomalyKey(tenant string) string { return "anomaly/" + tenant }
+
+// DefaultRules are the rules of a tenant that has set none: bulk access
+// over 150 subjects an hour and data access without a purpose code.
+// Working hours are not assumed: the off-hours rule applies only once a
+// tenant sets them, since no default fits every organisation.
+func DefaultRules(tenant string) *trailv1.AnomalyRules {
+	return &trailv1.AnomalyRules{TenantId: tenant, MaxDistinctSubjectsPerHour: DefaultMaxDistinctSubjects}
+}
+
+// CheckRules validates rules and fills their defaults in place.
+func CheckRules(r *trailv1.AnomalyRules) error {
+	if err := engine.ValidateTenantID(r.GetTenantId()); err != nil {
+		return fmt.Errorf("%w: %w", ErrBadRules, err)
+	}
+	if r.GetMaxDistinctSubjectsPerHour() == 0 {
+		r.MaxDistinctSubjectsPerHour = DefaultMaxDistinctSubjects
+	}
+	if _, err := compileRules(r); err != nil {
+		return err
+	}
+	for _, c := range r.GetValidPurposeCodes() {
+		if c == "" || len(c) > engine.MaxIndexedLen {
+			return fmt.Errorf("%w: purpose code %q: empty or longer than %d bytes", ErrBadRules, c, engine.MaxIndexedLen)
+		}
+	}
+	return nil
+}
+
+// MarshalRules encodes rules for the settings store, deterministically.
+func MarshalRules(r *trailv1.AnomalyRules) ([]byte, error) {
+	return proto.MarshalOptions{Deterministic: true}.Marshal(r)
+}
+
+// RulesSetting is the setting operation that stores rules.
+func RulesSetting(r *trailv1.AnomalyRules) (engine.SettingOp, error) {
+	b, err := MarshalRules(r)
+	if err != nil {
+		return engine.SettingOp{}, fmt.Errorf("compliance: encode anomaly rules: %w", err)
+	}
+	return engine.SettingOp{Key: anomalyKey(r.GetTenantId()), Value: b}, nil
+}
+
+// ReadRules returns the tenant's anomaly rules from e's settings, or the
+// defaults when none were set.
+func ReadRules(e *engine.Engine, tenant string) (*trailv1.AnomalyRules, error) {
+	b, err := e.Setting(anomalyKey(tenant))
+	switch {
+	case errors.Is(err, engine.ErrNotFound):
+		return DefaultRules(tenant), nil
+	case err != nil:
+		return nil, fmt.Errorf("compliance: read anomaly rules of %s: %w", tenant, err)
+	}
+	r := new(trailv1.AnomalyRules)
+	if err := proto.Unmarshal(b, r); err != nil {
+		return nil, fmt.Errorf("compliance: anomaly rules of %s: %w", tenant, err)
+	}
+	return r, nil
+}
+
+// compiled is a tenant's rules ready to evaluate.
+type compiled struct {
+	rules      *trailv1.AnomalyRules
+	loc        *time.Location
+	start, end int // minutes after midnight; start == end: no working hours
+	days       [8]bool
+	purposes   map[string]bool // nil: any non-empty code
+}
+
+func compileRules(r *trailv1.AnomalyRules) (*compiled, error) {
+	c := &compiled{rules: r, loc: time.UTC}
+	if tz := r.GetTimeZone(); tz != "" {
+		loc, err := time.LoadLocation(tz)
+		if err != nil {
+			return nil, fmt.Errorf("%w: time_zone %q: %v", ErrBadRules, tz, err)
+		}
+		c.loc = loc
+	}
+	var err error
+	if c.start, err = parseClock("working_hours_start", r.GetWorkingHoursStart()); err != nil {
+		return nil, err
+	}
+	if c.end, err = parseClock("working_hours_end", r.GetWorkingHoursEnd()); err != nil {
+		return nil, err
+	}
+	if (r.GetWorkingHoursStart() == "") != (r.GetWorkingHoursEnd() == "") {
+		return nil, fmt.Errorf("%w: set both working_hours_start and working_hours_end, or neither", ErrBadRules)
+	}
+	days := r.GetWorkingDays()
+	if len(days) == 0 {
+		days = []uint32{1, 2, 3, 4, 5}
+	}
+	for _, d := range days {
+		if d < 1 || d > 7 {
+			return nil, fmt.Errorf("%w: working day %d: want 1 (Monday) to 7 (Sunday)", ErrBadRules, d)
+		}
+		c.days[d] = true
+	}
+	if codes := r.GetValidPurposeCodes(); len(codes) > 0 {
+		c.purposes = make(map[string]bool, len(codes))
+		for _, code := range codes {
+			c.purposes[code] = true
+		}
+	}
+	return c, nil
+}
+
+// parseClock parses "HH:MM" into minutes after midnight ("" is 0).
+func parseClock(field, s string) (int, error) {
+	if s == "" {
+		return 0, nil
+	}
+	h, m, ok := strings.Cut(s, ":")
+	hh, err1 := strconv.Atoi(h)
+	mm, err2 := strconv.Atoi(m)
+	if !ok || len(h) != 2 || len(m) != 2 || err1 != nil || err2 != nil || hh > 23 || mm > 59 || hh < 0 || mm < 0 {
+		return 0, fmt.Errorf("%w: %s %q: want HH:MM", ErrBadRules, field, s)
+	}
+	return hh*60 + mm, nil
+}
+
+// offHours reports whether t falls outside the working hours.
+func (c *compiled) offHours(t time.Time) bool {
+	if c.start == c.end {
+		return false
+	}
+	local := t.In(c.loc)
+	day := int(local.Weekday())
+	if day == 0 {
+		day = 7
+	}
+	if !c.days[day] {
+		return true
+	}
+	m := local.Hour()*60 + local.Minute()
+	if c.start < c.end {
+		return m < c.start || m >= c.end
+	}
+	return m < c.start && m >= c.end // a night shift: 22:00-06:00
+}
+
+// ValidPurpose reports whether code is a valid purpose code under rules.
+func ValidPurpose(rules *trailv1.AnomalyRules, code string) bool {
+	if code == "" {
+		return false
+	}
+	codes := rules.GetValidPurposeCodes()
+	return len(codes) == 0 || slices.Contains(codes, code)
+}
+
+// Detector evaluates the anomaly rules on ingest. The leader runs it on
+// every batch before proposing it, and the anomaly events it returns go
+// into the same Raft entry as the events that caused them, so the log
+// holds them atomically and every replica holds the same ones (DESIGN.md
+// invariant 6 concerns the FSM; the detector runs before it, on the
+// leader only).
+//
+// The bulk-access rule keeps, per (tenant, actor), the distinct subjects
+// read in the last hour of occurred_at time: at most threshold+1 of them,
+// and at most MaxActors actors (least recently active dropped first), so
+// memory is bounded whatever the load. The window lives on the leader:
+// after a leader change it starts empty, so a burst that straddles a
+// failover can go unflagged; each flagged burst is flagged once, with an
+// event id derived from the event that crossed the threshold, so a
+// retried batch is deduplicated like any event.
+type Detector struct {
+	// MaxActors bounds the actors tracked (default 100000).
+	MaxActors int
+
+	mu     sync.Mutex
+	actors map[actorKey]*list.Element
+	lru    list.List // of *actorWindow, most recently active at the front
+}
+
+type actorKey struct{ tenant, actor string }
+
+type actorWindow struct {
+	key      actorKey
+	subjects map[string]time.Time // subject -> latest access
+	quietTil time.Time            // flagged: not again before this
+}
+
+// NewDetector returns a detector with empty windows.
+func NewDetector() *Detector { return &Detector{} }
+
+// Inspect evaluates the tenants' rules (read from e) on events and returns
+// the anomaly events to append after them. Events of the system tenant
+// and anomaly events themselves are never inspected.
+func (d *Detector) Inspect(ctx context.Context, e *engine.Engine, events []*trailv1.Event) ([]*trailv1.Event, error) {
+	rules := map[string]*compiled{}
+	var out []*trailv1.Event
+	for _, ev := range events {
+		if ev.GetCategory() != trailv1.Category_CATEGORY_DATA_ACCESS || ev.GetTenantId() == engine.SystemTenant {
+			continue
+		}
+		c, ok := rules[ev.GetTenantId()]
+		if !ok {
+			r, err := ReadRules(e, ev.GetTenantId())
+			if err != nil {
+				return nil, err
+			}
+			if c, err = compileRules(r); err != nil {
+				// Rules are checked when set; a stored rule that no longer
+				// compiles (a time zone gone from tzdata) must not stop
+				// ingestion, so the tenant's off-hours rule is skipped.
+				c = &compiled{rules: r, loc: time.UTC}
+			}
+			rules[ev.GetTenantId()] = c
+		}
+		if c.rules.GetDisabled() {
+			continue
+		}
+		out = append(out, d.evaluate(c, ev)...)
+	}
+	return out, ctx.Err()
+}
+
+func (d *Detector) evaluate(c *compiled, ev *trailv1.Event) []*trailv1.Event {
+	var out []*trailv1.Event
+	at := ev.GetOccurredAt().AsTime()
+	if !ValidPurpose(c.rules, ev.GetPurposeCode()) {
+		reason := "no purpose code"
+		if ev.GetPurposeCode() != "" {
+			reason = fmt.Sprintf("purpose code %q is not one of the tenant's valid codes", ev.GetPurposeCode())
+		}
+		out = append(out, anomaly(ev, RuleMissingPurpose, map[string]string{"reason": reason}))
+	}
+	if c.offHours(at) {
+		out = append(out, anomaly(ev, RuleOffHours, map[string]string{
+			"local_time":    at.In(c.loc).Format("2006-01-02 15:04 Mon"),
+			"time_zone":     c.loc.String(),
+			"working_hours": c.rules.GetWorkingHoursStart() + "-" + c.rules.GetWorkingHoursEnd(),
+		}))
+	}
+	if ev.GetSubjectId() != "" {
+		if n, hit := d.observe(ev, at, int(c.rules.GetMaxDistinctSubjectsPerHour())); hit {
+			out = append(out, anomaly(ev, RuleBulkSubjectAccess, map[string]string{
+				"distinct_subjects": strconv.Itoa(n),
+				"threshold":         strconv.Itoa(int(c.rules.GetMaxDistinctSubjectsPerHour())),
+				"window":            anomalyWindow.String(),
+			}))
+		}
+	}
+	return out
+}
+
+// observe records that ev's actor read ev's subject at time at, and
+// reports whether that takes the actor over limit distinct subjects within
+// the window (once per window).
+func (d *Detector) observe(ev *trailv1.Event, at time.Time, limit int) (int, bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	w := d.window(actorKey{ev.GetTenantId(), ev.GetActor().GetId()})
+	for s, t := range w.subjects {
+		if !t.After(at.Add(-anomalyWindow)) {
+			delete(w.subjects, s)
+		}
+	}
+	if last, ok := w.subjects[ev.GetSubjectId()]; !ok || at.After(last) {
+		w.subjects[ev.GetSubjectId()] = at
+	}
+	n := len(w.subjects)
+	if n <= limit || at.Before(w.quietTil) {
+		return n, false
+	}
+	// Flagged: start a fresh window, so the next flag needs another full
+	// burst rather than one more subject.
+	w.quietTil = at.Add(anomalyWindow)
+	clear(w.subjects)
+	return n, true
+}
+
+func (d *Detector) window(k actorKey) *actorWindow {
+	if d.actors == nil {
+		d.actors = map[actorKey]*list.Element{}
+	}
+	if el, ok := d.actors[k]; ok {
+		d.lru.MoveToFront(el)
+		return el.Value.(*actorWindow)
+	}
+	max := d.MaxActors
+	if max <= 0 {
+		max = 100_000
+	}
+	for d.lru.Len() >= max {
+		old := d.lru.Back()
+		delete(d.actors, old.Value.(*actorWindow).key)
+		d.lru.Remove(old)
+	}
+	w := &actorWindow{key: k, subjects: map[string]time.Time{}}
+	d.actors[k] = d.lru.PushFront(w)
+	return w
+}
+
+// anomaly builds the anomaly event for rule on ev. Everything in it comes
+// from ev and the rule, so a retried batch yields the identical event,
+// which the log deduplicates by its id.
+func anomaly(ev *trailv1.Event, rule string, attrs map[string]string) *trailv1.Event {
+	sum := sha256.Sum256([]byte(rule + "\x00" + ev.GetEventId()))
+	attrs["rule"] = rule
+	attrs["event_id"] = ev.GetEventId()
+	attrs["actor_id"] = ev.GetActor().GetId()
+	return &trailv1.Event{
+		TenantId:      ev.GetTenantId(),
+		EventId:       "anomaly/" + rule + "/" + hex.EncodeToString(sum[:16]),
+		Category:      trailv1.Category_CATEGORY_SECURITY,
+		Action:        ActionSecurityAnomaly,
+		Outcome:       trailv1.Outcome_OUTCOME_SUCCESS,
+		Actor:         &trailv1.Actor{Id: detectorActor, Type: "system"},
+		SubjectId:     ev.GetSubjectId(),
+		Target:        &trailv1.Target{Type: "actor", Id: ev.GetActor().GetId()},
+		SourceService: "trail",
+		TraceId:       ev.GetTraceId(),
+		OccurredAt:    timestamppb.New(ev.GetOccurredAt().AsTime()),
+		Attributes:    attrs,
+	}
+}

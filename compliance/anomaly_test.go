@@ -1,0 +1,269 @@
+package compliance
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/trailaudit/trail/engine"
+	trailv1 "github.com/trailaudit/trail/proto/trail/v1"
+)
+
+// anomalyEngine opens a real engine holding rules for tenant "acme".
+func anomalyEngine(t *testing.T, rules *trailv1.AnomalyRules) *engine.Engine {
+	t.Helper()
+	e, err := engine.Open(context.Background(), engine.Options{Dir: t.TempDir(), LogName: "test.trail", CacheBytes: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { e.Close() })
+	if rules != nil {
+		if err := CheckRules(rules); err != nil {
+			t.Fatal(err)
+		}
+		op, err := RulesSetting(rules)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := e.ApplySettings(context.Background(), 1, []engine.SettingOp{op}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return e
+}
+
+// monday10 is a Monday, 10:00 UTC.
+var monday10 = time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
+
+func access(id, actor, subject, purpose string, at time.Time) *trailv1.Event {
+	return &trailv1.Event{
+		TenantId: "acme", EventId: id, Category: trailv1.Category_CATEGORY_DATA_ACCESS,
+		Action: "record.view", Outcome: trailv1.Outcome_OUTCOME_SUCCESS,
+		Actor: &trailv1.Actor{Id: actor}, SubjectId: subject, PurposeCode: purpose,
+		PiiFieldsAccessed: []string{"address"}, OccurredAt: timestamppb.New(at),
+	}
+}
+
+func inspect(t *testing.T, d *Detector, e *engine.Engine, evs ...*trailv1.Event) []*trailv1.Event {
+	t.Helper()
+	out, err := d.Inspect(context.Background(), e, evs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range out {
+		if err := engine.ValidateEvent(a); err != nil {
+			t.Fatalf("anomaly %s is not a valid event: %v", a.GetEventId(), err)
+		}
+	}
+	return out
+}
+
+func rulesOf(evs []*trailv1.Event) []string {
+	var out []string
+	for _, ev := range evs {
+		out = append(out, ev.GetAttributes()["rule"])
+	}
+	return out
+}
+
+func TestCheckRules(t *testing.T) {
+	tests := []struct {
+		name  string
+		rules *trailv1.AnomalyRules
+		ok    bool
+	}{
+		{"defaults", &trailv1.AnomalyRules{TenantId: "acme"}, true},
+		{"office hours", &trailv1.AnomalyRules{TenantId: "acme", WorkingHoursStart: "08:00", WorkingHoursEnd: "18:30", TimeZone: "Europe/Tallinn"}, true},
+		{"night shift", &trailv1.AnomalyRules{TenantId: "acme", WorkingHoursStart: "22:00", WorkingHoursEnd: "06:00", WorkingDays: []uint32{1, 2, 3, 4, 5, 6, 7}}, true},
+		{"no tenant", &trailv1.AnomalyRules{}, false},
+		{"system tenant name", &trailv1.AnomalyRules{TenantId: "_other"}, false},
+		{"unknown zone", &trailv1.AnomalyRules{TenantId: "acme", TimeZone: "Mars/Olympus"}, false},
+		{"bad clock", &trailv1.AnomalyRules{TenantId: "acme", WorkingHoursStart: "8:00", WorkingHoursEnd: "18:00"}, false},
+		{"hour 24", &trailv1.AnomalyRules{TenantId: "acme", WorkingHoursStart: "08:00", WorkingHoursEnd: "24:00"}, false},
+		{"one end only", &trailv1.AnomalyRules{TenantId: "acme", WorkingHoursStart: "08:00"}, false},
+		{"day 0", &trailv1.AnomalyRules{TenantId: "acme", WorkingHoursStart: "08:00", WorkingHoursEnd: "18:00", WorkingDays: []uint32{0}}, false},
+		{"empty purpose", &trailv1.AnomalyRules{TenantId: "acme", ValidPurposeCodes: []string{""}}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := CheckRules(tt.rules)
+			if (err == nil) != tt.ok {
+				t.Fatalf("CheckRules = %v, want ok=%v", err, tt.ok)
+			}
+			if err != nil && !errors.Is(err, ErrBadRules) {
+				t.Fatalf("error %v is not ErrBadRules", err)
+			}
+			if err == nil && tt.rules.GetMaxDistinctSubjectsPerHour() != DefaultMaxDistinctSubjects {
+				t.Fatalf("threshold default not filled: %d", tt.rules.GetMaxDistinctSubjectsPerHour())
+			}
+		})
+	}
+}
+
+func TestOffHours(t *testing.T) {
+	office := &trailv1.AnomalyRules{TenantId: "acme", WorkingHoursStart: "08:00", WorkingHoursEnd: "18:00", TimeZone: "Europe/Tallinn"}
+	night := &trailv1.AnomalyRules{TenantId: "acme", WorkingHoursStart: "22:00", WorkingHoursEnd: "06:00", WorkingDays: []uint32{1, 2, 3, 4, 5, 6, 7}}
+	tests := []struct {
+		name  string
+		rules *trailv1.AnomalyRules
+		at    time.Time
+		off   bool
+	}{
+		// Tallinn is UTC+2 in November.
+		{"monday 10:00 local", office, time.Date(2026, 11, 23, 8, 0, 0, 0, time.UTC), false},
+		{"monday 07:59 local", office, time.Date(2026, 11, 23, 5, 59, 0, 0, time.UTC), true},
+		{"monday 18:00 local", office, time.Date(2026, 11, 23, 16, 0, 0, 0, time.UTC), true},
+		{"saturday noon", office, time.Date(2026, 11, 28, 10, 0, 0, 0, time.UTC), true},
+		{"night shift 23:00", night, time.Date(2026, 11, 23, 23, 0, 0, 0, time.UTC), false},
+		{"night shift 03:00", night, time.Date(2026, 11, 24, 3, 0, 0, 0, time.UTC), false},
+		{"night shift noon", night, time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC), true},
+		{"no hours set", DefaultRules("acme"), time.Date(2026, 11, 28, 3, 0, 0, 0, time.UTC), false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := compileRules(tt.rules)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := c.offHours(tt.at); got != tt.off {
+				t.Fatalf("offHours(%s) = %v, want %v", tt.at, got, tt.off)
+			}
+		})
+	}
+}
+
+func TestPurposeRules(t *testing.T) {
+	e := anomalyEngine(t, &trailv1.AnomalyRules{TenantId: "acme", ValidPurposeCodes: []string{"case-work", "benefit-claim"}})
+	d := NewDetector()
+	out := inspect(t, d, e,
+		access("ok", "alice", "s1", "case-work", monday10),
+		access("none", "alice", "s2", "", monday10),
+		access("unknown", "alice", "s3", "curiosity", monday10),
+	)
+	if got := rulesOf(out); len(got) != 2 || got[0] != RuleMissingPurpose || got[1] != RuleMissingPurpose {
+		t.Fatalf("rules fired %v, want two %s", got, RuleMissingPurpose)
+	}
+	if out[0].GetAttributes()["event_id"] != "none" || out[1].GetAttributes()["event_id"] != "unknown" {
+		t.Fatalf("anomalies name events %q and %q", out[0].GetAttributes()["event_id"], out[1].GetAttributes()["event_id"])
+	}
+	a := out[0]
+	if a.GetCategory() != trailv1.Category_CATEGORY_SECURITY || a.GetAction() != ActionSecurityAnomaly ||
+		a.GetTarget().GetId() != "alice" || a.GetSubjectId() != "s2" {
+		t.Fatalf("anomaly event %v", a)
+	}
+}
+
+func TestBulkSubjectAccess(t *testing.T) {
+	e := anomalyEngine(t, nil) // defaults: 150 subjects an hour
+	d := NewDetector()
+	var fired []*trailv1.Event
+	// 150 subjects in 50 minutes: within the limit.
+	for i := range 150 {
+		fired = append(fired, inspect(t, d, e, access(fmt.Sprintf("a%d", i), "mallory", fmt.Sprintf("citizen-%d", i), "audit", monday10.Add(time.Duration(i)*20*time.Second)))...)
+	}
+	// Reading one of them again adds no distinct subject.
+	fired = append(fired, inspect(t, d, e, access("again", "mallory", "citizen-3", "audit", monday10.Add(51*time.Minute)))...)
+	if len(fired) != 0 {
+		t.Fatalf("%d anomalies at or below the threshold: %v", len(fired), rulesOf(fired))
+	}
+	// The 151st distinct subject within the hour crosses it, once.
+	fired = inspect(t, d, e, access("a150", "mallory", "citizen-150", "audit", monday10.Add(52*time.Minute)))
+	if len(fired) != 1 || fired[0].GetAttributes()["rule"] != RuleBulkSubjectAccess || fired[0].GetAttributes()["distinct_subjects"] != "151" {
+		t.Fatalf("anomalies %v, want one %s over 151 subjects", fired, RuleBulkSubjectAccess)
+	}
+	fired = inspect(t, d, e, access("a151", "mallory", "citizen-151", "audit", monday10.Add(53*time.Minute)))
+	if len(fired) != 0 {
+		t.Fatalf("flagged twice within the hour: %v", rulesOf(fired))
+	}
+	// Another actor is counted on its own.
+	if out := inspect(t, d, e, access("b1", "bob", "citizen-1", "audit", monday10)); len(out) != 0 {
+		t.Fatalf("bob flagged: %v", rulesOf(out))
+	}
+}
+
+func TestBulkAccessSlowReaderNotFlagged(t *testing.T) {
+	e := anomalyEngine(t, nil)
+	d := NewDetector()
+	// 300 subjects, one every 30 seconds: at most 120 in any hour.
+	for i := range 300 {
+		if out := inspect(t, d, e, access(fmt.Sprintf("a%d", i), "carol", fmt.Sprintf("s%d", i), "audit", monday10.Add(time.Duration(i)*30*time.Second))); len(out) != 0 {
+			t.Fatalf("flagged at access %d: %v", i, rulesOf(out))
+		}
+	}
+}
+
+func TestDetectorMemoryBound(t *testing.T) {
+	e := anomalyEngine(t, nil)
+	d := &Detector{MaxActors: 10}
+	for i := range 100 {
+		inspect(t, d, e, access(fmt.Sprintf("a%d", i), fmt.Sprintf("actor-%d", i), "s", "audit", monday10))
+	}
+	if d.lru.Len() != 10 || len(d.actors) != 10 {
+		t.Fatalf("tracking %d actors (%d in the map), bound 10", d.lru.Len(), len(d.actors))
+	}
+}
+
+func TestInspectSkipsAndDisables(t *testing.T) {
+	d := NewDetector()
+	e := anomalyEngine(t, &trailv1.AnomalyRules{TenantId: "acme", Disabled: true})
+	if out := inspect(t, d, e, access("x", "alice", "s1", "", monday10)); len(out) != 0 {
+		t.Fatalf("disabled rules fired: %v", rulesOf(out))
+	}
+	sys := access("y", "alice", "s1", "", monday10)
+	sys.TenantId = engine.SystemTenant
+	login := access("z", "alice", "s1", "", monday10)
+	login.Category = trailv1.Category_CATEGORY_AUTHENTICATION
+	e2 := anomalyEngine(t, nil)
+	if out := inspect(t, d, e2, sys, login); len(out) != 0 {
+		t.Fatalf("system or non-access events inspected: %v", rulesOf(out))
+	}
+}
+
+// TestAnomalyDeterministic: a retried event yields the identical anomaly,
+// which the engine then deduplicates instead of storing twice.
+func TestAnomalyDeterministic(t *testing.T) {
+	e := anomalyEngine(t, &trailv1.AnomalyRules{TenantId: "acme", WorkingHoursStart: "08:00", WorkingHoursEnd: "18:00"})
+	ev := access("late", "alice", "s1", "", monday10.Add(12*time.Hour))
+	a := inspect(t, NewDetector(), e, ev)
+	b := inspect(t, NewDetector(), e, proto.Clone(ev).(*trailv1.Event))
+	if len(a) != 2 || len(a) != len(b) {
+		t.Fatalf("anomalies %v then %v, want purpose and off-hours twice", rulesOf(a), rulesOf(b))
+	}
+	for i := range a {
+		if !proto.Equal(a[i], b[i]) {
+			t.Fatalf("anomaly %d differs between runs:\n%v\n%v", i, a[i], b[i])
+		}
+	}
+	res, err := e.Apply(context.Background(), &engine.Batch{Index: 2, Time: monday10, Events: append(a, b...)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res[2].Receipt.Duplicate || res[2].Receipt.LeafIndex != res[0].Receipt.LeafIndex {
+		t.Fatalf("retried anomaly not deduplicated: %+v", res)
+	}
+}
+
+func BenchmarkDetectorInspect(b *testing.B) {
+	e, err := engine.Open(context.Background(), engine.Options{Dir: b.TempDir(), LogName: "bench.trail", CacheBytes: 1 << 20})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer e.Close()
+	d := NewDetector()
+	batch := make([]*trailv1.Event, 100)
+	for i := range batch {
+		batch[i] = access(fmt.Sprintf("e%d", i), fmt.Sprintf("actor-%d", i%20), fmt.Sprintf("s%d", i), "audit", monday10.Add(time.Duration(i)*time.Second))
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := d.Inspect(context.Background(), e, batch); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(batch)), "ns/event")
+}
