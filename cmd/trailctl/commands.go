@@ -39,6 +39,9 @@ func commands() []command {
 		{"keys create", "--role ROLE [--tenant T]...", "create an API key; its token is shown once", cmdKeysCreate},
 		{"keys list", "", "list API keys", cmdKeysList},
 		{"keys revoke", "ID", "revoke an API key", cmdKeysRevoke},
+		{"anomaly get", "TENANT", "show a tenant's anomaly rules", cmdAnomalyGet},
+		{"anomaly set", "TENANT [flags]", "change a tenant's anomaly rules (admin)", cmdAnomalySet},
+		{"subscribe", "TENANT [--type T]...", "stream a tenant's domain events (recorded, sealed, anomalies, integrity)", cmdSubscribe},
 	}
 }
 

@@ -108,6 +108,18 @@
 //	keys create --role producer|auditor|privacy_officer|admin [--tenant T]... [--description D]
 //	keys list
 //	keys revoke ID
+//	anomaly get TENANT
+//	anomaly set TENANT [--enable|--disable] [--max-subjects-per-hour N]
+//	       [--working-hours HH:MM-HH:MM|none --time-zone ZONE --working-days 1-5]
+//	       [--purpose CODE... | --any-purpose]
+//	                                flags not given keep the tenant's current values
+//
+// Security analysts (any key that may read the tenant):
+//
+//	subscribe TENANT [--type T]...  domain events as they happen, one line each:
+//	                                audit.event.recorded (leaf ranges, batched),
+//	                                audit.security_anomaly, audit.integrity.verified,
+//	                                audit.integrity.violation, audit.partition.sealed
 //
 // # Trust
 //
