@@ -14,16 +14,9 @@ import (
 	trailv1 "github.com/trailaudit/trail/proto/trail/v1"
 )
 
-// withCompliance runs fn with a ComplianceService client bound by --timeout.
+// withCompliance runs fn with a ComplianceService client.
 func withCompliance(ctx context.Context, e *env, n *netCommand, fn func(context.Context, trailv1.ComplianceServiceClient) error) error {
-	conn, err := n.connect(e)
-	if err != nil {
-		return err
-	}
-	defer conn.Close()
-	rctx, cancel := n.rpcContext(ctx)
-	defer cancel()
-	return fn(rctx, trailv1.NewComplianceServiceClient(conn))
+	return withClient(ctx, e, n, trailv1.NewComplianceServiceClient, fn)
 }
 
 func cmdAnomalyGet(ctx context.Context, e *env, args []string) error {

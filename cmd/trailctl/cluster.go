@@ -4,12 +4,14 @@ import (
 	"context"
 	"fmt"
 
+	"google.golang.org/grpc"
+
 	trailv1 "github.com/trailaudit/trail/proto/trail/v1"
 )
 
-// withAdmin connects and runs fn with an AdminService client under the
-// command's --timeout.
-func withAdmin(ctx context.Context, e *env, n *netCommand, fn func(context.Context, trailv1.AdminServiceClient) error) error {
+// withClient connects and runs fn with the client newClient makes, under
+// the command's --timeout.
+func withClient[C any](ctx context.Context, e *env, n *netCommand, newClient func(grpc.ClientConnInterface) C, fn func(context.Context, C) error) error {
 	conn, err := n.connect(e)
 	if err != nil {
 		return err
@@ -17,7 +19,12 @@ func withAdmin(ctx context.Context, e *env, n *netCommand, fn func(context.Conte
 	defer conn.Close()
 	rctx, cancel := n.rpcContext(ctx)
 	defer cancel()
-	return fn(rctx, trailv1.NewAdminServiceClient(conn))
+	return fn(rctx, newClient(conn))
+}
+
+// withAdmin runs fn with an AdminService client.
+func withAdmin(ctx context.Context, e *env, n *netCommand, fn func(context.Context, trailv1.AdminServiceClient) error) error {
+	return withClient(ctx, e, n, trailv1.NewAdminServiceClient, fn)
 }
 
 func cmdClusterStatus(ctx context.Context, e *env, args []string) error {
