@@ -108,31 +108,16 @@ func (c appendConfig) mode() string {
 }
 
 func runAppend(args []string) error {
-	c, err := parseAppend(args)
-	if err != nil {
-		return err
-	}
-	rep, err := benchAppend(context.Background(), c)
-	if err != nil {
-		return err
-	}
-	if c.run.asJSON {
-		return printJSON(rep)
-	}
-	printAppend(rep)
-	return nil
+	return runScenario(args, parseAppend, func(c appendConfig) runFlags { return c.run }, benchAppend, printAppend)
 }
 
 func benchAppend(ctx context.Context, c appendConfig) (*appendReport, error) {
-	root, cleanup, err := workDir(c.run.dir)
+	rep := &appendReport{header: newHeader()}
+	root, cleanup, err := prepare(c.run, &rep.header)
 	if err != nil {
 		return nil, err
 	}
 	defer cleanup()
-	rep := &appendReport{header: newHeader()}
-	if rep.Ceilings, err = ceiling.Measure(root, 1<<20, c.run.ceilingTime); err != nil {
-		return nil, err
-	}
 	run := &appendRun{
 		cfg: c, id: runID(), tmpl: newTemplates(4096, c.eventBytes, c.tenants),
 		ceil: rep.Ceilings, prof: newProfiler(c.run, len(c.producers)*len(c.rates)),

@@ -11,7 +11,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/trailaudit/trail/bench/ceiling"
 	"github.com/trailaudit/trail/internal/eventgen"
 	trailv1 "github.com/trailaudit/trail/proto/trail/v1"
 )
@@ -105,31 +104,16 @@ type mixedOp struct {
 }
 
 func runMixed(args []string) error {
-	c, err := parseMixed(args)
-	if err != nil {
-		return err
-	}
-	rep, err := benchMixed(context.Background(), c)
-	if err != nil {
-		return err
-	}
-	if c.run.asJSON {
-		return printJSON(rep)
-	}
-	printMixed(rep)
-	return nil
+	return runScenario(args, parseMixed, func(c mixedConfig) runFlags { return c.run }, benchMixed, printMixed)
 }
 
 func benchMixed(ctx context.Context, c mixedConfig) (_ *mixedReport, err error) {
-	root, cleanup, err := workDir(c.run.dir)
+	rep := &mixedReport{header: newHeader(), Mix: c.mix, Workers: c.workers}
+	root, cleanup, err := prepare(c.run, &rep.header)
 	if err != nil {
 		return nil, err
 	}
 	defer cleanup()
-	rep := &mixedReport{header: newHeader(), Mix: c.mix, Workers: c.workers}
-	if rep.Ceilings, err = ceiling.Measure(root, 1<<20, c.run.ceilingTime); err != nil {
-		return nil, err
-	}
 	tgt, err := openTarget(ctx, c.target, root, c.run.verbose)
 	if err != nil {
 		return nil, err

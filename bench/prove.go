@@ -11,7 +11,6 @@ import (
 
 	"golang.org/x/mod/sumdb/note"
 
-	"github.com/trailaudit/trail/bench/ceiling"
 	trailv1 "github.com/trailaudit/trail/proto/trail/v1"
 )
 
@@ -77,31 +76,16 @@ type proveRow struct {
 }
 
 func runProve(args []string) error {
-	c, err := parseProve(args)
-	if err != nil {
-		return err
-	}
-	rep, err := benchProve(context.Background(), c)
-	if err != nil {
-		return err
-	}
-	if c.run.asJSON {
-		return printJSON(rep)
-	}
-	printProve(rep)
-	return nil
+	return runScenario(args, parseProve, func(c proveConfig) runFlags { return c.run }, benchProve, printProve)
 }
 
 func benchProve(ctx context.Context, c proveConfig) (_ *proveReport, err error) {
-	root, cleanup, err := workDir(c.run.dir)
+	rep := &proveReport{header: newHeader()}
+	root, cleanup, err := prepare(c.run, &rep.header)
 	if err != nil {
 		return nil, err
 	}
 	defer cleanup()
-	rep := &proveReport{header: newHeader()}
-	if rep.Ceilings, err = ceiling.Measure(root, 1<<20, c.run.ceilingTime); err != nil {
-		return nil, err
-	}
 	tgt, err := openTarget(ctx, c.target, root, c.run.verbose)
 	if err != nil {
 		return nil, err

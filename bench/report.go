@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"runtime"
 	"time"
@@ -112,3 +113,37 @@ func fmtMs(us float64) string {
 }
 
 func mib(b int64) float64 { return float64(b) / (1 << 20) }
+
+// runScenario parses a networked scenario's flags, runs it, and prints its
+// report as a table or, with -json, as JSON.
+func runScenario[C, R any](args []string, parse func([]string) (C, error), flags func(C) runFlags,
+	bench func(context.Context, C) (R, error), print func(R)) error {
+	c, err := parse(args)
+	if err != nil {
+		return err
+	}
+	rep, err := bench(context.Background(), c)
+	if err != nil {
+		return err
+	}
+	if flags(c).asJSON {
+		return printJSON(rep)
+	}
+	print(rep)
+	return nil
+}
+
+// prepare makes the run's work directory and measures the machine's
+// ceilings in it, into h, before any load: the ceilings are what the
+// results are read against. The caller runs cleanup when done.
+func prepare(f runFlags, h *header) (root string, cleanup func(), err error) {
+	root, cleanup, err = workDir(f.dir)
+	if err != nil {
+		return "", nil, err
+	}
+	if h.Ceilings, err = ceiling.Measure(root, 1<<20, f.ceilingTime); err != nil {
+		cleanup()
+		return "", nil, err
+	}
+	return root, cleanup, nil
+}

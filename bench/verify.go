@@ -11,7 +11,6 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/trailaudit/trail/bench/ceiling"
 	"github.com/trailaudit/trail/merkle"
 	trailv1 "github.com/trailaudit/trail/proto/trail/v1"
 )
@@ -84,31 +83,16 @@ var verifyModes = []verifyMode{
 }
 
 func runVerify(args []string) error {
-	c, err := parseVerify(args)
-	if err != nil {
-		return err
-	}
-	rep, err := benchVerify(context.Background(), c)
-	if err != nil {
-		return err
-	}
-	if c.run.asJSON {
-		return printJSON(rep)
-	}
-	printVerify(rep)
-	return nil
+	return runScenario(args, parseVerify, func(c verifyConfig) runFlags { return c.run }, benchVerify, printVerify)
 }
 
 func benchVerify(ctx context.Context, c verifyConfig) (_ *verifyReport, err error) {
-	root, cleanup, err := workDir(c.run.dir)
+	rep := &verifyReport{header: newHeader()}
+	root, cleanup, err := prepare(c.run, &rep.header)
 	if err != nil {
 		return nil, err
 	}
 	defer cleanup()
-	rep := &verifyReport{header: newHeader()}
-	if rep.Ceilings, err = ceiling.Measure(root, 1<<20, c.run.ceilingTime); err != nil {
-		return nil, err
-	}
 	ev, err := gatherEvidence(ctx, c, root, rep)
 	if err != nil {
 		return nil, err
