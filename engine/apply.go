@@ -26,6 +26,11 @@ type Batch struct {
 	Time time.Time
 	// Events in log order.
 	Events []*trailv1.Event
+	// EventBytes, when set, holds the deterministic encoding of each of
+	// Events (as the Raft entry carries it), which Apply then stores as it
+	// is instead of encoding the event again. Every replica applies the
+	// same entry, so every replica stores the same bytes either way.
+	EventBytes [][]byte
 }
 
 // Receipt is the proof of acceptance returned for each appended event.
@@ -78,9 +83,16 @@ func (e *Engine) Apply(ctx context.Context, b *Batch) ([]Result, error) {
 	}
 	a := e.newApplier(b.Index)
 	defer a.wb.Close()
+	if b.EventBytes != nil && len(b.EventBytes) != len(b.Events) {
+		return nil, fmt.Errorf("engine: apply %d: %d encoded events for %d events: %w", b.Index, len(b.EventBytes), len(b.Events), ErrInvalidEvent)
+	}
 	results := make([]Result, len(b.Events))
 	for i, ev := range b.Events {
-		r, err := a.appendEvent(ev, b.Time)
+		var encoded []byte
+		if b.EventBytes != nil {
+			encoded = b.EventBytes[i]
+		}
+		r, err := a.appendEvent(ev, encoded, b.Time)
 		if err != nil {
 			e.dropState()
 			return nil, fmt.Errorf("engine: apply %d: %w", b.Index, err)
@@ -159,13 +171,15 @@ func (e *Engine) newApplier(index uint64) *applier {
 
 // appendEvent appends one event. A returned error is a storage failure; a
 // rejected event is reported in the Result.
-func (a *applier) appendEvent(ev *trailv1.Event, t time.Time) (Result, error) {
+func (a *applier) appendEvent(ev *trailv1.Event, eventBytes []byte, t time.Time) (Result, error) {
 	if err := ValidateEvent(ev); err != nil {
 		return Result{Err: err}, nil
 	}
-	eventBytes, err := a.marshal.Marshal(ev)
-	if err != nil {
-		return Result{Err: fmt.Errorf("%w: encode: %v", ErrInvalidEvent, err)}, nil
+	if eventBytes == nil {
+		var err error
+		if eventBytes, err = a.marshal.Marshal(ev); err != nil {
+			return Result{Err: fmt.Errorf("%w: encode: %v", ErrInvalidEvent, err)}, nil
+		}
 	}
 	digest := xxhash.Sum64(eventBytes)
 	if r, hit, err := a.lookupDuplicate(ev, digest); hit || err != nil {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -51,16 +52,32 @@ func eventWithEverything() *trailv1.Event {
 	return ev
 }
 
+// TestDeterminism applies the same batches to two engines, the second
+// given each event's deterministic encoding as a Raft entry carries it
+// (Batch.EventBytes), and checks that they store identical bytes and
+// roots: the two paths of Apply are one.
 func TestDeterminism(t *testing.T) {
 	batches := genBatches(1, 40, 25, nov, time.Hour*24)
 	a, b := openEngine(t, t.TempDir()), openEngine(t, t.TempDir())
 	ctx := context.Background()
 	for _, bt := range batches {
+		for i, ev := range bt.Events {
+			// Maps are where a non-deterministic encoding would differ.
+			ev.Attributes = map[string]string{"k1": "v", "k2": "v", "k3": "v", "k" + strconv.Itoa(i): "w"}
+		}
 		ra, err := a.Apply(ctx, bt)
 		if err != nil {
 			t.Fatal(err)
 		}
-		rb, err := b.Apply(ctx, bt)
+		encoded := *bt
+		for _, ev := range bt.Events {
+			data, err := proto.MarshalOptions{Deterministic: true}.Marshal(ev)
+			if err != nil {
+				t.Fatal(err)
+			}
+			encoded.EventBytes = append(encoded.EventBytes, data)
+		}
+		rb, err := b.Apply(ctx, &encoded)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -320,4 +337,15 @@ func TestReopenKeepsState(t *testing.T) {
 	}
 	checkPartition(t, e, after[0].Partition)
 	verifyTenantChain(t, e, tenantName(0))
+}
+
+func TestEventBytesMustMatchEvents(t *testing.T) {
+	e := openEngine(t, t.TempDir())
+	b := &Batch{Index: 1, Time: nov, Events: []*trailv1.Event{event("acme", "a"), event("acme", "b")}, EventBytes: [][]byte{{0x0a}}}
+	if _, err := e.Apply(context.Background(), b); !errors.Is(err, ErrInvalidEvent) {
+		t.Fatalf("Apply with 1 encoding for 2 events = %v, want ErrInvalidEvent", err)
+	}
+	if e.AppliedIndex() != 0 {
+		t.Fatalf("a refused batch advanced the applied index to %d", e.AppliedIndex())
+	}
 }

@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"time"
 
-	"google.golang.org/protobuf/proto"
-
 	"github.com/trailaudit/trail/engine"
 	"github.com/trailaudit/trail/merkle"
 	trailv1 "github.com/trailaudit/trail/proto/trail/v1"
@@ -33,7 +31,7 @@ func (n *Node) prepare(events []*trailv1.Event) ([]engine.Result, []chunk) {
 			results[i].Err = err
 			continue
 		}
-		b, err := proto.Marshal(ev)
+		b, err := marshalEvent(ev)
 		if err != nil {
 			results[i].Err = fmt.Errorf("%w: encode: %v", engine.ErrInvalidEvent, err)
 			continue

@@ -32,7 +32,7 @@ func TestEncodeAppendMatchesProto(t *testing.T) {
 			for i := range tc.n {
 				ev := event("acme", fmt.Sprintf("e%d", i))
 				evs = append(evs, ev)
-				b, err := proto.Marshal(ev)
+				b, err := marshalEvent(ev)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -40,7 +40,7 @@ func TestEncodeAppendMatchesProto(t *testing.T) {
 			}
 			got := encodeAppend(tc.t, raw)
 			want, err := proto.MarshalOptions{Deterministic: true}.Marshal(&trailv1.RaftCommand{
-				Command: &trailv1.RaftCommand_Append{Append: &trailv1.RaftAppend{TimeUnixNano: tc.t, Events: evs}},
+				Command: &trailv1.RaftCommand_Append{Append: &trailv1.RaftAppend{TimeUnixNano: tc.t, Events: evs, Canonical: true}},
 			})
 			if err != nil {
 				t.Fatal(err)
@@ -56,6 +56,38 @@ func TestEncodeAppendMatchesProto(t *testing.T) {
 				t.Fatalf("decoded %v", cmd)
 			}
 		})
+	}
+}
+
+// TestAppendEventBytes checks that the events' bytes found in an append
+// command are exactly those it was built from, and that anything else
+// yields none (the state machine then encodes the events itself).
+func TestAppendEventBytes(t *testing.T) {
+	var raw [][]byte
+	for i := range 5 {
+		ev := event("acme", fmt.Sprintf("e%d", i))
+		ev.Attributes = map[string]string{"a": "1", "b": "2", "c": "3"}
+		b, err := marshalEvent(ev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw = append(raw, b)
+	}
+	got := appendEventBytes(encodeAppend(7, raw))
+	if len(got) != len(raw) {
+		t.Fatalf("%d events found, want %d", len(got), len(raw))
+	}
+	for i := range raw {
+		if !bytes.Equal(got[i], raw[i]) {
+			t.Fatalf("event %d: bytes differ", i)
+		}
+	}
+	seal, _ := proto.Marshal(&trailv1.RaftCommand{Command: &trailv1.RaftCommand_Seal{Seal: &trailv1.RaftSeal{Tenant: "a"}}})
+	full := encodeAppend(7, raw)
+	for name, data := range map[string][]byte{"seal": seal, "truncated": full[:len(full)-3], "garbage": {0xff, 0xff}, "empty": nil} {
+		if got := appendEventBytes(data); len(got) == len(raw) {
+			t.Errorf("%s: %d events found", name, len(got))
+		}
 	}
 }
 
@@ -95,6 +127,17 @@ func FuzzDecodeCommand(f *testing.F) {
 		cmd, err := decodeCommand(data)
 		if err != nil {
 			return
+		}
+		// An append's events as found in the bytes are its events.
+		if a := cmd.GetAppend(); a != nil {
+			if raw := appendEventBytes(data); len(raw) == len(a.GetEvents()) {
+				for i, r := range raw {
+					ev := new(trailv1.Event)
+					if err := proto.Unmarshal(r, ev); err != nil || !proto.Equal(ev, a.GetEvents()[i]) {
+						t.Fatalf("event %d found in the bytes is not the decoded event: %v", i, err)
+					}
+				}
+			}
 		}
 		// What decodes re-encodes to something that decodes the same.
 		b, err := proto.Marshal(cmd)

@@ -118,6 +118,13 @@ func (f *fsm) applyCommand(e *engine.Engine, l *raft.Log) *applyResult {
 	case *trailv1.RaftCommand_Append:
 		f.observeTime(c.Append.GetTimeUnixNano())
 		b := &engine.Batch{Index: l.Index, Time: time.Unix(0, c.Append.GetTimeUnixNano()).UTC(), Events: c.Append.GetEvents()}
+		if c.Append.GetCanonical() {
+			// The events' bytes in the entry are their deterministic
+			// encoding: the engine stores them instead of encoding again.
+			if raw := appendEventBytes(l.Data); len(raw) == len(b.Events) {
+				b.EventBytes = raw
+			}
+		}
 		refusal, err = f.run(e, l.Index, func() error {
 			r, err := e.Apply(context.Background(), b)
 			res.results = r

@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 
-	"google.golang.org/protobuf/proto"
-
 	"github.com/trailaudit/trail/engine"
 	trailv1 "github.com/trailaudit/trail/proto/trail/v1"
 )
@@ -61,7 +59,7 @@ func (n *Node) inspect(ctx context.Context, events []*trailv1.Event) [][]byte {
 			n.log.Warn("inspector returned an invalid event", "event_id", ev.GetEventId(), "err", err)
 			continue
 		}
-		b, err := proto.Marshal(ev)
+		b, err := marshalEvent(ev)
 		if err != nil || len(b) > n.cfg.Engine.MaxEntryBytes {
 			n.log.Warn("inspector returned an unencodable event", "event_id", ev.GetEventId(), "err", err, "bytes", len(b))
 			continue

@@ -272,8 +272,13 @@ func (*RaftCommand_DropSegment) isRaftCommand_Command() {}
 type RaftAppend struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Sequencer time the leader assigned to the whole entry (Unix ns, UTC).
-	TimeUnixNano  int64    `protobuf:"varint,1,opt,name=time_unix_nano,json=timeUnixNano,proto3" json:"time_unix_nano,omitempty"`
-	Events        []*Event `protobuf:"bytes,2,rep,name=events,proto3" json:"events,omitempty"`
+	TimeUnixNano int64    `protobuf:"varint,1,opt,name=time_unix_nano,json=timeUnixNano,proto3" json:"time_unix_nano,omitempty"`
+	Events       []*Event `protobuf:"bytes,2,rep,name=events,proto3" json:"events,omitempty"`
+	// Set when every element of events is the deterministic encoding of its
+	// event (the leader marshals them so). The state machine then stores
+	// those bytes as they are instead of encoding each event again; entries
+	// written before the flag existed are re-encoded, as they were then.
+	Canonical     bool `protobuf:"varint,3,opt,name=canonical,proto3" json:"canonical,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -320,6 +325,13 @@ func (x *RaftAppend) GetEvents() []*Event {
 		return x.Events
 	}
 	return nil
+}
+
+func (x *RaftAppend) GetCanonical() bool {
+	if x != nil {
+		return x.Canonical
+	}
+	return false
 }
 
 // RaftSeal seals one tenant's monthly partition.
@@ -1385,11 +1397,12 @@ const file_trail_v1_raft_proto_rawDesc = "" +
 	"\x05prune\x18\x03 \x01(\v2\x13.trail.v1.RaftPruneH\x00R\x05prune\x124\n" +
 	"\bsettings\x18\x04 \x01(\v2\x16.trail.v1.RaftSettingsH\x00R\bsettings\x12>\n" +
 	"\fdrop_segment\x18\x05 \x01(\v2\x19.trail.v1.RaftDropSegmentH\x00R\vdropSegmentB\t\n" +
-	"\acommand\"[\n" +
+	"\acommand\"y\n" +
 	"\n" +
 	"RaftAppend\x12$\n" +
 	"\x0etime_unix_nano\x18\x01 \x01(\x03R\ftimeUnixNano\x12'\n" +
-	"\x06events\x18\x02 \x03(\v2\x0f.trail.v1.EventR\x06events\"f\n" +
+	"\x06events\x18\x02 \x03(\v2\x0f.trail.v1.EventR\x06events\x12\x1c\n" +
+	"\tcanonical\x18\x03 \x01(\bR\tcanonical\"f\n" +
 	"\bRaftSeal\x12\x16\n" +
 	"\x06tenant\x18\x01 \x01(\tR\x06tenant\x12\x1c\n" +
 	"\tpartition\x18\x02 \x01(\tR\tpartition\x12$\n" +
