@@ -1,0 +1,459 @@
+package bundle
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/trailaudit/trail/merkle"
+	trailv1 "github.com/trailaudit/trail/proto/trail/v1"
+)
+
+func TestRoundTrip(t *testing.T) {
+	key := newTestKey(t, testLog)
+	tests := []struct {
+		name  string
+		log   func() *fakeLog
+		opts  exportOpts
+		check func(t *testing.T, r *Report)
+	}{
+		{
+			name: "two months, linked",
+			log:  func() *fakeLog { return newFakeLog(t, key, 5, 4) },
+			check: func(t *testing.T, r *Report) {
+				want := Report{Entries: 9, ChainRuns: 1, ChainLinks: 8, PartitionLinks: 1}
+				checkCounts(t, r, want, 2)
+			},
+		},
+		{
+			name: "checkpoint of the first month taken before it closed: consistency proof",
+			log:  func() *fakeLog { return newFakeLog(t, key, 5, 4) },
+			opts: exportOpts{cpSize: map[string]uint64{"2026-10": 3}},
+			check: func(t *testing.T, r *Report) {
+				want := Report{Entries: 7, ChainRuns: 2, ChainLinks: 5, PartitionLinks: 1, ConsistencyProofs: 1}
+				checkCounts(t, r, want, 2)
+			},
+		},
+		{
+			name: "pruned entry",
+			log: func() *fakeLog {
+				l := newFakeLog(t, key, 5, 4)
+				l.prune(0, 2)
+				return l
+			},
+			check: func(t *testing.T, r *Report) {
+				want := Report{Entries: 9, Pruned: 1, ChainRuns: 1, ChainLinks: 7, PartitionLinks: 1}
+				checkCounts(t, r, want, 2)
+				if !strings.Contains(strings.Join(r.Notes, "\n"), "1 entries are pruned") {
+					t.Errorf("notes do not mention the pruned entry: %q", r.Notes)
+				}
+			},
+		},
+		{
+			name: "pruned leaf 0 of the second month",
+			log: func() *fakeLog {
+				l := newFakeLog(t, key, 3, 3)
+				l.prune(1, 0)
+				return l
+			},
+			check: func(t *testing.T, r *Report) {
+				// Leaf 0 of 2026-11 starts a run (its link is gone); leaf 1
+				// must still record the pruned leaf's hash.
+				want := Report{Entries: 6, Pruned: 1, ChainRuns: 2, ChainLinks: 4}
+				checkCounts(t, r, want, 2)
+			},
+		},
+		{
+			name: "gaps, as a filtered export has",
+			log:  func() *fakeLog { return newFakeLog(t, key, 6) },
+			opts: exportOpts{
+				filters: Filters{Action: "record.view"},
+				skip:    func(_ string, leaf uint64) bool { return leaf == 2 || leaf == 3 },
+			},
+			check: func(t *testing.T, r *Report) {
+				checkCounts(t, r, Report{Entries: 4, ChainRuns: 2, ChainLinks: 2}, 1)
+			},
+		},
+		{
+			name: "no entries",
+			log:  func() *fakeLog { return newFakeLog(t, key) },
+			check: func(t *testing.T, r *Report) {
+				checkCounts(t, r, Report{}, 0)
+			},
+		},
+		{
+			name: "header carries the verifier key",
+			log:  func() *fakeLog { return newFakeLog(t, key, 2) },
+			opts: exportOpts{vkey: key.vkey},
+			check: func(t *testing.T, r *Report) {
+				checkCounts(t, r, Report{Entries: 2, ChainRuns: 1, ChainLinks: 1}, 1)
+			},
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			b := tc.log().export(tc.opts)
+			r, err := verify(t, key.vkey, b)
+			if err != nil {
+				t.Fatalf("verify: %v\n%s", err, b)
+			}
+			tc.check(t, r)
+			if r.Lines != uint64(len(lines(b))) {
+				t.Errorf("report counts %d lines, bundle has %d", r.Lines, len(lines(b)))
+			}
+			if s := strings.Join(r.Summary(), "\n"); !strings.Contains(s, "OK manifest") {
+				t.Errorf("summary:\n%s", s)
+			}
+		})
+	}
+}
+
+func checkCounts(t *testing.T, got *Report, want Report, parts int) {
+	t.Helper()
+	if got.Entries != want.Entries || got.Pruned != want.Pruned || got.ChainRuns != want.ChainRuns ||
+		got.ChainLinks != want.ChainLinks || got.PartitionLinks != want.PartitionLinks ||
+		got.ConsistencyProofs != want.ConsistencyProofs || len(got.Partitions) != parts {
+		t.Fatalf("report: entries %d pruned %d runs %d links %d partition links %d consistency %d partitions %d\nwant: %d %d %d %d %d %d %d",
+			got.Entries, got.Pruned, got.ChainRuns, got.ChainLinks, got.PartitionLinks, got.ConsistencyProofs, len(got.Partitions),
+			want.Entries, want.Pruned, want.ChainRuns, want.ChainLinks, want.PartitionLinks, want.ConsistencyProofs, parts)
+	}
+}
+
+// tamper helpers: edit a bundle the way an attacker (or a broken disk)
+// would, and expect the verifier to name the failure.
+
+// nth returns the index of the n-th line (from 0) of type typ.
+func nth(ls [][]byte, typ string, n int) int {
+	for i, l := range ls {
+		if t, _ := lineType(l); t == typ {
+			if n == 0 {
+				return i
+			}
+			n--
+		}
+	}
+	panic("no such line")
+}
+
+// rewrite decodes line i into a value of type T, edits it and re-encodes it.
+func rewrite[T any](t *testing.T, ls [][]byte, i int, edit func(*T)) {
+	t.Helper()
+	var v T
+	if err := json.Unmarshal(ls[i], &v); err != nil {
+		t.Fatal(err)
+	}
+	edit(&v)
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ls[i] = append(b, '\n')
+}
+
+func TestTampering(t *testing.T) {
+	key := newTestKey(t, testLog)
+	other := newTestKey(t, testLog) // same name, different key
+	good := newFakeLog(t, key, 5, 4).export(exportOpts{})
+	bigger := lines(newFakeLog(t, key, 6, 4).export(exportOpts{}))
+	otherKey := lines(newFakeLog(t, other, 5, 4).export(exportOpts{}))
+
+	tests := []struct {
+		name   string
+		vkey   string
+		edit   func(t *testing.T, ls [][]byte) [][]byte
+		raw    func(b []byte) []byte
+		want   error
+		inText string
+	}{
+		{name: "entry bytes changed", want: ErrEntry, inText: "hash to", edit: func(t *testing.T, ls [][]byte) [][]byte {
+			rewrite(t, ls, nth(ls, TypeEntry, 2), func(e *Entry) { e.Entry[len(e.Entry)-1] ^= 1 })
+			return ls
+		}},
+		{name: "one character of the file changed", want: ErrEntry, raw: func(b []byte) []byte {
+			i := bytes.Index(b, []byte(`"entry":"`)) + len(`"entry":"`) + 40
+			b[i] = map[bool]byte{true: 'B', false: 'A'}[b[i] == 'A']
+			return b
+		}},
+		{name: "entry line dropped", want: ErrManifest, inText: "sha256", edit: func(_ *testing.T, ls [][]byte) [][]byte {
+			i := nth(ls, TypeEntry, 3)
+			return append(ls[:i], ls[i+1:]...)
+		}},
+		{name: "entry lines reordered", want: ErrMalformed, inText: "out of order", edit: func(_ *testing.T, ls [][]byte) [][]byte {
+			i := nth(ls, TypeEntry, 1)
+			ls[i], ls[i+1] = ls[i+1], ls[i]
+			return ls
+		}},
+		{name: "entry moved to another leaf index", want: ErrProof, edit: func(t *testing.T, ls [][]byte) [][]byte {
+			rewrite(t, ls, nth(ls, TypeEntry, 4), func(e *Entry) { e.LeafIndex = 3; e.Proof = nil })
+			i := nth(ls, TypeEntry, 3)
+			return append(ls[:i], ls[i+1:]...)
+		}},
+		{name: "checkpoint swapped for one of another size", want: ErrProof, inText: "not in the signed tree", edit: func(_ *testing.T, ls [][]byte) [][]byte {
+			ls[nth(ls, TypeCheckpoint, 0)] = bigger[nth(bigger, TypeCheckpoint, 0)]
+			return ls
+		}},
+		{name: "checkpoint swapped for another partition's", want: ErrSignature, inText: "origin", edit: func(t *testing.T, ls [][]byte) [][]byte {
+			nov := ls[nth(ls, TypeCheckpoint, 1)]
+			rewrite(t, ls, nth(ls, TypeCheckpoint, 0), func(c *Checkpoint) {
+				var n Checkpoint
+				if err := json.Unmarshal(nov, &n); err != nil {
+					t.Fatal(err)
+				}
+				c.Note, c.Size, c.Root = n.Note, n.Size, n.Root
+			})
+			return ls
+		}},
+		{name: "checkpoint signed by another key", want: ErrSignature, edit: func(_ *testing.T, ls [][]byte) [][]byte {
+			ls[nth(ls, TypeCheckpoint, 0)] = otherKey[nth(otherKey, TypeCheckpoint, 0)]
+			return ls
+		}},
+		{name: "checkpoint size field edited", want: ErrSignature, edit: func(t *testing.T, ls [][]byte) [][]byte {
+			rewrite(t, ls, nth(ls, TypeCheckpoint, 0), func(c *Checkpoint) { c.Size = 6 })
+			return ls
+		}},
+		{name: "truncated mid-line", want: ErrTruncated, raw: func(b []byte) []byte { return b[:len(b)/2] }},
+		{name: "manifest cut off", want: ErrTruncated, inText: "without its manifest", edit: func(_ *testing.T, ls [][]byte) [][]byte {
+			return ls[:len(ls)-1]
+		}},
+		{name: "wrong trusted key", vkey: other.vkey, want: ErrUntrustedKey},
+		{name: "header claims another verifier key", want: ErrUntrustedKey, edit: func(t *testing.T, ls [][]byte) [][]byte {
+			rewrite(t, ls, 0, func(h *Header) { h.VKey = other.vkey })
+			return ls
+		}},
+		{name: "header filters edited", want: ErrManifest, edit: func(t *testing.T, ls [][]byte) [][]byte {
+			// A filter every entry still matches: only the digest tells.
+			rewrite(t, ls, 0, func(h *Header) { h.Filters.From = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC) })
+			return ls
+		}},
+		{name: "manifest digest recomputed after dropping a line", want: ErrSignature, edit: func(t *testing.T, ls [][]byte) [][]byte {
+			i := nth(ls, TypeEntry, 8)
+			ls = append(ls[:i], ls[i+1:]...)
+			return redigest(t, ls, func(m *Manifest) {
+				m.Entries--
+				m.Partitions[1].Entries--
+				m.Partitions[1].LastLeaf--
+			})
+		}},
+		{name: "manifest counts edited", want: ErrManifest, edit: func(t *testing.T, ls [][]byte) [][]byte {
+			rewrite(t, ls, len(ls)-1, func(m *Manifest) { m.Entries++ })
+			return ls
+		}},
+		{name: "data after the manifest", want: ErrMalformed, edit: func(_ *testing.T, ls [][]byte) [][]byte {
+			return append(ls, ls[1])
+		}},
+		{name: "unknown field", want: ErrMalformed, inText: "unknown field", raw: func(b []byte) []byte {
+			return bytes.Replace(b, []byte(`{"type":"entry",`), []byte(`{"type":"entry","note":"x",`), 1)
+		}},
+		{name: "consistency record without a link", want: ErrMalformed, edit: func(_ *testing.T, ls [][]byte) [][]byte {
+			c := []byte(`{"type":"consistency","partition":"2026-10","linked_from":"2026-11","from_size":1,"to_size":2,"proof":[]}` + "\n")
+			return append(ls[:3], append([][]byte{c}, ls[3:]...)...)
+		}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			b := bytes.Clone(good)
+			if tc.edit != nil {
+				b = bytes.Join(tc.edit(t, lines(b)), nil)
+			}
+			if tc.raw != nil {
+				b = tc.raw(b)
+			}
+			vkey := key.vkey
+			if tc.vkey != "" {
+				vkey = tc.vkey
+			}
+			expectFailure(t, vkey, b, tc.want, tc.inText)
+		})
+	}
+}
+
+// redigest rewrites the manifest for the edited lines, without the key.
+func redigest(t *testing.T, ls [][]byte, edit func(*Manifest)) [][]byte {
+	t.Helper()
+	sum := sha256.Sum256(bytes.Join(ls[:len(ls)-1], nil))
+	rewrite(t, ls, len(ls)-1, func(m *Manifest) {
+		m.SHA256 = hex.EncodeToString(sum[:])
+		m.Lines = uint64(len(ls) - 1)
+		edit(m)
+	})
+	return ls
+}
+
+func expectFailure(t *testing.T, vkey string, b []byte, want error, inText string) {
+	t.Helper()
+	r, err := verify(t, vkey, b)
+	if err == nil {
+		t.Fatalf("tampered bundle verified: %v", r.Summary())
+	}
+	var be *Error
+	if !errors.As(err, &be) {
+		t.Fatalf("error %v is not a *bundle.Error", err)
+	}
+	if !errors.Is(err, want) {
+		t.Fatalf("error %q, want kind %q", err, want)
+	}
+	if !strings.Contains(err.Error(), inText) {
+		t.Fatalf("error %q does not say %q", err, inText)
+	}
+	if want != ErrUntrustedKey && be.Line == 0 && want != ErrTruncated {
+		t.Fatalf("error %q names no line", err)
+	}
+	t.Logf("rejected: %v", err)
+}
+
+// A log that misbehaves yet proves what it stored: the bundle's proofs
+// hold, and the content checks catch it.
+func TestMisbehavingLog(t *testing.T) {
+	key := newTestKey(t, testLog)
+	tests := []struct {
+		name   string
+		mutate func(*trailv1.Entry)
+		opts   exportOpts
+		want   error
+		inText string
+	}{
+		{"broken chain", func(en *trailv1.Entry) {
+			if en.GetLeafIndex() == 3 {
+				en.PrevLeafHash[0] ^= 1
+			}
+		}, exportOpts{}, ErrChain, "does not record the leaf hash"},
+		{"partition link records a smaller final size", func(en *trailv1.Entry) {
+			if l := en.GetPrevPartition(); l != nil {
+				l.Size--
+			}
+		}, exportOpts{}, ErrChain, "grew after it was closed"},
+		{"partition link records another root", func(en *trailv1.Entry) {
+			if l := en.GetPrevPartition(); l != nil {
+				l.Root[0] ^= 1
+			}
+		}, exportOpts{}, ErrChain, "records root"},
+		{"partition link that needs a proof, with another root", func(en *trailv1.Entry) {
+			if l := en.GetPrevPartition(); l != nil {
+				l.Root[0] ^= 1
+			}
+		}, exportOpts{cpSize: map[string]uint64{"2026-10": 2}}, ErrProof, "not a prefix"},
+		{"entry filed under another leaf index", func(en *trailv1.Entry) {
+			if en.GetLeafIndex() == 2 {
+				en.LeafIndex = 7
+			}
+		}, exportOpts{}, ErrEntry, "records leaf 7"},
+		{"entry of another tenant", func(en *trailv1.Entry) {
+			if en.GetLeafIndex() == 1 {
+				en.Event.TenantId = "globex"
+			}
+		}, exportOpts{}, ErrEntry, "tenant"},
+		{"sequencer time in another month", func(en *trailv1.Entry) {
+			if en.GetLeafIndex() == 1 {
+				en.SequencerTime.Seconds -= 40 * 86400
+			}
+		}, exportOpts{}, ErrEntry, "not in partition"},
+		{"entry outside the declared time range", nil,
+			exportOpts{filters: Filters{From: time.Date(2026, 10, 1, 9, 0, 2, 0, time.UTC)}}, ErrFilter, "time range"},
+		{"entry outside the declared actor", nil,
+			exportOpts{filters: Filters{ActorID: "user-0"}}, ErrFilter, "actor"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			b := newBadLog(t, key, tc.mutate, 5, 4).export(tc.opts)
+			expectFailure(t, key.vkey, b, tc.want, tc.inText)
+		})
+	}
+}
+
+// A consistency record that is needed but missing, or whose proof is
+// wrong, is a failure.
+func TestConsistencyRecord(t *testing.T) {
+	key := newTestKey(t, testLog)
+	b := newFakeLog(t, key, 5, 4).export(exportOpts{cpSize: map[string]uint64{"2026-10": 3}})
+	ls := lines(b)
+	i := nth(ls, TypeConsistency, 0)
+
+	dropped := append(append([][]byte{}, ls[:i]...), ls[i+1:]...)
+	expectFailure(t, key.vkey, bytes.Join(dropped, nil), ErrChain, "no consistency proof follows")
+
+	bad := append([][]byte{}, ls...)
+	rewrite(t, bad, i, func(c *Consistency) { c.Proof[0][0] ^= 1 })
+	expectFailure(t, key.vkey, bytes.Join(bad, nil), ErrProof, "not a prefix")
+}
+
+// The writer refuses bundles the verifier would reject for their shape.
+func TestWriterOrder(t *testing.T) {
+	key := newTestKey(t, testLog)
+	var buf bytes.Buffer
+	w, err := NewWriter(&buf, Header{LogName: testLog, Tenant: testTenant, KeyName: testLog, KeyHash: "00000000"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := make([]byte, merkle.HashSize)
+	steps := []struct {
+		name string
+		do   func() error
+		ok   bool
+	}{
+		{"entry before any checkpoint", func() error { return w.Entry(Entry{Partition: "2026-10", LeafHash: h, Entry: []byte{1}}) }, false},
+		{"checkpoint", func() error { return w.Checkpoint(Checkpoint{Partition: "2026-11", Size: 3}) }, true},
+		{"earlier partition", func() error { return w.Checkpoint(Checkpoint{Partition: "2026-10", Size: 3}) }, false},
+		{"bad partition name", func() error { return w.Checkpoint(Checkpoint{Partition: "2026-13", Size: 3}) }, false},
+		{"leaf beyond the checkpoint", func() error {
+			return w.Entry(Entry{Partition: "2026-11", LeafIndex: 3, LeafHash: h, Entry: []byte{1}})
+		}, false},
+		{"entry", func() error { return w.Entry(Entry{Partition: "2026-11", LeafIndex: 1, LeafHash: h, Entry: []byte{1}}) }, true},
+		{"repeated leaf", func() error { return w.Entry(Entry{Partition: "2026-11", LeafIndex: 1, LeafHash: h, Entry: []byte{1}}) }, false},
+		{"pruned with bytes", func() error {
+			return w.Entry(Entry{Partition: "2026-11", LeafIndex: 2, LeafHash: h, Entry: []byte{1}, Pruned: true})
+		}, false},
+		{"consistency not after leaf 0", func() error {
+			return w.Consistency(Consistency{Partition: "2026-10", LinkedFrom: "2026-11"})
+		}, false},
+	}
+	for _, s := range steps {
+		if err := s.do(); (err == nil) != s.ok {
+			t.Errorf("%s: err %v, want ok=%v", s.name, err, s.ok)
+		}
+	}
+	m, err := w.Close(key.signer)
+	if err != nil || m.Entries != 1 {
+		t.Fatalf("close: %+v, %v", m, err)
+	}
+	if err := w.Entry(Entry{Partition: "2026-11", LeafIndex: 2, LeafHash: h, Entry: []byte{1}}); err == nil {
+		t.Error("entry after close accepted")
+	}
+}
+
+// Lines longer than the verifier's bound are refused without reading them
+// whole.
+func TestMaxLine(t *testing.T) {
+	key := newTestKey(t, testLog)
+	b := newFakeLog(t, key, 3).export(exportOpts{})
+	v, err := NewVerifier(key.vkey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v.MaxLine = 200
+	_, err = v.Verify(t.Context(), bytes.NewReader(b))
+	if !errors.Is(err, ErrMalformed) || !strings.Contains(err.Error(), "longer than 200 bytes") {
+		t.Fatalf("got %v", err)
+	}
+}
+
+func TestFiltersString(t *testing.T) {
+	f := Filters{From: time.Date(2026, 10, 1, 0, 0, 0, 0, time.UTC), Category: "CATEGORY_DATA_ACCESS"}
+	if got, want := f.String(), "from=2026-10-01T00:00:00Z category=CATEGORY_DATA_ACCESS"; got != want {
+		t.Errorf("got %q, want %q", got, want)
+	}
+	if got := (Filters{}).String(); got != "all entries" {
+		t.Errorf("got %q", got)
+	}
+	req := &trailv1.ExportRequest{Category: trailv1.Category_CATEGORY_SECURITY, ActorId: "a"}
+	if got := FiltersOf(req); got.Category != "CATEGORY_SECURITY" || got.ActorID != "a" || !got.Selective() {
+		t.Errorf("FiltersOf: %+v", got)
+	}
+	if err := (Filters{Category: "nope"}).check(); err == nil {
+		t.Error("unknown category accepted")
+	}
+}

@@ -1,0 +1,237 @@
+package bundle
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	trailv1 "github.com/trailaudit/trail/proto/trail/v1"
+)
+
+// Format is the format version a header names; verifiers refuse others.
+const Format = "trail-bundle/1"
+
+// ContentType is the media type of a bundle, and FileExt its file name
+// extension.
+const (
+	ContentType = "application/x-ndjson"
+	FileExt     = ".trail-bundle.jsonl"
+)
+
+// Line types, the value of every line's "type" key.
+const (
+	TypeHeader      = "header"
+	TypeCheckpoint  = "checkpoint"
+	TypeEntry       = "entry"
+	TypeConsistency = "consistency"
+	TypeManifest    = "manifest"
+)
+
+// Filters are the selection an export was made with. Zero values are not
+// filters. From and To bound sequencer time as [From, To); the other
+// fields must match the entry exactly, as search filters do.
+type Filters struct {
+	From       time.Time `json:"from,omitzero"`
+	To         time.Time `json:"to,omitzero"`
+	ActorID    string    `json:"actor_id,omitempty"`
+	SubjectID  string    `json:"subject_id,omitempty"`
+	TargetType string    `json:"target_type,omitempty"`
+	TargetID   string    `json:"target_id,omitempty"`
+	Category   string    `json:"category,omitempty"` // enum name, e.g. CATEGORY_DATA_ACCESS
+	Action     string    `json:"action,omitempty"`
+}
+
+// FiltersOf returns the filters of an export request.
+func FiltersOf(req *trailv1.ExportRequest) Filters {
+	f := Filters{
+		ActorID: req.GetActorId(), SubjectID: req.GetSubjectId(),
+		TargetType: req.GetTargetType(), TargetID: req.GetTargetId(), Action: req.GetAction(),
+	}
+	if req.GetFrom() != nil {
+		f.From = req.GetFrom().AsTime().UTC()
+	}
+	if req.GetTo() != nil {
+		f.To = req.GetTo().AsTime().UTC()
+	}
+	if c := req.GetCategory(); c != trailv1.Category_CATEGORY_UNSPECIFIED {
+		f.Category = c.String()
+	}
+	return f
+}
+
+// Selective reports whether any filter other than time is set: then the
+// bundle holds the matching entries only, not a contiguous slice of the log.
+func (f Filters) Selective() bool {
+	return f.ActorID != "" || f.SubjectID != "" || f.TargetType != "" || f.TargetID != "" ||
+		f.Category != "" || f.Action != ""
+}
+
+// check rejects filters no export could have been made with.
+func (f Filters) check() error {
+	if !f.From.IsZero() && !f.To.IsZero() && !f.From.Before(f.To) {
+		return fmt.Errorf("filter time range [%s, %s) is empty", f.From.Format(time.RFC3339Nano), f.To.Format(time.RFC3339Nano))
+	}
+	if f.Category != "" {
+		if _, ok := trailv1.Category_value[f.Category]; !ok {
+			return fmt.Errorf("filter category %q is not a category", f.Category)
+		}
+	}
+	return nil
+}
+
+// InTime reports whether sequencer time t lies in [From, To).
+func (f Filters) InTime(t time.Time) bool {
+	return (f.From.IsZero() || !t.Before(f.From)) && (f.To.IsZero() || t.Before(f.To))
+}
+
+// mismatch names the first filter en does not match, or returns "".
+func (f Filters) mismatch(en *trailv1.Entry) string {
+	ev := en.GetEvent()
+	switch {
+	case !f.InTime(en.GetSequencerTime().AsTime()):
+		return "sequencer time outside the export's time range"
+	case f.ActorID != "" && ev.GetActor().GetId() != f.ActorID:
+		return fmt.Sprintf("actor %q, export is of actor %q", ev.GetActor().GetId(), f.ActorID)
+	case f.SubjectID != "" && ev.GetSubjectId() != f.SubjectID:
+		return fmt.Sprintf("subject %q, export is of subject %q", ev.GetSubjectId(), f.SubjectID)
+	case f.TargetType != "" && ev.GetTarget().GetType() != f.TargetType,
+		f.TargetID != "" && ev.GetTarget().GetId() != f.TargetID:
+		return fmt.Sprintf("target %s/%s, export is of target %s/%s",
+			ev.GetTarget().GetType(), ev.GetTarget().GetId(), f.TargetType, f.TargetID)
+	case f.Category != "" && ev.GetCategory().String() != f.Category:
+		return fmt.Sprintf("category %s, export is of category %s", ev.GetCategory(), f.Category)
+	case f.Action != "" && ev.GetAction() != f.Action:
+		return fmt.Sprintf("action %q, export is of action %q", ev.GetAction(), f.Action)
+	}
+	return ""
+}
+
+// String describes the filters for reports: "all entries" when none is set.
+func (f Filters) String() string {
+	var parts []string
+	add := func(k, v string) {
+		if v != "" {
+			parts = append(parts, k+"="+v)
+		}
+	}
+	if !f.From.IsZero() {
+		add("from", f.From.Format(time.RFC3339Nano))
+	}
+	if !f.To.IsZero() {
+		add("to", f.To.Format(time.RFC3339Nano))
+	}
+	add("actor", f.ActorID)
+	add("subject", f.SubjectID)
+	add("target_type", f.TargetType)
+	add("target_id", f.TargetID)
+	add("category", f.Category)
+	add("action", f.Action)
+	if len(parts) == 0 {
+		return "all entries"
+	}
+	return strings.Join(parts, " ")
+}
+
+// Header is the first line of a bundle.
+type Header struct {
+	Type    string    `json:"type"`
+	Format  string    `json:"format"`
+	LogName string    `json:"log_name"`
+	Tenant  string    `json:"tenant"`
+	Filters Filters   `json:"filters"`
+	Created time.Time `json:"created"`
+	// KeyName and KeyHash identify the log key ("name+hash" as signature
+	// lines name it); VKey is its full verifier key text when the server
+	// knows it. All three are informational: a verifier uses the key it
+	// trusts and only checks that these agree with it.
+	KeyName string `json:"key_name"`
+	KeyHash string `json:"key_hash"` // 8 hex digits
+	VKey    string `json:"vkey,omitempty"`
+}
+
+// Checkpoint is a partition's signed checkpoint; every entry of the
+// partition in the bundle is proven against it.
+type Checkpoint struct {
+	Type      string `json:"type"`
+	Partition string `json:"partition"`
+	// Size and Root repeat the signed note's body; they must agree with it.
+	Size uint64 `json:"size"`
+	Root []byte `json:"root"`
+	Note string `json:"note"`
+}
+
+// Entry is one leaf: the exact entry bytes that were hashed, or only the
+// leaf hash when retention pruned the payload.
+type Entry struct {
+	Type      string   `json:"type"`
+	Partition string   `json:"partition"`
+	LeafIndex uint64   `json:"leaf_index"`
+	LeafHash  []byte   `json:"leaf_hash"`
+	Entry     []byte   `json:"entry,omitempty"`
+	Pruned    bool     `json:"pruned,omitempty"`
+	Proof     [][]byte `json:"proof"`
+}
+
+// Consistency proves that the tree of Partition at FromSize is a prefix of
+// its tree at ToSize. One of the two is the partition's checkpoint in the
+// bundle, the other the final size and root that leaf 0 of LinkedFrom
+// records for it (Entry.prev_partition).
+type Consistency struct {
+	Type       string   `json:"type"`
+	Partition  string   `json:"partition"`
+	LinkedFrom string   `json:"linked_from"`
+	FromSize   uint64   `json:"from_size"`
+	ToSize     uint64   `json:"to_size"`
+	Proof      [][]byte `json:"proof"`
+}
+
+// PartitionCount is what the bundle holds of one partition.
+type PartitionCount struct {
+	Partition      string `json:"partition"`
+	CheckpointSize uint64 `json:"checkpoint_size"`
+	Entries        uint64 `json:"entries"` // pruned ones included
+	Pruned         uint64 `json:"pruned"`
+	FirstLeaf      uint64 `json:"first_leaf"`
+	LastLeaf       uint64 `json:"last_leaf"`
+}
+
+// Manifest is the last line: counts, the SHA-256 of every byte before the
+// manifest line, and the log key's signature over both.
+type Manifest struct {
+	Type       string           `json:"type"`
+	Lines      uint64           `json:"lines"` // lines before the manifest
+	Entries    uint64           `json:"entries"`
+	Pruned     uint64           `json:"pruned"`
+	Partitions []PartitionCount `json:"partitions"`
+	SHA256     string           `json:"sha256"` // lowercase hex
+	SignedNote string           `json:"signed_note"`
+}
+
+// noteText is the text the manifest's signed note carries. Its second line
+// ("<log>/<tenant>") is not a decimal size, so no checkpoint parser can
+// read it as a checkpoint: the log key signs it without ever signing a
+// second tree head for any origin.
+func noteText(logName, tenant string, m *Manifest) string {
+	var b strings.Builder
+	b.WriteString(Format + " manifest\n")
+	b.WriteString(logName + "/" + tenant + "\n")
+	b.WriteString("sha256 " + m.SHA256 + "\n")
+	b.WriteString("lines " + strconv.FormatUint(m.Lines, 10) + "\n")
+	b.WriteString("entries " + strconv.FormatUint(m.Entries, 10) + " pruned " + strconv.FormatUint(m.Pruned, 10) + "\n")
+	for _, p := range m.Partitions {
+		fmt.Fprintf(&b, "partition %s size %d entries %d pruned %d leaves %d..%d\n",
+			p.Partition, p.CheckpointSize, p.Entries, p.Pruned, p.FirstLeaf, p.LastLeaf)
+	}
+	return b.String()
+}
+
+// validPartition checks a partition name is "YYYY-MM" as the log writes
+// it, so that string order is month order.
+func validPartition(s string) error {
+	t, err := time.Parse("2006-01", s)
+	if err != nil || t.Format("2006-01") != s || t.Year() < 1970 {
+		return fmt.Errorf("partition %q is not YYYY-MM", s)
+	}
+	return nil
+}

@@ -1,0 +1,168 @@
+package bundle
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+
+	"golang.org/x/mod/sumdb/note"
+
+	"github.com/trailaudit/trail/merkle"
+)
+
+// Writer writes a bundle line by line to an io.Writer, hashing as it goes;
+// it holds nothing but the current partition's counts. It enforces the
+// order the format requires, so a bundle it writes is never rejected for
+// its shape. A Writer is not safe for concurrent use; after any error it
+// refuses further lines.
+type Writer struct {
+	w       io.Writer
+	digest  hash.Hash
+	logName string
+	tenant  string
+	lines   uint64
+	entries uint64
+	pruned  uint64
+	parts   []PartitionCount
+	cur     *PartitionCount // the partition of the last checkpoint
+	hasLeaf bool            // cur holds at least one entry
+	atLeaf0 bool            // the last line written is a leaf 0 entry
+	err     error
+}
+
+// NewWriter writes h's header line to w and returns a Writer for the rest
+// of the bundle. Type and Format are filled in.
+func NewWriter(w io.Writer, h Header) (*Writer, error) {
+	if h.LogName == "" || h.Tenant == "" {
+		return nil, errors.New("bundle: header needs a log name and a tenant")
+	}
+	if err := h.Filters.check(); err != nil {
+		return nil, fmt.Errorf("bundle: header: %w", err)
+	}
+	h.Type, h.Format = TypeHeader, Format
+	bw := &Writer{w: w, digest: sha256.New(), logName: h.LogName, tenant: h.Tenant}
+	if err := bw.line(h); err != nil {
+		return nil, err
+	}
+	return bw, nil
+}
+
+// line writes one object as a line and feeds it to the digest.
+func (w *Writer) line(v any) error {
+	if w.err != nil {
+		return w.err
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		w.err = fmt.Errorf("bundle: encode line %d: %w", w.lines+1, err)
+		return w.err
+	}
+	b = append(b, '\n')
+	w.atLeaf0 = false
+	w.digest.Write(b)
+	if _, err := w.w.Write(b); err != nil {
+		w.err = fmt.Errorf("bundle: write line %d: %w", w.lines+1, err)
+		return w.err
+	}
+	w.lines++
+	return nil
+}
+
+// Checkpoint starts a partition: every entry written until the next
+// checkpoint belongs to it and is proven against it. Partitions must come
+// in month order, each once.
+func (w *Writer) Checkpoint(c Checkpoint) error {
+	if err := validPartition(c.Partition); err != nil {
+		return fmt.Errorf("bundle: checkpoint: %w", err)
+	}
+	if w.cur != nil && c.Partition <= w.cur.Partition {
+		return fmt.Errorf("bundle: checkpoint of %s after %s: partitions must be in month order", c.Partition, w.cur.Partition)
+	}
+	c.Type = TypeCheckpoint
+	if err := w.line(c); err != nil {
+		return err
+	}
+	w.parts = append(w.parts, PartitionCount{Partition: c.Partition, CheckpointSize: c.Size})
+	w.cur, w.hasLeaf = &w.parts[len(w.parts)-1], false
+	return nil
+}
+
+// Entry writes one leaf of the current partition; leaves must ascend.
+func (w *Writer) Entry(e Entry) error {
+	switch {
+	case w.cur == nil || e.Partition != w.cur.Partition:
+		return fmt.Errorf("bundle: entry of partition %s without its checkpoint before it", e.Partition)
+	case e.LeafIndex >= w.cur.CheckpointSize:
+		return fmt.Errorf("bundle: entry %s/%d beyond the checkpoint size %d", e.Partition, e.LeafIndex, w.cur.CheckpointSize)
+	case w.hasLeaf && e.LeafIndex <= w.cur.LastLeaf:
+		return fmt.Errorf("bundle: entry %s/%d after leaf %d: leaves must ascend", e.Partition, e.LeafIndex, w.cur.LastLeaf)
+	case e.Pruned != (e.Entry == nil):
+		return fmt.Errorf("bundle: entry %s/%d: pruned exactly when it has no bytes", e.Partition, e.LeafIndex)
+	case len(e.LeafHash) != merkle.HashSize:
+		return fmt.Errorf("bundle: entry %s/%d: leaf hash of %d bytes", e.Partition, e.LeafIndex, len(e.LeafHash))
+	}
+	e.Type = TypeEntry
+	if e.Proof == nil {
+		e.Proof = [][]byte{} // "proof":[] rather than null, for a tree of one leaf
+	}
+	if err := w.line(e); err != nil {
+		return err
+	}
+	if !w.hasLeaf {
+		w.cur.FirstLeaf = e.LeafIndex
+	}
+	w.cur.LastLeaf, w.hasLeaf = e.LeafIndex, true
+	w.atLeaf0 = e.LeafIndex == 0
+	w.cur.Entries++
+	w.entries++
+	if e.Pruned {
+		w.cur.Pruned++
+		w.pruned++
+	}
+	return nil
+}
+
+// Consistency writes a consistency record; it must directly follow the
+// leaf 0 entry whose partition link it resolves.
+func (w *Writer) Consistency(c Consistency) error {
+	if !w.atLeaf0 || c.LinkedFrom != w.cur.Partition {
+		return fmt.Errorf("bundle: consistency record for %s must follow leaf 0 of %s", c.Partition, c.LinkedFrom)
+	}
+	c.Type = TypeConsistency
+	if c.Proof == nil {
+		c.Proof = [][]byte{}
+	}
+	return w.line(c)
+}
+
+// Entries returns the number of entries written so far.
+func (w *Writer) Entries() uint64 { return w.entries }
+
+// Close writes the manifest, signed by signer (the log key), and returns
+// it. It does not close the underlying writer.
+func (w *Writer) Close(signer note.Signer) (*Manifest, error) {
+	if w.err != nil {
+		return nil, w.err
+	}
+	m := &Manifest{
+		Type: TypeManifest, Lines: w.lines, Entries: w.entries, Pruned: w.pruned,
+		Partitions: w.parts, SHA256: hex.EncodeToString(w.digest.Sum(nil)),
+	}
+	if m.Partitions == nil {
+		m.Partitions = []PartitionCount{}
+	}
+	signed, err := note.Sign(&note.Note{Text: noteText(w.logName, w.tenant, m)}, signer)
+	if err != nil {
+		return nil, fmt.Errorf("bundle: sign manifest: %w", err)
+	}
+	m.SignedNote = string(signed)
+	if err := w.line(m); err != nil {
+		return nil, err
+	}
+	w.err = errors.New("bundle: writer closed")
+	return m, nil
+}
