@@ -145,6 +145,10 @@ func Open(ctx context.Context, opts Options) (*Engine, error) {
 		e.Close()
 		return nil, err
 	}
+	if err := e.finishPendingDrops(ctx); err != nil {
+		e.Close()
+		return nil, err
+	}
 	return e, nil
 }
 

@@ -28,6 +28,7 @@ type PartitionInfo struct {
 	Size      uint64
 	Root      merkle.Hash
 	Sealed    bool
+	Dropped   bool // every payload pruned and the segment file deleted: size and root remain, proofs do not
 	Pruned    uint64
 	FirstTime time.Time
 	LastTime  time.Time
@@ -72,9 +73,12 @@ func (e *Engine) view(p Partition) (*view, error) {
 		return v, nil
 	}
 	snap.Close()
+	if cat.Dropped {
+		return v, nil // no file to open: tileBytes and entryBytes answer
+	}
 	v.seg, err = e.segments.acquire(p)
 	if err != nil {
-		return nil, fmt.Errorf("engine: partition %s: %w", p, err)
+		return e.droppedMeanwhile(p, err)
 	}
 	return v, nil
 }
@@ -90,12 +94,15 @@ func (v *view) release() {
 
 func (v *view) info() PartitionInfo {
 	return PartitionInfo{
-		Partition: v.p, Size: v.cat.Size, Root: v.cat.Root, Sealed: v.cat.Sealed, Pruned: v.cat.Pruned,
+		Partition: v.p, Size: v.cat.Size, Root: v.cat.Root, Sealed: v.cat.Sealed, Dropped: v.cat.Dropped, Pruned: v.cat.Pruned,
 		FirstTime: time.Unix(0, v.cat.FirstTime).UTC(), LastTime: time.Unix(0, v.cat.LastTime).UTC(),
 	}
 }
 
 func (v *view) tileBytes(id merkle.TileID) ([]byte, error) {
+	if v.cat.Dropped {
+		return nil, fmt.Errorf("tile %d/%d: %w", id.Level, id.Index, ErrDropped)
+	}
 	if v.seg != nil {
 		b, err := v.seg.r.Tile(id)
 		if errors.Is(err, segment.ErrNotFound) {
@@ -181,6 +188,9 @@ func (v *view) entry(ctx context.Context, leaf uint64) (StoredEntry, error) {
 }
 
 func (v *view) entryBytes(leaf uint64) (data []byte, pruned bool, err error) {
+	if v.cat.Dropped {
+		return nil, true, nil // a partition is dropped only once every payload is pruned
+	}
 	if v.seg != nil {
 		data, err = v.seg.r.Entry(leaf)
 		if errors.Is(err, segment.ErrPruned) {
@@ -304,6 +314,9 @@ func (e *Engine) receiptFromDedup(ctx context.Context, tenant, eventID string, r
 		return Receipt{}, err
 	}
 	defer v.release()
+	if v.cat.Dropped {
+		return droppedReceipt(tenant, eventID, rec), nil
+	}
 	hs, err := v.ReadNodes(ctx, []merkle.NodeID{{Level: 0, Index: rec.Leaf}})
 	if err != nil {
 		return Receipt{}, fmt.Errorf("engine: %w", err)

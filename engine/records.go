@@ -20,6 +20,7 @@ type catalogRecord struct {
 	Root      merkle.Hash
 	RightEdge []merkle.Hash // compact range of [0, Size); empty once sealed
 	Sealed    bool
+	Dropped   bool   // sealed, every payload pruned, segment file deleted (drop.go)
 	Pruned    uint64 // entries whose payload retention removed
 	FirstTime int64  // sequencer time of leaf 0, unix nanos
 	LastTime  int64  // sequencer time of the last leaf, unix nanos
@@ -33,6 +34,9 @@ func (c *catalogRecord) marshal() []byte {
 	var flags byte
 	if c.Sealed {
 		flags |= 1
+	}
+	if c.Dropped {
+		flags |= flagDropped
 	}
 	b = append(b, flags)
 	b = binary.BigEndian.AppendUint64(b, c.Pruned)
@@ -54,6 +58,7 @@ func unmarshalCatalog(b []byte) (catalogRecord, error) {
 	c.Size = binary.BigEndian.Uint64(b[1:])
 	copy(c.Root[:], b[9:41])
 	c.Sealed = b[41]&1 != 0
+	c.Dropped = b[41]&flagDropped != 0
 	c.Pruned = binary.BigEndian.Uint64(b[42:])
 	c.FirstTime = int64(binary.BigEndian.Uint64(b[50:]))
 	c.LastTime = int64(binary.BigEndian.Uint64(b[58:]))

@@ -483,7 +483,8 @@ func (s *searcher) scanLog(ctx context.Context) error {
 		if s.q.NewestFirst {
 			pi = parts[len(parts)-1-i]
 		}
-		if pi.Month.Before(lo) || hi.Before(pi.Month) || pi.Size == 0 || s.passed(pi.Month) {
+		// A dropped partition has no payloads left to match (drop.go).
+		if pi.Month.Before(lo) || hi.Before(pi.Month) || pi.Size == 0 || pi.Dropped || s.passed(pi.Month) {
 			continue
 		}
 		first, last := uint64(0), pi.Size-1

@@ -234,6 +234,7 @@ func TestErrorsRoundTrip(t *testing.T) {
 		{ErrClosed, ErrClosed, false, true},
 		{context.DeadlineExceeded, context.DeadlineExceeded, false, false},
 		{fmt.Errorf("full: %w", engine.ErrDiskFull), engine.ErrDiskFull, false, false},
+		{fmt.Errorf("drop: %w", engine.ErrNotDroppable), engine.ErrNotDroppable, false, false},
 	} {
 		got := decodeError("append", encodeError(tc.err))
 		if !errors.Is(got, tc.sentinel) {

@@ -109,6 +109,14 @@ type Config struct {
 	// month has ended. Default time.Now; tests and simulations replace it.
 	Clock func() time.Time
 
+	// PruneFilter, when set, is applied by the state machine to the leaves
+	// of every prune command before the engine prunes them, and returns the
+	// leaves that may go (legal holds: compliance.FilterHeld). It runs on
+	// every replica at the command's index, so it must be deterministic:
+	// read only e, never the clock. Its errors are handled like the
+	// engine's (refusals such as engine.ErrNotFound reject the command).
+	PruneFilter PruneFilter
+
 	// Inspector, when set, examines every batch of events on the leader
 	// before it is proposed; the events it returns (anomaly records) are
 	// proposed in the same Raft entry, after the batch.

@@ -120,6 +120,7 @@ var errorCodes = []struct {
 	{trailv1.RaftErrorCode_RAFT_ERROR_CORRUPT, engine.ErrCorrupt},
 	{trailv1.RaftErrorCode_RAFT_ERROR_ENGINE_CLOSED, engine.ErrClosed},
 	{trailv1.RaftErrorCode_RAFT_ERROR_DISK_FULL, engine.ErrDiskFull},
+	{trailv1.RaftErrorCode_RAFT_ERROR_NOT_DROPPABLE, engine.ErrNotDroppable},
 	{trailv1.RaftErrorCode_RAFT_ERROR_DEADLINE_EXCEEDED, context.DeadlineExceeded},
 	{trailv1.RaftErrorCode_RAFT_ERROR_CANCELED, context.Canceled},
 	{trailv1.RaftErrorCode_RAFT_ERROR_BAD_REQUEST, errBadRequest},

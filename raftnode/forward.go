@@ -179,6 +179,9 @@ func (n *Node) handleForward(req *trailv1.RaftForwardRequest) *trailv1.RaftForwa
 	if req.GetRoute() {
 		return n.handleRouted(ctx, req)
 	}
+	if op, ok := req.Op.(*trailv1.RaftForwardRequest_Root); ok {
+		return n.answerRoot(ctx, op.Root) // any node answers for itself (peers.go)
+	}
 	if !n.isLeader() {
 		return &trailv1.RaftForwardResponse{Error: encodeError(fmt.Errorf("raftnode: %s: %w", n.cfg.ID, raft.ErrNotLeader))}
 	}
@@ -202,6 +205,8 @@ func (n *Node) handleForward(req *trailv1.RaftForwardRequest) *trailv1.RaftForwa
 		return &trailv1.RaftForwardResponse{Error: encodeError(err), Pruned: uint64(pruned)}
 	case *trailv1.RaftForwardRequest_Settings:
 		return errorResponse(n.settingsLocal(ctx, op.Settings))
+	case *trailv1.RaftForwardRequest_DropSegment:
+		return errorResponse(n.dropSegmentLocal(ctx, op.DropSegment))
 	}
 	return errorResponse(fmt.Errorf("raftnode: %w: unknown operation", errBadRequest))
 }

@@ -36,6 +36,10 @@ type fsm struct {
 	engines *engineSlot
 	log     *slog.Logger
 	onFatal func(error)
+	// pruneFilter is Config.PruneFilter: it runs at apply time on every
+	// replica, so a hold committed after the leader chose the leaves still
+	// protects them everywhere.
+	pruneFilter PruneFilter
 
 	// applied is the index of the last entry this FSM has processed; after
 	// a restore, the snapshot's index.
@@ -138,6 +142,8 @@ func (f *fsm) applyCommand(e *engine.Engine, l *raft.Log) *applyResult {
 	case *trailv1.RaftCommand_Settings:
 		ops := settingOps(c.Settings)
 		refusal, err = f.run(e, l.Index, func() error { return e.ApplySettings(context.Background(), l.Index, ops) })
+	case *trailv1.RaftCommand_DropSegment:
+		refusal, err = f.applyDropSegment(e, l.Index, c.DropSegment)
 	}
 	if err != nil {
 		return &applyResult{err: err}
@@ -172,7 +178,11 @@ func (f *fsm) applyPrune(e *engine.Engine, index uint64, c *trailv1.RaftPrune, r
 	}
 	p := engine.Partition{Tenant: c.GetTenant(), Month: m}
 	return f.run(e, index, func() error {
-		n, err := e.Prune(context.Background(), index, p, c.GetLeaves())
+		leaves, err := f.filterPrune(e, p, c.GetLeaves())
+		if err != nil {
+			return err
+		}
+		n, err := e.Prune(context.Background(), index, p, leaves)
 		res.pruned = n
 		return err
 	})
@@ -199,7 +209,7 @@ func settingOps(s *trailv1.RaftSettings) []engine.SettingOp {
 // the same one from the same state, so they are results, not failures.
 var refusals = []error{
 	engine.ErrNotFound, engine.ErrBadSize, engine.ErrSealed, engine.ErrMonthNotEnded,
-	engine.ErrBadSetting, engine.ErrInvalidEvent,
+	engine.ErrBadSetting, engine.ErrInvalidEvent, engine.ErrNotDroppable,
 }
 
 func isRefusal(err error) bool {

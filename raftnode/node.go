@@ -96,6 +96,7 @@ func Open(ctx context.Context, cfg Config) (_ *Node, err error) {
 	})
 	undo = append(undo, func() { n.trans.Close() })
 	n.fsm = newFSM(n.engines, n.log, n.onFatal)
+	n.fsm.pruneFilter = cfg.PruneFilter
 	logCache, err := raft.NewLogCache(64, n.logs)
 	if err != nil {
 		return nil, fmt.Errorf("raftnode: log cache: %w", err)

@@ -19,6 +19,11 @@ type Cluster interface {
 	// ApplySettings commits setting operations (API keys) through Raft, so
 	// that every node holds the same settings at the same index.
 	ApplySettings(ctx context.Context, ops []engine.SettingOp) error
+	// Prune removes the payloads of leaves of p through Raft (retention)
+	// and returns how many it removed; DropSegment deletes the segment
+	// file of a sealed partition whose every payload is pruned.
+	Prune(ctx context.Context, p engine.Partition, leaves []uint64) (int, error)
+	DropSegment(ctx context.Context, p engine.Partition) error
 
 	// Engine is this node's current storage engine, for short reads.
 	// AcquireEngine holds it open (across a snapshot restore that
@@ -40,6 +45,10 @@ type Cluster interface {
 	Join(ctx context.Context, id, raftAddr string) error
 	Remove(ctx context.Context, id string) error
 	TransferLeadership(ctx context.Context, id string) error
+
+	// PeerRoots asks every other server for its root of p at size, for
+	// integrity comparison between replicas; one answer per peer.
+	PeerRoots(ctx context.Context, p engine.Partition, size uint64) []raftnode.PeerRoot
 }
 
 var _ Cluster = (*raftnode.Node)(nil)

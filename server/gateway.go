@@ -91,6 +91,9 @@ func (s *Server) httpHandler() http.Handler {
 	// More specific than "/api/", so it takes this one route from the
 	// gateway (net/http pattern precedence).
 	mux.HandleFunc(checkpointPath, s.serveCheckpointNote)
+	mux.HandleFunc(piiReportPath, s.servePIIAccessReport)
+	mux.HandleFunc(historyReportPath, s.serveEntityHistory)
+	mux.HandleFunc(exportPath, s.serveExport) // export.go: the bundle as a raw download
 	mux.HandleFunc("GET /api/v1/openapi.json", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		w.Write(trailproto.OpenAPI)

@@ -30,6 +30,8 @@ const (
 	DefaultTailBuffer     = 1024
 	DefaultTailStall      = 5 * time.Second
 	DefaultCommitTimeout  = 10 * time.Second
+	// DefaultRetentionInterval is how often the leader sweeps retention.
+	DefaultRetentionInterval = time.Hour
 	// recvSlack is what a request may carry beyond MaxBatchBytes of events:
 	// field tags and lengths.
 	recvSlack = 64 << 10
@@ -42,6 +44,11 @@ type Config struct {
 	Cluster Cluster
 	// Signer is the log key; it signs every checkpoint the server serves.
 	Signer note.Signer
+	// VerifierKey is the log key's public half as note verifier key text
+	// ("name+hash+base64key"), carried in export bundles so that they are
+	// self-contained. Optional: without it a bundle names the key by name
+	// and hash, which identify it as well.
+	VerifierKey string
 
 	// TLS, when set, serves gRPC and HTTP over TLS with its certificates.
 	TLS *tls.Config
@@ -74,6 +81,22 @@ type Config struct {
 	TailBuffer int
 	TailStall  time.Duration
 
+	// IntegrityInterval is the time between two scheduled integrity
+	// passes, which re-hash this node's stored entries and tiles and
+	// compare roots with the peers (default 1h; negative disables them,
+	// VerifyIntegrity still works). IntegrityRate bounds the entries
+	// re-hashed per second (default 50000; negative: no limit).
+	IntegrityInterval time.Duration
+	IntegrityRate     float64
+
+	// RetentionInterval is how often the leader runs the retention sweep
+	// (default 1h; negative disables the background sweep, leaving only
+	// RunRetentionSweep).
+	RetentionInterval time.Duration
+	// Now is the clock of retention: a sweep prunes what expired by Now
+	// (default time.Now; tests move it years ahead).
+	Now func() time.Time
+
 	Logger *slog.Logger
 
 	// searchBytes overrides defaultSearchBytes in tests.
@@ -102,6 +125,12 @@ func (c *Config) setDefaults() {
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
+	if c.RetentionInterval == 0 {
+		c.RetentionInterval = DefaultRetentionInterval
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
 	if c.searchBytes <= 0 {
 		c.searchBytes = defaultSearchBytes
 	}
@@ -119,6 +148,16 @@ func (c *Config) check() error {
 		return errors.New("server: Config.TLS and Plaintext are both set")
 	case c.ClientCAs != nil && c.TLS == nil:
 		return errors.New("server: Config.ClientCAs (mTLS) needs Config.TLS")
+	}
+	if c.VerifierKey != "" {
+		v, err := note.NewVerifier(c.VerifierKey)
+		if err != nil {
+			return fmt.Errorf("server: Config.VerifierKey: %w", err)
+		}
+		if v.Name() != c.Signer.Name() || v.KeyHash() != c.Signer.KeyHash() {
+			return fmt.Errorf("server: Config.VerifierKey is key %s+%08x, the signer is %s+%08x",
+				v.Name(), v.KeyHash(), c.Signer.Name(), c.Signer.KeyHash())
+		}
 	}
 	return nil
 }
@@ -150,6 +189,8 @@ type Server struct {
 	audit   *auditLog
 	notify  *notifier
 	signs   signCache
+	// integrity is set by Serve (integrity.go).
+	integrity *integrity
 
 	grpc    *grpc.Server
 	http    *http.Server
@@ -164,6 +205,9 @@ type Server struct {
 
 	mu    sync.Mutex
 	state serverState
+
+	// sweepMu runs one retention sweep at a time on this node.
+	sweepMu sync.Mutex
 }
 
 type serverState int
@@ -243,6 +287,9 @@ func (s *Server) Serve(grpcLis, httpLis net.Listener) error {
 	s.bg.Add(2)
 	go func() { defer s.bg.Done(); s.notify.run(s.life) }()
 	go func() { defer s.bg.Done(); s.audit.run() }()
+	s.bg.Add(1)
+	go func() { defer s.bg.Done(); s.runRetention(s.life) }()
+	s.startIntegrity()
 	s.mu.Unlock()
 
 	errc := make(chan error, 3)

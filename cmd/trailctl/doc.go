@@ -56,6 +56,35 @@
 //	checkpoint TENANT PARTITION [--size N] [--out FILE] [--vkey FILE]
 //	prove TENANT EVENT_ID --vkey FILE [--size N] [--out FILE]
 //	consistency TENANT PARTITION FROM TO --vkey FILE [--out FILE]   (TO 0: current size)
+//	export --tenant T [--from TIME --to TIME --actor ID --subject ID --target-type TT
+//	       --target-id ID --category C --action A --min-index N] [-o FILE] [--vkey FILE]
+//	                                download an attested export bundle (below) of the
+//	                                tenant's entries sequenced in [from, to), optionally
+//	                                filtered (--subject needs the privacy_officer role);
+//	                                -o defaults to the server's file name, - is stdout;
+//	                                the file appears only once complete. With --vkey it
+//	                                is then verified as verify --bundle does. The export
+//	                                streams and has no deadline; it is itself recorded in
+//	                                the _system tenant with its filters, entry count and
+//	                                manifest digest
+//	report pii --tenant T --subject S [--from TIME --to TIME] [--format json|csv|pdf]
+//	       [--min-index N] [-o FILE] [--vkey FILE]
+//	                                the PII access report: every data_access event on the
+//	                                data subject S (who, role, fields, purpose, when), with
+//	                                accesses lacking a valid purpose code flagged; needs
+//	                                the privacy_officer (or admin) role
+//	report history --tenant T --target-type X --target-id Y [--from --to --format ...]
+//	                                the entity history: every event on X/Y, oldest first,
+//	                                with each field change's before and after value
+//	                                (chain of custody); any role that may read T
+//
+// Reports are attested (see "Report file" below). -o defaults to the
+// server's file name in the current directory, - is stdout; the file
+// appears only once complete. With --vkey (JSON only) it is then verified
+// as verify --report does. --timeout bounds the wait for each chunk; the
+// first arrives once the server has built the whole report (at most
+// 100000 rows: narrow --from/--to beyond that). Each report is recorded
+// in the _system tenant with its parameters, row count and digest.
 //
 // prove and consistency verify what they fetch exactly as verify does, and
 // additionally that it answers the question asked (that tenant, partition,
@@ -68,6 +97,8 @@
 //	verify --vkey FILE --consistency FILE  [--tenant T --partition P]
 //	verify --vkey FILE --checkpoint FILE   [--tenant T --partition P]
 //	verify [--vkey FILE] --chain FILE [--checkpoint FILE] [--tenant T]
+//	verify --vkey FILE --bundle FILE       [--tenant T]
+//	verify --vkey FILE --report FILE       [--tenant T]
 //
 // Each check prints what it established, for example:
 //
@@ -113,6 +144,35 @@
 //	       [--working-hours HH:MM-HH:MM|none --time-zone ZONE --working-days 1-5]
 //	       [--purpose CODE... | --any-purpose]
 //	                                flags not given keep the tenant's current values
+//	integrity verify [--tenant T [--partition P]] [--vkey FILE]
+//	                                the node re-hashes its stored entries and tiles now
+//	                                (every tenant by default) and compares each partition's
+//	                                root with its peers'; prints the report, exits 1 on a
+//	                                violation. With --vkey the report's signed note is
+//	                                checked against the log key. Covers that node's copy
+//	                                only; nodes also verify themselves on a schedule
+//	                                (traild integrity_interval)
+//	retention list TENANT           the effective policy of every category (days, default or set)
+//	retention set TENANT CATEGORY DAYS | retention set TENANT CATEGORY --reset
+//	                                how long the tenant keeps the category's payloads,
+//	                                730 to 3653 days; --reset restores the default
+//	retention dry-run [--tenant T] [--as-of TIME] [--limit N]
+//	                                the expired entries a sweep would prune (every tenant by
+//	                                default), which holds keep which, and the sealed
+//	                                partitions whose segment file would be dropped
+//	retention sweep [--tenant T]    prune expired payloads now; the leader also sweeps every
+//	                                traild retention_interval. Each pruning is logged as a
+//	                                signed tombstone in the _system tenant
+//	holds create --tenant T --case REF --reason R [--subject S --actor A --target-type TT
+//	       --target-id ID --category C --from TIME --to TIME]
+//	                                a legal hold: entries of T matching every scope flag
+//	                                given (sequencer time in [from, to)) are never pruned
+//	holds release ID --reason R
+//	holds list [--tenant T] [--all] active holds; --all adds released ones
+//
+// Retention and hold commands need an admin key. Creating and releasing a
+// hold, and changing a policy, are recorded in the _system tenant and in
+// the tenant concerned.
 //
 // Security analysts (any key that may read the tenant):
 //
@@ -193,6 +253,65 @@
 // the chain must hold leaves 0..size-1 of the checkpoint's partition, and
 // the root rebuilt from their leaf hashes must equal the signed root: that
 // proves the file is the complete, unaltered log up to that checkpoint.
+//
+// Export bundle (export; format trail-bundle/1, see package bundle): JSON
+// Lines, each object opening with its "type": a header (log name, tenant,
+// filters, creation time, the log key's name and hash), then per partition
+// in month order its signed checkpoint followed by its entries in leaf
+// order, each with its exact entry bytes (or "pruned":true and only the
+// leaf hash) and an inclusion proof against that checkpoint; a
+// "consistency" record after a leaf 0 whose link records a different size
+// for the previous partition than the bundle's checkpoint of it; and last
+// a manifest with per-partition counts, the SHA-256 of every preceding
+// byte, and a note signed by the log key over both. verify --bundle reads
+// the file once, in constant memory, and checks: the header names the
+// trusted key (--vkey) and log (--log); every checkpoint's signature and
+// origin; every entry's leaf hash recomputed from its bytes, its inclusion
+// proof, and that it decodes to an entry of that tenant, partition and
+// leaf index, in time order, inside the declared filters; the
+// prev_leaf_hash link between consecutive leaves; each partition link
+// against the previous partition's checkpoint (directly, or by the
+// consistency proof); and the manifest's digest, counts and signature, so
+// a line changed, dropped, added, reordered or cut off is detected. It
+// prints what was verified, for example:
+//
+//	OK checkpoint trail/acme/2026-11 size 1042 root 5f1c… signed by key trail+1a2b3c4d
+//	OK 1042 entries (3 pruned) in 1 partitions: leaf hashes recomputed ...
+//	OK chain: 1041 prev_leaf_hash links checked in 1 runs of consecutive leaves
+//	OK manifest: sha256 9a0e… over all 1044 preceding lines and the counts, signed by key trail+1a2b3c4d
+//	NOTE 3 entries are pruned (retention removed their payload): ...
+//
+// and on failure "FAILED: <file>: bundle: line N (type): <what did not
+// hold>". Pruned entries are reported, not failures. A filtered export
+// proves each entry it holds, not that no other entry matches.
+//
+// Report file (report pii|history --format json; see package report): one
+// JSON object {"content": ..., "attestation": ...}. content holds the kind
+// (pii-access or entity-history), log name, tenant, generation time,
+// parameters, summary and rows; every row carries its partition, leaf
+// index, leaf hash and the entry's exact bytes (base64). The attestation
+// holds "digest" (sha256 of content with insignificant whitespace
+// removed), each partition's signed checkpoint, each row's inclusion proof
+// against it, and a note signed by the log key whose body is
+//
+//	<log> report attestation v1
+//	kind pii-access
+//	tenant acme
+//	generated 2026-11-23T11:45:44.123Z
+//	rows 12
+//	digest sha256:<hex>
+//	checkpoint 2026-11 1042 <base64 root>
+//
+// (its second line is never a number, so it can never pass for a
+// checkpoint). verify --report checks that note's signature and that it
+// signs this content's digest, kind, tenant, time and row count; every
+// checkpoint's signature, origin and that it is the one attested; every
+// leaf hash recomputed from the entry bytes and its inclusion proof; and
+// rebuilds every row, flag and count from the entry bytes and the
+// parameters, so an edited field, a dropped, added or reordered row, or a
+// wrong flag fails. Only whitespace may change in the file. CSV and PDF
+// reports carry the digest, the checkpoints and the signed attestation but
+// no proofs: verify the JSON report of the same run.
 //
 // # Exit codes
 //

@@ -21,6 +21,8 @@ type verifyFlags struct {
 	consistency string
 	checkpoint  string
 	chain       string
+	bundle      string
+	report      string
 	tenant      string
 	partition   string
 	event       string
@@ -33,6 +35,8 @@ func (f *verifyFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.consistency, "consistency", "", "verify the consistency proof `FILE` (as written by consistency --out)")
 	fs.StringVar(&f.checkpoint, "checkpoint", "", "verify the signed checkpoint `FILE`; with --chain, also rebuild its root from the chain")
 	fs.StringVar(&f.chain, "chain", "", "verify the chain `FILE`: JSON Lines of StoredEntry (as printed by tail --json)")
+	fs.StringVar(&f.bundle, "bundle", "", "verify the export bundle `FILE` (as written by export; - for stdin)")
+	fs.StringVar(&f.report, "report", "", "verify the JSON report `FILE` (as written by report pii|history --format json; - for stdin)")
 	fs.StringVar(&f.tenant, "tenant", "", "also require the evidence to be about this tenant")
 	fs.StringVar(&f.partition, "partition", "", "also require the evidence to be about this partition (YYYY-MM)")
 	fs.StringVar(&f.event, "event", "", "also require an inclusion proof to be of this event id")
@@ -43,17 +47,17 @@ func (f *verifyFlags) register(fs *flag.FlagSet) {
 // the checkpoint its root is rebuilt against.
 func (f *verifyFlags) check() error {
 	n := 0
-	for _, s := range []string{f.proof, f.consistency, f.chain} {
+	for _, s := range []string{f.proof, f.consistency, f.chain, f.bundle, f.report} {
 		if s != "" {
 			n++
 		}
 	}
 	switch {
 	case n > 1:
-		return usageErrorf("give one of --proof, --consistency and --chain")
+		return usageErrorf("give one of --proof, --consistency and --chain, or --bundle, or --report")
 	case n == 0 && f.checkpoint == "":
-		return usageErrorf("give one of --proof, --consistency, --checkpoint and --chain")
-	case f.checkpoint != "" && (f.proof != "" || f.consistency != ""):
+		return usageErrorf("give one of --proof, --consistency, --checkpoint and --chain, or --bundle, or --report")
+	case f.checkpoint != "" && (f.proof != "" || f.consistency != "" || f.bundle != "" || f.report != ""):
 		return usageErrorf("--checkpoint goes alone or with --chain")
 	case f.chain == "-" && f.checkpoint == "-":
 		return usageErrorf("--chain and --checkpoint cannot both read stdin")
@@ -104,6 +108,10 @@ func (f *verifyFlags) verify(e *env, t trust) (verifyResult, error) {
 		return f.verifyConsistency(e, t)
 	case f.chain != "":
 		return f.verifyChain(e, t)
+	case f.bundle != "":
+		return f.verifyBundle(e, t) // export.go
+	case f.report != "":
+		return f.verifyReport(e, t) // reports.go
 	}
 	return f.verifyCheckpoint(e, t)
 }

@@ -30,6 +30,16 @@ type Config struct {
 	API    APIConfig
 	Engine EngineConfig
 
+	// IntegrityInterval is the time between scheduled integrity passes,
+	// negative when they are off; IntegrityRate bounds the entries they
+	// re-hash per second.
+	IntegrityInterval time.Duration
+	IntegrityRate     int
+
+	// RetentionInterval is the time between two retention sweeps by the
+	// leader, negative when the background sweep is off.
+	RetentionInterval time.Duration
+
 	LogLevel        string
 	LogFormat       string
 	ShutdownTimeout time.Duration

@@ -196,6 +196,19 @@ func settings() []setting {
 			help:  "sealed segment files kept open",
 			field: func(c *Config) value { return intValue{&c.Engine.OpenSegments} }},
 
+		// Integrity verification.
+		{key: "integrity_interval", def: "1h",
+			help:  "time between scheduled integrity passes, which re-hash this node's stored entries and tiles and compare partition roots with the peers; off disables them (VerifyIntegrity still works)",
+			field: func(c *Config) value { return offDurationValue{&c.IntegrityInterval} }},
+		{key: "integrity_rate", def: itoa(server.DefaultIntegrityRate),
+			help:  "entries per second integrity verification may re-hash on this node",
+			field: func(c *Config) value { return intValue{&c.IntegrityRate} }},
+
+		// Retention.
+		{key: "retention_interval", def: "1h",
+			help:  "time between retention sweeps by the leader, which prune the payloads of expired entries that no legal hold covers; off disables them (RunRetentionSweep still works)",
+			field: func(c *Config) value { return offDurationValue{&c.RetentionInterval} }},
+
 		// Operation.
 		{key: "log_level", def: "info",
 			help:  "debug, info, warn or error",

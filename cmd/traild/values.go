@@ -72,6 +72,29 @@ func (v durationValue) Set(s string) error {
 }
 func (v durationValue) String() string { return v.p.String() }
 
+// offDurationValue is a positive duration, or "off", stored as -1.
+type offDurationValue struct{ p *time.Duration }
+
+func (v offDurationValue) Set(s string) error {
+	if s == "off" {
+		*v.p = -1
+		return nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil || d <= 0 {
+		return fmt.Errorf("%q is neither off nor a positive duration such as 30m or 1h", s)
+	}
+	*v.p = d
+	return nil
+}
+
+func (v offDurationValue) String() string {
+	if *v.p < 0 {
+		return "off"
+	}
+	return v.p.String()
+}
+
 // sizeValue is a byte count, written as a plain number or with a unit:
 // B, KiB, MiB, GiB, TiB (powers of 1024) or KB, MB, GB, TB (powers of 1000).
 type sizeValue struct{ p *int64 }

@@ -46,6 +46,8 @@ func nodeConfig(c *Config, raftLis net.Listener, apiAddr string, t *tls.Config, 
 		// The anomaly rules run on the leader before each batch is
 		// proposed; their records join the batch's Raft entry.
 		Inspector: compliance.NewDetector(),
+		// Every replica re-checks legal holds on each prune it applies.
+		PruneFilter: compliance.FilterHeld,
 	}
 }
 
@@ -54,6 +56,7 @@ func serverConfig(c *Config, cluster server.Cluster, key *logKey, api apiTLSConf
 	return server.Config{
 		Cluster:        cluster,
 		Signer:         key.signer,
+		VerifierKey:    key.vkey,
 		TLS:            api.tls,
 		ClientCAs:      api.clientCAs,
 		Plaintext:      api.tls == nil,
@@ -64,6 +67,10 @@ func serverConfig(c *Config, cluster server.Cluster, key *logKey, api apiTLSConf
 		TailBuffer:     c.API.TailBuffer,
 		TailStall:      c.API.TailStall,
 		Logger:         log,
+
+		IntegrityInterval: c.IntegrityInterval,
+		IntegrityRate:     float64(c.IntegrityRate),
+		RetentionInterval: c.RetentionInterval,
 	}
 }
 

@@ -56,6 +56,7 @@ const (
 	RaftErrorCode_RAFT_ERROR_BAD_REQUEST          RaftErrorCode = 19
 	RaftErrorCode_RAFT_ERROR_NODE_CLOSED          RaftErrorCode = 20
 	RaftErrorCode_RAFT_ERROR_DISK_FULL            RaftErrorCode = 21
+	RaftErrorCode_RAFT_ERROR_NOT_DROPPABLE        RaftErrorCode = 22
 )
 
 // Enum value maps for RaftErrorCode.
@@ -83,6 +84,7 @@ var (
 		19: "RAFT_ERROR_BAD_REQUEST",
 		20: "RAFT_ERROR_NODE_CLOSED",
 		21: "RAFT_ERROR_DISK_FULL",
+		22: "RAFT_ERROR_NOT_DROPPABLE",
 	}
 	RaftErrorCode_value = map[string]int32{
 		"RAFT_ERROR_UNSPECIFIED":          0,
@@ -107,6 +109,7 @@ var (
 		"RAFT_ERROR_BAD_REQUEST":          19,
 		"RAFT_ERROR_NODE_CLOSED":          20,
 		"RAFT_ERROR_DISK_FULL":            21,
+		"RAFT_ERROR_NOT_DROPPABLE":        22,
 	}
 )
 
@@ -1471,7 +1474,7 @@ const file_trail_v1_raft_proto_rawDesc = "" +
 	"\aresults\x18\x02 \x03(\v2\x19.trail.v1.RaftEventResultR\aresults\x12\x16\n" +
 	"\x06pruned\x18\x03 \x01(\x04R\x06pruned\x12\x12\n" +
 	"\x04root\x18\x04 \x01(\fR\x04root\x12\x17\n" +
-	"\anode_id\x18\x05 \x01(\tR\x06nodeId*\x90\x05\n" +
+	"\anode_id\x18\x05 \x01(\tR\x06nodeId*\xae\x05\n" +
 	"\rRaftErrorCode\x12\x1a\n" +
 	"\x16RAFT_ERROR_UNSPECIFIED\x10\x00\x12\x19\n" +
 	"\x15RAFT_ERROR_NOT_LEADER\x10\x01\x12\x1e\n" +
@@ -1495,7 +1498,8 @@ const file_trail_v1_raft_proto_rawDesc = "" +
 	"\x13RAFT_ERROR_CANCELED\x10\x12\x12\x1a\n" +
 	"\x16RAFT_ERROR_BAD_REQUEST\x10\x13\x12\x1a\n" +
 	"\x16RAFT_ERROR_NODE_CLOSED\x10\x14\x12\x18\n" +
-	"\x14RAFT_ERROR_DISK_FULL\x10\x15B4Z2github.com/trailaudit/trail/proto/trail/v1;trailv1b\x06proto3"
+	"\x14RAFT_ERROR_DISK_FULL\x10\x15\x12\x1c\n" +
+	"\x18RAFT_ERROR_NOT_DROPPABLE\x10\x16B4Z2github.com/trailaudit/trail/proto/trail/v1;trailv1b\x06proto3"
 
 var (
 	file_trail_v1_raft_proto_rawDescOnce sync.Once

@@ -1,0 +1,150 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/csv"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/trailaudit/trail/merkle"
+)
+
+// TestReportCommands runs "trailctl report pii|history" against a real
+// server and "trailctl verify --report" on what they wrote, and on altered
+// copies.
+func TestReportCommands(t *testing.T) {
+	rs := startRealServer(t)
+	dir := t.TempDir()
+	vkey := filepath.Join(dir, "log.vkey")
+	writeTestFile(t, vkey, rs.vkey+"\n")
+	otherVKey := filepath.Join(dir, "other.vkey")
+	_, other, err := merkle.GenerateKey("test.trail", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeTestFile(t, otherVKey, other+"\n")
+
+	var events strings.Builder
+	for i := range 4 {
+		purpose := `"purpose_code":"CASE_MGMT","pii_fields_accessed":["name"],`
+		if i == 3 {
+			purpose = "" // an access without a purpose code: flagged
+		}
+		fmt.Fprintf(&events, `{"tenant_id":"acme","event_id":"a-%d","category":"CATEGORY_DATA_ACCESS","action":"record.view",`+
+			`"outcome":"OUTCOME_SUCCESS","actor":{"id":"user-%d"},"subject_id":"c-1",%s"occurred_at":"2026-11-23T10:00:00Z"}`+"\n",
+			i, i%2, purpose)
+	}
+	for i := range 2 {
+		fmt.Fprintf(&events, `{"tenant_id":"acme","event_id":"m-%d","category":"CATEGORY_DATA_MODIFICATION","action":"case.update",`+
+			`"outcome":"OUTCOME_SUCCESS","actor":{"id":"judge"},"target":{"type":"case","id":"9"},`+
+			`"changes":[{"field":"status","before":"s%d","after":"s%d"}],"occurred_at":"2026-11-23T10:00:00Z"}`+"\n", i, i, i+1)
+	}
+	jsonl := filepath.Join(dir, "events.jsonl")
+	writeTestFile(t, jsonl, events.String())
+	rs.runOK(t, rs.admin, "append", "--jsonl", jsonl)
+	auditor := keyToken(t, rs, "auditor")
+
+	pii := filepath.Join(dir, "pii.json")
+	rs.runOK(t, rs.admin, "report", "pii", "--tenant", "acme", "--subject", "c-1", "-o", pii)
+	out := rs.runOK(t, "", "verify", "--vkey", vkey, "--report", pii, "--tenant", "acme")
+	for _, want := range []string{
+		"OK checkpoint test.trail/acme/", "OK 4 rows: leaf hashes recomputed",
+		"OK attestation of pii-access report of tenant acme", "4 rows, 1 flagged, signed by key test.trail+",
+		"NOTE 1 accesses are flagged",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("verify output lacks %q:\n%s", want, out)
+		}
+	}
+
+	// Verified on download; the history by an auditor; CSV and PDF.
+	hist := filepath.Join(dir, "hist.json")
+	out = rs.runOK(t, auditor, "report", "history", "--tenant", "acme", "--target-type", "case", "--target-id", "9",
+		"--from", "2020-01-01", "-o", hist, "--vkey", vkey)
+	if !strings.Contains(out, "OK attestation of entity-history report of tenant acme") || !strings.Contains(out, "2 rows, 0 flagged") {
+		t.Errorf("report history --vkey output:\n%s", out)
+	}
+	csvFile := filepath.Join(dir, "pii.csv")
+	rs.runOK(t, rs.admin, "report", "pii", "--tenant", "acme", "--subject", "c-1", "--format", "csv", "-o", csvFile)
+	if recs, err := csv.NewReader(bytes.NewReader(readTestFile(t, csvFile))).ReadAll(); err != nil || len(recs) != 7 {
+		t.Errorf("CSV: %d records, %v", len(recs), err)
+	}
+	stdout := rs.runOK(t, rs.admin, "report", "pii", "--tenant", "acme", "--subject", "c-1", "--format", "pdf", "-o", "-")
+	if !strings.HasPrefix(stdout, "%PDF-") {
+		t.Errorf("report --format pdf -o - wrote %.20q", stdout)
+	}
+	// Without -o, the file takes the server's name in the current directory.
+	t.Chdir(dir)
+	var errb syncBuffer
+	if code := rs.run(context.Background(), rs.admin, &syncBuffer{}, &errb, "report", "history", "--tenant", "acme",
+		"--target-type", "case", "--target-id", "9", "--format", "pdf"); code != exitOK || !strings.Contains(errb.String(), "entity-history_acme_case_9_") {
+		t.Errorf("exit %d: %s", code, errb.String())
+	}
+
+	data := readTestFile(t, pii)
+	forged := bytes.Replace(data, []byte(`"actor_id": "user-1"`), []byte(`"actor_id": "user-9"`), 1)
+	if bytes.Equal(forged, data) {
+		t.Fatal("fixture lacks the field to forge")
+	}
+	tests := []struct {
+		name  string
+		token string
+		args  []string
+		code  int
+		want  string
+	}{
+		{"row altered", "", []string{"verify", "--vkey", vkey, "--report", writeTemp(t, dir, forged)}, exitFailed, "the content was altered"},
+		{"truncated", "", []string{"verify", "--vkey", vkey, "--report", writeTemp(t, dir, data[:len(data)/2])}, exitFailed, "not a JSON report"},
+		{"wrong key", "", []string{"verify", "--vkey", otherVKey, "--report", pii}, exitFailed, "not signed by key"},
+		{"wrong tenant", "", []string{"verify", "--vkey", vkey, "--report", pii, "--tenant", "globex"}, exitFailed, `not "globex"`},
+		{"missing file", "", []string{"verify", "--vkey", vkey, "--report", filepath.Join(dir, "nope")}, exitIO, "no such file"},
+		{"report with chain", "", []string{"verify", "--vkey", vkey, "--report", pii, "--chain", pii}, exitUsage, "give one of"},
+		{"report with partition", "", []string{"verify", "--vkey", vkey, "--report", pii, "--partition", "2026-11"}, exitUsage, "do not apply"},
+		{"auditor denied PII", auditor, []string{"report", "pii", "--tenant", "acme", "--subject", "c-1", "-o", filepath.Join(dir, "x")}, exitFailed, "PermissionDenied"},
+		{"no subject", rs.admin, []string{"report", "pii", "--tenant", "acme"}, exitUsage, "--subject is required"},
+		{"no target id", rs.admin, []string{"report", "history", "--tenant", "acme", "--target-type", "case"}, exitUsage, "--target-id are required"},
+		{"bad format", rs.admin, []string{"report", "pii", "--tenant", "acme", "--subject", "c-1", "--format", "xml"}, exitUsage, "--format"},
+		{"vkey with pdf", rs.admin, []string{"report", "pii", "--tenant", "acme", "--subject", "c-1", "--format", "pdf", "--vkey", vkey}, exitUsage, "needs --format json"},
+		{"bad time", rs.admin, []string{"report", "pii", "--tenant", "acme", "--subject", "c-1", "--from", "yesterday"}, exitUsage, "--from"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var out, errb syncBuffer
+			code := rs.run(context.Background(), tc.token, &out, &errb, tc.args...)
+			if code != tc.code || !strings.Contains(errb.String(), tc.want) {
+				t.Fatalf("exit %d (want %d), stderr lacks %q:\n%s%s", code, tc.code, tc.want, out.String(), errb.String())
+			}
+			if tc.code == exitFailed && tc.args[0] == "verify" && !strings.Contains(errb.String(), "FAILED") {
+				t.Fatalf("a failed verification must say FAILED:\n%s", errb.String())
+			}
+		})
+	}
+	if _, err := os.Stat(filepath.Join(dir, "x")); err == nil {
+		t.Error("a refused report left a file behind")
+	}
+}
+
+// keyToken creates an API key for tenant acme with role and returns its
+// token.
+func keyToken(t *testing.T, rs *realServer, role string) string {
+	t.Helper()
+	out := rs.runOK(t, rs.admin, "keys", "create", "--role", role, "--tenant", "acme")
+	_, tok, ok := strings.Cut(out, "token: ")
+	if !ok {
+		t.Fatalf("keys create printed no token:\n%s", out)
+	}
+	return strings.TrimSpace(tok)
+}
+
+func readTestFile(t *testing.T, path string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}

@@ -1,0 +1,502 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/trailaudit/trail/merkle"
+	trailv1 "github.com/trailaudit/trail/proto/trail/v1"
+)
+
+// verifyOK verifies p and fails on an error or a problem.
+func verifyOK(t testing.TB, e *Engine, p Partition) VerifyResult {
+	t.Helper()
+	res, err := e.VerifyPartition(context.Background(), p, VerifyOptions{})
+	if err != nil {
+		t.Fatalf("VerifyPartition(%s): %v", p, err)
+	}
+	if !res.OK() {
+		t.Fatalf("VerifyPartition(%s): %v", p, res.Problem)
+	}
+	return res
+}
+
+func TestVerifyCleanPartitions(t *testing.T) {
+	e := openEngine(t, t.TempDir())
+	ctx := context.Background()
+	novP, decP := fillTwoMonths(t, e, 300)
+	for _, p := range []Partition{novP, decP} {
+		info, _ := e.PartitionInfo(ctx, p)
+		res := verifyOK(t, e, p)
+		if res.Size != info.Size || res.Root != info.Root || res.Hashed != info.Size || res.Pruned != 0 || res.Sealed {
+			t.Fatalf("%s: result %+v, partition %+v", p, res, info)
+		}
+	}
+	// Multi-tenant batches, several tiles per partition.
+	for _, b := range genBatches(11, 20, 100, nov.AddDate(0, 1, 0), time.Minute) {
+		b.Index += e.AppliedIndex()
+		if _, err := e.Apply(ctx, b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tenants, err := e.Tenants(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(tenants) != 4 || tenants[0] != "acme" {
+		t.Fatalf("Tenants() = %v", tenants)
+	}
+	for _, tenant := range tenants {
+		parts, _ := e.Partitions(ctx, tenant)
+		for _, pi := range parts {
+			verifyOK(t, e, pi.Partition)
+		}
+	}
+}
+
+func TestVerifySealedPartition(t *testing.T) {
+	e := openEngine(t, t.TempDir())
+	ctx := context.Background()
+	novP, decP := fillTwoMonths(t, e, 300)
+	if err := e.Seal(ctx, e.AppliedIndex()+1, novP, time.Date(2026, 12, 5, 0, 0, 0, 0, time.UTC)); err != nil {
+		t.Fatal(err)
+	}
+	res := verifyOK(t, e, novP)
+	if !res.Sealed || res.Size != 300 || res.Hashed != 300 {
+		t.Fatalf("sealed result %+v", res)
+	}
+	// December's leaf 0 links to the sealed month's last leaf.
+	verifyOK(t, e, decP)
+}
+
+func TestVerifyPrunedEntries(t *testing.T) {
+	e := openEngine(t, t.TempDir())
+	ctx := context.Background()
+	novP, decP := fillTwoMonths(t, e, 300)
+	// Pruning leaf 0 of December skips its link check; pruning 255 and 256
+	// puts pruned leaves on both sides of a tile boundary.
+	if _, err := e.Prune(ctx, e.AppliedIndex()+1, decP, []uint64{0, 7, 8, 255, 256}); err != nil {
+		t.Fatal(err)
+	}
+	if res := verifyOK(t, e, decP); res.Pruned != 5 || res.Hashed != 295 {
+		t.Fatalf("open pruned: %+v", res)
+	}
+	if err := e.Seal(ctx, e.AppliedIndex()+1, novP, time.Date(2026, 12, 5, 0, 0, 0, 0, time.UTC)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.Prune(ctx, e.AppliedIndex()+1, novP, []uint64{3, 299}); err != nil {
+		t.Fatal(err)
+	}
+	if res := verifyOK(t, e, novP); res.Pruned != 2 || res.Hashed != 298 {
+		t.Fatalf("sealed pruned: %+v", res)
+	}
+	verifyOK(t, e, decP) // its leaf 0 now links to a pruned last leaf
+}
+
+// corruption is one way of damaging stored data, and where verification
+// must say the damage is.
+type corruption struct {
+	name   string
+	damage func(t *testing.T, e *Engine, p Partition)
+	kind   ProblemKind
+	where  string
+}
+
+func TestVerifyDetectsCorruption(t *testing.T) {
+	cases := []corruption{
+		{"entry bytes", func(t *testing.T, e *Engine, p Partition) { flipEntryByte(t, e, p, 42) }, ProblemEntry, "leaf 42"},
+		{"entry missing", func(t *testing.T, e *Engine, p Partition) {
+			set(t, e, entryKey(p, 17), nil)
+		}, ProblemEntry, "leaf 17"},
+		{"leaf hash in tile", func(t *testing.T, e *Engine, p Partition) {
+			flipTileNode(t, e, p, merkle.TileID{}, 0, 9)
+		}, ProblemEntry, "leaf 9"},
+		{"interior tile node", func(t *testing.T, e *Engine, p Partition) {
+			flipTileNode(t, e, p, merkle.TileID{}, 3, 5)
+		}, ProblemTile, "tile 0/0 node 3/5"},
+		{"level-1 tile node", func(t *testing.T, e *Engine, p Partition) {
+			flipTileNode(t, e, p, merkle.TileID{Level: 1}, 0, 0)
+		}, ProblemTile, "tile 1/0 node 8/0"},
+		{"tile missing", func(t *testing.T, e *Engine, p Partition) {
+			set(t, e, tileKey(p, 0, 1), nil)
+		}, ProblemTile, "tile 0/1 node 0/256"},
+		{"tile truncated", func(t *testing.T, e *Engine, p Partition) {
+			set(t, e, tileKey(p, 0, 0), []byte{1, 2, 3})
+		}, ProblemTile, "tile 0/0 node 0/0"},
+		{"catalog root", func(t *testing.T, e *Engine, p Partition) {
+			cat, _, _ := e.readCatalog(e.db, p)
+			cat.Root[0] ^= 1
+			set(t, e, catalogKey(p), cat.marshal())
+		}, ProblemRoot, "root"},
+		{"chain rewritten with its tree", func(t *testing.T, e *Engine, p Partition) {
+			rewritePartition(t, e, p, func(leaf uint64, en *trailv1.Entry) bool {
+				if leaf != 120 {
+					return false
+				}
+				en.PrevLeafHash = make([]byte, 32)
+				return true
+			})
+		}, ProblemChain, "leaf 120"},
+		{"link rewritten with its tree", func(t *testing.T, e *Engine, p Partition) {
+			rewritePartition(t, e, p, func(leaf uint64, en *trailv1.Entry) bool {
+				if leaf != 0 {
+					return false
+				}
+				en.PrevPartition.Size--
+				return true
+			})
+		}, ProblemLink, "leaf 0"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			e := openEngine(t, t.TempDir())
+			_, decP := fillTwoMonths(t, e, 300)
+			c.damage(t, e, decP)
+			assertProblem(t, e, decP, c.kind, c.where)
+		})
+	}
+}
+
+func TestVerifyDetectsCorruptSegment(t *testing.T) {
+	for _, reopen := range []bool{false, true} {
+		t.Run(fmt.Sprintf("reopen=%v", reopen), func(t *testing.T) {
+			dir := t.TempDir()
+			e := openEngine(t, dir)
+			ctx := context.Background()
+			novP, _ := fillTwoMonths(t, e, 300)
+			if err := e.Seal(ctx, e.AppliedIndex()+1, novP, time.Date(2026, 12, 5, 0, 0, 0, 0, time.UTC)); err != nil {
+				t.Fatal(err)
+			}
+			verifyOK(t, e, novP) // the segment reader is now cached
+			path := segmentPath(dir, novP)
+			b, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b[len(b)/3] ^= 1
+			if err := os.WriteFile(path, b, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			if reopen {
+				e.Close()
+				e = openEngine(t, dir)
+			}
+			assertProblem(t, e, novP, ProblemSegment, "segment")
+		})
+	}
+}
+
+func TestVerifyDroppedAndMissingSegments(t *testing.T) {
+	dir := t.TempDir()
+	e := openEngine(t, dir)
+	ctx := context.Background()
+	novP, decP := fillTwoMonths(t, e, 40)
+	if err := e.Seal(ctx, e.AppliedIndex()+1, novP, time.Date(2026, 12, 5, 0, 0, 0, 0, time.UTC)); err != nil {
+		t.Fatal(err)
+	}
+	all := make([]uint64, 40)
+	for i := range all {
+		all[i] = uint64(i)
+	}
+	if _, err := e.Prune(ctx, e.AppliedIndex()+1, novP, all); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.DropSegment(ctx, e.AppliedIndex()+1, novP); err != nil {
+		t.Fatal(err)
+	}
+	if res := verifyOK(t, e, novP); !res.Dropped || res.Size != 40 || res.Hashed != 0 {
+		t.Fatalf("dropped: %+v", res)
+	}
+	verifyOK(t, e, decP) // leaf 0 links to a month whose leaves are gone
+
+	// A segment that vanished without a drop is a problem.
+	other := Partition{Tenant: "other", Month: novP.Month}
+	applyOK(t, e, e.AppliedIndex()+1, nov, event("other", "o-1"), event("other", "o-2"))
+	if err := e.Seal(ctx, e.AppliedIndex()+1, other, time.Date(2026, 12, 5, 0, 0, 0, 0, time.UTC)); err != nil {
+		t.Fatal(err)
+	}
+	e.Close()
+	if err := os.Remove(segmentPath(dir, other)); err != nil {
+		t.Fatal(err)
+	}
+	e = openEngine(t, dir)
+	assertProblem(t, e, other, ProblemSegment, "segment")
+}
+
+func assertProblem(t *testing.T, e *Engine, p Partition, kind ProblemKind, where string) {
+	t.Helper()
+	res, err := e.VerifyPartition(context.Background(), p, VerifyOptions{})
+	if err != nil {
+		t.Fatalf("VerifyPartition: %v", err)
+	}
+	if res.OK() {
+		t.Fatalf("damage not detected: %+v", res)
+	}
+	pr := res.Problem
+	if pr.Kind != kind || pr.Where != where || pr.Partition != p {
+		t.Fatalf("problem %s %q in %s (%v), want %s %q", pr.Kind, pr.Where, pr.Partition, pr, kind, where)
+	}
+	if !errors.Is(pr, ErrCorrupt) || !strings.Contains(pr.Error(), where) {
+		t.Fatalf("problem error %q", pr)
+	}
+}
+
+// set writes (or, for nil, deletes) a raw key behind the engine's back.
+func set(t *testing.T, e *Engine, k, v []byte) {
+	t.Helper()
+	var err error
+	if v == nil {
+		err = e.db.Delete(k, pebble.Sync)
+	} else {
+		err = e.db.Set(k, v, pebble.Sync)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func flipEntryByte(t *testing.T, e *Engine, p Partition, leaf uint64) {
+	t.Helper()
+	se, err := e.Entry(context.Background(), p, leaf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	se.Data[len(se.Data)/2] ^= 0x40
+	set(t, e, entryKey(p, leaf), se.Data)
+}
+
+// flipTileNode damages the node at row and pos of an open partition's
+// tile, stored in emission order.
+func flipTileNode(t *testing.T, e *Engine, p Partition, id merkle.TileID, row uint8, pos uint64) {
+	t.Helper()
+	b, closer, err := e.db.Get(tileKey(p, id.Level, id.Index))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b = append([]byte(nil), b...)
+	closer.Close()
+	off := emissionIndex(row, pos) * merkle.HashSize
+	if off >= uint64(len(b)) {
+		t.Fatalf("tile %s holds %d bytes, node %d/%d is at %d", id, len(b), row, pos, off)
+	}
+	b[off] ^= 1
+	set(t, e, tileKey(p, id.Level, id.Index), b)
+}
+
+// rewritePartition is the tamperer who can write storage: it changes the
+// entries tamper returns true for, re-encodes them, and rebuilds the tiles
+// and root to match, so that only the chain can give it away.
+func rewritePartition(t *testing.T, e *Engine, p Partition, tamper func(leaf uint64, en *trailv1.Entry) bool) {
+	t.Helper()
+	ctx := context.Background()
+	info, err := e.PartitionInfo(ctx, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tiles := append(partitionPrefix(p), partTile)
+	if err := e.db.DeleteRange(tiles, prefixEnd(tiles), pebble.Sync); err != nil {
+		t.Fatal(err)
+	}
+	cat, _, _ := e.readCatalog(e.db, p)
+	app, _ := merkle.NewAppender(0, nil)
+	op := newOpenPartition(p, cat, app)
+	wb := e.db.NewBatch()
+	defer wb.Close()
+	for leaf := range info.Size {
+		b, closer, err := e.db.Get(entryKey(p, leaf))
+		if err != nil {
+			t.Fatal(err)
+		}
+		data := append([]byte(nil), b...)
+		closer.Close()
+		en := decodeEntry(t, data)
+		if tamper(leaf, en) {
+			if data, err = (proto.MarshalOptions{Deterministic: true}).Marshal(en); err != nil {
+				t.Fatal(err)
+			}
+			if err := wb.Set(entryKey(p, leaf), data, nil); err != nil {
+				t.Fatal(err)
+			}
+		}
+		op.append(merkle.LeafHash(data))
+	}
+	if err := op.flush(e.db, wb); err != nil {
+		t.Fatal(err)
+	}
+	if err := wb.Commit(pebble.Sync); err != nil {
+		t.Fatal(err)
+	}
+	if after, _ := e.PartitionInfo(ctx, p); after.Root == info.Root {
+		t.Fatal("rewrite did not change the root")
+	}
+}
+
+func TestVerifyResume(t *testing.T) {
+	e := openEngine(t, t.TempDir())
+	ctx := context.Background()
+	_, decP := fillTwoMonths(t, e, 300)
+	first := verifyOK(t, e, decP)
+	dec := time.Date(2026, 12, 20, 0, 0, 0, 0, time.UTC)
+	for i := range 3 {
+		var evs []*trailv1.Event
+		for k := range 40 {
+			evs = append(evs, event("acme", fmt.Sprintf("more-%d-%d", i, k)))
+		}
+		applyOK(t, e, e.AppliedIndex()+1, dec, evs...)
+	}
+	res, err := e.VerifyPartition(ctx, decP, VerifyOptions{Resume: &first})
+	if err != nil || !res.OK() || res.From != 300 || res.Hashed != 120 || res.Size != 420 {
+		t.Fatalf("resumed: %+v, %v", res, err)
+	}
+	if info, _ := e.PartitionInfo(ctx, decP); res.Root != info.Root {
+		t.Fatalf("resumed root %s, partition %s", res.Root, info.Root)
+	}
+	// Nothing new: nothing hashed, the root still compared.
+	if again, err := e.VerifyPartition(ctx, decP, VerifyOptions{Resume: &res}); err != nil || !again.OK() || again.Hashed != 0 {
+		t.Fatalf("resumed at the same size: %+v, %v", again, err)
+	}
+	// A result that does not fit is ignored.
+	bogus := first
+	bogus.Root[0] ^= 1
+	if full, err := e.VerifyPartition(ctx, decP, VerifyOptions{Resume: &bogus}); err != nil || !full.OK() || full.From != 0 || full.Hashed != 420 {
+		t.Fatalf("bogus resume: %+v, %v", full, err)
+	}
+	// New damage is found by a resumed run, old damage only by a full one.
+	flipEntryByte(t, e, decP, 350)
+	if r, _ := e.VerifyPartition(ctx, decP, VerifyOptions{Resume: &first}); r.OK() || r.Problem.Where != "leaf 350" {
+		t.Fatalf("resumed run missed new damage: %+v", r)
+	}
+	if r, _ := e.VerifyPartition(ctx, decP, VerifyOptions{Resume: &res}); !r.OK() {
+		t.Fatalf("resumed past the damage: %+v", r)
+	}
+	assertProblem(t, e, decP, ProblemEntry, "leaf 350")
+}
+
+func TestVerifyUsesSizeAtStart(t *testing.T) {
+	e := openEngine(t, t.TempDir())
+	ctx := context.Background()
+	_, decP := fillTwoMonths(t, e, 300)
+	before, _ := e.PartitionInfo(ctx, decP)
+	var wg sync.WaitGroup
+	wg.Add(1)
+	var res VerifyResult
+	var err error
+	lim := &slowLimiter{started: make(chan struct{}), pause: 50 * time.Millisecond}
+	go func() {
+		defer wg.Done()
+		// About 300 ms: the appends below land while it runs.
+		res, err = e.VerifyPartition(ctx, decP, VerifyOptions{Limiter: lim, Batch: 50})
+	}()
+	<-lim.started
+	dec := time.Date(2026, 12, 20, 0, 0, 0, 0, time.UTC)
+	for i := range 100 {
+		applyOK(t, e, e.AppliedIndex()+1, dec, event("acme", fmt.Sprintf("late-%d", i)))
+	}
+	wg.Wait()
+	if err != nil || !res.OK() || res.Size != before.Size || res.Root != before.Root {
+		t.Fatalf("verify during appends: %+v, %v (partition was %d %s)", res, err, before.Size, before.Root)
+	}
+	if res := verifyOK(t, e, decP); res.Size != before.Size+100 {
+		t.Fatalf("after appends: size %d", res.Size)
+	}
+}
+
+// slowLimiter pauses before every batch and says when the first came.
+type slowLimiter struct {
+	once    sync.Once
+	started chan struct{}
+	pause   time.Duration
+}
+
+func (l *slowLimiter) WaitN(ctx context.Context, n int) error {
+	l.once.Do(func() { close(l.started) })
+	time.Sleep(l.pause)
+	return ctx.Err()
+}
+
+func TestVerifyRateLimit(t *testing.T) {
+	e := openEngine(t, t.TempDir())
+	_, decP := fillTwoMonths(t, e, 300)
+	cases := []struct {
+		name    string
+		opts    VerifyOptions
+		atLeast time.Duration
+	}{
+		// 300 entries in batches of 50: five waits of 50 ms after the first.
+		{"rate", VerifyOptions{Rate: 1000, Batch: 50}, 240 * time.Millisecond},
+		{"shared limiter", VerifyOptions{Limiter: NewRateLimiter(2000), Batch: 100}, 90 * time.Millisecond},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			start := time.Now()
+			res, err := e.VerifyPartition(context.Background(), decP, c.opts)
+			if err != nil || !res.OK() {
+				t.Fatalf("%+v %v", res, err)
+			}
+			if d := time.Since(start); d < c.atLeast {
+				t.Fatalf("took %s, want at least %s", d, c.atLeast)
+			}
+		})
+	}
+	// A cancelled verification is an error, not a problem.
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	res, err := e.VerifyPartition(ctx, decP, VerifyOptions{Rate: 100, Batch: 10})
+	if !errors.Is(err, context.DeadlineExceeded) || res.Problem != nil {
+		t.Fatalf("cancelled: %+v, %v", res, err)
+	}
+}
+
+func TestVerifyUnknownPartition(t *testing.T) {
+	e := openEngine(t, t.TempDir())
+	if _, err := e.VerifyPartition(context.Background(), mustPartition(t, "ghost", "2026-11"), VerifyOptions{}); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("unknown partition: %v", err)
+	}
+}
+
+func BenchmarkVerifyPartition(b *testing.B) {
+	for _, sealed := range []bool{false, true} {
+		b.Run(fmt.Sprintf("sealed=%v", sealed), func(b *testing.B) {
+			e := openEngine(b, b.TempDir())
+			ctx := context.Background()
+			pool := eventPool(1024)
+			const n = 20_000
+			for i := 0; i < n; i += 1000 {
+				batch := &Batch{Index: uint64(i/1000 + 1), Time: nov.Add(time.Duration(i) * time.Second)}
+				for j := range 1000 {
+					ev := proto.Clone(pool[(i+j)%len(pool)]).(*trailv1.Event)
+					ev.TenantId, ev.EventId = "bench", fmt.Sprintf("e-%d", i+j)
+					batch.Events = append(batch.Events, ev)
+				}
+				if _, err := e.Apply(ctx, batch); err != nil {
+					b.Fatal(err)
+				}
+			}
+			p := Partition{Tenant: "bench", Month: MonthOf(nov)}
+			if sealed {
+				if err := e.Seal(ctx, e.AppliedIndex()+1, p, nov.AddDate(0, 1, 0)); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ResetTimer()
+			var hashed uint64
+			for b.Loop() {
+				res, err := e.VerifyPartition(ctx, p, VerifyOptions{})
+				if err != nil || !res.OK() {
+					b.Fatalf("%+v %v", res, err)
+				}
+				hashed += res.Hashed
+			}
+			b.ReportMetric(float64(hashed)/b.Elapsed().Seconds(), "entries/s")
+		})
+	}
+}
