@@ -184,7 +184,10 @@ func TestDedup(t *testing.T) {
 	if !again.Duplicate {
 		t.Fatal("retry not marked duplicate")
 	}
-	again.Duplicate = false
+	if again.Index != 0 {
+		t.Fatalf("a duplicate of an earlier batch names index %d; it was applied by none", again.Index)
+	}
+	again.Duplicate, again.Index = false, orig.Index
 	if again != orig {
 		t.Fatalf("retry receipt %+v, original %+v", again, orig)
 	}
