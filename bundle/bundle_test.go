@@ -6,8 +6,10 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"io"
 	"strings"
 	"testing"
+	"testing/iotest"
 	"time"
 
 	"github.com/trailaudit/trail/merkle"
@@ -26,8 +28,25 @@ func TestRoundTrip(t *testing.T) {
 			name: "two months, linked",
 			log:  func() *fakeLog { return newFakeLog(t, key, 5, 4) },
 			check: func(t *testing.T, r *Report) {
-				want := Report{Entries: 9, ChainRuns: 1, ChainLinks: 8, PartitionLinks: 1}
+				want := Report{Entries: 9, ChainRuns: 1, ChainLinks: 8, PartitionLinks: 1, RunProofs: 2}
 				checkCounts(t, r, want, 2)
+			},
+		},
+		{
+			name: "runs capped at two leaves",
+			log:  func() *fakeLog { return newFakeLog(t, key, 5, 4) },
+			opts: exportOpts{maxRun: 2},
+			check: func(t *testing.T, r *Report) {
+				want := Report{Entries: 9, ChainRuns: 1, ChainLinks: 8, PartitionLinks: 1, RunProofs: 5}
+				checkCounts(t, r, want, 2)
+			},
+		},
+		{
+			name: "run ending before the checkpoint's size: consistency proof",
+			log:  func() *fakeLog { return newFakeLog(t, key, 7) },
+			opts: exportOpts{skip: func(_ string, leaf uint64) bool { return leaf == 6 }},
+			check: func(t *testing.T, r *Report) {
+				checkCounts(t, r, Report{Entries: 6, ChainRuns: 1, ChainLinks: 5, RunProofs: 1}, 1)
 			},
 		},
 		{
@@ -35,7 +54,7 @@ func TestRoundTrip(t *testing.T) {
 			log:  func() *fakeLog { return newFakeLog(t, key, 5, 4) },
 			opts: exportOpts{cpSize: map[string]uint64{"2026-10": 3}},
 			check: func(t *testing.T, r *Report) {
-				want := Report{Entries: 7, ChainRuns: 2, ChainLinks: 5, PartitionLinks: 1, ConsistencyProofs: 1}
+				want := Report{Entries: 7, ChainRuns: 2, ChainLinks: 5, PartitionLinks: 1, ConsistencyProofs: 1, RunProofs: 2}
 				checkCounts(t, r, want, 2)
 			},
 		},
@@ -47,7 +66,7 @@ func TestRoundTrip(t *testing.T) {
 				return l
 			},
 			check: func(t *testing.T, r *Report) {
-				want := Report{Entries: 9, Pruned: 1, ChainRuns: 1, ChainLinks: 7, PartitionLinks: 1}
+				want := Report{Entries: 9, Pruned: 1, ChainRuns: 1, ChainLinks: 7, PartitionLinks: 1, RunProofs: 2}
 				checkCounts(t, r, want, 2)
 				if !strings.Contains(strings.Join(r.Notes, "\n"), "1 entries are pruned") {
 					t.Errorf("notes do not mention the pruned entry: %q", r.Notes)
@@ -64,7 +83,7 @@ func TestRoundTrip(t *testing.T) {
 			check: func(t *testing.T, r *Report) {
 				// Leaf 0 of 2026-11 starts a run (its link is gone); leaf 1
 				// must still record the pruned leaf's hash.
-				want := Report{Entries: 6, Pruned: 1, ChainRuns: 2, ChainLinks: 4}
+				want := Report{Entries: 6, Pruned: 1, ChainRuns: 2, ChainLinks: 4, RunProofs: 2}
 				checkCounts(t, r, want, 2)
 			},
 		},
@@ -76,7 +95,7 @@ func TestRoundTrip(t *testing.T) {
 				skip:    func(_ string, leaf uint64) bool { return leaf == 2 || leaf == 3 },
 			},
 			check: func(t *testing.T, r *Report) {
-				checkCounts(t, r, Report{Entries: 4, ChainRuns: 2, ChainLinks: 2}, 1)
+				checkCounts(t, r, Report{Entries: 4, ChainRuns: 2, ChainLinks: 2, RunProofs: 2}, 1)
 			},
 		},
 		{
@@ -91,7 +110,7 @@ func TestRoundTrip(t *testing.T) {
 			log:  func() *fakeLog { return newFakeLog(t, key, 2) },
 			opts: exportOpts{vkey: key.vkey},
 			check: func(t *testing.T, r *Report) {
-				checkCounts(t, r, Report{Entries: 2, ChainRuns: 1, ChainLinks: 1}, 1)
+				checkCounts(t, r, Report{Entries: 2, ChainRuns: 1, ChainLinks: 1, RunProofs: 1}, 1)
 			},
 		},
 	}
@@ -117,10 +136,10 @@ func checkCounts(t *testing.T, got *Report, want Report, parts int) {
 	t.Helper()
 	if got.Entries != want.Entries || got.Pruned != want.Pruned || got.ChainRuns != want.ChainRuns ||
 		got.ChainLinks != want.ChainLinks || got.PartitionLinks != want.PartitionLinks ||
-		got.ConsistencyProofs != want.ConsistencyProofs || len(got.Partitions) != parts {
-		t.Fatalf("report: entries %d pruned %d runs %d links %d partition links %d consistency %d partitions %d\nwant: %d %d %d %d %d %d %d",
-			got.Entries, got.Pruned, got.ChainRuns, got.ChainLinks, got.PartitionLinks, got.ConsistencyProofs, len(got.Partitions),
-			want.Entries, want.Pruned, want.ChainRuns, want.ChainLinks, want.PartitionLinks, want.ConsistencyProofs, parts)
+		got.ConsistencyProofs != want.ConsistencyProofs || got.RunProofs != want.RunProofs || len(got.Partitions) != parts {
+		t.Fatalf("report: entries %d pruned %d runs %d links %d partition links %d consistency %d run proofs %d partitions %d\nwant: %d %d %d %d %d %d %d %d",
+			got.Entries, got.Pruned, got.ChainRuns, got.ChainLinks, got.PartitionLinks, got.ConsistencyProofs, got.RunProofs, len(got.Partitions),
+			want.Entries, want.Pruned, want.ChainRuns, want.ChainLinks, want.PartitionLinks, want.ConsistencyProofs, want.RunProofs, parts)
 	}
 }
 
@@ -179,7 +198,7 @@ func TestTampering(t *testing.T) {
 			b[i] = map[bool]byte{true: 'B', false: 'A'}[b[i] == 'A']
 			return b
 		}},
-		{name: "entry line dropped", want: ErrManifest, inText: "sha256", edit: func(_ *testing.T, ls [][]byte) [][]byte {
+		{name: "entry line dropped", want: ErrMalformed, inText: "entries missing", edit: func(_ *testing.T, ls [][]byte) [][]byte {
 			i := nth(ls, TypeEntry, 3)
 			return append(ls[:i], ls[i+1:]...)
 		}},
@@ -188,8 +207,10 @@ func TestTampering(t *testing.T) {
 			ls[i], ls[i+1] = ls[i+1], ls[i]
 			return ls
 		}},
-		{name: "entry moved to another leaf index", want: ErrProof, edit: func(t *testing.T, ls [][]byte) [][]byte {
-			rewrite(t, ls, nth(ls, TypeEntry, 4), func(e *Entry) { e.LeafIndex = 3; e.Proof = nil })
+		// The run proof would fail too; the entry's own record of its leaf
+		// index is checked first.
+		{name: "entry moved to another leaf index", want: ErrEntry, inText: "records leaf 4", edit: func(t *testing.T, ls [][]byte) [][]byte {
+			rewrite(t, ls, nth(ls, TypeEntry, 4), func(e *Entry) { e.LeafIndex = 3 })
 			i := nth(ls, TypeEntry, 3)
 			return append(ls[:i], ls[i+1:]...)
 		}},
@@ -230,14 +251,9 @@ func TestTampering(t *testing.T) {
 			rewrite(t, ls, 0, func(h *Header) { h.Filters.From = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC) })
 			return ls
 		}},
-		{name: "manifest digest recomputed after dropping a line", want: ErrSignature, edit: func(t *testing.T, ls [][]byte) [][]byte {
-			i := nth(ls, TypeEntry, 8)
-			ls = append(ls[:i], ls[i+1:]...)
-			return redigest(t, ls, func(m *Manifest) {
-				m.Entries--
-				m.Partitions[1].Entries--
-				m.Partitions[1].LastLeaf--
-			})
+		{name: "manifest digest recomputed after editing the header", want: ErrSignature, edit: func(t *testing.T, ls [][]byte) [][]byte {
+			rewrite(t, ls, 0, func(h *Header) { h.Created = h.Created.Add(time.Hour) })
+			return redigest(t, ls, func(*Manifest) {})
 		}},
 		{name: "manifest counts edited", want: ErrManifest, edit: func(t *testing.T, ls [][]byte) [][]byte {
 			rewrite(t, ls, len(ls)-1, func(m *Manifest) { m.Entries++ })
@@ -402,6 +418,17 @@ func TestWriterOrder(t *testing.T) {
 		{"leaf beyond the checkpoint", func() error {
 			return w.Entry(Entry{Partition: "2026-11", LeafIndex: 3, LeafHash: h, Entry: []byte{1}})
 		}, false},
+		{"entry outside a run", func() error {
+			return w.Entry(Entry{Partition: "2026-11", LeafIndex: 1, LeafHash: h, Entry: []byte{1}})
+		}, false},
+		{"run with a short prefix", func() error { return w.Run(Run{Partition: "2026-11", Begin: 1}) }, false},
+		{"run beyond the checkpoint", func() error { return w.Run(Run{Partition: "2026-11", Begin: 3, Prefix: [][]byte{h, h}}) }, false},
+		{"run", func() error { return w.Run(Run{Partition: "2026-11", Begin: 1, Prefix: [][]byte{h}}) }, true},
+		{"second run while one is open", func() error { return w.Run(Run{Partition: "2026-11", Begin: 2, Prefix: [][]byte{h}}) }, false},
+		{"empty run end", func() error { return w.EndRun(RunEnd{Partition: "2026-11", Begin: 1, End: 1}) }, false},
+		{"leaf other than the run's next", func() error {
+			return w.Entry(Entry{Partition: "2026-11", LeafIndex: 2, LeafHash: h, Entry: []byte{1}})
+		}, false},
 		{"entry", func() error { return w.Entry(Entry{Partition: "2026-11", LeafIndex: 1, LeafHash: h, Entry: []byte{1}}) }, true},
 		{"repeated leaf", func() error { return w.Entry(Entry{Partition: "2026-11", LeafIndex: 1, LeafHash: h, Entry: []byte{1}}) }, false},
 		{"pruned with bytes", func() error {
@@ -410,6 +437,12 @@ func TestWriterOrder(t *testing.T) {
 		{"consistency not after leaf 0", func() error {
 			return w.Consistency(Consistency{Partition: "2026-10", LinkedFrom: "2026-11"})
 		}, false},
+		{"close with a run open", func() error { _, err := w.Close(key.signer); return err }, false},
+		{"run end claiming more leaves", func() error { return w.EndRun(RunEnd{Partition: "2026-11", Begin: 1, End: 3}) }, false},
+		{"run end", func() error {
+			return w.EndRun(RunEnd{Partition: "2026-11", Begin: 1, End: 2, Consistency: [][]byte{h}})
+		}, true},
+		{"overlapping run", func() error { return w.Run(Run{Partition: "2026-11", Begin: 1, Prefix: [][]byte{h}}) }, false},
 	}
 	for _, s := range steps {
 		if err := s.do(); (err == nil) != s.ok {
@@ -455,5 +488,143 @@ func TestFiltersString(t *testing.T) {
 	}
 	if err := (Filters{Category: "nope"}).check(); err == nil {
 		t.Error("unknown category accepted")
+	}
+}
+
+// Run proofs: each forgery of a run line, its entries or its run_end is
+// rejected with a specific kind.
+func TestRunProofs(t *testing.T) {
+	key := newTestKey(t, testLog)
+	other := newPaddedLog(t, key, nil, "another log", 8, 3) // same shape, other leaves
+	// Runs [0,2) and [3,8) of 2026-10, [0,3) of 2026-11.
+	split := exportOpts{skip: func(part string, leaf uint64) bool { return part == "2026-10" && leaf == 2 }}
+	good := newFakeLog(t, key, 8, 3).export(split)
+	prunedLast := func() []byte {
+		l := newFakeLog(t, key, 5)
+		l.prune(0, 4)
+		return l.export(exportOpts{})
+	}()
+
+	tests := []struct {
+		name   string
+		base   []byte
+		edit   func(t *testing.T, ls [][]byte) [][]byte
+		want   error
+		inText string
+	}{
+		{name: "forged prefix hash", want: ErrProof, inText: "not in the signed tree", edit: func(t *testing.T, ls [][]byte) [][]byte {
+			rewrite(t, ls, nth(ls, TypeRun, 1), func(r *Run) { r.Prefix[0][0] ^= 1 })
+			return ls
+		}},
+		{name: "prefix of another tree", want: ErrProof, inText: "not in the signed tree", edit: func(t *testing.T, ls [][]byte) [][]byte {
+			rewrite(t, ls, nth(ls, TypeRun, 1), func(r *Run) { r.Prefix = proofBytes(other.parts[0].prefix(3)) })
+			return ls
+		}},
+		{name: "prefix with a hash too few", want: ErrMalformed, inText: "prefix", edit: func(t *testing.T, ls [][]byte) [][]byte {
+			rewrite(t, ls, nth(ls, TypeRun, 1), func(r *Run) { r.Prefix = r.Prefix[1:] })
+			return ls
+		}},
+		{name: "wrong consistency proof", want: ErrProof, inText: "not in the signed tree", edit: func(t *testing.T, ls [][]byte) [][]byte {
+			rewrite(t, ls, nth(ls, TypeRunEnd, 0), func(r *RunEnd) { r.Consistency[0][0] ^= 1 })
+			return ls
+		}},
+		{name: "consistency proof dropped", want: ErrProof, inText: "not in the signed tree", edit: func(t *testing.T, ls [][]byte) [][]byte {
+			rewrite(t, ls, nth(ls, TypeRunEnd, 0), func(r *RunEnd) { r.Consistency = nil })
+			return ls
+		}},
+		{name: "run end claims leaves its entries do not fill", want: ErrMalformed, inText: "entries missing or added", edit: func(t *testing.T, ls [][]byte) [][]byte {
+			rewrite(t, ls, nth(ls, TypeRunEnd, 0), func(r *RunEnd) { r.End = 3 })
+			return ls
+		}},
+		{name: "run end of another run", want: ErrMalformed, inText: "closes the run", edit: func(t *testing.T, ls [][]byte) [][]byte {
+			rewrite(t, ls, nth(ls, TypeRunEnd, 1), func(r *RunEnd) { r.Begin = 0 })
+			return ls
+		}},
+		{name: "run end missing", want: ErrMalformed, inText: "has no run_end", edit: func(_ *testing.T, ls [][]byte) [][]byte {
+			i := nth(ls, TypeRunEnd, 0)
+			return append(ls[:i], ls[i+1:]...)
+		}},
+		{name: "run line missing", want: ErrMalformed, inText: "outside a run", edit: func(_ *testing.T, ls [][]byte) [][]byte {
+			i := nth(ls, TypeRun, 1)
+			return append(ls[:i], ls[i+1:]...)
+		}},
+		{name: "overlapping runs", want: ErrMalformed, inText: "overlaps", edit: func(t *testing.T, ls [][]byte) [][]byte {
+			// The second run restarts at leaf 1, with the right prefix.
+			rewrite(t, ls, nth(ls, TypeRun, 1), func(r *Run) {
+				r.Begin = 1
+				r.Prefix = proofBytes(newFakeLog(t, key, 8, 3).parts[0].prefix(1))
+			})
+			return ls
+		}},
+		{name: "run repeated", want: ErrMalformed, inText: "overlaps", edit: func(_ *testing.T, ls [][]byte) [][]byte {
+			a, b := nth(ls, TypeRun, 0), nth(ls, TypeRunEnd, 0)
+			run := append([][]byte{}, ls[a:b+1]...)
+			return append(ls[:b+1], append(run, ls[b+1:]...)...)
+		}},
+		{name: "run before its checkpoint", want: ErrMalformed, inText: "does not follow", edit: func(t *testing.T, ls [][]byte) [][]byte {
+			rewrite(t, ls, nth(ls, TypeRun, 2), func(r *Run) { r.Partition = "2026-12" })
+			return ls
+		}},
+		{name: "pruned leaf's stated hash changed", base: prunedLast, want: ErrProof, inText: "not in the signed tree", edit: func(t *testing.T, ls [][]byte) [][]byte {
+			rewrite(t, ls, nth(ls, TypeEntry, 4), func(e *Entry) { e.LeafHash[0] ^= 1 })
+			return ls
+		}},
+		{name: "format 1", want: ErrMalformed, inText: "no longer read", edit: func(t *testing.T, ls [][]byte) [][]byte {
+			rewrite(t, ls, 0, func(h *Header) { h.Format = "trail-bundle/1" })
+			return ls
+		}},
+		{name: "entry line in another layout", want: ErrMalformed, inText: "layout", edit: func(_ *testing.T, ls [][]byte) [][]byte {
+			i := nth(ls, TypeEntry, 1)
+			ls[i] = bytes.Replace(ls[i], []byte(`,"leaf_hash"`), []byte(`, "leaf_hash"`), 1)
+			return ls
+		}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			b := bytes.Clone(good)
+			if tc.base != nil {
+				b = bytes.Clone(tc.base)
+			}
+			expectFailure(t, key.vkey, bytes.Join(tc.edit(t, lines(b)), nil), tc.want, tc.inText)
+		})
+	}
+	if _, err := verify(t, key.vkey, good); err != nil {
+		t.Fatalf("the untouched bundle: %v", err)
+	}
+}
+
+// The verifier reads any io.Reader: byte by byte, with the data and EOF
+// together, and lines longer than its initial buffer, hashing every byte
+// before the manifest exactly once.
+func TestReaders(t *testing.T) {
+	key := newTestKey(t, testLog)
+	small := newFakeLog(t, key, 5, 4).export(exportOpts{maxRun: 3})
+	big := newPaddedLog(t, key, nil, strings.Repeat("x", lineBuffer), 3).export(exportOpts{})
+	v, err := NewVerifier(key.vkey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name string
+		r    io.Reader
+		want uint64
+	}{
+		{"one byte at a time", iotest.OneByteReader(bytes.NewReader(small)), 9},
+		{"data with EOF", iotest.DataErrReader(bytes.NewReader(small)), 9},
+		{"half at a time", iotest.HalfReader(bytes.NewReader(small)), 9},
+		{"lines longer than the buffer", bytes.NewReader(big), 3},
+		{"long lines, byte by byte", iotest.OneByteReader(bytes.NewReader(big)), 3},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			r, err := v.Verify(t.Context(), tc.r)
+			if err != nil || r.Entries != tc.want {
+				t.Fatalf("verify: %v", err)
+			}
+		})
+	}
+	_, err = v.Verify(t.Context(), iotest.ErrReader(errors.New("disk on fire")))
+	if !errors.Is(err, ErrRead) {
+		t.Fatalf("read error: %v", err)
 	}
 }

@@ -5,7 +5,7 @@
 // the [Verifier] behind "trailctl verify --bundle"; both work in constant
 // memory, whatever the size of the export.
 //
-// # Format (trail-bundle/1)
+// # Format (trail-bundle/2)
 //
 // A bundle is JSON Lines: one JSON object per line, each line ending in
 // "\n", each object starting with its "type" key. Bytes are standard
@@ -15,12 +15,19 @@
 //	             filters, creation time, the log key's name and hash and,
 //	             when the server knows it, the verifier key text
 //	checkpoint   once per partition covered, before that partition's
-//	             entries, partitions in month order: the C2SP signed note and
+//	             runs, partitions in month order: the C2SP signed note and
 //	             (unsigned conveniences) its size and root
-//	entry        in log order: partition, leaf_index, leaf_hash, the exact
-//	             hashed entry bytes ("entry"; absent and "pruned":true when
-//	             retention removed the payload) and an RFC 9162 inclusion
-//	             proof against the partition's checkpoint
+//	run          opens a run of consecutive leaves of the partition: its
+//	             first leaf "begin" and "prefix", the compact range
+//	             [0, begin) of the partition's tree (one hash per set bit
+//	             of begin, largest subtree first)
+//	entry        the run's leaves, in leaf order, each in one fixed layout:
+//	             partition, leaf_index, leaf_hash, then the exact hashed
+//	             entry bytes ("entry"), or "pruned":true when retention
+//	             removed the payload
+//	run_end      closes the run: "end", the leaf after its last, and
+//	             "consistency", the consistency proof from the tree at end
+//	             to the checkpoint (empty when end is the checkpoint's size)
 //	consistency  right after a leaf 0 whose prev_partition link records a
 //	             size for the previous partition other than that partition's
 //	             checkpoint in the bundle: the consistency proof between the
@@ -29,20 +36,39 @@
 //	             every preceding byte, and a note signed by the log key
 //	             over that digest and the counts
 //
+// An unfiltered export has one run per partition; a filter, a time range
+// or an entry appended after the checkpoint was fixed splits runs. Runs of
+// a partition ascend and never overlap. The run's proof comes in two
+// halves around its entries because the exporter learns where a run ends
+// only when it sees the entry after it: the prefix is known at the start,
+// and the consistency proof needs the end. Both sides stay streaming:
+// nothing is buffered and runs have no length limit.
+//
 // The manifest's signed note makes the bundle as a whole attested: a line
 // dropped, added, edited or reordered changes the digest, and the digest
 // cannot be re-signed without the log key. The note's text cannot be
 // mistaken for a checkpoint: its second line is not a tree size.
 //
+// Version 1 carried an inclusion proof on every entry line; verifiers
+// refuse it with a message saying so.
+//
 // # Verification
 //
-// [Verifier.Verify] reads a bundle once, holding one line and a few hashes
-// per partition. It checks the header's key against the key the auditor
-// trusts (the bundle's own key is informational), every checkpoint's
-// signature and origin "<log>/<tenant>/<YYYY-MM>", every entry's leaf hash
-// (recomputed from the bytes, never re-encoded), inclusion proof, decoded
-// tenant, partition, leaf index, sequencer time and the export's filters,
-// the prev_leaf_hash chain between consecutive leaves, partition links and
-// their consistency proofs, and the manifest. The first failure is returned
-// as an [*Error] naming the line; success returns a [Report].
+// [Verifier.Verify] reads a bundle once, holding one line, a few hashes
+// per partition and one compact range (O(log n) hashes) for the open run.
+// It checks the header's key against the key the auditor trusts (the
+// bundle's own key is informational), every checkpoint's signature and
+// origin "<log>/<tenant>/<YYYY-MM>", every entry's leaf hash (recomputed
+// from the bytes, never re-encoded), decoded tenant, partition, leaf
+// index, sequencer time and the export's filters, the prev_leaf_hash
+// chain between consecutive leaves, every run's proof (see runs.go for
+// why it proves each leaf of the run as an inclusion proof would),
+// partition links and their consistency proofs, and the manifest. The
+// first failure is returned as an [*Error] naming the line; success
+// returns a [Report].
+//
+// Entry lines, nearly all of a bundle, are parsed by hand in their fixed
+// layout and their protobuf bytes read only as far as the checks need, so
+// the verifier's time goes into hashing: the digest of every byte, each
+// leaf hash, and about one node hash per leaf for the runs.
 package bundle

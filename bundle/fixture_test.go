@@ -50,6 +50,7 @@ type fakeLog struct {
 	parts  []*fakePart
 	prev   merkle.Hash
 	clock  time.Time
+	pad    string // the "pad" attribute of every entry
 }
 
 type fakePart struct {
@@ -66,7 +67,13 @@ func newFakeLog(t testing.TB, key testKey, sizes ...int) *fakeLog {
 
 // newBadLog is newFakeLog with every entry passed through mutate.
 func newBadLog(t testing.TB, key testKey, mutate func(*trailv1.Entry), sizes ...int) *fakeLog {
-	l := &fakeLog{t: t, key: key, mutate: mutate, clock: time.Date(2026, 10, 1, 9, 0, 0, 0, time.UTC)}
+	return newPaddedLog(t, key, mutate, "some realistic padding text", sizes...)
+}
+
+// newPaddedLog is newBadLog with pad as every entry's "pad" attribute, to
+// size the entries.
+func newPaddedLog(t testing.TB, key testKey, mutate func(*trailv1.Entry), pad string, sizes ...int) *fakeLog {
+	l := &fakeLog{t: t, key: key, mutate: mutate, pad: pad, clock: time.Date(2026, 10, 1, 9, 0, 0, 0, time.UTC)}
 	for i, n := range sizes {
 		l.clock = time.Date(2026, time.October+time.Month(i), 1, 9, 0, 0, 0, time.UTC)
 		l.addPartition(n)
@@ -93,7 +100,7 @@ func (l *fakeLog) addPartition(n int) {
 				SubjectId:  fmt.Sprintf("citizen-%d", i%5),
 				Target:     &trailv1.Target{Type: "record", Id: fmt.Sprint(i)},
 				OccurredAt: timestamppb.New(l.clock),
-				Attributes: map[string]string{"i": fmt.Sprint(i), "pad": "some realistic padding text"},
+				Attributes: map[string]string{"i": fmt.Sprint(i), "pad": l.pad},
 			},
 			SequencerTime: timestamppb.New(l.clock),
 			Partition:     p.month,
@@ -128,7 +135,10 @@ type exportOpts struct {
 	cpSize map[string]uint64
 	// skip leaves out entries (by partition and leaf).
 	skip func(part string, leaf uint64) bool
-	vkey string
+	// maxRun, when set, cuts runs at multiples of it, as a writer capping
+	// run length would.
+	maxRun uint64
+	vkey   string
 }
 
 // export writes the log as a bundle the way the server does.
@@ -174,13 +184,16 @@ func (l *fakeLog) writePartition(w *Writer, p *fakePart, size uint64, sizes map[
 	}
 	for i := range size {
 		if o.skip != nil && o.skip(p.month, i) {
+			l.endRun(w, p, size)
 			continue
 		}
-		proof, err := merkle.InclusionProof(ctx, i, size, p.tree)
-		if err != nil {
-			l.t.Fatal(err)
+		if _, _, _, open := w.RunOpen(); !open || (o.maxRun > 0 && i%o.maxRun == 0) {
+			l.endRun(w, p, size)
+			if err := w.Run(Run{Partition: p.month, Begin: i, Prefix: proofBytes(p.prefix(i))}); err != nil {
+				l.t.Fatal(err)
+			}
 		}
-		e := Entry{Partition: p.month, LeafIndex: i, LeafHash: p.hashes[i][:], Entry: p.entries[i], Pruned: p.entries[i] == nil, Proof: proofBytes(proof)}
+		e := Entry{Partition: p.month, LeafIndex: i, LeafHash: p.hashes[i][:], Entry: p.entries[i], Pruned: p.entries[i] == nil}
 		if err := w.Entry(e); err != nil {
 			l.t.Fatal(err)
 		}
@@ -188,6 +201,38 @@ func (l *fakeLog) writePartition(w *Writer, p *fakePart, size uint64, sizes map[
 			l.writeLink(w, p, sizes)
 		}
 	}
+	l.endRun(w, p, size)
+}
+
+// endRun closes the open run, if any, with its consistency proof.
+func (l *fakeLog) endRun(w *Writer, p *fakePart, size uint64) {
+	_, begin, end, open := w.RunOpen()
+	if !open {
+		return
+	}
+	proof, err := merkle.ConsistencyProof(context.Background(), end, size, p.tree)
+	if err != nil {
+		l.t.Fatal(err)
+	}
+	if err := w.EndRun(RunEnd{Partition: p.month, Begin: begin, End: end, Consistency: proofBytes(proof)}); err != nil {
+		l.t.Fatal(err)
+	}
+}
+
+// prefix returns the compact range [0, begin) of p's tree: the perfect
+// subtrees, one per set bit of begin, largest first.
+func (p *fakePart) prefix(begin uint64) []merkle.Hash {
+	var ids []merkle.NodeID
+	for l := 63; l >= 0; l-- {
+		if begin&(1<<l) != 0 {
+			ids = append(ids, merkle.NodeID{Level: uint8(l), Index: begin>>l - 1})
+		}
+	}
+	hs, err := p.tree.ReadNodes(context.Background(), ids)
+	if err != nil {
+		panic(err)
+	}
+	return hs
 }
 
 // writeLink adds the consistency record leaf 0 of p needs, if any.

@@ -10,7 +10,8 @@ import (
 )
 
 // Format is the format version a header names; verifiers refuse others.
-const Format = "trail-bundle/1"
+// Version 1 proved every entry on its own; version 2 proves runs.
+const Format = "trail-bundle/2"
 
 // ContentType is the media type of a bundle, and FileExt its file name
 // extension.
@@ -23,7 +24,9 @@ const (
 const (
 	TypeHeader      = "header"
 	TypeCheckpoint  = "checkpoint"
+	TypeRun         = "run"
 	TypeEntry       = "entry"
+	TypeRunEnd      = "run_end"
 	TypeConsistency = "consistency"
 	TypeManifest    = "manifest"
 )
@@ -85,28 +88,6 @@ func (f Filters) InTime(t time.Time) bool {
 	return (f.From.IsZero() || !t.Before(f.From)) && (f.To.IsZero() || t.Before(f.To))
 }
 
-// mismatch names the first filter en does not match, or returns "".
-func (f Filters) mismatch(en *trailv1.Entry) string {
-	ev := en.GetEvent()
-	switch {
-	case !f.InTime(en.GetSequencerTime().AsTime()):
-		return "sequencer time outside the export's time range"
-	case f.ActorID != "" && ev.GetActor().GetId() != f.ActorID:
-		return fmt.Sprintf("actor %q, export is of actor %q", ev.GetActor().GetId(), f.ActorID)
-	case f.SubjectID != "" && ev.GetSubjectId() != f.SubjectID:
-		return fmt.Sprintf("subject %q, export is of subject %q", ev.GetSubjectId(), f.SubjectID)
-	case f.TargetType != "" && ev.GetTarget().GetType() != f.TargetType,
-		f.TargetID != "" && ev.GetTarget().GetId() != f.TargetID:
-		return fmt.Sprintf("target %s/%s, export is of target %s/%s",
-			ev.GetTarget().GetType(), ev.GetTarget().GetId(), f.TargetType, f.TargetID)
-	case f.Category != "" && ev.GetCategory().String() != f.Category:
-		return fmt.Sprintf("category %s, export is of category %s", ev.GetCategory(), f.Category)
-	case f.Action != "" && ev.GetAction() != f.Action:
-		return fmt.Sprintf("action %q, export is of action %q", ev.GetAction(), f.Action)
-	}
-	return ""
-}
-
 // String describes the filters for reports: "all entries" when none is set.
 func (f Filters) String() string {
 	var parts []string
@@ -161,16 +142,42 @@ type Checkpoint struct {
 	Note string `json:"note"`
 }
 
-// Entry is one leaf: the exact entry bytes that were hashed, or only the
-// leaf hash when retention pruned the payload.
-type Entry struct {
+// Run opens a run of consecutive leaves of Partition starting at Begin.
+// Prefix is the compact range [0, Begin) of the partition's tree: the
+// roots of its perfect subtrees, largest first, one per set bit of Begin
+// (none for Begin 0). The verifier resumes the tree from it and folds in
+// the run's leaves as they stream past.
+type Run struct {
 	Type      string   `json:"type"`
 	Partition string   `json:"partition"`
-	LeafIndex uint64   `json:"leaf_index"`
-	LeafHash  []byte   `json:"leaf_hash"`
-	Entry     []byte   `json:"entry,omitempty"`
-	Pruned    bool     `json:"pruned,omitempty"`
-	Proof     [][]byte `json:"proof"`
+	Begin     uint64   `json:"begin"`
+	Prefix    [][]byte `json:"prefix"`
+}
+
+// RunEnd closes the run opened at Begin: its entries were exactly the
+// leaves [Begin, End). Consistency proves the tree at End, as the run's
+// prefix and leaves build it, is a prefix of the partition's checkpoint;
+// it is empty when End is the checkpoint's size, whose root must then be
+// the one built.
+type RunEnd struct {
+	Type        string   `json:"type"`
+	Partition   string   `json:"partition"`
+	Begin       uint64   `json:"begin"`
+	End         uint64   `json:"end"`
+	Consistency [][]byte `json:"consistency"`
+}
+
+// Entry is one leaf: the exact entry bytes that were hashed, or only the
+// leaf hash when retention pruned the payload. Its line has a fixed layout
+// (see entryline.go), the field order below, which the verifier parses
+// without reflection.
+type Entry struct {
+	Type      string `json:"type"`
+	Partition string `json:"partition"`
+	LeafIndex uint64 `json:"leaf_index"`
+	LeafHash  []byte `json:"leaf_hash"`
+	Entry     []byte `json:"entry,omitempty"`
+	Pruned    bool   `json:"pruned,omitempty"`
 }
 
 // Consistency proves that the tree of Partition at FromSize is a prefix of

@@ -28,6 +28,9 @@ type Report struct {
 	// ChainLinks the prev_leaf_hash links checked inside them.
 	ChainRuns  uint64
 	ChainLinks uint64
+	// RunProofs counts the run proofs checked: each proves one run of
+	// consecutive leaves against its partition's checkpoint.
+	RunProofs uint64
 	// PartitionLinks counts the prev_partition links of leaf 0 checked
 	// against the previous partition's checkpoint, ConsistencyProofs those
 	// of them that needed a consistency proof.
@@ -88,8 +91,8 @@ func (r *Report) Summary() []string {
 		out = append(out, fmt.Sprintf("OK checkpoint %s size %d root %s signed by key %s", p.Origin, p.Size, p.Root, r.Key))
 	}
 	out = append(out,
-		fmt.Sprintf("OK %d entries (%d pruned) in %d partitions: leaf hashes recomputed from the entry bytes, each proven included in its partition's signed checkpoint, tenant, partition, leaf index, sequencer time and filters checked",
-			r.Entries, r.Pruned, len(r.Partitions)),
+		fmt.Sprintf("OK %d entries (%d pruned) in %d partitions: leaf hashes recomputed from the entry bytes, proven included in their partition's signed checkpoint by %d run proofs, tenant, partition, leaf index, sequencer time and filters checked",
+			r.Entries, r.Pruned, len(r.Partitions), r.RunProofs),
 		fmt.Sprintf("OK chain: %d prev_leaf_hash links checked in %d runs of consecutive leaves", r.ChainLinks, r.ChainRuns),
 		fmt.Sprintf("OK partition links: %d checked against the previous partition's checkpoint (%d by consistency proof)", r.PartitionLinks, r.ConsistencyProofs),
 		fmt.Sprintf("OK manifest: sha256 %s over all %d preceding lines and the counts, signed by key %s", r.SHA256, r.Lines-1, r.Key),

@@ -7,13 +7,11 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"hash"
 	"io"
 	"strings"
 	"time"
 
 	"golang.org/x/mod/sumdb/note"
-	"google.golang.org/protobuf/proto"
 
 	"github.com/trailaudit/trail/merkle"
 	trailv1 "github.com/trailaudit/trail/proto/trail/v1"
@@ -54,14 +52,15 @@ func keyLabel(k note.Verifier) string { return fmt.Sprintf("%s+%08x", k.Name(), 
 
 // Verify reads a whole bundle from r and checks it. It returns the report
 // of what was verified, or the first failure as an *Error. Memory is
-// bounded by one line plus a few hashes per partition.
+// bounded by one line plus a few hashes per partition and the open run's
+// compact range (O(log n) hashes).
 func (v *Verifier) Verify(ctx context.Context, r io.Reader) (*Report, error) {
 	limit := v.MaxLine
 	if limit <= 0 {
 		limit = DefaultMaxLine
 	}
-	s := &verification{v: v, lr: newLineReader(r, limit), digest: sha256.New(), rep: &Report{Key: keyLabel(v.key)}}
-	if err := s.run(ctx); err != nil {
+	s := &verification{v: v, lr: newLineReader(r, limit, sha256.New()), rep: &Report{Key: keyLabel(v.key)}}
+	if err := s.loop(ctx); err != nil {
 		var be *Error
 		if errors.As(err, &be) {
 			return nil, err
@@ -73,19 +72,25 @@ func (v *Verifier) Verify(ctx context.Context, r io.Reader) (*Report, error) {
 
 // verification is the state of one Verify call.
 type verification struct {
-	v      *Verifier
-	lr     *lineReader
-	digest hash.Hash
-	rep    *Report
-	typ    string // type of the current line
+	v   *Verifier
+	lr  *lineReader
+	rep *Report
+	typ string // type of the current line
 
-	hdr     *Header
-	parts   []partState // in bundle order; one per checkpoint
-	prev    *leafState  // the last entry
-	chain   *merkle.ChainVerifier
-	last    time.Time
-	pending *pendingLink
-	done    bool // the manifest was read
+	hdr      *Header
+	category int32       // the number of the header's category filter
+	parts    []partState // in bundle order; one per checkpoint
+	run      *runState   // the open run, if any
+	prev     *leafState  // the last entry
+	chain    *merkle.ChainVerifier
+	last     time.Time
+	pending  *pendingLink
+	done     bool // the manifest was read
+
+	// Per-entry scratch, reused so that an entry costs no allocation.
+	el  entryLine
+	ef  entryFields
+	buf []byte // 0x00 then the entry bytes: the leaf hash input
 }
 
 // partState is a partition's checkpoint and what the bundle held of it.
@@ -93,6 +98,7 @@ type partState struct {
 	PartitionCount
 	root    merkle.Hash
 	hasLeaf bool
+	month   time.Time // the partition's first instant
 }
 
 // leafState is where the last entry sits; the chain verifier holds its hash.
@@ -112,7 +118,7 @@ type pendingLink struct {
 	part       *partState
 }
 
-func (s *verification) run(ctx context.Context) error {
+func (s *verification) loop(ctx context.Context) error {
 	for {
 		line, err := s.lr.next()
 		if errors.Is(err, io.EOF) {
@@ -128,11 +134,9 @@ func (s *verification) run(ctx context.Context) error {
 			s.typ = ""
 			return failf(ErrMalformed, "data after the manifest")
 		}
+		// The reader feeds the digest the lines as it moves past them.
 		if err := s.line(line); err != nil {
 			return err
-		}
-		if !s.done {
-			s.digest.Write(line)
 		}
 	}
 }
@@ -160,13 +164,20 @@ func (s *verification) line(line []byte) error {
 		return failf(ErrChain, "leaf 0 of %s records size %d for partition %s, whose checkpoint in the bundle has size %d, and no consistency proof follows it",
 			p.linkedFrom, p.size, p.part.Partition, p.part.CheckpointSize)
 	}
+	if s.run != nil && typ != TypeEntry && typ != TypeRunEnd && typ != TypeConsistency {
+		return failf(ErrMalformed, "a %s line inside the run of %s from leaf %d, which has no run_end", typ, s.run.part.Partition, s.run.begin)
+	}
 	switch typ {
 	case TypeHeader:
 		return s.header(line)
 	case TypeCheckpoint:
 		return s.checkpoint(line)
+	case TypeRun:
+		return s.openRun(line)
 	case TypeEntry:
 		return s.entry(line)
+	case TypeRunEnd:
+		return s.endRun(line)
 	case TypeConsistency:
 		return s.consistency(line)
 	case TypeManifest:
@@ -199,6 +210,9 @@ func (s *verification) header(line []byte) error {
 	if err := decodeLine(line, &h); err != nil {
 		return err
 	}
+	if h.Format == "trail-bundle/1" {
+		return failf(ErrMalformed, "format %q proves each entry on its own and is no longer read; export the bundle again to get %q", h.Format, Format)
+	}
 	if h.Format != Format {
 		return failf(ErrMalformed, "format %q, this verifier reads %q", h.Format, Format)
 	}
@@ -212,6 +226,7 @@ func (s *verification) header(line []byte) error {
 		return err
 	}
 	s.hdr = &h
+	s.category = trailv1.Category_value[h.Filters.Category]
 	s.rep.setHeader(&h)
 	return nil
 }
@@ -265,7 +280,8 @@ func (s *verification) checkpoint(line []byte) error {
 	if cp.Size == 0 {
 		return failf(ErrMalformed, "checkpoint of %s has size 0: nothing can be proven against it", c.Partition)
 	}
-	s.parts = append(s.parts, partState{PartitionCount: PartitionCount{Partition: c.Partition, CheckpointSize: cp.Size}, root: cp.Root})
+	month, _ := time.Parse("2006-01", c.Partition) // checked by validPartition
+	s.parts = append(s.parts, partState{PartitionCount: PartitionCount{Partition: c.Partition, CheckpointSize: cp.Size}, root: cp.Root, month: month})
 	s.rep.Partitions = append(s.rep.Partitions, PartitionReport{Partition: c.Partition, Origin: cp.Origin, Size: cp.Size, Root: cp.Root})
 	return nil
 }
@@ -317,7 +333,7 @@ func (s *verification) manifest(line []byte) error {
 	if err := decodeLine(line, &m); err != nil {
 		return err
 	}
-	sum := hex.EncodeToString(s.digest.Sum(nil))
+	sum := hex.EncodeToString(s.lr.sumBefore())
 	if m.SHA256 != sum {
 		return failf(ErrManifest, "the lines before the manifest hash to sha256 %s, the manifest says %s: lines were changed, added, dropped or reordered", sum, m.SHA256)
 	}
@@ -357,189 +373,6 @@ func (s *verification) checkCounts(m *Manifest) error {
 	return nil
 }
 
-// entry checks one leaf: placement, hash, proof, content, chain, link.
-func (s *verification) entry(line []byte) error {
-	var e Entry
-	if err := decodeLine(line, &e); err != nil {
-		return err
-	}
-	p := s.cur()
-	if p == nil || e.Partition != p.Partition {
-		return failf(ErrMalformed, "entry of partition %s does not follow that partition's checkpoint", e.Partition)
-	}
-	if err := s.place(p, &e); err != nil {
-		return err
-	}
-	leaf, err := s.leafHash(&e)
-	if err != nil {
-		return err
-	}
-	proof, err := hashes(e.Proof)
-	if err != nil {
-		return err
-	}
-	if err := merkle.VerifyInclusion(e.LeafIndex, p.CheckpointSize, leaf, proof, p.root); err != nil {
-		return fmt.Errorf("leaf %d of %s is not in the signed tree of size %d: %w: %w", e.LeafIndex, e.Partition, p.CheckpointSize, ErrProof, err)
-	}
-	var en *trailv1.Entry
-	if !e.Pruned {
-		if en, err = s.content(&e); err != nil {
-			return err
-		}
-	}
-	if err := s.link(p, &e, leaf, en); err != nil {
-		return err
-	}
-	s.count(p, &e)
-	return nil
-}
-
-// place checks the leaf is inside the checkpoint and after the last one.
-func (s *verification) place(p *partState, e *Entry) error {
-	switch {
-	case e.LeafIndex >= p.CheckpointSize:
-		return failf(ErrMalformed, "leaf %d of %s is beyond its checkpoint's size %d", e.LeafIndex, e.Partition, p.CheckpointSize)
-	case p.hasLeaf && e.LeafIndex <= p.LastLeaf:
-		return failf(ErrMalformed, "leaf %d of %s after leaf %d: entries repeated or out of order", e.LeafIndex, e.Partition, p.LastLeaf)
-	}
-	return nil
-}
-
-// leafHash returns the leaf hash: recomputed from the bytes, or, for a
-// pruned entry, the stated one, which only the proof vouches for.
-func (s *verification) leafHash(e *Entry) (merkle.Hash, error) {
-	var h merkle.Hash
-	if len(e.LeafHash) != merkle.HashSize {
-		return h, failf(ErrMalformed, "leaf_hash has %d bytes, want %d", len(e.LeafHash), merkle.HashSize)
-	}
-	copy(h[:], e.LeafHash)
-	switch {
-	case e.Pruned && len(e.Entry) != 0:
-		return h, failf(ErrMalformed, "marked pruned but carries entry bytes")
-	case e.Pruned:
-		return h, nil
-	case len(e.Entry) == 0:
-		return h, failf(ErrMalformed, "no entry bytes, and not marked pruned")
-	}
-	if got := merkle.LeafHash(e.Entry); got != h {
-		return h, failf(ErrEntry, "the entry bytes of leaf %d of %s hash to %s, not to its leaf hash %s: the entry was altered", e.LeafIndex, e.Partition, got, h)
-	}
-	return h, nil
-}
-
-// content decodes the entry and checks it is filed where it says, in time
-// order, inside the export's filters.
-func (s *verification) content(e *Entry) (*trailv1.Entry, error) {
-	en := new(trailv1.Entry)
-	if err := proto.Unmarshal(e.Entry, en); err != nil {
-		return nil, failf(ErrEntry, "the entry bytes do not decode as a trail.v1.Entry: %v", err)
-	}
-	switch {
-	case en.GetEvent().GetTenantId() != s.hdr.Tenant:
-		return nil, failf(ErrEntry, "the entry is of tenant %q, the bundle of %q", en.GetEvent().GetTenantId(), s.hdr.Tenant)
-	case en.GetPartition() != e.Partition || en.GetLeafIndex() != e.LeafIndex:
-		return nil, failf(ErrEntry, "the entry records leaf %d of %s but is filed as leaf %d of %s", en.GetLeafIndex(), en.GetPartition(), e.LeafIndex, e.Partition)
-	case !en.GetSequencerTime().IsValid():
-		return nil, failf(ErrEntry, "the entry has no valid sequencer time")
-	case e.LeafIndex != 0 && en.GetPrevPartition() != nil:
-		return nil, failf(ErrEntry, "leaf %d records a prev_partition link, which only leaf 0 may", e.LeafIndex)
-	}
-	t := en.GetSequencerTime().AsTime().UTC()
-	if t.Format("2006-01") != e.Partition {
-		return nil, failf(ErrEntry, "sequencer time %s is not in partition %s", t.Format(time.RFC3339Nano), e.Partition)
-	}
-	if t.Before(s.last) {
-		return nil, failf(ErrEntry, "sequencer time %s goes back before %s", t.Format(time.RFC3339Nano), s.last.Format(time.RFC3339Nano))
-	}
-	s.last = t
-	if why := s.hdr.Filters.mismatch(en); why != "" {
-		return nil, failf(ErrFilter, "leaf %d of %s: %s", e.LeafIndex, e.Partition, why)
-	}
-	return en, nil
-}
-
-// link checks the entry's place in the linear chain (DESIGN invariant 3).
-// A leaf that directly follows the previous one in the bundle (the next
-// leaf of the partition, or leaf 0 of the partition its link names right
-// after that partition's last leaf) must record its leaf hash; otherwise a
-// new run starts. A pruned leaf's own link is gone, but the next leaf must
-// still record its hash.
-func (s *verification) link(p *partState, e *Entry, leaf merkle.Hash, en *trailv1.Entry) error {
-	adjacent := s.prev != nil && s.prev.partition == e.Partition && s.prev.leaf+1 == e.LeafIndex
-	if l := en.GetPrevPartition(); l != nil && s.prev != nil {
-		adjacent = s.prev.partition == l.GetPartition() && s.prev.leaf+1 == l.GetSize()
-	}
-	if en == nil {
-		if !adjacent {
-			s.rep.ChainRuns++
-		}
-		s.chain = merkle.NewChainVerifier(leaf, e.LeafIndex+1)
-		return nil
-	}
-	prev, err := toHash(en.GetPrevLeafHash())
-	if err != nil {
-		return failf(ErrEntry, "prev_leaf_hash: %v", err)
-	}
-	if adjacent {
-		if err := s.chain.Next(leaf, prev); err != nil {
-			return fmt.Errorf("leaf %d of %s does not record the leaf hash of the entry before it (leaf %d of %s): %w: %w",
-				e.LeafIndex, e.Partition, s.prev.leaf, s.prev.partition, ErrChain, err)
-		}
-		s.rep.ChainLinks++
-	} else {
-		s.rep.ChainRuns++
-		// Positions in the verifier's messages are leaf indexes.
-		s.chain = merkle.NewChainVerifier(prev, e.LeafIndex)
-		_ = s.chain.Next(leaf, prev) // cannot fail: it starts from prev
-	}
-	if e.LeafIndex == 0 {
-		return s.partitionLink(e, en, prev)
-	}
-	return nil
-}
-
-// partitionLink checks what leaf 0 says about the partition before it: a
-// tenant's first leaf records no link and a zero previous hash; any other
-// leaf 0 records the previous partition's final size and root, which must
-// agree with that partition's checkpoint when the bundle holds it.
-func (s *verification) partitionLink(e *Entry, en *trailv1.Entry, prev merkle.Hash) error {
-	l := en.GetPrevPartition()
-	if l == nil {
-		if prev != (merkle.Hash{}) {
-			return failf(ErrChain, "leaf 0 of %s has no prev_partition, so it must be the tenant's first entry, but it records previous leaf hash %s", e.Partition, prev)
-		}
-		if len(s.parts) > 1 {
-			return failf(ErrChain, "leaf 0 of %s claims to be the tenant's first entry, but the bundle holds the earlier partition %s", e.Partition, s.parts[0].Partition)
-		}
-		return nil
-	}
-	if err := validPartition(l.GetPartition()); err != nil || l.GetPartition() >= e.Partition {
-		return failf(ErrChain, "leaf 0 of %s links to partition %q, which is not an earlier partition", e.Partition, l.GetPartition())
-	}
-	root, err := toHash(l.GetRoot())
-	if err != nil {
-		return failf(ErrEntry, "prev_partition root: %v", err)
-	}
-	mp := s.find(l.GetPartition())
-	switch {
-	case mp == nil:
-		s.rep.note("leaf 0 of %s links to partition %s (final size %d, root %s), which the bundle does not hold: that link was not checked",
-			e.Partition, l.GetPartition(), l.GetSize(), root)
-		return nil
-	case l.GetSize() < mp.CheckpointSize:
-		return failf(ErrChain, "leaf 0 of %s records final size %d for %s, but the log signed a checkpoint of %s at size %d: the partition grew after it was closed",
-			e.Partition, l.GetSize(), mp.Partition, mp.Partition, mp.CheckpointSize)
-	case l.GetSize() == mp.CheckpointSize && root != mp.root:
-		return failf(ErrChain, "leaf 0 of %s records root %s for %s at size %d, but the signed checkpoint has root %s",
-			e.Partition, root, mp.Partition, l.GetSize(), mp.root)
-	case l.GetSize() == mp.CheckpointSize:
-		s.rep.PartitionLinks++
-		return nil
-	}
-	s.pending = &pendingLink{linkedFrom: e.Partition, size: l.GetSize(), root: root, part: mp}
-	return nil
-}
-
 // firstLines returns the first n lines of s, for messages.
 func firstLines(s string, n int) string {
 	parts := strings.SplitN(s, "\n", n+1)
@@ -553,19 +386,4 @@ func toHash(b []byte) (merkle.Hash, error) {
 	}
 	copy(h[:], b)
 	return h, nil
-}
-
-// count records an accepted entry.
-func (s *verification) count(p *partState, e *Entry) {
-	if !p.hasLeaf {
-		p.FirstLeaf = e.LeafIndex
-	}
-	p.LastLeaf, p.hasLeaf = e.LeafIndex, true
-	p.Entries++
-	s.rep.Entries++
-	if e.Pruned {
-		p.Pruned++
-		s.rep.Pruned++
-	}
-	s.prev = &leafState{partition: e.Partition, leaf: e.LeafIndex}
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"math/bits"
 
 	"golang.org/x/mod/sumdb/note"
 
@@ -31,7 +32,14 @@ type Writer struct {
 	cur     *PartitionCount // the partition of the last checkpoint
 	hasLeaf bool            // cur holds at least one entry
 	atLeaf0 bool            // the last line written is a leaf 0 entry
+	run     *openRun        // the run being written, if any
+	buf     []byte          // entry lines, reused
 	err     error
+}
+
+// openRun is a run whose run line is out and whose run_end is not.
+type openRun struct {
+	begin, next uint64
 }
 
 // NewWriter writes h's header line to w and returns a Writer for the rest
@@ -61,7 +69,14 @@ func (w *Writer) line(v any) error {
 		w.err = fmt.Errorf("bundle: encode line %d: %w", w.lines+1, err)
 		return w.err
 	}
-	b = append(b, '\n')
+	return w.raw(append(b, '\n'))
+}
+
+// raw writes one encoded line, "\n" included, and feeds it to the digest.
+func (w *Writer) raw(b []byte) error {
+	if w.err != nil {
+		return w.err
+	}
 	w.atLeaf0 = false
 	w.digest.Write(b)
 	if _, err := w.w.Write(b); err != nil {
@@ -82,6 +97,9 @@ func (w *Writer) Checkpoint(c Checkpoint) error {
 	if w.cur != nil && c.Partition <= w.cur.Partition {
 		return fmt.Errorf("bundle: checkpoint of %s after %s: partitions must be in month order", c.Partition, w.cur.Partition)
 	}
+	if w.run != nil {
+		return fmt.Errorf("bundle: checkpoint of %s while the run of %s from leaf %d is open", c.Partition, w.cur.Partition, w.run.begin)
+	}
 	c.Type = TypeCheckpoint
 	if err := w.line(c); err != nil {
 		return err
@@ -91,25 +109,67 @@ func (w *Writer) Checkpoint(c Checkpoint) error {
 	return nil
 }
 
-// Entry writes one leaf of the current partition; leaves must ascend.
+// Run opens a run of consecutive leaves of the current partition from
+// r.Begin; r.Prefix is the compact range [0, r.Begin) of its tree. Runs
+// ascend and do not overlap. Entries follow, then EndRun.
+func (w *Writer) Run(r Run) error {
+	switch {
+	case w.cur == nil || r.Partition != w.cur.Partition:
+		return fmt.Errorf("bundle: run of partition %s without its checkpoint before it", r.Partition)
+	case w.run != nil:
+		return fmt.Errorf("bundle: run of %s from leaf %d while the run from leaf %d is open", r.Partition, r.Begin, w.run.begin)
+	case r.Begin >= w.cur.CheckpointSize:
+		return fmt.Errorf("bundle: run of %s from leaf %d beyond the checkpoint size %d", r.Partition, r.Begin, w.cur.CheckpointSize)
+	case w.hasLeaf && r.Begin <= w.cur.LastLeaf:
+		return fmt.Errorf("bundle: run of %s from leaf %d after leaf %d: runs must ascend", r.Partition, r.Begin, w.cur.LastLeaf)
+	case len(r.Prefix) != bits.OnesCount64(r.Begin):
+		return fmt.Errorf("bundle: run of %s from leaf %d: prefix of %d hashes, want %d", r.Partition, r.Begin, len(r.Prefix), bits.OnesCount64(r.Begin))
+	}
+	for i, h := range r.Prefix {
+		if len(h) != merkle.HashSize {
+			return fmt.Errorf("bundle: run of %s from leaf %d: prefix hash %d has %d bytes", r.Partition, r.Begin, i, len(h))
+		}
+	}
+	r.Type = TypeRun
+	if r.Prefix == nil {
+		r.Prefix = [][]byte{}
+	}
+	if err := w.line(r); err != nil {
+		return err
+	}
+	w.run = &openRun{begin: r.Begin, next: r.Begin}
+	return nil
+}
+
+// RunOpen returns the partition, first leaf and next leaf of the open
+// run, if any: EndRun's arguments are its partition, begin and next.
+func (w *Writer) RunOpen() (partition string, begin, next uint64, ok bool) {
+	if w.run == nil {
+		return "", 0, 0, false
+	}
+	return w.cur.Partition, w.run.begin, w.run.next, true
+}
+
+// Entry writes the next leaf of the open run.
 func (w *Writer) Entry(e Entry) error {
 	switch {
 	case w.cur == nil || e.Partition != w.cur.Partition:
 		return fmt.Errorf("bundle: entry of partition %s without its checkpoint before it", e.Partition)
+	case w.run == nil:
+		return fmt.Errorf("bundle: entry %s/%d outside a run", e.Partition, e.LeafIndex)
 	case e.LeafIndex >= w.cur.CheckpointSize:
 		return fmt.Errorf("bundle: entry %s/%d beyond the checkpoint size %d", e.Partition, e.LeafIndex, w.cur.CheckpointSize)
-	case w.hasLeaf && e.LeafIndex <= w.cur.LastLeaf:
-		return fmt.Errorf("bundle: entry %s/%d after leaf %d: leaves must ascend", e.Partition, e.LeafIndex, w.cur.LastLeaf)
+	case e.LeafIndex != w.run.next:
+		return fmt.Errorf("bundle: entry %s/%d in a run whose next leaf is %d", e.Partition, e.LeafIndex, w.run.next)
 	case e.Pruned != (e.Entry == nil):
 		return fmt.Errorf("bundle: entry %s/%d: pruned exactly when it has no bytes", e.Partition, e.LeafIndex)
+	case !e.Pruned && len(e.Entry) == 0:
+		return fmt.Errorf("bundle: entry %s/%d: no entry bytes", e.Partition, e.LeafIndex)
 	case len(e.LeafHash) != merkle.HashSize:
 		return fmt.Errorf("bundle: entry %s/%d: leaf hash of %d bytes", e.Partition, e.LeafIndex, len(e.LeafHash))
 	}
-	e.Type = TypeEntry
-	if e.Proof == nil {
-		e.Proof = [][]byte{} // "proof":[] rather than null, for a tree of one leaf
-	}
-	if err := w.line(e); err != nil {
+	w.buf = appendEntryLine(w.buf[:0], &e)
+	if err := w.raw(w.buf); err != nil {
 		return err
 	}
 	if !w.hasLeaf {
@@ -117,12 +177,36 @@ func (w *Writer) Entry(e Entry) error {
 	}
 	w.cur.LastLeaf, w.hasLeaf = e.LeafIndex, true
 	w.atLeaf0 = e.LeafIndex == 0
+	w.run.next++
 	w.cur.Entries++
 	w.entries++
 	if e.Pruned {
 		w.cur.Pruned++
 		w.pruned++
 	}
+	return nil
+}
+
+// EndRun closes the open run after its last entry: r.End is the leaf
+// after it, and r.Consistency the consistency proof from the tree at End
+// to the checkpoint (empty when End is the checkpoint's size).
+func (w *Writer) EndRun(r RunEnd) error {
+	switch {
+	case w.run == nil || r.Partition != w.cur.Partition || r.Begin != w.run.begin:
+		return fmt.Errorf("bundle: end of a run of %s from leaf %d that is not open", r.Partition, r.Begin)
+	case r.End != w.run.next || r.End == r.Begin:
+		return fmt.Errorf("bundle: run of %s [%d, %d) holds leaves [%d, %d)", r.Partition, r.Begin, r.End, w.run.begin, w.run.next)
+	case r.End == w.cur.CheckpointSize && len(r.Consistency) != 0:
+		return fmt.Errorf("bundle: run of %s ends at the checkpoint size: no consistency proof", r.Partition)
+	}
+	r.Type = TypeRunEnd
+	if r.Consistency == nil {
+		r.Consistency = [][]byte{}
+	}
+	if err := w.line(r); err != nil {
+		return err
+	}
+	w.run = nil
 	return nil
 }
 
@@ -147,6 +231,9 @@ func (w *Writer) Entries() uint64 { return w.entries }
 func (w *Writer) Close(signer note.Signer) (*Manifest, error) {
 	if w.err != nil {
 		return nil, w.err
+	}
+	if w.run != nil {
+		return nil, fmt.Errorf("bundle: close while the run of %s from leaf %d is open", w.cur.Partition, w.run.begin)
 	}
 	m := &Manifest{
 		Type: TypeManifest, Lines: w.lines, Entries: w.entries, Pruned: w.pruned,

@@ -24,11 +24,21 @@ import (
 
 // Attested exports: ComplianceService.Export streams a bundle (package
 // bundle) of a tenant's entries in a time range, optionally filtered, with
-// a signed checkpoint per partition, an inclusion proof per entry and a
-// signed manifest, so an auditor can verify it offline with the log's
-// public key alone. Nothing is accumulated: entries are read from the
-// engine a page at a time and the bundle is sent in chunks as it is
-// written, so a multi-gigabyte export runs in constant memory.
+// a signed checkpoint per partition, a run proof per run of consecutive
+// leaves and a signed manifest, so an auditor can verify it offline with
+// the log's public key alone. Nothing is accumulated: entries are read
+// from the engine a page at a time and the bundle is sent in chunks as it
+// is written, so a multi-gigabyte export runs in constant memory.
+//
+// A run's proof is in two parts, around its entries: the run line carries
+// the compact range [0, begin) of the tree, read once when the run opens,
+// and the run_end line the consistency proof from the run's end to the
+// checkpoint, read once when it closes. The end is known only then: a
+// time range ends at the first entry past it, a filtered search finds the
+// next match page by page, and pruned leaves wait for the next entry's
+// time. Putting the end-dependent half after the entries lets a run be as
+// long as a partition without buffering entries or looking ahead, and
+// without a cap on run length.
 
 const (
 	// exportChunkBytes is the size of one DownloadChunk.
@@ -124,6 +134,10 @@ type exporter struct {
 	// to resolve the partition link of a later leaf 0.
 	sizes    map[engine.Month]uint64
 	manifest *bundle.Manifest
+	// runPart and runSize are the partition of the open run, if any, and
+	// its checkpoint size, which the run's consistency proof leads to.
+	runPart engine.Partition
+	runSize uint64
 }
 
 // exportPart is the partition being written and its checkpoint size.
@@ -157,6 +171,9 @@ func (x *exporter) run(ctx context.Context, stream grpc.ServerStreamingServer[tr
 		err = x.walk(ctx)
 	}
 	if err != nil {
+		return err
+	}
+	if err := x.endRun(ctx); err != nil {
 		return err
 	}
 	if x.manifest, err = x.w.Close(signer); err != nil {
@@ -350,8 +367,9 @@ func (x *exporter) start(ctx context.Context, p engine.Partition) (*exportPart, 
 	return x.cur, nil
 }
 
-// emit writes one entry (en nil when pruned) with its inclusion proof,
-// after its partition's checkpoint, and resolves a partition link.
+// emit writes one entry (en nil when pruned) after its partition's
+// checkpoint, in a run: the open one when the entry is its next leaf, else
+// a new one after closing it. It then resolves a partition link.
 func (x *exporter) emit(ctx context.Context, se engine.StoredEntry, en *trailv1.Entry) error {
 	part, err := x.start(ctx, se.Partition)
 	if err != nil {
@@ -361,17 +379,19 @@ func (x *exporter) emit(ctx context.Context, se engine.StoredEntry, en *trailv1.
 		return nil // appended after the export reached this partition
 	}
 	if !part.written {
+		if err := x.endRun(ctx); err != nil {
+			return err
+		}
 		if err := x.writeCheckpoint(ctx, part); err != nil {
 			return err
 		}
 	}
-	proof, _, err := x.eng.InclusionProof(ctx, se.Partition, se.LeafIndex, part.size)
-	if err != nil {
+	if err := x.runFor(ctx, part, se.LeafIndex); err != nil {
 		return err
 	}
 	e := bundle.Entry{
 		Partition: se.Partition.Month.String(), LeafIndex: se.LeafIndex, LeafHash: se.LeafHash[:],
-		Entry: se.Data, Pruned: se.Pruned, Proof: hashesProto(proof),
+		Entry: se.Data, Pruned: se.Pruned,
 	}
 	if err := x.w.Entry(e); err != nil {
 		return err
@@ -380,6 +400,42 @@ func (x *exporter) emit(ctx context.Context, se engine.StoredEntry, en *trailv1.
 		return x.link(ctx, se.Partition, en.GetPrevPartition())
 	}
 	return nil
+}
+
+// runFor makes leaf the next leaf of the open run: it continues the run
+// that ends right before it, or closes that run and opens one at leaf with
+// the compact range of the leaves before it.
+func (x *exporter) runFor(ctx context.Context, part *exportPart, leaf uint64) error {
+	month := part.p.Month.String()
+	if p, _, next, ok := x.w.RunOpen(); ok && p == month && next == leaf {
+		return nil
+	}
+	if err := x.endRun(ctx); err != nil {
+		return err
+	}
+	prefix, err := x.eng.CompactRange(ctx, part.p, leaf)
+	if err != nil {
+		return err
+	}
+	if err := x.w.Run(bundle.Run{Partition: month, Begin: leaf, Prefix: hashesProto(prefix)}); err != nil {
+		return err
+	}
+	x.runPart, x.runSize = part.p, part.size
+	return nil
+}
+
+// endRun closes the open run, if any, with the consistency proof from its
+// end to its partition's checkpoint.
+func (x *exporter) endRun(ctx context.Context) error {
+	p, begin, end, ok := x.w.RunOpen()
+	if !ok {
+		return nil
+	}
+	proof, err := x.eng.ConsistencyProof(ctx, x.runPart, end, x.runSize)
+	if err != nil {
+		return err
+	}
+	return x.w.EndRun(bundle.RunEnd{Partition: p, Begin: begin, End: end, Consistency: hashesProto(proof)})
 }
 
 func (x *exporter) writeCheckpoint(ctx context.Context, part *exportPart) error {

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/transparency-dev/merkle/compact"
 	"github.com/transparency-dev/merkle/proof"
 	"github.com/transparency-dev/merkle/rfc6962"
 	"golang.org/x/mod/sumdb/note"
@@ -73,40 +74,72 @@ func (e *env) verifyBundle(b []byte) *bundle.Report {
 	return r
 }
 
-// crossCheck verifies every checkpoint and inclusion proof of a bundle
-// with transparency-dev's checkpoint parser and proof verifier (DESIGN
-// invariants 2 and 5), independently of package bundle.
+// crossCheck verifies every checkpoint and run proof of a bundle with
+// transparency-dev's checkpoint parser, compact ranges and proof verifier
+// (DESIGN invariants 2 and 5), independently of package bundle: each run's
+// prefix and leaves give the root at the run's end, which must be the
+// checkpoint's root or consistent with it.
 func (e *env) crossCheck(b []byte, tenant string) {
 	e.t.Helper()
 	roots := map[string][]byte{}
 	sizes := map[string]uint64{}
+	rf := compact.RangeFactory{Hash: rfc6962.DefaultHasher.HashChildren}
+	var run *compact.Range
+	runs := 0
 	for _, line := range bytes.Split(bytes.TrimSpace(b), []byte("\n")) {
 		var l struct {
-			Type      string   `json:"type"`
-			Partition string   `json:"partition"`
-			Note      string   `json:"note"`
-			LeafIndex uint64   `json:"leaf_index"`
-			LeafHash  []byte   `json:"leaf_hash"`
-			Entry     []byte   `json:"entry"`
-			Proof     [][]byte `json:"proof"`
+			Type        string   `json:"type"`
+			Partition   string   `json:"partition"`
+			Note        string   `json:"note"`
+			LeafIndex   uint64   `json:"leaf_index"`
+			LeafHash    []byte   `json:"leaf_hash"`
+			Entry       []byte   `json:"entry"`
+			Begin       uint64   `json:"begin"`
+			End         uint64   `json:"end"`
+			Prefix      [][]byte `json:"prefix"`
+			Consistency [][]byte `json:"consistency"`
 		}
 		if err := json.Unmarshal(line, &l); err != nil {
 			e.t.Fatal(err)
 		}
+		var err error
 		switch l.Type {
 		case bundle.TypeCheckpoint:
 			cp := e.openCheckpoint([]byte(l.Note), tenant, l.Partition)
 			roots[l.Partition], sizes[l.Partition] = cp.Hash, cp.Size
+		case bundle.TypeRun:
+			run, err = rf.NewRange(0, l.Begin, l.Prefix)
 		case bundle.TypeEntry:
 			leaf := l.LeafHash
 			if l.Entry != nil {
 				leaf = rfc6962.DefaultHasher.HashLeaf(l.Entry)
 			}
-			if err := proof.VerifyInclusion(rfc6962.DefaultHasher, l.LeafIndex, sizes[l.Partition], leaf, l.Proof, roots[l.Partition]); err != nil {
-				e.t.Fatalf("leaf %d of %s: %v", l.LeafIndex, l.Partition, err)
+			if run.End() != l.LeafIndex {
+				e.t.Fatalf("leaf %d of %s in a run at %d", l.LeafIndex, l.Partition, run.End())
 			}
+			err = run.Append(leaf, nil)
+		case bundle.TypeRunEnd:
+			err = e.crossCheckRun(run, l.End, sizes[l.Partition], roots[l.Partition], l.Consistency)
+			runs++
+		}
+		if err != nil {
+			e.t.Fatalf("%s line of %s: %v", l.Type, l.Partition, err)
 		}
 	}
+	if runs == 0 && bytes.Contains(b, []byte(`"type":"entry"`)) {
+		e.t.Fatal("entries without runs")
+	}
+}
+
+func (e *env) crossCheckRun(run *compact.Range, end, size uint64, root []byte, consistency [][]byte) error {
+	if run.End() != end {
+		return fmt.Errorf("run ends at %d, its entries at %d", end, run.End())
+	}
+	got, err := run.GetRootHash(nil)
+	if err != nil {
+		return err
+	}
+	return proof.VerifyConsistency(rfc6962.DefaultHasher, end, size, consistency, got, root)
 }
 
 // twoMonthEnv is an env whose sequencer clock the test moves, with octN
@@ -133,7 +166,8 @@ func TestExportRoundTrip(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := e.verifyBundle(b)
-	if r.Entries != 9 || len(r.Partitions) != 2 || r.ChainRuns != 1 || r.ChainLinks != 8 || r.PartitionLinks != 1 || r.Pruned != 0 {
+	if r.Entries != 9 || len(r.Partitions) != 2 || r.ChainRuns != 1 || r.ChainLinks != 8 || r.PartitionLinks != 1 || r.Pruned != 0 ||
+		r.RunProofs != 2 {
 		t.Fatalf("report %+v", r)
 	}
 	if r.Tenant != "acme" || r.LogName != testLogName || r.Partitions[0].Partition != "2026-10" || r.Partitions[1].Size != 4 {
@@ -186,6 +220,12 @@ func TestExportFilters(t *testing.T) {
 			if want := e.countMatches(tc.req); r.Entries != want || want == 0 {
 				t.Fatalf("exported %d entries, search finds %d", r.Entries, want)
 			}
+			// One run proof per run of consecutive matches, each partition
+			// at least one.
+			if r.RunProofs < uint64(len(r.Partitions)) || r.RunProofs > r.Entries {
+				t.Fatalf("%d run proofs for %d entries in %d partitions", r.RunProofs, r.Entries, len(r.Partitions))
+			}
+			e.crossCheck(b, "acme")
 		})
 	}
 }
@@ -212,7 +252,7 @@ func (e *env) countMatches(req *trailv1.ExportRequest) uint64 {
 	}
 }
 
-// A pruned entry is exported as its leaf hash and proof, flagged pruned,
+// A pruned entry is exported as its leaf hash, flagged pruned, inside its run,
 // and the chain resumes after it.
 func TestExportPruned(t *testing.T) {
 	e := newEnv(t, envOptions{})
@@ -234,7 +274,7 @@ func TestExportPruned(t *testing.T) {
 			t.Fatal(err)
 		}
 		r := e.verifyBundle(b)
-		if r.Entries != 6 || r.Pruned != 1 || r.ChainLinks != 4 || r.ChainRuns != 1 {
+		if r.Entries != 6 || r.Pruned != 1 || r.ChainLinks != 4 || r.ChainRuns != 1 || r.RunProofs != 1 {
 			t.Fatalf("report %+v", r)
 		}
 		if !bytes.Contains(b, []byte(`"leaf_index":2,"leaf_hash":"`)) || !bytes.Contains(b, []byte(`"pruned":true`)) {
@@ -291,9 +331,10 @@ func TestExportAcrossMonthStart(t *testing.T) {
 	}
 	r := e.verifyBundle(buf.Bytes())
 	if len(r.Partitions) != 2 || r.Partitions[0].Size != octN || r.Entries != octN+5 ||
-		r.ConsistencyProofs != 1 || r.PartitionLinks != 1 || r.ChainRuns != 2 {
+		r.ConsistencyProofs != 1 || r.PartitionLinks != 1 || r.ChainRuns != 2 || r.RunProofs != 2 {
 		t.Fatalf("report %+v", r)
 	}
+	e.crossCheck(buf.Bytes(), "acme")
 	t.Logf("verified:\n%s", strings.Join(r.Summary(), "\n"))
 }
 

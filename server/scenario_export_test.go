@@ -40,7 +40,7 @@ func TestScenarioAuditorVerifiesExport(t *testing.T) {
 	downloadTo(t, e, auditor, &trailv1.ExportRequest{TenantId: tenant}, full)
 	r := verifyFile(t, e, full)
 	if r.Entries != batches*perBatch || r.Pruned != 0 || len(r.Partitions) != 1 ||
-		r.ChainRuns != 1 || r.ChainLinks != batches*perBatch-1 || r.Tenant != tenant {
+		r.ChainRuns != 1 || r.ChainLinks != batches*perBatch-1 || r.Tenant != tenant || r.RunProofs != 1 {
 		t.Fatalf("full export: report %+v", r)
 	}
 	t.Logf("auditor's verdict on the full export:\n%s", strings.Join(r.Summary(), "\n"))
@@ -51,9 +51,15 @@ func TestScenarioAuditorVerifiesExport(t *testing.T) {
 	logins := filepath.Join(dir, "logins"+bundle.FileExt)
 	downloadTo(t, f, auditor, &trailv1.ExportRequest{TenantId: tenant, Category: trailv1.Category_CATEGORY_AUTHENTICATION}, logins)
 	rl := verifyFile(t, e, logins)
-	if rl.Entries == 0 || rl.Entries >= r.Entries || rl.Filters.Category != "CATEGORY_AUTHENTICATION" {
+	if rl.Entries == 0 || rl.Entries >= r.Entries || rl.Filters.Category != "CATEGORY_AUTHENTICATION" ||
+		rl.RunProofs < 2 || rl.RunProofs > rl.Entries {
 		t.Fatalf("filtered export: report %+v", rl)
 	}
+	loginData, err := os.ReadFile(logins)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.crossCheck(loginData, tenant)
 
 	// The file is altered after the export: one byte of one entry, or the
 	// end of the file lost in transfer.
@@ -66,12 +72,22 @@ func TestScenarioAuditorVerifiesExport(t *testing.T) {
 	// Another base64 letter: the line still decodes, and only the hash
 	// tells the entry changed.
 	tampered[i] = map[bool]byte{true: 'B', false: 'A'}[tampered[i] == 'A']
+	// A run's prefix hashes forged: the run no longer leads to the signed
+	// root.
+	forged := bytes.Clone(loginData)
+	j := bytes.Index(forged, []byte(`"prefix":["`))
+	if j < 0 {
+		t.Fatalf("no run with a prefix in the filtered export:\n%s", forged)
+	}
+	j += len(`"prefix":["`) + 5
+	forged[j] = map[bool]byte{true: 'B', false: 'A'}[forged[j] == 'A']
 	for _, tc := range []struct {
 		name string
 		data []byte
 		want error
 	}{
 		{"one byte changed", tampered, bundle.ErrEntry},
+		{"prefix hash forged", forged, bundle.ErrProof},
 		{"truncated", data[:len(data)-len(data)/3], bundle.ErrTruncated},
 	} {
 		path := filepath.Join(dir, "copy"+bundle.FileExt)

@@ -254,21 +254,28 @@
 // the root rebuilt from their leaf hashes must equal the signed root: that
 // proves the file is the complete, unaltered log up to that checkpoint.
 //
-// Export bundle (export; format trail-bundle/1, see package bundle): JSON
+// Export bundle (export; format trail-bundle/2, see package bundle): JSON
 // Lines, each object opening with its "type": a header (log name, tenant,
 // filters, creation time, the log key's name and hash), then per partition
 // in month order its signed checkpoint followed by its entries in leaf
-// order, each with its exact entry bytes (or "pruned":true and only the
-// leaf hash) and an inclusion proof against that checkpoint; a
-// "consistency" record after a leaf 0 whose link records a different size
-// for the previous partition than the bundle's checkpoint of it; and last
+// order, in runs of consecutive leaves: a "run" line (its first leaf and
+// the tree's compact range before it), the run's entries, each with its
+// exact entry bytes (or "pruned":true and only the leaf hash), and a
+// "run_end" line (the leaf after the run and a consistency proof from
+// there to the checkpoint); a "consistency" record after a leaf 0 whose
+// link records a different size for the previous partition than the
+// bundle's checkpoint of it; and last
 // a manifest with per-partition counts, the SHA-256 of every preceding
-// byte, and a note signed by the log key over both. verify --bundle reads
-// the file once, in constant memory, and checks: the header names the
+// byte, and a note signed by the log key over both. trail-bundle/1 files
+// (an inclusion proof per entry) are refused. verify --bundle reads the
+// file once, in constant memory, and checks: the header names the
 // trusted key (--vkey) and log (--log); every checkpoint's signature and
-// origin; every entry's leaf hash recomputed from its bytes, its inclusion
-// proof, and that it decodes to an entry of that tenant, partition and
-// leaf index, in time order, inside the declared filters; the
+// origin; every entry's leaf hash recomputed from its bytes, each run's
+// proof (the compact range and the run's leaves rebuild the root at the
+// run's end, which must be the checkpoint's or consistent with it, so a
+// forged hash or entry anywhere in the run fails), and that it decodes
+// to an entry of that tenant, partition and leaf index, in time order,
+// inside the declared filters; the
 // prev_leaf_hash link between consecutive leaves; each partition link
 // against the previous partition's checkpoint (directly, or by the
 // consistency proof); and the manifest's digest, counts and signature, so
@@ -276,7 +283,7 @@
 // prints what was verified, for example:
 //
 //	OK checkpoint trail/acme/2026-11 size 1042 root 5f1c… signed by key trail+1a2b3c4d
-//	OK 1042 entries (3 pruned) in 1 partitions: leaf hashes recomputed ...
+//	OK 1042 entries (3 pruned) in 1 partitions: leaf hashes recomputed ..., by 1 run proofs, ...
 //	OK chain: 1041 prev_leaf_hash links checked in 1 runs of consecutive leaves
 //	OK manifest: sha256 9a0e… over all 1044 preceding lines and the counts, signed by key trail+1a2b3c4d
 //	NOTE 3 entries are pruned (retention removed their payload): ...
