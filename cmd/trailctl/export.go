@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"strings"
 
+	"google.golang.org/grpc"
+
 	"github.com/trailaudit/trail/bundle"
 	trailv1 "github.com/trailaudit/trail/proto/trail/v1"
 )
@@ -104,7 +106,7 @@ func cmdExport(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return wrapRPC("Export", err)
 	}
-	path, size, err := download(e, stream, f.out)
+	path, size, err := download(e, rpcChunks{stream, "Export"}, f.out)
 	if err != nil {
 		return err
 	}
@@ -121,9 +123,24 @@ func cmdExport(ctx context.Context, e *env, args []string) error {
 	return reportVerify(e, false, res, err)
 }
 
-// chunkStream is the client side of a DownloadChunk stream.
+// chunkStream is the client side of a DownloadChunk stream whose Recv
+// returns io.EOF at the end and otherwise errors ready to report.
 type chunkStream interface {
 	Recv() (*trailv1.DownloadChunk, error)
+}
+
+// rpcChunks names the RPC in the errors of a plain gRPC stream.
+type rpcChunks struct {
+	stream grpc.ServerStreamingClient[trailv1.DownloadChunk]
+	method string
+}
+
+func (r rpcChunks) Recv() (*trailv1.DownloadChunk, error) {
+	c, err := r.stream.Recv()
+	if err != nil && !errors.Is(err, io.EOF) {
+		return nil, wrapRPC(r.method, err)
+	}
+	return c, err
 }
 
 // download writes the stream to out (the server's file name when empty,
@@ -131,15 +148,18 @@ type chunkStream interface {
 // when complete, so an interrupted download never looks finished.
 func download(e *env, stream chunkStream, out string) (path string, size int64, err error) {
 	first, err := stream.Recv()
+	if errors.Is(err, io.EOF) {
+		return "", 0, errors.New("the server sent no document")
+	}
 	if err != nil {
-		return "", 0, wrapRPC("Export", err)
+		return "", 0, err
 	}
 	if out == "-" {
 		size, err = copyChunks(e.stdout, first, stream)
 		return out, size, err
 	}
 	if out == "" {
-		if out = filepath.Base(first.GetFilename()); out == "." || out == "/" || strings.HasPrefix(out, "..") {
+		if out = filepath.Base(first.GetFilename()); out == "." || out == "/" || strings.HasPrefix(out, ".") {
 			return "", 0, fmt.Errorf("the server suggested the file name %q: give -o FILE", first.GetFilename())
 		}
 	}
@@ -173,7 +193,7 @@ func copyChunks(w io.Writer, first *trailv1.DownloadChunk, stream chunkStream) (
 		if c, err = stream.Recv(); errors.Is(err, io.EOF) {
 			return size, nil
 		} else if err != nil {
-			return size, wrapRPC("Export", err)
+			return size, err
 		}
 	}
 }

@@ -6,9 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"os"
-	"path/filepath"
-	"strings"
 	"time"
 
 	"google.golang.org/grpc"
@@ -160,7 +157,7 @@ func (f *reportFlags) run(ctx context.Context, e *env, method string,
 		return reportRPCError(ctx, method, err)
 	}
 	rs := &reportStream{stream: stream, idle: idle, timeout: f.conn.timeout, ctx: ctx, method: method}
-	path, size, err := saveReport(e, rs, f.out)
+	path, size, err := download(e, rs, f.out)
 	if err != nil {
 		return err
 	}
@@ -183,7 +180,7 @@ type reportStream struct {
 	method  string
 }
 
-func (r *reportStream) recv() (*trailv1.DownloadChunk, error) {
+func (r *reportStream) Recv() (*trailv1.DownloadChunk, error) {
 	c, err := r.stream.Recv()
 	r.idle.Reset(r.timeout)
 	if err != nil && !errors.Is(err, io.EOF) {
@@ -198,60 +195,6 @@ func reportRPCError(ctx context.Context, method string, err error) error {
 		return ioError(fmt.Errorf("%s: %w", method, errReportIdle))
 	}
 	return wrapRPC(method, err)
-}
-
-// saveReport writes the report to out (the server's file name when empty,
-// stdout for "-"), under a temporary name renamed once complete, so an
-// interrupted download never looks like a report.
-func saveReport(e *env, rs *reportStream, out string) (path string, size int64, err error) {
-	first, err := rs.recv()
-	if errors.Is(err, io.EOF) {
-		return "", 0, fmt.Errorf("%s: the server sent no document", rs.method)
-	}
-	if err != nil {
-		return "", 0, err
-	}
-	if out == "-" {
-		size, err = writeReportChunks(e.stdout, first, rs)
-		return out, size, err
-	}
-	if out == "" {
-		if out = filepath.Base(first.GetFilename()); out == "." || out == "/" || strings.HasPrefix(out, ".") {
-			return "", 0, fmt.Errorf("the server suggested the file name %q: give -o FILE", first.GetFilename())
-		}
-	}
-	tmp, err := os.CreateTemp(filepath.Dir(out), "."+filepath.Base(out)+".partial-*")
-	if err != nil {
-		return "", 0, ioError(err)
-	}
-	defer os.Remove(tmp.Name()) // a no-op once renamed
-	size, err = writeReportChunks(tmp, first, rs)
-	if err == nil {
-		err = ioError(tmp.Sync())
-	}
-	if cerr := tmp.Close(); err == nil && cerr != nil {
-		err = ioError(cerr)
-	}
-	if err != nil {
-		return "", size, err
-	}
-	return out, size, ioError(os.Rename(tmp.Name(), out))
-}
-
-func writeReportChunks(w io.Writer, first *trailv1.DownloadChunk, rs *reportStream) (int64, error) {
-	var size int64
-	for c := first; ; {
-		n, err := w.Write(c.GetData())
-		size += int64(n)
-		if err != nil {
-			return size, ioError(err)
-		}
-		if c, err = rs.recv(); errors.Is(err, io.EOF) {
-			return size, nil
-		} else if err != nil {
-			return size, err
-		}
-	}
 }
 
 // verifyReport is "trailctl verify --report".
