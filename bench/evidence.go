@@ -8,6 +8,7 @@ import (
 	"math/bits"
 	"sync"
 
+	"golang.org/x/mod/sumdb/note"
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 
@@ -28,6 +29,11 @@ type evidence struct {
 	proofs [][]merkle.Hash
 	// sample are proofs fetched from the server, verified on arrival.
 	sample []sampledProof
+	// bundlePath is the tenant's export bundle, verified with key; empty
+	// without a key to trust.
+	bundlePath  string
+	bundleBytes int64
+	key         note.Verifier
 }
 
 // fetchRun reads leaves [0, size) of a partition with Tail: one stream,
