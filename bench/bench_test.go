@@ -127,8 +127,9 @@ func TestVerifySmoke(t *testing.T) {
 	if rep.Entries != 300 || rep.SampleChecked != 20 {
 		t.Errorf("%d entries, %d sampled proofs", rep.Entries, rep.SampleChecked)
 	}
-	if len(rep.Rows) != len(verifyModes)*2 {
-		t.Fatalf("%d rows", len(rep.Rows))
+	// Each mode and the export bundle, at each worker count.
+	if len(rep.Rows) != (len(verifyModes)+1)*2 || rep.Rows[len(rep.Rows)-1].Mode != bundleMode {
+		t.Fatalf("%d rows, the last %q", len(rep.Rows), rep.Rows[len(rep.Rows)-1].Mode)
 	}
 	for _, r := range rep.Rows {
 		if r.Passes == 0 || r.EntriesPerSec <= 0 {
