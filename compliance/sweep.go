@@ -23,6 +23,7 @@ import (
 // Actions of the records a sweep writes to the system tenant.
 const (
 	ActionRetentionPruned  = "audit.retention.pruned"
+	ActionRetentionKept    = "audit.retention.kept"
 	ActionSegmentDropped   = "audit.retention.segment_dropped"
 	retentionActor         = "trail/retention"
 	expiredPageSize        = 1000
@@ -325,6 +326,34 @@ func (t Tombstone) Event(signedNote string, at time.Time) *trailv1.Event {
 			"tree_size":   strconv.FormatUint(t.TreeSize, 10),
 			"root":        base64.StdEncoding.EncodeToString(t.Root),
 			"signed_note": signedNote,
+		},
+	}
+}
+
+// KeptEvent records the leaves of tombstone t that the state machine did
+// not prune after all: a legal hold committed between the sweep's choice
+// and the prune's apply kept them. The tombstone is written before the
+// prune (so no payload is ever removed unrecorded); this record corrects
+// it.
+func KeptEvent(t Tombstone, kept []uint64, at time.Time) *trailv1.Event {
+	sum := sha256.Sum256([]byte(t.EventID() + "/kept/" + FormatRanges(kept)))
+	return &trailv1.Event{
+		TenantId:      engine.SystemTenant,
+		EventId:       "retention-kept-" + hex.EncodeToString(sum[:16]),
+		Category:      trailv1.Category_CATEGORY_COMPLIANCE,
+		Action:        ActionRetentionKept,
+		Outcome:       trailv1.Outcome_OUTCOME_SUCCESS,
+		Actor:         &trailv1.Actor{Id: retentionActor, Type: "system"},
+		Target:        &trailv1.Target{Type: "partition", Id: t.Tenant + "/" + t.Partition},
+		SourceService: "trail-server",
+		OccurredAt:    timestamppb.New(at),
+		Attributes: map[string]string{
+			"tenant":    t.Tenant,
+			"partition": t.Partition,
+			"tombstone": t.EventID(),
+			"kept":      FormatRanges(kept),
+			"count":     strconv.Itoa(len(kept)),
+			"reason":    "a legal hold committed after the leaves were chosen",
 		},
 	}
 }

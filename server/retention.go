@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"time"
 
@@ -279,40 +280,50 @@ func (s *Server) sweepTenant(ctx context.Context, eng *engine.Engine, tenant str
 	return s.dropPruned(ctx, eng, tenant, resp)
 }
 
-// pruneChunk proposes one prune and logs what it removed in a tombstone.
-// The state machine may keep some leaves (a hold committed since they were
-// chosen), so the tombstone lists what this node then finds pruned.
+// pruneChunk logs one chunk's tombstone and then proposes its prune. The
+// tombstone comes first so that no payload is ever removed without a
+// record, whatever fails or crashes in between: a tombstone whose prune
+// did not happen names payloads that are still there, which anyone can
+// check, while a prune without its tombstone could not be told from
+// tampering. Should the state machine keep some leaves (a hold committed
+// since they were chosen), a following record says which.
 func (s *Server) pruneChunk(ctx context.Context, eng *engine.Engine, c compliance.Chunk, resp *trailv1.RunRetentionSweepResponse) error {
-	n, err := s.cluster.Prune(ctx, c.Partition, c.Leaves)
-	if err != nil {
-		return fmt.Errorf("prune %s: %w", c.Partition, err)
-	}
-	resp.Held += uint64(len(c.Leaves) - n)
-	if n == 0 {
-		return nil
-	}
-	leaves, err := s.prunedLeaves(ctx, c.Partition, c.Leaves, n)
-	if err != nil {
-		return fmt.Errorf("prune %s: %w", c.Partition, err)
-	}
 	info, err := eng.PartitionInfo(ctx, c.Partition)
 	if err != nil {
 		return err
 	}
 	tomb := compliance.Tombstone{
 		Tenant: c.Partition.Tenant, Partition: c.Partition.Month.String(), Category: c.Category,
-		RetentionDays: c.RetentionDays, Leaves: leaves, TreeSize: info.Size, Root: info.Root[:],
+		RetentionDays: c.RetentionDays, Leaves: c.Leaves, TreeSize: info.Size, Root: info.Root[:],
 	}
 	signed, err := note.Sign(&note.Note{Text: tomb.Body(eng.LogName())}, s.cfg.Signer)
 	if err != nil {
 		return fmt.Errorf("sign tombstone: %w", err)
 	}
 	ev := tomb.Event(string(signed), s.cfg.Now())
-	if err := s.appendDurable(ctx, ev); err != nil {
-		return fmt.Errorf("%d payloads of %s pruned, but their tombstone was not written: %w", len(leaves), c.Partition, err)
+	// A conflict is this tombstone written by an earlier sweep whose
+	// prune did not complete: the record exists, the prune goes ahead.
+	if err := s.appendDurable(ctx, ev); err != nil && !errors.Is(err, engine.ErrEventIDConflict) {
+		return fmt.Errorf("tombstone for %s not written, nothing pruned: %w", c.Partition, err)
 	}
-	resp.Pruned += uint64(len(leaves))
+	n, err := s.cluster.Prune(ctx, c.Partition, c.Leaves)
+	if err != nil {
+		return fmt.Errorf("prune %s (tombstone %s written): %w", c.Partition, ev.GetEventId(), err)
+	}
 	resp.Tombstones = append(resp.Tombstones, ev.GetEventId())
+	resp.Pruned += uint64(n)
+	resp.Held += uint64(len(c.Leaves) - n)
+	if n == len(c.Leaves) {
+		return nil
+	}
+	pruned, err := s.prunedLeaves(ctx, c.Partition, c.Leaves, n)
+	if err != nil {
+		return fmt.Errorf("prune %s: %w", c.Partition, err)
+	}
+	kept := slices.DeleteFunc(slices.Clone(c.Leaves), func(l uint64) bool { _, found := slices.BinarySearch(pruned, l); return found })
+	if err := s.appendDurable(ctx, compliance.KeptEvent(tomb, kept, s.cfg.Now())); err != nil {
+		return fmt.Errorf("%d leaves of %s kept by a hold, but recording it failed: %w", len(kept), c.Partition, err)
+	}
 	return nil
 }
 

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -470,5 +471,48 @@ func TestRetentionSweepThroughFollower(t *testing.T) {
 	}
 	if attrs := re.tombstone(resp.GetTombstones()[0]); attrs["leaves"] != "1,3,5" {
 		t.Fatalf("tombstone lists %q", attrs["leaves"])
+	}
+}
+
+// The tombstone is written before the prune, so no payload is removed
+// unrecorded. When the state machine keeps some of the chosen leaves (here
+// its prune filter keeps leaf 1, as a hold committed between the sweep's
+// choice and the prune's apply would), a following record says which, and
+// the sweep reports them held.
+func TestRetentionTombstoneFirstAndKeptRecord(t *testing.T) {
+	seq := &settableClock{t: retentionStart}
+	now := &settableClock{t: retentionStart.AddDate(3, 0, 0)}
+	keepLeafOne := func(_ context.Context, _ *engine.Engine, _ engine.Partition, leaves []uint64) ([]uint64, error) {
+		return slices.DeleteFunc(slices.Clone(leaves), func(l uint64) bool { return l == 1 }), nil
+	}
+	e := newEnv(t, envOptions{
+		tuneNode: func(c *raftnode.Config) { c.Clock, c.PruneFilter = seq.now, keepLeafOne },
+		tune:     func(c *Config) { c.Now, c.RetentionInterval = now.now, -1 },
+	})
+	re := &retentionEnv{env: e, seq: seq, now: now, producer: e.key(trailv1.Role_ROLE_PRODUCER, "acme")}
+	re.add("login", 4, trailv1.Category_CATEGORY_AUTHENTICATION)
+
+	resp := re.sweep("acme")
+	if resp.GetPruned() != 3 || resp.GetHeld() != 1 || len(resp.GetTombstones()) != 1 {
+		t.Fatalf("sweep: %v", resp)
+	}
+	tomb := re.mustEvent(engine.SystemTenant, resp.GetTombstones()[0])
+	if got := tomb.GetEntry().GetEntry().GetEvent().GetAttributes()["leaves"]; got != "0-3" {
+		t.Fatalf("tombstone lists %q, want the chosen leaves 0-3", got)
+	}
+	if re.mustEvent("acme", "login-1").GetEntry().GetPruned() || !re.mustEvent("acme", "login-2").GetEntry().GetPruned() {
+		t.Fatal("the filter's choice was not applied")
+	}
+	found, err := re.read.Search(re.ctx(re.admin), &trailv1.SearchRequest{TenantId: engine.SystemTenant, Action: compliance.ActionRetentionKept})
+	if err != nil || len(found.GetEntries()) != 1 {
+		t.Fatalf("kept records: %v, %v", found, err)
+	}
+	kept := found.GetEntries()[0]
+	attrs := kept.GetEntry().GetEvent().GetAttributes()
+	if attrs["kept"] != "1" || attrs["tombstone"] != resp.GetTombstones()[0] {
+		t.Fatalf("kept record %v", attrs)
+	}
+	if kept.GetLeafIndex() <= tomb.GetEntry().GetLeafIndex() {
+		t.Fatalf("kept record at leaf %d, tombstone at %d: the tombstone must come first", kept.GetLeafIndex(), tomb.GetEntry().GetLeafIndex())
 	}
 }
