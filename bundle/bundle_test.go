@@ -291,9 +291,9 @@ func TestTampering(t *testing.T) {
 // redigest rewrites the manifest for the edited lines, without the key.
 func redigest(t *testing.T, ls [][]byte, edit func(*Manifest)) [][]byte {
 	t.Helper()
-	sum := sha256.Sum256(bytes.Join(ls[:len(ls)-1], nil))
+	sum := digestOf(t, ls[:len(ls)-1])
 	rewrite(t, ls, len(ls)-1, func(m *Manifest) {
-		m.SHA256 = hex.EncodeToString(sum[:])
+		m.SHA256 = hex.EncodeToString(sum)
 		m.Lines = uint64(len(ls) - 1)
 		edit(m)
 	})
@@ -628,3 +628,44 @@ func TestReaders(t *testing.T) {
 		t.Fatalf("read error: %v", err)
 	}
 }
+
+// digestOf computes the manifest digest of lines as digest.go defines it,
+// independently of the writer: records of entry lines, bytes of others.
+func digestOf(t *testing.T, lines [][]byte) []byte {
+	t.Helper()
+	h := sha256.New()
+	var e entryLine
+	var buf []byte
+	for _, l := range lines {
+		typ, err := lineType(l)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if typ != TypeEntry {
+			digestLineRecord(h, l)
+			continue
+		}
+		if buf, err = parseEntryLine(l, &e, buf); err != nil {
+			t.Fatal(err)
+		}
+		h.Write(appendEntryRecord(nil, e.partition, e.leafIndex, e.pruned, &e.leafHash))
+	}
+	return h.Sum(nil)
+}
+
+// The writer's digest is the one digest.go defines: entry lines by their
+// records, every other line by its bytes.
+func TestManifestDigestDefinition(t *testing.T) {
+	key := newTestKey(t, testLog)
+	log := newFakeLog(t, key, 5, 4)
+	log.prune(0, 2)
+	ls := lines(log.export(exportOpts{}))
+	var m Manifest
+	if err := json.Unmarshal(ls[len(ls)-1], &m); err != nil {
+		t.Fatal(err)
+	}
+	if got := hex.EncodeToString(digestOf(t, ls[:len(ls)-1])); got != m.SHA256 {
+		t.Fatalf("digest %s, manifest says %s", got, m.SHA256)
+	}
+}
+

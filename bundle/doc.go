@@ -33,8 +33,10 @@
 //	             checkpoint in the bundle: the consistency proof between the
 //	             two trees
 //	manifest     exactly once, last: per-partition counts, the SHA-256 of
-//	             every preceding byte, and a note signed by the log key
-//	             over that digest and the counts
+//	             every preceding line (an entry line by what it states:
+//	             partition, leaf index, pruned flag, leaf hash; see
+//	             digest.go), and a note signed by the log key over that
+//	             digest and the counts
 //
 // An unfiltered export has one run per partition; a filter, a time range
 // or an entry appended after the checkpoint was fixed splits runs. Runs of
@@ -69,6 +71,6 @@
 //
 // Entry lines, nearly all of a bundle, are parsed by hand in their fixed
 // layout and their protobuf bytes read only as far as the checks need, so
-// the verifier's time goes into hashing: the digest of every byte, each
-// leaf hash, and about one node hash per leaf for the runs.
+// the verifier's time goes into hashing: each leaf hash, about one node
+// hash per leaf for the runs, and a 50-byte digest record per entry.
 package bundle

@@ -33,6 +33,10 @@ func (s *verification) entry(line []byte) error {
 	if err != nil {
 		return err
 	}
+	// The stated leaf hash is now the entry bytes' (or, pruned, bound by
+	// the run proof): the line's digest record can stand for the line.
+	s.rec = appendEntryRecord(s.rec[:0], e.partition, e.leafIndex, e.pruned, &e.leafHash)
+	s.digest.Write(s.rec)
 	var link *trailv1.PartitionLink
 	if !e.pruned {
 		if link, err = s.content(p, e); err != nil {

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"hash"
 	"io"
 )
 
@@ -15,29 +14,25 @@ import (
 const DefaultMaxLine = 16 << 20
 
 // lineReader yields a bundle's lines one at a time, in place in its
-// buffer, and feeds the digest every byte before the current line in large
-// chunks: once per buffer refill rather than once per line, which saves a
-// partial-block copy and a call per line in the verifier's hottest loop.
+// buffer.
 type lineReader struct {
-	r      io.Reader
-	digest hash.Hash
-	buf    []byte // buf[start:end] is read but not yet returned
-	start  int
-	end    int
-	line   int // offset of the line last returned
-	hashed int // buf[:hashed] has been fed to the digest
-	seen   int // buf[start:start+seen] holds no newline
-	eof    bool
-	max    int
-	n      uint64 // number of the line last returned
+	r     io.Reader
+	buf   []byte // buf[start:end] is read but not yet returned
+	start int
+	end   int
+	line  int // offset of the line last returned
+	seen  int // buf[start:start+seen] holds no newline
+	eof   bool
+	max   int
+	n     uint64 // number of the line last returned
 }
 
 // lineBuffer is the reader's initial buffer; it grows for longer lines,
 // up to the line limit.
 const lineBuffer = 256 << 10
 
-func newLineReader(r io.Reader, limit int, digest hash.Hash) *lineReader {
-	return &lineReader{r: r, digest: digest, buf: make([]byte, min(lineBuffer, limit+1)), max: limit}
+func newLineReader(r io.Reader, limit int) *lineReader {
+	return &lineReader{r: r, buf: make([]byte, min(lineBuffer, limit+1)), max: limit}
 }
 
 // errNoNewline is a last line without its "\n": a cut-off file.
@@ -77,13 +72,12 @@ func (lr *lineReader) next() ([]byte, error) {
 	}
 }
 
-// fill hashes the lines returned so far, moves the unread bytes to the
-// front (growing the buffer when they fill it) and reads more.
+// fill moves the unread bytes to the front (growing the buffer when they
+// fill it) and reads more.
 func (lr *lineReader) fill() error {
-	lr.hashTo(lr.start)
 	if lr.start > 0 { // else the partial line is at the front already
 		n := copy(lr.buf, lr.buf[lr.start:lr.end])
-		lr.start, lr.end, lr.line, lr.hashed = 0, n, 0, 0
+		lr.start, lr.end, lr.line = 0, n, 0
 	}
 	if lr.end == len(lr.buf) {
 		grown := make([]byte, min(2*len(lr.buf), lr.max+1))
@@ -106,24 +100,6 @@ func (lr *lineReader) fill() error {
 		}
 	}
 	return fmt.Errorf("%w: %w", ErrRead, io.ErrNoProgress)
-}
-
-// hashTo feeds the digest the buffer up to offset to.
-func (lr *lineReader) hashTo(to int) {
-	if lr.digest != nil && to > lr.hashed {
-		lr.digest.Write(lr.buf[lr.hashed:to])
-		lr.hashed = to
-	}
-}
-
-// sumBefore returns the digest of every byte before the line last
-// returned, and stops hashing: it is called at the manifest, the last
-// line, which the digest does not cover.
-func (lr *lineReader) sumBefore() []byte {
-	lr.hashTo(lr.line)
-	sum := lr.digest.Sum(nil)
-	lr.digest = nil
-	return sum
 }
 
 // lineType reads the type of a line, which must open the object:

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"strings"
 	"time"
@@ -59,7 +60,7 @@ func (v *Verifier) Verify(ctx context.Context, r io.Reader) (*Report, error) {
 	if limit <= 0 {
 		limit = DefaultMaxLine
 	}
-	s := &verification{v: v, lr: newLineReader(r, limit, sha256.New()), rep: &Report{Key: keyLabel(v.key)}}
+	s := &verification{v: v, lr: newLineReader(r, limit), digest: sha256.New(), rep: &Report{Key: keyLabel(v.key)}}
 	if err := s.loop(ctx); err != nil {
 		var be *Error
 		if errors.As(err, &be) {
@@ -87,10 +88,14 @@ type verification struct {
 	pending  *pendingLink
 	done     bool // the manifest was read
 
+	// digest is the manifest digest of the lines so far (digest.go).
+	digest hash.Hash
+
 	// Per-entry scratch, reused so that an entry costs no allocation.
 	el  entryLine
 	ef  entryFields
 	buf []byte // 0x00 then the entry bytes: the leaf hash input
+	rec []byte // the entry's digest record
 }
 
 // partState is a partition's checkpoint and what the bundle held of it.
@@ -134,7 +139,6 @@ func (s *verification) loop(ctx context.Context) error {
 			s.typ = ""
 			return failf(ErrMalformed, "data after the manifest")
 		}
-		// The reader feeds the digest the lines as it moves past them.
 		if err := s.line(line); err != nil {
 			return err
 		}
@@ -166,6 +170,9 @@ func (s *verification) line(line []byte) error {
 	}
 	if s.run != nil && typ != TypeEntry && typ != TypeRunEnd && typ != TypeConsistency {
 		return failf(ErrMalformed, "a %s line inside the run of %s from leaf %d, which has no run_end", typ, s.run.part.Partition, s.run.begin)
+	}
+	if typ != TypeEntry && typ != TypeManifest {
+		digestLineRecord(s.digest, line) // entries feed theirs once checked
 	}
 	switch typ {
 	case TypeHeader:
@@ -333,7 +340,7 @@ func (s *verification) manifest(line []byte) error {
 	if err := decodeLine(line, &m); err != nil {
 		return err
 	}
-	sum := hex.EncodeToString(s.lr.sumBefore())
+	sum := hex.EncodeToString(s.digest.Sum(nil))
 	if m.SHA256 != sum {
 		return failf(ErrManifest, "the lines before the manifest hash to sha256 %s, the manifest says %s: lines were changed, added, dropped or reordered", sum, m.SHA256)
 	}

@@ -34,6 +34,7 @@ type Writer struct {
 	atLeaf0 bool            // the last line written is a leaf 0 entry
 	run     *openRun        // the run being written, if any
 	buf     []byte          // entry lines, reused
+	rec     []byte          // entry digest records, reused
 	err     error
 }
 
@@ -69,16 +70,18 @@ func (w *Writer) line(v any) error {
 		w.err = fmt.Errorf("bundle: encode line %d: %w", w.lines+1, err)
 		return w.err
 	}
-	return w.raw(append(b, '\n'))
+	b = append(b, '\n')
+	digestLineRecord(w.digest, b)
+	return w.raw(b)
 }
 
-// raw writes one encoded line, "\n" included, and feeds it to the digest.
+// raw writes one encoded line, "\n" included; the caller has fed the
+// digest its record.
 func (w *Writer) raw(b []byte) error {
 	if w.err != nil {
 		return w.err
 	}
 	w.atLeaf0 = false
-	w.digest.Write(b)
 	if _, err := w.w.Write(b); err != nil {
 		w.err = fmt.Errorf("bundle: write line %d: %w", w.lines+1, err)
 		return w.err
@@ -168,6 +171,9 @@ func (w *Writer) Entry(e Entry) error {
 	case len(e.LeafHash) != merkle.HashSize:
 		return fmt.Errorf("bundle: entry %s/%d: leaf hash of %d bytes", e.Partition, e.LeafIndex, len(e.LeafHash))
 	}
+	var leafHash [32]byte
+	copy(leafHash[:], e.LeafHash)
+	w.digest.Write(appendEntryRecord(w.rec[:0], []byte(e.Partition), e.LeafIndex, e.Pruned, &leafHash))
 	w.buf = appendEntryLine(w.buf[:0], &e)
 	if err := w.raw(w.buf); err != nil {
 		return err
