@@ -668,4 +668,3 @@ func TestManifestDigestDefinition(t *testing.T) {
 		t.Fatalf("digest %s, manifest says %s", got, m.SHA256)
 	}
 }
-
