@@ -203,11 +203,12 @@ func ValidPurpose(rules *trailv1.AnomalyRules, code string) bool {
 // The bulk-access rule keeps, per (tenant, actor), the distinct subjects
 // read in the last hour of occurred_at time: at most threshold+1 of them,
 // and at most MaxActors actors (least recently active dropped first), so
-// memory is bounded whatever the load. The window lives on the leader:
-// after a leader change it starts empty, so a burst that straddles a
-// failover can go unflagged; each flagged burst is flagged once, with an
-// event id derived from the event that crossed the threshold, so a
-// retried batch is deduplicated like any event.
+// memory is bounded whatever the load. The first time a detector sees an
+// actor (a new leader's detector, or an actor dropped from the cache) it
+// rebuilds the window from the log (warm), so a burst straddling a leader
+// change is still flagged, and once. Each flag's event id derives from the
+// event that crossed the threshold, so a retried batch is deduplicated
+// like any event.
 type Detector struct {
 	// MaxActors bounds the actors tracked (default 100000).
 	MaxActors int
@@ -255,12 +256,12 @@ func (d *Detector) Inspect(ctx context.Context, e *engine.Engine, events []*trai
 		if c.rules.GetDisabled() {
 			continue
 		}
-		out = append(out, d.evaluate(c, ev)...)
+		out = append(out, d.evaluate(ctx, e, c, ev)...)
 	}
 	return out, ctx.Err()
 }
 
-func (d *Detector) evaluate(c *compiled, ev *trailv1.Event) []*trailv1.Event {
+func (d *Detector) evaluate(ctx context.Context, e *engine.Engine, c *compiled, ev *trailv1.Event) []*trailv1.Event {
 	var out []*trailv1.Event
 	at := ev.GetOccurredAt().AsTime()
 	if !ValidPurpose(c.rules, ev.GetPurposeCode()) {
@@ -278,7 +279,7 @@ func (d *Detector) evaluate(c *compiled, ev *trailv1.Event) []*trailv1.Event {
 		}))
 	}
 	if ev.GetSubjectId() != "" {
-		if n, hit := d.observe(ev, at, int(c.rules.GetMaxDistinctSubjectsPerHour())); hit {
+		if n, hit := d.observe(ctx, e, ev, at, int(c.rules.GetMaxDistinctSubjectsPerHour())); hit {
 			out = append(out, anomaly(ev, RuleBulkSubjectAccess, map[string]string{
 				"distinct_subjects": strconv.Itoa(n),
 				"threshold":         strconv.Itoa(int(c.rules.GetMaxDistinctSubjectsPerHour())),
@@ -292,10 +293,13 @@ func (d *Detector) evaluate(c *compiled, ev *trailv1.Event) []*trailv1.Event {
 // observe records that ev's actor read ev's subject at time at, and
 // reports whether that takes the actor over limit distinct subjects within
 // the window (once per window).
-func (d *Detector) observe(ev *trailv1.Event, at time.Time, limit int) (int, bool) {
+func (d *Detector) observe(ctx context.Context, e *engine.Engine, ev *trailv1.Event, at time.Time, limit int) (int, bool) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	w := d.window(actorKey{ev.GetTenantId(), ev.GetActor().GetId()})
+	w, fresh := d.window(actorKey{ev.GetTenantId(), ev.GetActor().GetId()})
+	if fresh {
+		d.warm(ctx, e, w, at, limit)
+	}
 	for s, t := range w.subjects {
 		if !t.After(at.Add(-anomalyWindow)) {
 			delete(w.subjects, s)
@@ -315,13 +319,14 @@ func (d *Detector) observe(ev *trailv1.Event, at time.Time, limit int) (int, boo
 	return n, true
 }
 
-func (d *Detector) window(k actorKey) *actorWindow {
+// window returns the actor's window, and whether it was just created.
+func (d *Detector) window(k actorKey) (*actorWindow, bool) {
 	if d.actors == nil {
 		d.actors = map[actorKey]*list.Element{}
 	}
 	if el, ok := d.actors[k]; ok {
 		d.lru.MoveToFront(el)
-		return el.Value.(*actorWindow)
+		return el.Value.(*actorWindow), false
 	}
 	max := d.MaxActors
 	if max <= 0 {
@@ -334,7 +339,75 @@ func (d *Detector) window(k actorKey) *actorWindow {
 	}
 	w := &actorWindow{key: k, subjects: map[string]time.Time{}}
 	d.actors[k] = d.lru.PushFront(w)
-	return w
+	return w, true
+}
+
+// warmPages bounds the index pages a window's warm-up reads.
+const warmPages = 2
+
+// warm fills a new window from the log: the actor's data accesses of the
+// hour before at, and whether a bulk-access anomaly already flagged it in
+// that hour. A detector starts empty on a new leader, and an actor's
+// window may have been dropped from the bounded cache; without this, a
+// burst straddling a leader change or an eviction would go unflagged, or
+// be flagged twice. The log is searched by sequencer time, which tracks
+// occurred_at for live traffic, with an hour's margin; the window itself
+// keeps occurred_at, as observe does. Errors leave the window as it is:
+// the rules must never stop ingestion.
+func (d *Detector) warm(ctx context.Context, e *engine.Engine, w *actorWindow, at time.Time, limit int) {
+	if e == nil {
+		return
+	}
+	from := at.Add(-2 * anomalyWindow)
+	accesses := engine.Query{Tenant: w.key.tenant, ActorID: w.key.actor, Category: trailv1.Category_CATEGORY_DATA_ACCESS,
+		From: from, NewestFirst: true, Limit: engine.MaxSearchLimit, MaxBytes: 4 << 20}
+	d.scan(ctx, e, accesses, func(ev *trailv1.Event) bool {
+		t := ev.GetOccurredAt().AsTime()
+		if ev.GetSubjectId() != "" && t.After(at.Add(-anomalyWindow)) && !t.After(at) {
+			if last, ok := w.subjects[ev.GetSubjectId()]; !ok || t.After(last) {
+				w.subjects[ev.GetSubjectId()] = t
+			}
+		}
+		return len(w.subjects) <= limit
+	})
+	flags := engine.Query{Tenant: w.key.tenant, TargetType: "actor", TargetID: w.key.actor, Action: ActionSecurityAnomaly,
+		From: from, NewestFirst: true, Limit: 100}
+	d.scan(ctx, e, flags, func(ev *trailv1.Event) bool {
+		t := ev.GetOccurredAt().AsTime()
+		if ev.GetAttributes()["rule"] == RuleBulkSubjectAccess && t.After(at.Add(-anomalyWindow)) && !t.After(at) {
+			w.quietTil = t.Add(anomalyWindow)
+			return false
+		}
+		return true
+	})
+	if at.Before(w.quietTil) {
+		// Flagged already: the window restarted then, as observe does.
+		for s, t := range w.subjects {
+			if !t.After(w.quietTil.Add(-anomalyWindow)) {
+				delete(w.subjects, s)
+			}
+		}
+	}
+}
+
+// scan feeds fn the events q finds, at most warmPages pages, until fn
+// returns false.
+func (d *Detector) scan(ctx context.Context, e *engine.Engine, q engine.Query, fn func(*trailv1.Event) bool) {
+	for range warmPages {
+		res, err := e.Search(ctx, q)
+		if err != nil {
+			return
+		}
+		for _, h := range res.Hits {
+			if !fn(h.Entry.GetEvent()) {
+				return
+			}
+		}
+		if res.NextCursor == "" {
+			return
+		}
+		q.Cursor = res.NextCursor
+	}
 }
 
 // anomaly builds the anomaly event for rule on ev. Everything in it comes

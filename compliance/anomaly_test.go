@@ -267,3 +267,66 @@ func BenchmarkDetectorInspect(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(batch)), "ns/event")
 }
+
+// applyAll stores evs in e as one batch sequenced at at, as the leader's
+// entry would.
+func applyAll(t *testing.T, e *engine.Engine, index uint64, at time.Time, evs []*trailv1.Event) {
+	t.Helper()
+	res, err := e.Apply(context.Background(), &engine.Batch{Index: index, Time: at, Events: evs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, r := range res {
+		if r.Err != nil {
+			t.Fatalf("event %d: %v", i, r.Err)
+		}
+	}
+}
+
+// TestDetectorWarmsFromTheLog: a new leader's detector starts empty, so it
+// rebuilds an actor's window from the log the first time it sees the
+// actor. A burst split across a leader change is flagged once, by the new
+// leader; one the old leader flagged is not flagged again.
+func TestDetectorWarmsFromTheLog(t *testing.T) {
+	t.Run("burst across a leader change", func(t *testing.T) {
+		e := anomalyEngine(t, nil)
+		var before []*trailv1.Event
+		for i := range 100 {
+			before = append(before, access(fmt.Sprintf("a%d", i), "mallory", fmt.Sprintf("c%d", i), "audit", monday10.Add(time.Duration(i)*10*time.Second)))
+		}
+		if out := inspect(t, NewDetector(), e, before...); len(out) != 0 {
+			t.Fatalf("old leader flagged %v", rulesOf(out))
+		}
+		applyAll(t, e, 2, monday10.Add(20*time.Minute), before)
+
+		fresh := NewDetector() // the new leader's
+		var fired []*trailv1.Event
+		for i := 100; i < 151; i++ {
+			fired = append(fired, inspect(t, fresh, e, access(fmt.Sprintf("a%d", i), "mallory", fmt.Sprintf("c%d", i), "audit", monday10.Add(30*time.Minute+time.Duration(i)*time.Second)))...)
+		}
+		if len(fired) != 1 || fired[0].GetAttributes()["event_id"] != "a150" || fired[0].GetAttributes()["distinct_subjects"] != "151" {
+			t.Fatalf("new leader flagged %v; want one bulk access at a150 over 151 subjects", fired)
+		}
+	})
+	t.Run("flagged before the leader change", func(t *testing.T) {
+		e := anomalyEngine(t, nil)
+		old := NewDetector()
+		var burst, flags []*trailv1.Event
+		for i := range 151 {
+			ev := access(fmt.Sprintf("a%d", i), "mallory", fmt.Sprintf("c%d", i), "audit", monday10.Add(time.Duration(i)*10*time.Second))
+			burst = append(burst, ev)
+			flags = append(flags, inspect(t, old, e, ev)...)
+		}
+		if len(flags) != 1 {
+			t.Fatalf("old leader flagged %d times", len(flags))
+		}
+		applyAll(t, e, 2, monday10.Add(26*time.Minute), append(burst, flags...))
+
+		fresh := NewDetector()
+		for i := 151; i < 302; i++ {
+			if out := inspect(t, fresh, e, access(fmt.Sprintf("a%d", i), "mallory", fmt.Sprintf("c%d", i), "audit", monday10.Add(30*time.Minute+time.Duration(i)*time.Second))); len(out) != 0 {
+				t.Fatalf("flagged again within the hour at a%d: %v", i, rulesOf(out))
+			}
+		}
+	})
+}
