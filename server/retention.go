@@ -251,6 +251,16 @@ func (s *Server) sweep(ctx context.Context, tenant string, asOf time.Time) (*tra
 	s.sweepMu.Lock()
 	defer s.sweepMu.Unlock()
 	resp := &trailv1.RunRetentionSweepResponse{}
+	// Plan on state as fresh as this node knows of: on a follower, a hold
+	// or policy committed a moment ago must count. (The state machine
+	// re-checks holds anyway; this keeps tombstones from naming leaves it
+	// will keep.)
+	wctx, cancel := context.WithTimeout(ctx, s.cfg.CommitTimeout)
+	err := s.cluster.WaitApplied(wctx, s.cluster.Status().CommitIndex)
+	cancel()
+	if err != nil && ctx.Err() != nil {
+		return resp, ctx.Err()
+	}
 	eng, release := s.cluster.AcquireEngine()
 	defer release()
 	tenants, err := sweepTenants(ctx, eng, tenant)

@@ -451,6 +451,7 @@ func TestRetentionSweepThroughFollower(t *testing.T) {
 		TenantId: "acme", SubjectId: "alice", CaseReference: "C-7", Reason: "audit"}}); err != nil {
 		t.Fatal(err)
 	}
+	waitApplied(t, f, e) // the hold is committed; the follower plans on it
 	resp, err := f.comp.RunRetentionSweep(f.ctx(f.admin), &trailv1.RunRetentionSweepRequest{TenantId: "acme"})
 	if err != nil || resp.GetPruned() != 3 || resp.GetHeld() != 3 || len(resp.GetTombstones()) != 1 {
 		t.Fatalf("sweep through a follower: %v, %v", resp, err)
