@@ -266,7 +266,9 @@
 // link records a different size for the previous partition than the
 // bundle's checkpoint of it; and last
 // a manifest with per-partition counts, the SHA-256 of every preceding
-// byte, and a note signed by the log key over both. trail-bundle/1 files
+// line (an entry line by its partition, leaf index, pruned flag and leaf
+// hash, which pin its bytes), and a note signed by the log key over both.
+// trail-bundle/1 files
 // (an inclusion proof per entry) are refused. verify --bundle reads the
 // file once, in constant memory, and checks: the header names the
 // trusted key (--vkey) and log (--log); every checkpoint's signature and
