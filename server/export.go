@@ -2,9 +2,7 @@ package server
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"strconv"
 	"strings"
@@ -41,8 +39,6 @@ import (
 // without a cap on run length.
 
 const (
-	// exportChunkBytes is the size of one DownloadChunk.
-	exportChunkBytes = 256 << 10
 	// exportPage is how many entries one engine read returns: small, since
 	// an entry may be as large as the engine's entry limit.
 	exportPage = 64
@@ -128,7 +124,7 @@ type exporter struct {
 	q       engine.Query
 	filters bundle.Filters
 	w       *bundle.Writer
-	out     *exportChunkWriter
+	out     *chunkWriter
 	cur     *exportPart
 	// sizes holds the checkpoint size of every partition written so far,
 	// to resolve the partition link of a later leaf 0.
@@ -149,7 +145,7 @@ type exportPart struct {
 
 func (x *exporter) run(ctx context.Context, stream grpc.ServerStreamingServer[trailv1.DownloadChunk]) error {
 	created := time.Now().UTC()
-	x.out = &exportChunkWriter{stream: stream, filename: exportFilename(x.tenant, created)}
+	x.out = &chunkWriter{stream: stream, contentType: bundle.ContentType, filename: exportFilename(x.tenant, created)}
 	signer := x.s.cfg.Signer
 	h := bundle.Header{
 		LogName: x.eng.LogName(), Tenant: x.tenant, Filters: x.filters, Created: created,
@@ -179,7 +175,7 @@ func (x *exporter) run(ctx context.Context, stream grpc.ServerStreamingServer[tr
 	if x.manifest, err = x.w.Close(signer); err != nil {
 		return err
 	}
-	return x.out.flush()
+	return x.out.Close()
 }
 
 // record puts what was exported into the call's access-audit record.
@@ -480,47 +476,6 @@ func (x *exporter) link(ctx context.Context, p engine.Partition, l *trailv1.Part
 	})
 }
 
-// exportChunkWriter sends what the bundle writer writes as DownloadChunks of
-// exportChunkBytes; the first carries the content type and file name.
-type exportChunkWriter struct {
-	stream   grpc.ServerStreamingServer[trailv1.DownloadChunk]
-	filename string
-	buf      []byte
-	started  bool
-}
-
-func (w *exportChunkWriter) Write(p []byte) (int, error) {
-	n := len(p)
-	for len(p) > 0 {
-		if w.buf == nil {
-			w.buf = make([]byte, 0, exportChunkBytes)
-		}
-		k := min(len(p), exportChunkBytes-len(w.buf))
-		w.buf = append(w.buf, p[:k]...)
-		p = p[k:]
-		if len(w.buf) == exportChunkBytes {
-			if err := w.flush(); err != nil {
-				return 0, err
-			}
-		}
-	}
-	return n, nil
-}
-
-// flush sends the buffered bytes. The message is not reused after Send:
-// gRPC may still hold it (stats handlers read messages lazily).
-func (w *exportChunkWriter) flush() error {
-	if len(w.buf) == 0 && w.started {
-		return nil
-	}
-	msg := &trailv1.DownloadChunk{Data: w.buf}
-	if !w.started {
-		msg.ContentType, msg.Filename, w.started = bundle.ContentType, w.filename, true
-	}
-	w.buf = nil
-	return w.stream.Send(msg)
-}
-
 // serveExport answers the export route with the bundle's bytes rather
 // than the gateway's JSON-wrapped chunks. It calls Export through the
 // gateway's connection with the metadata the gateway would send, so
@@ -548,33 +503,7 @@ func (s *Server) serveExport(w http.ResponseWriter, r *http.Request) {
 		fail(ctx, err)
 		return
 	}
-	// Errors before the first chunk still get a proper HTTP status.
-	first, err := stream.Recv()
-	if err != nil {
-		fail(ctx, err)
-		return
-	}
-	w.Header().Set("Content-Type", first.GetContentType())
-	w.Header().Set("Content-Disposition", fmt.Sprintf("attachment; filename=%q", first.GetFilename()))
-	w.Header().Set("X-Content-Type-Options", "nosniff")
-	if _, err := w.Write(first.GetData()); err != nil {
-		return
-	}
-	for {
-		c, err := stream.Recv()
-		if errors.Is(err, io.EOF) {
-			return
-		}
-		if err != nil {
-			// The status line is gone; cutting the connection makes the
-			// client see a failed transfer, and the bundle has no manifest.
-			s.log.Warn("export download cut", "tenant", req.GetTenantId(), "err", err)
-			panic(http.ErrAbortHandler)
-		}
-		if _, err := w.Write(c.GetData()); err != nil {
-			return
-		}
-	}
+	s.relayDownload(ctx, w, stream, fail, "export of "+req.GetTenantId())
 }
 
 // exportRequestFromQuery reads an ExportRequest from the route's path and

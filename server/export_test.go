@@ -59,7 +59,7 @@ func checkChunk(t testing.TB, i int, c *trailv1.DownloadChunk) {
 	if i > 0 && (c.GetContentType() != "" || c.GetFilename() != "") {
 		t.Fatalf("chunk %d repeats the metadata", i)
 	}
-	if len(c.GetData()) > exportChunkBytes {
+	if len(c.GetData()) > downloadChunkBytes {
 		t.Fatalf("chunk %d has %d bytes", i, len(c.GetData()))
 	}
 }

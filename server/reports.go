@@ -2,10 +2,7 @@ package server
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"io"
-	"mime"
 	"net/http"
 	"strconv"
 	"time"
@@ -28,8 +25,6 @@ import (
 // memory, hence the bounds below.
 
 const (
-	// reportChunkBytes is the size of one DownloadChunk.
-	reportChunkBytes = 256 << 10
 	// reportPageBytes bounds the entry bytes of one search page.
 	reportPageBytes = 16 << 20
 	// maxReportBytes bounds the entry bytes of one report: JSON and PDF
@@ -241,11 +236,14 @@ func (s *Server) buildReport(ctx context.Context, ac *access, rr reportRequest,
 
 // streamReport renders doc in format f into the stream, in chunks.
 func streamReport(doc *report.Document, f report.Format, stream grpc.ServerStreamingServer[trailv1.DownloadChunk]) error {
-	w := &reportChunkWriter{stream: stream, contentType: f.ContentType(), filename: report.FileName(doc.Content, f)}
+	w := &chunkWriter{stream: stream, contentType: f.ContentType(), filename: report.FileName(doc.Content, f)}
 	if err := report.Render(w, doc, f); err != nil {
 		return err
 	}
-	return w.close()
+	if err := w.Close(); err != nil {
+		return fmt.Errorf("server: send report chunk: %w", err)
+	}
+	return nil
 }
 
 // reportProver serves a report's checkpoints and proofs from one engine,
@@ -279,50 +277,6 @@ func (p reportProver) InclusionProof(ctx context.Context, partition string, leaf
 	}
 	proof, _, err := p.eng.InclusionProof(ctx, part, leaf, size)
 	return proof, err
-}
-
-// reportChunkWriter cuts a document into DownloadChunks of
-// reportChunkBytes; the first carries the content type and file name.
-type reportChunkWriter struct {
-	stream      grpc.ServerStreamingServer[trailv1.DownloadChunk]
-	contentType string
-	filename    string
-	buf         []byte
-	sent        bool
-}
-
-func (w *reportChunkWriter) Write(p []byte) (int, error) {
-	w.buf = append(w.buf, p...)
-	for len(w.buf) >= reportChunkBytes {
-		if err := w.send(w.buf[:reportChunkBytes]); err != nil {
-			return 0, err
-		}
-		w.buf = w.buf[reportChunkBytes:]
-	}
-	return len(p), nil
-}
-
-// close sends what is buffered, and at least one chunk: an empty document
-// still has a type and a name.
-func (w *reportChunkWriter) close() error {
-	if len(w.buf) == 0 && w.sent {
-		return nil
-	}
-	err := w.send(w.buf)
-	w.buf = nil
-	return err
-}
-
-func (w *reportChunkWriter) send(data []byte) error {
-	chunk := &trailv1.DownloadChunk{Data: data}
-	if !w.sent {
-		chunk.ContentType, chunk.Filename = w.contentType, w.filename
-		w.sent = true
-	}
-	if err := w.stream.Send(chunk); err != nil {
-		return fmt.Errorf("server: send report chunk: %w", err)
-	}
-	return nil
 }
 
 // servePIIAccessReport answers the PII access report route with the
@@ -417,28 +371,5 @@ func (s *Server) serveReport(w http.ResponseWriter, r *http.Request, method, pat
 		fail(ctx, err)
 		return
 	}
-	first, err := stream.Recv()
-	if err != nil {
-		fail(ctx, err)
-		return
-	}
-	w.Header().Set("Content-Type", first.GetContentType())
-	w.Header().Set("Content-Disposition", mime.FormatMediaType("attachment", map[string]string{"filename": first.GetFilename()}))
-	w.Header().Set("X-Content-Type-Options", "nosniff")
-	if _, err := w.Write(first.GetData()); err != nil {
-		return // the client went away
-	}
-	for {
-		chunk, err := stream.Recv()
-		if errors.Is(err, io.EOF) {
-			return
-		}
-		if err != nil {
-			s.log.Warn("report download cut", "method", method, "err", err)
-			panic(http.ErrAbortHandler)
-		}
-		if _, err := w.Write(chunk.GetData()); err != nil {
-			return
-		}
-	}
+	s.relayDownload(ctx, w, stream, fail, method)
 }

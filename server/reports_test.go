@@ -52,8 +52,8 @@ func collect(stream grpc.ServerStreamingClient[trailv1.DownloadChunk], err error
 		} else if c.GetContentType() != "" || c.GetFilename() != "" {
 			return d, fmt.Errorf("chunk %d repeats the content type or file name", d.chunks)
 		}
-		if len(c.GetData()) > reportChunkBytes {
-			return d, fmt.Errorf("chunk %d holds %d bytes, more than %d", d.chunks, len(c.GetData()), reportChunkBytes)
+		if len(c.GetData()) > downloadChunkBytes {
+			return d, fmt.Errorf("chunk %d holds %d bytes, more than %d", d.chunks, len(c.GetData()), downloadChunkBytes)
 		}
 		d.chunks++
 		d.data = append(d.data, c.GetData()...)
@@ -292,7 +292,7 @@ func TestReportRowLimit(t *testing.T) {
 }
 
 // TestReportChunks: a report larger than a chunk arrives in chunks of at
-// most reportChunkBytes that reassemble into a verifying document.
+// most downloadChunkBytes that reassemble into a verifying document.
 func TestReportChunks(t *testing.T) {
 	e := newEnv(t, envOptions{})
 	prod := e.key(trailv1.Role_ROLE_PRODUCER, "acme")
@@ -306,7 +306,7 @@ func TestReportChunks(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if d.chunks < 2 || len(d.data) <= reportChunkBytes {
+	if d.chunks < 2 || len(d.data) <= downloadChunkBytes {
 		t.Fatalf("%d bytes in %d chunks", len(d.data), d.chunks)
 	}
 	if res, _ := e.mustVerify(d.data); res.Rows != 300 {
