@@ -60,28 +60,13 @@ var ErrNotDroppable = errors.New("partition cannot be dropped")
 // ErrNotDroppable, ErrDropped for a partition already dropped) still
 // advances the applied index, so that replicas stay identical.
 func (e *Engine) DropSegment(ctx context.Context, index uint64, p Partition) error {
-	if err := e.checkOpen(); err != nil {
-		return err
-	}
-	e.writeMu.Lock()
-	defer e.writeMu.Unlock()
-	if index <= e.applied.Load() {
-		return ErrAlreadyApplied
-	}
-	refusal, err := e.drop(index, p)
-	if err != nil {
-		return fmt.Errorf("engine: drop %s: %w", p, err)
-	}
-	if refusal != nil {
-		wb := e.db.NewBatch()
-		defer wb.Close()
-		if err := e.commit(wb, index); err != nil {
-			return fmt.Errorf("engine: drop %s: %w", p, err)
+	return e.command(index, "drop", p, func() (error, error) {
+		refusal, err := e.drop(index, p)
+		if refusal == nil && err == nil {
+			e.removeDroppedSegment(p)
 		}
-		return fmt.Errorf("engine: drop %s: %w", p, refusal)
-	}
-	e.removeDroppedSegment(p)
-	return nil
+		return refusal, err
+	})
 }
 
 // drop commits the catalog change of a drop, or returns why it is refused.

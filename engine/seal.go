@@ -30,6 +30,13 @@ var (
 // the segment. A refused seal (ErrNotFound, ErrSealed, ErrMonthNotEnded)
 // still advances the applied index, so that replicas stay identical.
 func (e *Engine) Seal(ctx context.Context, index uint64, p Partition, at time.Time) error {
+	return e.command(index, "seal", p, func() (error, error) { return e.seal(ctx, index, p, at) })
+}
+
+// command runs op, the Raft command at index on p, under the write lock.
+// A refusal (op's first result) still advances the applied index, so that
+// replicas stay identical, and is returned wrapped like an error.
+func (e *Engine) command(index uint64, name string, p Partition, op func() (refusal, err error)) error {
 	if err := e.checkOpen(); err != nil {
 		return err
 	}
@@ -38,17 +45,17 @@ func (e *Engine) Seal(ctx context.Context, index uint64, p Partition, at time.Ti
 	if index <= e.applied.Load() {
 		return ErrAlreadyApplied
 	}
-	refusal, err := e.seal(ctx, index, p, at)
+	refusal, err := op()
 	if err != nil {
-		return fmt.Errorf("engine: seal %s: %w", p, err)
+		return fmt.Errorf("engine: %s %s: %w", name, p, err)
 	}
 	if refusal != nil {
 		wb := e.db.NewBatch()
 		defer wb.Close()
 		if err := e.commit(wb, index); err != nil {
-			return fmt.Errorf("engine: seal %s: %w", p, err)
+			return fmt.Errorf("engine: %s %s: %w", name, p, err)
 		}
-		return fmt.Errorf("engine: seal %s: %w", p, refusal)
+		return fmt.Errorf("engine: %s %s: %w", name, p, refusal)
 	}
 	return nil
 }
