@@ -307,27 +307,16 @@ func (t Tombstone) Body(logName string) string {
 // Event is the tombstone as a compliance event of the system tenant, with
 // the signed body in attribute "signed_note".
 func (t Tombstone) Event(signedNote string, at time.Time) *trailv1.Event {
-	return &trailv1.Event{
-		TenantId:      engine.SystemTenant,
-		EventId:       t.EventID(),
-		Category:      trailv1.Category_CATEGORY_COMPLIANCE,
-		Action:        ActionRetentionPruned,
-		Outcome:       trailv1.Outcome_OUTCOME_SUCCESS,
-		Actor:         &trailv1.Actor{Id: retentionActor, Type: "system"},
-		Target:        &trailv1.Target{Type: "partition", Id: t.Tenant + "/" + t.Partition},
-		SourceService: "trail-server",
-		OccurredAt:    timestamppb.New(at),
-		Attributes: map[string]string{
-			"tenant":      t.Tenant,
-			"partition":   t.Partition,
-			"leaves":      FormatRanges(t.Leaves),
-			"count":       strconv.Itoa(len(t.Leaves)),
-			"policy":      t.Policy(),
-			"tree_size":   strconv.FormatUint(t.TreeSize, 10),
-			"root":        base64.StdEncoding.EncodeToString(t.Root),
-			"signed_note": signedNote,
-		},
-	}
+	return retentionRecord(t.EventID(), ActionRetentionPruned, t.Tenant+"/"+t.Partition, at, map[string]string{
+		"tenant":      t.Tenant,
+		"partition":   t.Partition,
+		"leaves":      FormatRanges(t.Leaves),
+		"count":       strconv.Itoa(len(t.Leaves)),
+		"policy":      t.Policy(),
+		"tree_size":   strconv.FormatUint(t.TreeSize, 10),
+		"root":        base64.StdEncoding.EncodeToString(t.Root),
+		"signed_note": signedNote,
+	})
 }
 
 // KeptEvent records the leaves of tombstone t that the state machine did
@@ -337,46 +326,41 @@ func (t Tombstone) Event(signedNote string, at time.Time) *trailv1.Event {
 // it.
 func KeptEvent(t Tombstone, kept []uint64, at time.Time) *trailv1.Event {
 	sum := sha256.Sum256([]byte(t.EventID() + "/kept/" + FormatRanges(kept)))
-	return &trailv1.Event{
-		TenantId:      engine.SystemTenant,
-		EventId:       "retention-kept-" + hex.EncodeToString(sum[:16]),
-		Category:      trailv1.Category_CATEGORY_COMPLIANCE,
-		Action:        ActionRetentionKept,
-		Outcome:       trailv1.Outcome_OUTCOME_SUCCESS,
-		Actor:         &trailv1.Actor{Id: retentionActor, Type: "system"},
-		Target:        &trailv1.Target{Type: "partition", Id: t.Tenant + "/" + t.Partition},
-		SourceService: "trail-server",
-		OccurredAt:    timestamppb.New(at),
-		Attributes: map[string]string{
-			"tenant":    t.Tenant,
-			"partition": t.Partition,
-			"tombstone": t.EventID(),
-			"kept":      FormatRanges(kept),
-			"count":     strconv.Itoa(len(kept)),
-			"reason":    "a legal hold committed after the leaves were chosen",
-		},
-	}
+	return retentionRecord("retention-kept-"+hex.EncodeToString(sum[:16]), ActionRetentionKept, t.Tenant+"/"+t.Partition, at, map[string]string{
+		"tenant":    t.Tenant,
+		"partition": t.Partition,
+		"tombstone": t.EventID(),
+		"kept":      FormatRanges(kept),
+		"count":     strconv.Itoa(len(kept)),
+		"reason":    "a legal hold committed after the leaves were chosen",
+	})
 }
 
 // DropEvent records that the segment file of pi was dropped; its catalog
 // (final size and root) stays.
 func DropEvent(pi engine.PartitionInfo, at time.Time) *trailv1.Event {
 	sum := sha256.Sum256([]byte(pi.Partition.String()))
+	return retentionRecord(dropEventIDPrefix+hex.EncodeToString(sum[:16]), ActionSegmentDropped, pi.Partition.String(), at, map[string]string{
+		"tenant":    pi.Tenant,
+		"partition": pi.Month.String(),
+		"tree_size": strconv.FormatUint(pi.Size, 10),
+		"root":      base64.StdEncoding.EncodeToString(pi.Root[:]),
+	})
+}
+
+// retentionRecord is a compliance event of the system tenant by the
+// retention sweep, about partition target ("tenant/YYYY-MM").
+func retentionRecord(id, action, target string, at time.Time, attrs map[string]string) *trailv1.Event {
 	return &trailv1.Event{
 		TenantId:      engine.SystemTenant,
-		EventId:       dropEventIDPrefix + hex.EncodeToString(sum[:16]),
+		EventId:       id,
 		Category:      trailv1.Category_CATEGORY_COMPLIANCE,
-		Action:        ActionSegmentDropped,
+		Action:        action,
 		Outcome:       trailv1.Outcome_OUTCOME_SUCCESS,
 		Actor:         &trailv1.Actor{Id: retentionActor, Type: "system"},
-		Target:        &trailv1.Target{Type: "partition", Id: pi.Partition.String()},
+		Target:        &trailv1.Target{Type: "partition", Id: target},
 		SourceService: "trail-server",
 		OccurredAt:    timestamppb.New(at),
-		Attributes: map[string]string{
-			"tenant":    pi.Tenant,
-			"partition": pi.Month.String(),
-			"tree_size": strconv.FormatUint(pi.Size, 10),
-			"root":      base64.StdEncoding.EncodeToString(pi.Root[:]),
-		},
+		Attributes:    attrs,
 	}
 }
