@@ -163,21 +163,29 @@ func (sub *subscription) poll(ctx context.Context) error {
 	if err != nil {
 		return toStatus(err)
 	}
-	if err := sub.recorded(parts); err != nil {
+	grew, err := sub.recorded(parts)
+	if err != nil {
 		return err
 	}
-	if err := sub.entryEvents(ctx, e); err != nil {
-		return err
+	// Entry-backed events are new entries: while the tenant's log has not
+	// grown (an apply for another tenant woke us), there are none to find.
+	if grew {
+		if err := sub.entryEvents(ctx, e); err != nil {
+			return err
+		}
 	}
 	return sub.sealed(ctx, parts)
 }
 
-func (sub *subscription) recorded(parts []engine.PartitionInfo) error {
+// recorded reports the leaves added since the last poll and whether there
+// were any.
+func (sub *subscription) recorded(parts []engine.PartitionInfo) (grew bool, err error) {
 	for _, pi := range parts {
 		prev, known := sub.sent[pi.Month]
 		if known && pi.Size <= prev {
 			continue
 		}
+		grew = true
 		sub.sent[pi.Month] = pi.Size
 		if !pi.Sealed && !known {
 			sub.unsealed[pi.Month] = true
@@ -190,10 +198,10 @@ func (sub *subscription) recorded(parts []engine.PartitionInfo) error {
 			Time: timestamppb.New(pi.LastTime), FromLeaf: prev, Count: pi.Size - prev, TreeSize: pi.Size,
 		})
 		if err != nil {
-			return err
+			return grew, err
 		}
 	}
-	return nil
+	return grew, nil
 }
 
 // entryEvents sends the anomaly and integrity entries recorded since the
