@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/transparency-dev/merkle/proof"
+	"github.com/transparency-dev/merkle/rfc6962"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/trailaudit/trail/merkle"
@@ -162,6 +164,56 @@ func TestApplyReceiptsAndReads(t *testing.T) {
 	}
 	if _, err := e.Apply(ctx, &Batch{Index: 1, Time: nov}); !errors.Is(err, ErrAlreadyApplied) {
 		t.Fatalf("replayed index: %v", err)
+	}
+}
+
+func TestProveEvent(t *testing.T) {
+	e := openEngine(t, t.TempDir())
+	ctx := context.Background()
+	rs := applyOK(t, e, 1, nov, event("acme", "a1"), event("acme", "a2"), event("acme", "a3"))
+	p := mustPartition(t, "acme", "2026-11")
+	info, err := e.PartitionInfo(ctx, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pe, err := e.ProveEvent(ctx, "acme", "a2", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pe.LeafIndex != 1 || pe.TreeSize != 3 || pe.LeafHash != rs[1].LeafHash || merkle.LeafHash(pe.Data) != pe.LeafHash {
+		t.Fatalf("ProveEvent: %+v", pe)
+	}
+	if err := proof.VerifyInclusion(rfc6962.DefaultHasher, 1, 3, pe.LeafHash[:], toBytes(pe.Proof), info.Root[:]); err != nil {
+		t.Fatalf("transparency-dev rejects the proof: %v", err)
+	}
+	old, err := e.Checkpoint(ctx, p, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	at2, err := e.ProveEvent(ctx, "acme", "a2", 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := proof.VerifyInclusion(rfc6962.DefaultHasher, 1, 2, at2.LeafHash[:], toBytes(at2.Proof), old.Root[:]); err != nil || at2.TreeSize != 2 {
+		t.Fatalf("proof at size 2 (size %d): %v", at2.TreeSize, err)
+	}
+	for _, tc := range []struct {
+		name          string
+		tenant, event string
+		size          uint64
+		want          error
+	}{
+		{"unknown event", "acme", "nope", 0, ErrNotFound},
+		{"unknown tenant", "ghost", "a1", 0, ErrNotFound},
+		{"size beyond the tree", "acme", "a1", 4, ErrBadSize},
+		{"leaf beyond the size", "acme", "a3", 2, ErrBadSize},
+	} {
+		if _, err := e.ProveEvent(ctx, tc.tenant, tc.event, tc.size); !errors.Is(err, tc.want) {
+			t.Errorf("%s: %v, want %v", tc.name, err, tc.want)
+		}
+	}
+	if _, err := e.ProveLeaf(ctx, p, 3, 0); !errors.Is(err, ErrNotFound) {
+		t.Errorf("ProveLeaf beyond the size: %v", err)
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"path/filepath"
+	"reflect"
 	"testing"
 	"time"
 
@@ -101,6 +102,13 @@ func checkPartition(t testing.TB, e *Engine, p Partition) PartitionInfo {
 		}
 		if err := proof.VerifyInclusion(rfc6962.DefaultHasher, leaf, size, se.LeafHash[:], toBytes(pr), info.Root[:]); err != nil {
 			t.Fatalf("%s leaf %d: transparency-dev rejects our inclusion proof: %v", p, leaf, err)
+		}
+		pe, err := e.ProveLeaf(ctx, p, leaf, 0)
+		if err != nil {
+			t.Fatalf("ProveLeaf(%s, %d): %v", p, leaf, err)
+		}
+		if !reflect.DeepEqual(pe, ProvedEntry{StoredEntry: se, Proof: pr, TreeSize: size}) {
+			t.Fatalf("ProveLeaf(%s, %d) = %+v, want Entry and InclusionProof's %+v %v %d", p, leaf, pe, se, pr, size)
 		}
 	}
 	for from := uint64(1); from < info.Size; from += 1 + from/3 {

@@ -52,6 +52,10 @@ type view struct {
 	cat  catalogRecord
 	snap *pebble.Snapshot
 	seg  *segmentHandle
+	// tiles keeps the tiles this view has read: an entry read and the
+	// inclusion proof that follows it share the leaf's tile, and a tile
+	// never changes below the size the view was taken at.
+	tiles map[merkle.TileID][]byte
 }
 
 func (e *Engine) view(p Partition) (*view, error) {
@@ -126,10 +130,12 @@ func (v *view) tileBytes(id merkle.TileID) ([]byte, error) {
 // tile without decoding the rest.
 func (v *view) ReadNodes(ctx context.Context, ids []merkle.NodeID) ([]merkle.Hash, error) {
 	out := make([]merkle.Hash, len(ids))
-	tiles := make(map[merkle.TileID][]byte, 4)
+	if v.tiles == nil {
+		v.tiles = make(map[merkle.TileID][]byte, 4)
+	}
 	for i, id := range ids {
 		tid, row, pos := merkle.TileForNode(id)
-		b, ok := tiles[tid]
+		b, ok := v.tiles[tid]
 		if !ok {
 			if err := ctx.Err(); err != nil {
 				return nil, err
@@ -138,7 +144,7 @@ func (v *view) ReadNodes(ctx context.Context, ids []merkle.NodeID) ([]merkle.Has
 			if b, err = v.tileBytes(tid); err != nil {
 				return nil, fmt.Errorf("partition %s: node %d/%d: %w", v.p, id.Level, id.Index, err)
 			}
-			tiles[tid] = b
+			v.tiles[tid] = b
 		}
 		h, ok, err := v.tileNode(b, row, pos)
 		if err != nil {
@@ -356,17 +362,68 @@ func (e *Engine) InclusionProof(ctx context.Context, p Partition, leaf, size uin
 		return nil, 0, err
 	}
 	defer v.release()
+	return v.inclusionProof(ctx, leaf, size)
+}
+
+func (v *view) inclusionProof(ctx context.Context, leaf, size uint64) ([]merkle.Hash, uint64, error) {
 	if size == 0 {
 		size = v.cat.Size
 	}
 	if size > v.cat.Size || leaf >= size {
-		return nil, 0, fmt.Errorf("engine: inclusion proof of %s leaf %d at size %d (size %d): %w", p, leaf, size, v.cat.Size, ErrBadSize)
+		return nil, 0, fmt.Errorf("engine: inclusion proof of %s leaf %d at size %d (size %d): %w", v.p, leaf, size, v.cat.Size, ErrBadSize)
 	}
 	proof, err := merkle.InclusionProof(ctx, leaf, size, v)
 	if err != nil {
-		return nil, 0, fmt.Errorf("engine: inclusion proof of %s leaf %d: %w", p, leaf, err)
+		return nil, 0, fmt.Errorf("engine: inclusion proof of %s leaf %d: %w", v.p, leaf, err)
 	}
 	return proof, size, nil
+}
+
+// ProvedEntry is an entry with its inclusion proof in the tree of TreeSize
+// leaves.
+type ProvedEntry struct {
+	StoredEntry
+	Proof    []merkle.Hash
+	TreeSize uint64
+}
+
+// ProveLeaf reads leaf of p and proves it in the tree of the given size
+// (0 = current), both from one view: what a proof request answers, for
+// about half the reads of Entry followed by InclusionProof.
+func (e *Engine) ProveLeaf(ctx context.Context, p Partition, leaf, size uint64) (ProvedEntry, error) {
+	v, err := e.view(p)
+	if err != nil {
+		return ProvedEntry{}, err
+	}
+	defer v.release()
+	return v.prove(ctx, leaf, size)
+}
+
+// ProveEvent is ProveLeaf for the leaf of a tenant's event.
+func (e *Engine) ProveEvent(ctx context.Context, tenant, eventID string, size uint64) (ProvedEntry, error) {
+	if err := e.checkOpen(); err != nil {
+		return ProvedEntry{}, err
+	}
+	rec, found, err := e.readDedup(e.db, tenant, eventID)
+	if err != nil {
+		return ProvedEntry{}, err
+	}
+	if !found {
+		return ProvedEntry{}, fmt.Errorf("engine: tenant %q event %q: %w", tenant, eventID, ErrNotFound)
+	}
+	return e.ProveLeaf(ctx, Partition{Tenant: tenant, Month: rec.Month}, rec.Leaf, size)
+}
+
+func (v *view) prove(ctx context.Context, leaf, size uint64) (ProvedEntry, error) {
+	se, err := v.entry(ctx, leaf)
+	if err != nil {
+		return ProvedEntry{}, err
+	}
+	proof, size, err := v.inclusionProof(ctx, leaf, size)
+	if err != nil {
+		return ProvedEntry{}, err
+	}
+	return ProvedEntry{StoredEntry: se, Proof: proof, TreeSize: size}, nil
 }
 
 // ConsistencyProof proves p's tree of size from is a prefix of size to.

@@ -95,50 +95,44 @@ func (ps *proofService) GetInclusionProof(ctx context.Context, req *trailv1.GetI
 	defer func() { ac.finish(err) }()
 	ac.setUint("tree_size", req.GetTreeSize())
 	defer ps.observe("inclusion", time.Now())
-	se, err := ps.locate(ctx, ac, req)
+	pe, err := ps.prove(ctx, ac, req)
 	if err != nil {
 		return nil, err
 	}
-	eng := ps.s.cluster.Engine()
-	proof, size, err := eng.InclusionProof(ctx, se.Partition, se.LeafIndex, req.GetTreeSize())
-	if err != nil {
-		return nil, err
-	}
-	cp, err := ps.s.signedCheckpoint(ctx, se.Partition, size)
+	cp, err := ps.s.signedCheckpoint(ctx, pe.Partition, pe.TreeSize)
 	if err != nil {
 		return nil, err
 	}
 	return &trailv1.GetInclusionProofResponse{
-		Partition:  se.Partition.Month.String(),
-		LeafIndex:  se.LeafIndex,
-		TreeSize:   size,
-		LeafHash:   se.LeafHash[:],
-		Proof:      hashesProto(proof),
+		Partition:  pe.Partition.Month.String(),
+		LeafIndex:  pe.LeafIndex,
+		TreeSize:   pe.TreeSize,
+		LeafHash:   pe.LeafHash[:],
+		Proof:      hashesProto(pe.Proof),
 		Checkpoint: cp,
-		EntryBytes: se.Data,
+		EntryBytes: pe.Data,
 	}, nil
 }
 
-// locate reads the entry an inclusion proof request names.
-func (ps *proofService) locate(ctx context.Context, ac *access, req *trailv1.GetInclusionProofRequest) (engine.StoredEntry, error) {
+// prove reads and proves the entry an inclusion proof request names.
+func (ps *proofService) prove(ctx context.Context, ac *access, req *trailv1.GetInclusionProofRequest) (engine.ProvedEntry, error) {
 	eng := ps.s.cluster.Engine()
 	switch {
 	case req.GetEventId() != "" && req.GetPartition() != "":
-		return engine.StoredEntry{}, badRequest("give either event_id, or partition and leaf_index, not both")
+		return engine.ProvedEntry{}, badRequest("give either event_id, or partition and leaf_index, not both")
 	case req.GetEventId() != "":
 		ac.eventIDs = []string{req.GetEventId()}
-		se, _, err := eng.EntryByEventID(ctx, req.GetTenantId(), req.GetEventId())
-		return se, err
+		return eng.ProveEvent(ctx, req.GetTenantId(), req.GetEventId(), req.GetTreeSize())
 	case req.GetPartition() != "":
 		ac.set("partition", req.GetPartition())
 		ac.setUint("leaf_index", req.GetLeafIndex())
 		p, err := parsePartition(req.GetTenantId(), req.GetPartition())
 		if err != nil {
-			return engine.StoredEntry{}, err
+			return engine.ProvedEntry{}, err
 		}
-		return eng.Entry(ctx, p, req.GetLeafIndex())
+		return eng.ProveLeaf(ctx, p, req.GetLeafIndex(), req.GetTreeSize())
 	}
-	return engine.StoredEntry{}, badRequest("event_id, or partition and leaf_index, is required")
+	return engine.ProvedEntry{}, badRequest("event_id, or partition and leaf_index, is required")
 }
 
 // GetConsistencyProof proves that the tree of from_size leaves is a prefix
