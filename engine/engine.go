@@ -82,6 +82,10 @@ type Engine struct {
 
 	applied atomic.Uint64
 	closed  atomic.Bool
+	// settingsVersion counts committed settings commands, so that readers
+	// may cache what they derived from settings (API keys) and notice any
+	// change with one atomic load.
+	settingsVersion atomic.Uint64
 }
 
 // ErrClosed is returned by calls on a closed engine.

@@ -67,8 +67,14 @@ func (e *Engine) ApplySettings(ctx context.Context, index uint64, ops []SettingO
 	if err := e.commit(wb, index); err != nil {
 		return fmt.Errorf("engine: settings: %w", err)
 	}
+	e.settingsVersion.Add(1)
 	return refusal
 }
+
+// SettingsVersion changes whenever a settings command commits on this
+// engine. It starts afresh with every Open, so a cache must also compare
+// the engine it read from (a restored snapshot is a new engine).
+func (e *Engine) SettingsVersion() uint64 { return e.settingsVersion.Load() }
 
 func checkSettingOps(ops []SettingOp) error {
 	for _, op := range ops {

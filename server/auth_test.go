@@ -273,3 +273,31 @@ func httpError(code int, body []byte) error {
 	}
 	return status.Errorf(codes.Unknown, "HTTP %d: %s", code, body)
 }
+
+// TestKeyCacheFollowsRevocation: a key that has authenticated (and is
+// therefore cached) stops working as soon as its revocation is applied, and
+// a cached key id with a wrong secret is still refused.
+func TestKeyCacheFollowsRevocation(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	e.appendAll(e.admin, []*trailv1.Event{event("acme", "seed")})
+	auditor := e.key(trailv1.Role_ROLE_AUDITOR, "acme")
+	prove := func(token string) error {
+		_, err := e.proofs.GetInclusionProof(e.ctx(token), &trailv1.GetInclusionProofRequest{TenantId: "acme", EventId: "seed"})
+		return err
+	}
+	for range 2 { // the second call is served from the cache
+		if err := prove(auditor); err != nil {
+			t.Fatalf("before revocation: %v", err)
+		}
+	}
+	id, _, err := parseToken(auditor)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wrong := "trail_" + id + "_" + strings.Repeat("cd", secretBytes)
+	wantCode(t, prove(wrong), codes.Unauthenticated)
+	if _, err := e.adm.RevokeAPIKey(e.ctx(e.admin), &trailv1.RevokeAPIKeyRequest{Id: id}); err != nil {
+		t.Fatal(err)
+	}
+	wantCode(t, prove(auditor), codes.Unauthenticated)
+}

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -67,6 +68,7 @@ func decodeKeyRecord(b []byte) (*keyRecord, error) {
 // keyStore reads and writes API key records in the replicated settings.
 type keyStore struct {
 	cluster Cluster
+	cache   *keyCache // nil: no caching
 }
 
 // lookup authenticates a token: the key must exist, be unrevoked and its
@@ -76,7 +78,13 @@ func (ks keyStore) lookup(token string) (*principal, error) {
 	if err != nil {
 		return nil, err
 	}
-	b, err := ks.cluster.Engine().Setting(keyPrefix + id)
+	sum := sha256.Sum256([]byte(secret))
+	eng := ks.cluster.Engine()
+	version := eng.SettingsVersion()
+	if p, ok := ks.cache.get(id, sum, eng, version); ok {
+		return p, nil
+	}
+	b, err := eng.Setting(keyPrefix + id)
 	if errors.Is(err, engine.ErrNotFound) {
 		return nil, errUnknownKey
 	}
@@ -87,11 +95,61 @@ func (ks keyStore) lookup(token string) (*principal, error) {
 	if err != nil {
 		return nil, err
 	}
-	sum := sha256.Sum256([]byte(secret))
 	if subtle.ConstantTimeCompare(sum[:], rec.SecretSHA256) != 1 || rec.Revoked {
 		return nil, errUnknownKey
 	}
-	return newPrincipal(rec), nil
+	p := newPrincipal(rec)
+	ks.cache.put(id, sum, eng, version, p)
+	return p, nil
+}
+
+// keyCache remembers the principals of keys that authenticated, so that a
+// call costs a hash and a map lookup instead of a Pebble read and a JSON
+// decode. An entry is valid only for the engine and settings version it
+// was read at: any settings command (a revocation among them) or a
+// restored snapshot invalidates it. Only keys that authenticated are
+// cached, and the cache is bounded, so unknown key ids cannot grow it.
+type keyCache struct {
+	mu      sync.Mutex
+	entries map[string]cachedKey
+}
+
+type cachedKey struct {
+	secret  [sha256.Size]byte
+	eng     *engine.Engine
+	version uint64
+	p       *principal
+}
+
+// maxCachedKeys bounds the cache; a deployment has tens of keys, not
+// thousands, so clearing it when full costs a few re-reads at most.
+const maxCachedKeys = 4096
+
+func newKeyCache() *keyCache { return &keyCache{entries: make(map[string]cachedKey)} }
+
+func (c *keyCache) get(id string, secret [sha256.Size]byte, eng *engine.Engine, version uint64) (*principal, bool) {
+	if c == nil {
+		return nil, false
+	}
+	c.mu.Lock()
+	k, ok := c.entries[id]
+	c.mu.Unlock()
+	if !ok || k.eng != eng || k.version != version || subtle.ConstantTimeCompare(k.secret[:], secret[:]) != 1 {
+		return nil, false
+	}
+	return k.p, true
+}
+
+func (c *keyCache) put(id string, secret [sha256.Size]byte, eng *engine.Engine, version uint64, p *principal) {
+	if c == nil {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.entries) >= maxCachedKeys {
+		clear(c.entries)
+	}
+	c.entries[id] = cachedKey{secret: secret, eng: eng, version: version, p: p}
 }
 
 // create stores a new key and returns its record and token.

@@ -224,7 +224,7 @@ func New(cfg Config) (*Server, error) {
 	if err := cfg.check(); err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, cluster: cfg.Cluster, keys: keyStore{cluster: cfg.Cluster}}
+	s := &Server{cfg: cfg, log: cfg.Logger, cluster: cfg.Cluster, keys: keyStore{cluster: cfg.Cluster, cache: newKeyCache()}}
 	s.life, s.stopLife = context.WithCancel(context.Background())
 	s.audit = newAuditLog(cfg.Cluster, cfg.Cluster.Status().ID, cfg.AuditQueue, cfg.CommitTimeout, s.log)
 	s.metrics = newMetrics(cfg.Cluster, func() float64 { return float64(len(s.audit.queue)) })
