@@ -113,20 +113,7 @@ func Open(ctx context.Context, opts Options) (*Engine, error) {
 		return nil, fmt.Errorf("engine: open %s: %w", opts.Dir, err)
 	}
 	cache := pebble.NewCache(opts.CacheBytes)
-	popts := &pebble.Options{
-		Cache:                       cache,
-		FS:                          opts.FS,
-		MemTableSize:                64 << 20,
-		MemTableStopWritesThreshold: 4,
-		L0CompactionThreshold:       4,
-		L0StopWritesThreshold:       24,
-		Logger:                      pebbleLogger{opts.Logger},
-	}
-	// Every append probes its event_id's dedup key, and nearly every probe
-	// misses: bloom filters make a miss in an sstable almost free.
-	for i := range popts.Levels {
-		popts.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
-	}
+	popts := pebbleOptions(opts, cache)
 	db, err := pebble.Open(filepath.Join(opts.Dir, "db"), popts)
 	if err != nil {
 		cache.Unref()
@@ -241,4 +228,24 @@ func (p pebbleLogger) Errorf(format string, args ...any) {
 func (p pebbleLogger) Fatalf(format string, args ...any) {
 	p.l.Error(fmt.Sprintf(format, args...), "component", "pebble", "fatal", true)
 	panic(fmt.Sprintf(format, args...))
+}
+
+// pebbleOptions are the Pebble settings of the engine's store (also used by
+// the Pebble ceiling benchmark, so that it measures the same store).
+func pebbleOptions(opts Options, cache *pebble.Cache) *pebble.Options {
+	popts := &pebble.Options{
+		Cache:                       cache,
+		FS:                          opts.FS,
+		MemTableSize:                64 << 20,
+		MemTableStopWritesThreshold: 4,
+		L0CompactionThreshold:       4,
+		L0StopWritesThreshold:       24,
+		Logger:                      pebbleLogger{opts.Logger},
+	}
+	// Every append probes its event_id's dedup key, and nearly every probe
+	// misses: bloom filters make a miss in an sstable almost free.
+	for i := range popts.Levels {
+		popts.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
+	}
+	return popts
 }
