@@ -12,6 +12,7 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/trailaudit/trail/internal/syncbuf"
 	trailv1 "github.com/trailaudit/trail/proto/trail/v1"
 )
 
@@ -59,7 +60,7 @@ func TestAnomalyRulesAndSubscribeCLI(t *testing.T) {
 	if !strings.Contains(out, `"max_distinct_subjects_per_hour":60`) || !strings.Contains(out, `"working_hours_start":"08:00"`) {
 		t.Fatalf("rules after a partial change:\n%s", out)
 	}
-	var errb, sout syncBuffer
+	var errb, sout syncbuf.Buffer
 	if code := rs.run(context.Background(), rs.admin, &sout, &errb, "anomaly", "set", "acme", "--working-hours", "8-18"); code == exitOK {
 		t.Fatal("malformed working hours accepted")
 	} else if !strings.Contains(errb.String(), "HH:MM") {
@@ -68,7 +69,7 @@ func TestAnomalyRulesAndSubscribeCLI(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	var subOut, subErr syncBuffer
+	var subOut, subErr syncbuf.Buffer
 	done := make(chan int, 1)
 	go func() {
 		done <- rs.run(ctx, rs.admin, &subOut, &subErr, "subscribe", "acme", "--type", "audit.security_anomaly")

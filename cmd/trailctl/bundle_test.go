@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/trailaudit/trail/internal/syncbuf"
 	"github.com/trailaudit/trail/merkle"
 )
 
@@ -96,7 +97,7 @@ func TestExportAndVerifyBundle(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			var out, errb syncBuffer
+			var out, errb syncbuf.Buffer
 			code := rs.run(context.Background(), rs.admin, &out, &errb, tc.args...)
 			if code != tc.code || !strings.Contains(errb.String(), tc.want) {
 				t.Fatalf("exit %d (want %d), stderr lacks %q:\n%s%s", code, tc.code, tc.want, out.String(), errb.String())

@@ -13,6 +13,7 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/trailaudit/trail/internal/syncbuf"
 	trailv1 "github.com/trailaudit/trail/proto/trail/v1"
 )
 
@@ -66,7 +67,7 @@ func TestComplianceCommands(t *testing.T) {
 			t.Fatalf("integrity report lacks %q:\n%s", want, report)
 		}
 	}
-	var out2, errb syncBuffer
+	var out2, errb syncbuf.Buffer
 	if code := rs.run(context.Background(), rs.admin, &out2, &errb, "integrity", "verify", "--partition", "2026-11"); code != exitUsage {
 		t.Fatalf("--partition without --tenant: exit %d, want %d (%s)", code, exitUsage, errb.String())
 	}

@@ -4,12 +4,12 @@ import (
 	"bytes"
 	"context"
 	"net"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/trailaudit/trail/compliance"
 	"github.com/trailaudit/trail/engine"
+	"github.com/trailaudit/trail/internal/syncbuf"
 	"github.com/trailaudit/trail/merkle"
 	"github.com/trailaudit/trail/raftnode"
 	"github.com/trailaudit/trail/server"
@@ -87,28 +87,9 @@ func startRealServer(t *testing.T) *realServer {
 	return &realServer{addr: gl.Addr().String(), admin: admin, node: node, vkey: vkey}
 }
 
-// syncBuffer is a bytes.Buffer safe for a command writing while the test
-// reads.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // runAgainst runs trailctl in-process against rs with token, until ctx
 // ends or the command returns.
-func (rs *realServer) run(ctx context.Context, token string, stdout, stderr *syncBuffer, args ...string) int {
+func (rs *realServer) run(ctx context.Context, token string, stdout, stderr *syncbuf.Buffer, args ...string) int {
 	e := &env{
 		stdin: bytes.NewReader(nil), stdout: stdout, stderr: stderr,
 		getenv: func(k string) string {
@@ -128,7 +109,7 @@ func (rs *realServer) run(ctx context.Context, token string, stdout, stderr *syn
 // runOK runs trailctl against rs and fails unless it exits 0.
 func (rs *realServer) runOK(t *testing.T, token string, args ...string) string {
 	t.Helper()
-	var out, errb syncBuffer
+	var out, errb syncbuf.Buffer
 	if code := rs.run(context.Background(), token, &out, &errb, args...); code != exitOK {
 		t.Fatalf("trailctl %v: exit %d\n%s%s", args, code, out.String(), errb.String())
 	}

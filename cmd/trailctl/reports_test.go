@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/trailaudit/trail/internal/syncbuf"
 	"github.com/trailaudit/trail/merkle"
 )
 
@@ -79,8 +80,8 @@ func TestReportCommands(t *testing.T) {
 	}
 	// Without -o, the file takes the server's name in the current directory.
 	t.Chdir(dir)
-	var errb syncBuffer
-	if code := rs.run(context.Background(), rs.admin, &syncBuffer{}, &errb, "report", "history", "--tenant", "acme",
+	var errb syncbuf.Buffer
+	if code := rs.run(context.Background(), rs.admin, &syncbuf.Buffer{}, &errb, "report", "history", "--tenant", "acme",
 		"--target-type", "case", "--target-id", "9", "--format", "pdf"); code != exitOK || !strings.Contains(errb.String(), "entity-history_acme_case_9_") {
 		t.Errorf("exit %d: %s", code, errb.String())
 	}
@@ -113,7 +114,7 @@ func TestReportCommands(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			var out, errb syncBuffer
+			var out, errb syncbuf.Buffer
 			code := rs.run(context.Background(), tc.token, &out, &errb, tc.args...)
 			if code != tc.code || !strings.Contains(errb.String(), tc.want) {
 				t.Fatalf("exit %d (want %d), stderr lacks %q:\n%s%s", code, tc.code, tc.want, out.String(), errb.String())

@@ -1,45 +1,26 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"net"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
+
+	"github.com/trailaudit/trail/internal/syncbuf"
 )
-
-// syncBuffer is a bytes.Buffer safe for the daemon's goroutines to write
-// while the test reads.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // testEnv returns an env with captured output and exactly vars as its
 // environment.
-func testEnv(vars map[string]string) (*env, *syncBuffer, *syncBuffer) {
-	stdout, stderr := new(syncBuffer), new(syncBuffer)
+func testEnv(vars map[string]string) (*env, *syncbuf.Buffer, *syncbuf.Buffer) {
+	stdout, stderr := new(syncbuf.Buffer), new(syncbuf.Buffer)
 	e := &env{
 		stdout: stdout, stderr: stderr,
 		getenv: func(k string) string { return vars[k] },
@@ -79,8 +60,8 @@ type proc struct {
 	t      *testing.T
 	cancel context.CancelFunc
 	done   chan int
-	stdout *syncBuffer
-	stderr *syncBuffer
+	stdout *syncbuf.Buffer
+	stderr *syncbuf.Buffer
 	addrs  addrs
 }
 
