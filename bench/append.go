@@ -133,10 +133,22 @@ func benchAppend(ctx context.Context, c appendConfig) (*appendReport, error) {
 			rep.Rows = append(rep.Rows, row)
 		}
 	}
-	if c.target.local > 0 {
-		rep.Notes = append(rep.Notes, rssNoteLocal, cpuNoteLocal)
-	}
+	rep.Notes = append(rep.Notes, c.target.resourceNotes()...)
+	rep.Notes = append(rep.Notes, rep.nodeRows().notes()...)
 	return rep, nil
+}
+
+// nodeRows are the rows' per-node figures, each labelled by its load.
+func (r *appendReport) nodeRows() *nodeRows {
+	var out nodeRows
+	for _, w := range r.Rows {
+		label := fmt.Sprintf("%s %dx%d", w.Mode, w.Producers, w.Batch)
+		if w.OfferedRate > 0 {
+			label += fmt.Sprintf(" @%.0f/s", w.OfferedRate)
+		}
+		out.add(label, w.PerNode)
+	}
+	return &out
 }
 
 // appendRun is what the rows of one append run share.
@@ -179,9 +191,9 @@ func (r *appendRun) row(ctx context.Context, dir string, n int, rate float64) (r
 		return row, "", err
 	}
 	term := tgt.term()
-	m := startMeter()
+	m := tgt.startMeter(ctx)
 	st, elapsed := runProducers(ctx, ps, c.run.duration)
-	use := m.stop()
+	use := m.stop(ctx)
 	elections := tgt.term() - term
 	if err := prof.stop(); err != nil {
 		return row, "", err
@@ -246,4 +258,5 @@ func printAppend(r *appendReport) {
 	}
 	fmt.Println("\nlatency is per call (a batch's events share it); ev B is the mean encoded event; disk B (of which raft B is the Raft log)\n" +
 		"is what each node's files hold per event stored, preallocated space left out")
+	r.nodeRows().print("events acknowledged")
 }

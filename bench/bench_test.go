@@ -2,6 +2,9 @@ package main
 
 import (
 	"context"
+	"os/exec"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -61,6 +64,48 @@ func TestAppendSmoke(t *testing.T) {
 		if r.DiskPerEvent < r.EventBytes/2 || r.RaftPerEvent <= 0 || r.CPUSeconds <= 0 || r.PeakRSSBytes <= 0 {
 			t.Errorf("%v: disk %.0f B/event (raft %.0f), CPU %.2f s, RSS %d", mode, r.DiskPerEvent, r.RaftPerEvent, r.CPUSeconds, r.PeakRSSBytes)
 		}
+	}
+}
+
+// TestAppendTraildProcesses runs an append row against a node started as
+// its own traild process, built here from ./cmd/traild, and checks that
+// the node was measured on its own: RSS and CPU from /proc, disk from its
+// data directory.
+func TestAppendTraildProcesses(t *testing.T) {
+	goTool, err := exec.LookPath("go")
+	if err != nil {
+		t.Skip("no go command to build traild with")
+	}
+	bin := filepath.Join(t.TempDir(), "traild")
+	if out, err := exec.Command(goTool, "build", "-o", bin, "github.com/trailaudit/trail/cmd/traild").CombinedOutput(); err != nil {
+		t.Fatalf("go build traild: %v\n%s", err, out)
+	}
+	c, err := parseAppend(args("-traild", bin, "-producers", "2", "-batch", "10", "-duration", "1s", "-warmup", "200ms"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.target.fastElections = true
+	rep, err := benchAppend(context.Background(), c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Rows) != 1 || !strings.Contains(rep.Target, "traild processes") {
+		t.Fatalf("%d rows, target %q", len(rep.Rows), rep.Target)
+	}
+	r := rep.Rows[0]
+	if r.Failed != 0 || r.Acked == 0 || r.Acked != r.Sent {
+		t.Errorf("sent %d, acked %d, failed %d (%s)", r.Sent, r.Acked, r.Failed, r.FirstError)
+	}
+	if len(r.PerNode) != 1 {
+		t.Fatalf("per node: %+v", r.PerNode)
+	}
+	n := r.PerNode[0]
+	if n.Node != "n1" || n.Error != "" || n.Warning != "" {
+		t.Errorf("node %q: error %q, warning %q", n.Node, n.Error, n.Warning)
+	}
+	if n.PeakRSSBytes <= 0 || n.CPUSeconds <= 0 || n.CPUSecPerMEvent <= 0 || n.DiskPerEvent <= 0 || r.DiskPerEvent <= 0 {
+		t.Errorf("node %s: peak RSS %d B, CPU %.2f s (%.1f s/M), disk %.0f B/event (row: %.0f)",
+			n.Node, n.PeakRSSBytes, n.CPUSeconds, n.CPUSecPerMEvent, n.DiskPerEvent, r.DiskPerEvent)
 	}
 }
 

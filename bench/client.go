@@ -33,16 +33,9 @@ func dialOptions(token, caFile string, useTLS bool) ([]grpc.DialOption, error) {
 	transport := insecure.NewCredentials()
 	secure := useTLS || caFile != ""
 	if secure {
-		cfg := &tls.Config{MinVersion: tls.VersionTLS12}
-		if caFile != "" {
-			pem, err := os.ReadFile(caFile)
-			if err != nil {
-				return nil, fmt.Errorf("read CA: %w", err)
-			}
-			cfg.RootCAs = x509.NewCertPool()
-			if !cfg.RootCAs.AppendCertsFromPEM(pem) {
-				return nil, fmt.Errorf("no certificates in %s", caFile)
-			}
+		cfg, err := tlsConfig(caFile)
+		if err != nil {
+			return nil, err
 		}
 		transport = credentials.NewTLS(cfg)
 	}
@@ -52,4 +45,23 @@ func dialOptions(token, caFile string, useTLS bool) ([]grpc.DialOption, error) {
 		// Tail and batch responses of large events exceed the 4 MiB default.
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64<<20), grpc.MaxCallSendMsgSize(64<<20)),
 	}, nil
+}
+
+// tlsConfig trusts the CA certificates in caFile, or the system roots when
+// caFile is empty. The gRPC connections and the /metrics scrapes share it:
+// a node's two listeners carry the same certificate.
+func tlsConfig(caFile string) (*tls.Config, error) {
+	cfg := &tls.Config{MinVersion: tls.VersionTLS12}
+	if caFile == "" {
+		return cfg, nil
+	}
+	pem, err := os.ReadFile(caFile)
+	if err != nil {
+		return nil, fmt.Errorf("read CA: %w", err)
+	}
+	cfg.RootCAs = x509.NewCertPool()
+	if !cfg.RootCAs.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("no certificates in %s", caFile)
+	}
+	return cfg, nil
 }

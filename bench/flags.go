@@ -31,7 +31,7 @@ func (f *runFlags) register(fs *flag.FlagSet, duration time.Duration) {
 	fs.StringVar(&f.cpuProfile, "cpuprofile", "", "write a CPU profile of each measured row to `FILE` (row number appended when there are several)")
 	fs.StringVar(&f.tracePath, "trace", "", "write an execution trace of each measured row to `FILE` (row number appended when there are several)")
 	fs.DurationVar(&f.ceilingTime, "ceiling-time", 2*time.Second, "time spent measuring each machine ceiling")
-	fs.BoolVar(&f.verbose, "v", false, "log the in-process nodes' warnings to stderr")
+	fs.BoolVar(&f.verbose, "v", false, "log the local nodes' warnings to stderr (with -traild, instead of a log file per node in the run directory)")
 }
 
 // parseCounts parses a comma-separated list of positive integers, such as

@@ -11,8 +11,6 @@ import (
 	"path/filepath"
 	"time"
 
-	"golang.org/x/mod/sumdb/note"
-
 	"github.com/trailaudit/trail/engine"
 	"github.com/trailaudit/trail/merkle"
 	"github.com/trailaudit/trail/raftnode"
@@ -28,14 +26,11 @@ const benchLogName = "bench.trail"
 // gRPC sockets, data on disk under dir. Only the process is shared, which
 // is what the reports say about RSS and CPU.
 type localCluster struct {
+	clusterAccess
 	dir      string
 	nodes    []*raftnode.Node
 	servers  []*server.Server
 	serveErr []chan error
-	apiAddrs []string
-	leader   int
-	token    string
-	verifier note.Verifier
 	closed   bool
 }
 
@@ -149,14 +144,16 @@ func openLocalNode(ctx context.Context, dir, apiAddr string, fastElections bool,
 	return node, nil
 }
 
-// startLocalRetrying starts a local cluster, and starts a fresh one when
-// that fails: on a loaded machine a new leader can lose its leadership
-// while storing the first admin key, whose token is then lost with it.
-func startLocalRetrying(ctx context.Context, dir string, n int, fastElections bool, logger *slog.Logger) (*localCluster, error) {
+// startRetrying starts a cluster in a subdirectory of dir, and a fresh one
+// in another when that fails: on a loaded machine a new leader can lose its
+// leadership while storing the first admin key, whose token is then lost
+// with it, and a loopback port picked for a traild can be taken before it
+// binds it.
+func startRetrying(ctx context.Context, dir string, start func(ctx context.Context, dir string) (cluster, error)) (cluster, error) {
 	var errs []error
 	for attempt := range 3 {
 		d := filepath.Join(dir, fmt.Sprintf("cluster-%d", attempt))
-		c, err := startLocal(ctx, d, n, fastElections, logger)
+		c, err := start(ctx, d)
 		if err == nil {
 			return c, nil
 		}
@@ -167,6 +164,23 @@ func startLocalRetrying(ctx context.Context, dir string, n int, fastElections bo
 		}
 	}
 	return nil, errors.Join(errs...)
+}
+
+// startInProcess returns a starter of in-process clusters for
+// startRetrying.
+func startInProcess(n int, fastElections bool, logger *slog.Logger) func(context.Context, string) (cluster, error) {
+	return func(ctx context.Context, dir string) (cluster, error) {
+		return asCluster(startLocal(ctx, dir, n, fastElections, logger))
+	}
+}
+
+// asCluster passes a started cluster on as the interface, and a failure
+// as a nil interface rather than one holding a nil pointer.
+func asCluster[C cluster](c C, err error) (cluster, error) {
+	if err != nil {
+		return nil, err
+	}
+	return c, nil
 }
 
 func (c *localCluster) waitLeader(ctx context.Context) error {
@@ -233,12 +247,34 @@ func (c *localCluster) close(ctx context.Context) error {
 func (c *localCluster) disk() []nodeDisk {
 	var out []nodeDisk
 	for _, n := range c.nodes {
-		d := filepath.Join(c.dir, n.ID())
-		raft := measureDisk(filepath.Join(d, "raft"))
-		out = append(out, nodeDisk{Node: n.ID(), Raft: raft, Engine: measureDisk(d).minus(raft)})
+		out = append(out, measureNodeDisk(filepath.Join(c.dir, n.ID()), n.ID()))
 	}
 	return out
 }
 
+// measureNodeDisk is the disk use of the node whose data directory is dir:
+// its Raft log and snapshots (raft/), and everything else, the engine.
+func measureNodeDisk(dir, node string) nodeDisk {
+	raft := measureDisk(filepath.Join(dir, "raft"))
+	return nodeDisk{Node: node, Raft: raft, Engine: measureDisk(dir).minus(raft)}
+}
+
 // remove deletes the cluster's data.
 func (c *localCluster) remove() error { return os.RemoveAll(c.dir) }
+
+// term is the highest Raft term among the nodes: a row during which it
+// moved saw an election.
+func (c *localCluster) term() uint64 {
+	var term uint64
+	for _, n := range c.nodes {
+		term = max(term, n.Status().Term)
+	}
+	return term
+}
+
+// readers is nil: nodes in this process cannot be measured apart.
+func (c *localCluster) readers() []nodeReader { return nil }
+
+func (c *localCluster) describe(n int) string {
+	return fmt.Sprintf("local %d-node cluster (in-process, loopback TCP)", n)
+}

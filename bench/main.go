@@ -3,13 +3,20 @@
 // SHA-256) and reports its results against them.
 //
 //	go run ./bench engine [-log-sizes 1000000,10000000] [-json]
-//	go run ./bench append -local 1|3 [-producers 1,16,64] [-batch 100] [-stream] [-rate N]
-//	go run ./bench prove  -local 1 [-log-size 1000000] [-clients 16]
-//	go run ./bench mixed  -local 3 [-mix 70,25,5] [-workers 32]
+//	go run ./bench append -local 1|3 [-traild BIN] [-producers 1,16,64] [-batch 100] [-stream] [-rate N]
+//	go run ./bench prove  -local 1 [-traild BIN] [-log-size 1000000] [-clients 16]
+//	go run ./bench mixed  -local 3 [-traild BIN] [-mix 70,25,5] [-workers 32]
 //	go run ./bench verify -local 1 [-log-size 200000] [-workers 1,2]
 //
 // The networked scenarios take -addr host:port -token KEY for an existing
-// cluster, or -local N to start a throwaway N-node cluster in this process.
+// cluster, or -local N to start a throwaway N-node cluster on loopback. By
+// default its nodes run in this process, so RSS and CPU are those of the
+// whole process. With -traild BIN (go build -o /tmp/traild ./cmd/traild)
+// each node is its own traild process, with its own configuration file and
+// data directory, and append, prove and mixed report each node's peak RSS
+// (VmHWM) and CPU time from /proc. For an existing cluster, -metrics
+// URL,... (one per node) scrapes each node's Prometheus /metrics for the
+// same figures.
 //
 // Results and the commands that produced them are in bench/RESULTS.md.
 package main
@@ -55,6 +62,8 @@ func main() {
 
 func usage() {
 	fmt.Fprintln(os.Stderr, "usage: bench engine|append|prove|mixed|verify [flags]   (bench <scenario> -h for flags)")
+	fmt.Fprintln(os.Stderr, "  networked scenarios: -local N [-traild BIN] for a throwaway cluster (in this process, or traild")
+	fmt.Fprintln(os.Stderr, "  processes measured per node), or -addr HOST:PORT -token KEY [-metrics URL,...] for an existing one")
 	os.Exit(2)
 }
 

@@ -141,9 +141,9 @@ func benchMixed(ctx context.Context, c mixedConfig) (_ *mixedReport, err error) 
 	if err := prof.start(); err != nil {
 		return nil, err
 	}
-	m := startMeter()
+	m := tgt.startMeter(ctx)
 	stats, elapsed := runMixedWorkers(ctx, ws, c.run.duration)
-	use := m.stop()
+	use := m.stop(ctx)
 	if err := prof.stop(); err != nil {
 		return nil, err
 	}
@@ -161,11 +161,10 @@ func benchMixed(ctx context.Context, c mixedConfig) (_ *mixedReport, err error) 
 		rep.Ops[i].CallsPerS = float64(rep.Ops[i].Calls) / rep.Seconds
 	}
 	rep.EventsPerSec = float64(ap.acked) / rep.Seconds
-	use.CPUSecPerMEvent = use.CPUSeconds / max(float64(ap.acked), 1) * 1e6
+	use.perEvent(nil, 0, ap.acked)
 	rep.Total = use
-	if tgt.local != nil {
-		rep.Notes = append(rep.Notes, rssNoteLocal, cpuNoteLocal)
-	}
+	rep.Notes = append(rep.Notes, c.target.resourceNotes()...)
+	rep.Notes = append(rep.Notes, rep.nodeRows().notes()...)
 	rep.Notes = append(rep.Notes, "proofs and searches pass min_index from the newest receipt of their tenant, so a follower first waits until it has applied it",
 		"every proof and search is also audited by the server (an event appended to the system tenant through Raft)")
 	return rep, nil
@@ -313,4 +312,12 @@ func printMixed(r *mixedReport) {
 	u := r.Total
 	fmt.Printf("\npeak RSS %.0f MiB, CPU %.1f s (%.1f s per million appended events), load %.1f-%.1f\n",
 		mib(u.PeakRSSBytes), u.CPUSeconds, u.CPUSecPerMEvent, u.LoadAvg[0], u.LoadAvg[1])
+	r.nodeRows().print("appended events")
+}
+
+// nodeRows are the run's per-node figures: one row.
+func (r *mixedReport) nodeRows() *nodeRows {
+	var out nodeRows
+	out.add("mixed", r.Total.PerNode)
+	return &out
 }

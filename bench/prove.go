@@ -113,9 +113,8 @@ func benchProve(ctx context.Context, c proveConfig) (_ *proveReport, err error) 
 		}
 		rep.Rows = append(rep.Rows, row)
 	}
-	if tgt.local != nil {
-		rep.Notes = append(rep.Notes, rssNoteLocal, cpuNoteLocal)
-	}
+	rep.Notes = append(rep.Notes, c.target.resourceNotes()...)
+	rep.Notes = append(rep.Notes, rep.nodeRows().notes()...)
 	if tgt.verifier == nil {
 		rep.Notes = append(rep.Notes, "no -vkey: checkpoint signatures were not checked, only roots")
 	}
@@ -150,17 +149,18 @@ func proveRowOnce(ctx context.Context, tgt *target, c proveConfig, head treeHead
 	if err := prof.start(); err != nil {
 		return row, err
 	}
-	m := startMeter()
+	m := tgt.startMeter(ctx)
 	st, elapsed := runProvers(ctx, ps, c.tenant, head, c.run.duration)
-	use := m.stop()
+	use := m.stop(ctx)
 	if err := prof.stop(); err != nil {
 		return row, err
 	}
 	row.Seconds, row.Proofs, row.Failed, row.FirstError = elapsed.Seconds(), st.ok, st.failed, st.firstErr
 	row.Verified, row.Latency, row.ProofHashes = st.verified, st.lat.percentiles(), st.proofLen
 	row.ProofsPerSec = float64(st.ok) / elapsed.Seconds()
-	if st.ok > 0 {
-		row.CPUSecPerMOp = use.CPUSeconds / float64(st.ok) * 1e6
+	row.CPUSecPerMOp = perMillion(use.CPUSeconds, st.ok)
+	for i := range use.PerNode {
+		use.PerNode[i].CPUSecPerMProof = perMillion(use.PerNode[i].CPUSeconds, st.ok)
 	}
 	row.resourceUse = use
 	return row, nil
@@ -279,4 +279,14 @@ func printProve(r *proveReport) {
 			fmt.Printf("      first error: %s\n", w.FirstError)
 		}
 	}
+	r.nodeRows().print("proofs")
+}
+
+// nodeRows are the rows' per-node figures, each labelled by its clients.
+func (r *proveReport) nodeRows() *nodeRows {
+	var out nodeRows
+	for _, w := range r.Rows {
+		out.add(fmt.Sprintf("%d clients", w.Clients), w.PerNode)
+	}
+	return &out
 }

@@ -42,21 +42,23 @@ type resourceUse struct {
 	RaftPerEvent      float64 `json:"raft_log_bytes_per_event_per_node,omitempty"`
 	EnginePerEvent    float64 `json:"engine_bytes_per_event_per_node,omitempty"`
 	CPUSecPerMEvent   float64 `json:"cpu_sec_per_million_events,omitempty"`
+	// PerNode is each node's own peak RSS and CPU, when the nodes are
+	// processes the bench can measure apart (-traild, -metrics).
+	PerNode []nodeUse `json:"per_node,omitempty"`
 }
 
-// meter measures a row's process CPU, peak RSS and load average.
+// meter measures a row's process CPU, peak RSS and load average, and
+// those of each node it can measure apart (target.startMeter).
 type meter struct {
 	cpu0  float64
 	load0 float64
 	rss   *rssPeak
+	nodes *nodeMeter
 }
 
-func startMeter() *meter {
-	return &meter{cpu0: cpuSeconds(), load0: loadAvg(), rss: startRSSPeak(100 * time.Millisecond)}
-}
-
-func (m *meter) stop() resourceUse {
-	return resourceUse{CPUSeconds: cpuSeconds() - m.cpu0, PeakRSSBytes: m.rss.Stop(), LoadAvg: [2]float64{m.load0, loadAvg()}}
+func (m *meter) stop(ctx context.Context) resourceUse {
+	return resourceUse{CPUSeconds: cpuSeconds() - m.cpu0, PeakRSSBytes: m.rss.Stop(), LoadAvg: [2]float64{m.load0, loadAvg()},
+		PerNode: m.nodes.stop(ctx)}
 }
 
 // perEvent fills the per-event figures: CPU per measured event, and disk
@@ -64,8 +66,15 @@ func (m *meter) stop() resourceUse {
 // files hold once closed. Written bytes leave out space preallocated for
 // log segments; allocated bytes (du) are reported beside them.
 func (r *resourceUse) perEvent(disk []nodeDisk, stored, measured int64) {
-	if measured > 0 {
-		r.CPUSecPerMEvent = r.CPUSeconds / float64(measured) * 1e6
+	r.CPUSecPerMEvent = perMillion(r.CPUSeconds, measured)
+	for i := range r.PerNode {
+		n := &r.PerNode[i]
+		n.CPUSecPerMEvent = perMillion(n.CPUSeconds, measured)
+		for _, d := range disk {
+			if d.Node == n.Node && stored > 0 {
+				n.DiskPerEvent = float64(d.Raft.Written+d.Engine.Written) / float64(stored)
+			}
+		}
 	}
 	r.DiskPerNode = disk
 	if stored <= 0 || len(disk) == 0 {
