@@ -17,6 +17,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/trailaudit/trail/engine"
+	"github.com/trailaudit/trail/merkle"
 	trailv1 "github.com/trailaudit/trail/proto/trail/v1"
 )
 
@@ -332,18 +333,24 @@ func partitionIntegrity(res engine.VerifyResult) *trailv1.PartitionIntegrity {
 type problemAt struct{ kind, where string }
 
 // comparePeers asks the peers for their roots at the verified size and
-// records them in pin. It returns the first peer whose root differs; a
-// peer that cannot answer (down, behind) is reported but is no violation.
+// records them in pin, with the nodes a majority disagrees with. It
+// returns where the violation lies: those nodes, or else the first peer
+// whose root differs; a peer that cannot answer (down, behind) is
+// reported but is no violation.
 func (ic *integrity) comparePeers(ctx context.Context, pin *trailv1.PartitionIntegrity, res engine.VerifyResult) string {
 	if res.Size == 0 {
 		return ""
 	}
 	differs := ""
+	roots := []nodeRoot{{node: ic.node, root: res.Root}}
 	for _, pr := range ic.s.cluster.PeerRoots(ctx, res.Partition, res.Size) {
 		peer := &trailv1.PeerRoot{NodeId: pr.NodeID}
 		switch {
 		case pr.Err != nil:
 			peer.Error = pr.Err.Error()
+			roots = append(roots, nodeRoot{node: pr.NodeID, unknown: true})
+			pin.Peers = append(pin.Peers, peer)
+			continue
 		case pr.Root != res.Root:
 			peer.RootHash, pin.Ok = pr.Root[:], false
 			if differs == "" {
@@ -355,9 +362,52 @@ func (ic *integrity) comparePeers(ctx context.Context, pin *trailv1.PartitionInt
 		default:
 			peer.RootHash, peer.Match = pr.Root[:], true
 		}
+		roots = append(roots, nodeRoot{node: pr.NodeID, root: pr.Root})
 		pin.Peers = append(pin.Peers, peer)
 	}
+	if differs == "" {
+		return ""
+	}
+	if pin.Suspects = outvoted(roots); len(pin.Suspects) > 0 {
+		pin.Problem += fmt.Sprintf("; a majority of the %d nodes shares one root, not %s", len(roots), strings.Join(pin.Suspects, ", "))
+		return strings.Join(pin.Suspects, ",")
+	}
 	return differs
+}
+
+// nodeRoot is one node's root of a partition at a size, or unknown when
+// the node could not answer.
+type nodeRoot struct {
+	node    string
+	root    merkle.Hash
+	unknown bool
+}
+
+// outvoted returns the nodes whose root differs from the one a strict
+// majority of all the nodes (those that could not answer included) share,
+// or nil when no root has such a majority. Every copy re-hashes its own
+// entries, so two copies agreeing on a root outweigh one that does not:
+// the one is the copy to wipe and re-sync.
+func outvoted(roots []nodeRoot) []string {
+	votes := make(map[merkle.Hash]int)
+	for _, r := range roots {
+		if !r.unknown {
+			votes[r.root]++
+		}
+	}
+	for root, n := range votes {
+		if 2*n <= len(roots) {
+			continue
+		}
+		var out []string
+		for _, r := range roots {
+			if !r.unknown && r.root != root {
+				out = append(out, r.node)
+			}
+		}
+		return out
+	}
+	return nil
 }
 
 // violation counts a problem and appends it, durably, to the affected

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -264,7 +265,7 @@ func TestIntegrityPeerRootMismatch(t *testing.T) {
 		t.Fatal(err)
 	}
 	acme := findPartition(t, resp.GetReport(), "acme")
-	if !acme.GetOk() || len(acme.GetPeers()) != 2 || !acme.GetPeers()[0].GetMatch() || acme.GetPeers()[1].GetError() == "" {
+	if !acme.GetOk() || len(acme.GetPeers()) != 2 || !acme.GetPeers()[0].GetMatch() || acme.GetPeers()[1].GetError() == "" || len(acme.GetSuspects()) != 0 {
 		t.Fatalf("an unreachable peer is no violation: %v", acme)
 	}
 	wrong.Store(true)
@@ -275,6 +276,10 @@ func TestIntegrityPeerRootMismatch(t *testing.T) {
 	acme = findPartition(t, resp.GetReport(), "acme")
 	if acme.GetOk() || acme.GetPeers()[1].GetMatch() || !strings.Contains(acme.GetProblem(), "peer n3") {
 		t.Fatalf("mismatch: %v", acme)
+	}
+	// This node and n2 agree: n3 is the copy the majority outvotes.
+	if !slices.Equal(acme.GetSuspects(), []string{"n3"}) {
+		t.Fatalf("suspects %v, want [n3]", acme.GetSuspects())
 	}
 	checkViolation(t, waitEntries(t, e, "acme", actionIntegrityViolation, 1)[0], "acme", "peer", "n3")
 	waitEntries(t, e, engine.SystemTenant, actionIntegrityViolation, 1)
@@ -396,4 +401,26 @@ func gaugeValue(t testing.TB, g prometheus.Gauge) float64 {
 		t.Fatal(err)
 	}
 	return m.GetGauge().GetValue()
+}
+
+func TestOutvoted(t *testing.T) {
+	a, b := merkle.Hash{1}, merkle.Hash{2}
+	unknown := nodeRoot{node: "n3", unknown: true}
+	for _, tc := range []struct {
+		name  string
+		roots []nodeRoot
+		want  []string
+	}{
+		{"all agree", []nodeRoot{{"n1", a, false}, {"n2", a, false}, {"n3", a, false}}, nil},
+		{"one peer differs", []nodeRoot{{"n1", a, false}, {"n2", a, false}, {"n3", b, false}}, []string{"n3"}},
+		{"this node differs", []nodeRoot{{"n1", b, false}, {"n2", a, false}, {"n3", a, false}}, []string{"n1"}},
+		{"one of two answering differs, no majority", []nodeRoot{{"n1", a, false}, {"n2", b, false}, unknown}, nil},
+		{"two answering agree against an unknown", []nodeRoot{{"n1", a, false}, {"n2", a, false}, unknown}, nil},
+		{"five nodes, three agree", []nodeRoot{{"n1", a, false}, {"n2", b, false}, {"n3", a, false}, {"n4", b, false}, {"n5", a, false}}, []string{"n2", "n4"}},
+		{"a single node", []nodeRoot{{"n1", a, false}}, nil},
+	} {
+		if got := outvoted(tc.roots); !slices.Equal(got, tc.want) {
+			t.Errorf("%s: outvoted = %v, want %v", tc.name, got, tc.want)
+		}
+	}
 }

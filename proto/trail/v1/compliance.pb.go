@@ -1584,15 +1584,20 @@ func (x *PeerRoot) GetError() string {
 }
 
 type PartitionIntegrity struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	TenantId      string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
-	Partition     string                 `protobuf:"bytes,2,opt,name=partition,proto3" json:"partition,omitempty"`
-	Size          uint64                 `protobuf:"varint,3,opt,name=size,proto3" json:"size,omitempty"`
-	RootHash      []byte                 `protobuf:"bytes,4,opt,name=root_hash,json=rootHash,proto3" json:"root_hash,omitempty"`
-	Sealed        bool                   `protobuf:"varint,5,opt,name=sealed,proto3" json:"sealed,omitempty"`
-	Ok            bool                   `protobuf:"varint,6,opt,name=ok,proto3" json:"ok,omitempty"`
-	Problem       string                 `protobuf:"bytes,7,opt,name=problem,proto3" json:"problem,omitempty"`
-	Peers         []*PeerRoot            `protobuf:"bytes,8,rep,name=peers,proto3" json:"peers,omitempty"`
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	TenantId  string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	Partition string                 `protobuf:"bytes,2,opt,name=partition,proto3" json:"partition,omitempty"`
+	Size      uint64                 `protobuf:"varint,3,opt,name=size,proto3" json:"size,omitempty"`
+	RootHash  []byte                 `protobuf:"bytes,4,opt,name=root_hash,json=rootHash,proto3" json:"root_hash,omitempty"`
+	Sealed    bool                   `protobuf:"varint,5,opt,name=sealed,proto3" json:"sealed,omitempty"`
+	Ok        bool                   `protobuf:"varint,6,opt,name=ok,proto3" json:"ok,omitempty"`
+	Problem   string                 `protobuf:"bytes,7,opt,name=problem,proto3" json:"problem,omitempty"`
+	Peers     []*PeerRoot            `protobuf:"bytes,8,rep,name=peers,proto3" json:"peers,omitempty"`
+	// When roots differ and a majority of the cluster's nodes (this one
+	// included) share one root, the nodes whose root is another: the copies
+	// to wipe and re-sync. Empty when the roots agree or no root has a
+	// majority (then no copy can be named as the damaged one).
+	Suspects      []string `protobuf:"bytes,9,rep,name=suspects,proto3" json:"suspects,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1679,6 +1684,13 @@ func (x *PartitionIntegrity) GetProblem() string {
 func (x *PartitionIntegrity) GetPeers() []*PeerRoot {
 	if x != nil {
 		return x.Peers
+	}
+	return nil
+}
+
+func (x *PartitionIntegrity) GetSuspects() []string {
+	if x != nil {
+		return x.Suspects
 	}
 	return nil
 }
@@ -2454,7 +2466,7 @@ const file_trail_v1_compliance_proto_rawDesc = "" +
 	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12\x1b\n" +
 	"\troot_hash\x18\x02 \x01(\fR\brootHash\x12\x14\n" +
 	"\x05match\x18\x03 \x01(\bR\x05match\x12\x14\n" +
-	"\x05error\x18\x04 \x01(\tR\x05error\"\xec\x01\n" +
+	"\x05error\x18\x04 \x01(\tR\x05error\"\x88\x02\n" +
 	"\x12PartitionIntegrity\x12\x1b\n" +
 	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x1c\n" +
 	"\tpartition\x18\x02 \x01(\tR\tpartition\x12\x12\n" +
@@ -2463,7 +2475,8 @@ const file_trail_v1_compliance_proto_rawDesc = "" +
 	"\x06sealed\x18\x05 \x01(\bR\x06sealed\x12\x0e\n" +
 	"\x02ok\x18\x06 \x01(\bR\x02ok\x12\x18\n" +
 	"\aproblem\x18\a \x01(\tR\aproblem\x12(\n" +
-	"\x05peers\x18\b \x03(\v2\x12.trail.v1.PeerRootR\x05peers\"\x97\x02\n" +
+	"\x05peers\x18\b \x03(\v2\x12.trail.v1.PeerRootR\x05peers\x12\x1a\n" +
+	"\bsuspects\x18\t \x03(\tR\bsuspects\"\x97\x02\n" +
 	"\x0fIntegrityReport\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x129\n" +
 	"\n" +
