@@ -129,10 +129,14 @@ func printIntegrityReport(e *env, r *trailv1.IntegrityReport, signedBy string) e
 	}
 	fmt.Fprintln(e.stdout)
 	tw := newTable(e.stdout)
-	fmt.Fprintln(tw, "TENANT\tPARTITION\tSIZE\tSEALED\tROOT\tPEERS\tOK\tPROBLEM")
+	fmt.Fprintln(tw, "TENANT\tPARTITION\tSIZE\tSEALED\tROOT\tPEERS\tOK\tSUSPECTS\tPROBLEM")
 	for _, p := range r.GetPartitions() {
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%t\t%s\t%s\t%t\t%s\n", p.GetTenantId(), p.GetPartition(), p.GetSize(),
-			p.GetSealed(), shortHex(p.GetRootHash()), peerSummary(p.GetPeers()), p.GetOk(), p.GetProblem())
+		suspects := "-"
+		if len(p.GetSuspects()) > 0 {
+			suspects = strings.Join(p.GetSuspects(), ",")
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%t\t%s\t%s\t%t\t%s\t%s\n", p.GetTenantId(), p.GetPartition(), p.GetSize(),
+			p.GetSealed(), shortHex(p.GetRootHash()), peerSummary(p.GetPeers()), p.GetOk(), suspects, p.GetProblem())
 	}
 	return tw.Flush()
 }
