@@ -294,12 +294,20 @@ func (d *Detector) evaluate(ctx context.Context, e *engine.Engine, c *compiled, 
 // reports whether that takes the actor over limit distinct subjects within
 // the window (once per window).
 func (d *Detector) observe(ctx context.Context, e *engine.Engine, ev *trailv1.Event, at time.Time, limit int) (int, bool) {
+	k := actorKey{ev.GetTenantId(), ev.GetActor().GetId()}
 	d.mu.Lock()
-	defer d.mu.Unlock()
-	w, fresh := d.window(actorKey{ev.GetTenantId(), ev.GetActor().GetId()})
-	if fresh {
-		d.warm(ctx, e, w, at, limit)
+	w := d.lookup(k)
+	if w == nil {
+		// The warm-up searches the log: other actors' events, and other
+		// calls' proposals, go on meanwhile. A call that warmed the same
+		// actor at the same time is merged with, not overwritten.
+		d.mu.Unlock()
+		warmed := &actorWindow{key: k, subjects: map[string]time.Time{}}
+		d.warm(ctx, e, warmed, at, limit)
+		d.mu.Lock()
+		w = d.adopt(warmed)
 	}
+	defer d.mu.Unlock()
 	for s, t := range w.subjects {
 		if !t.After(at.Add(-anomalyWindow)) {
 			delete(w.subjects, s)
@@ -319,14 +327,26 @@ func (d *Detector) observe(ctx context.Context, e *engine.Engine, ev *trailv1.Ev
 	return n, true
 }
 
-// window returns the actor's window, and whether it was just created.
-func (d *Detector) window(k actorKey) (*actorWindow, bool) {
+// lookup returns the actor's window, marked most recently active, or nil.
+func (d *Detector) lookup(k actorKey) *actorWindow {
+	el, ok := d.actors[k]
+	if !ok {
+		return nil
+	}
+	d.lru.MoveToFront(el)
+	return el.Value.(*actorWindow)
+}
+
+// adopt tracks a window warmed from the log, evicting the least recently
+// active actors beyond MaxActors; if another call tracked the same actor
+// while this one was warming, the two are merged into that window.
+func (d *Detector) adopt(warmed *actorWindow) *actorWindow {
+	if w := d.lookup(warmed.key); w != nil {
+		w.merge(warmed)
+		return w
+	}
 	if d.actors == nil {
 		d.actors = map[actorKey]*list.Element{}
-	}
-	if el, ok := d.actors[k]; ok {
-		d.lru.MoveToFront(el)
-		return el.Value.(*actorWindow), false
 	}
 	max := d.MaxActors
 	if max <= 0 {
@@ -337,9 +357,36 @@ func (d *Detector) window(k actorKey) (*actorWindow, bool) {
 		delete(d.actors, old.Value.(*actorWindow).key)
 		d.lru.Remove(old)
 	}
-	w := &actorWindow{key: k, subjects: map[string]time.Time{}}
-	d.actors[k] = d.lru.PushFront(w)
-	return w, true
+	d.actors[warmed.key] = d.lru.PushFront(warmed)
+	return warmed
+}
+
+// merge adds o's accesses and flag to w: the later access of each subject,
+// the later flag, and nothing from before the flag (the window restarted
+// then, as observe does).
+func (w *actorWindow) merge(o *actorWindow) {
+	for s, t := range o.subjects {
+		if last, ok := w.subjects[s]; !ok || t.After(last) {
+			w.subjects[s] = t
+		}
+	}
+	if o.quietTil.After(w.quietTil) {
+		w.quietTil = o.quietTil
+	}
+	w.dropBeforeFlag()
+}
+
+// dropBeforeFlag forgets the accesses at or before the window's last flag.
+func (w *actorWindow) dropBeforeFlag() {
+	if w.quietTil.IsZero() {
+		return
+	}
+	flagged := w.quietTil.Add(-anomalyWindow)
+	for s, t := range w.subjects {
+		if !t.After(flagged) {
+			delete(w.subjects, s)
+		}
+	}
 }
 
 // warmPages bounds the index pages a window's warm-up reads.
@@ -382,11 +429,7 @@ func (d *Detector) warm(ctx context.Context, e *engine.Engine, w *actorWindow, a
 	})
 	if at.Before(w.quietTil) {
 		// Flagged already: the window restarted then, as observe does.
-		for s, t := range w.subjects {
-			if !t.After(w.quietTil.Add(-anomalyWindow)) {
-				delete(w.subjects, s)
-			}
-		}
+		w.dropBeforeFlag()
 	}
 }
 

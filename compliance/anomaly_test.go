@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"sync"
 	"testing"
 	"time"
 
@@ -329,4 +331,77 @@ func TestDetectorWarmsFromTheLog(t *testing.T) {
 			}
 		}
 	})
+}
+
+func TestWindowMerge(t *testing.T) {
+	t0 := monday10
+	win := func(quiet time.Time, subjects map[string]time.Time) *actorWindow {
+		return &actorWindow{subjects: subjects, quietTil: quiet}
+	}
+	for _, tc := range []struct {
+		name      string
+		w, warmed *actorWindow
+		want      map[string]time.Time
+		wantQuiet time.Time
+	}{
+		{"union, later access wins",
+			win(time.Time{}, map[string]time.Time{"a": t0, "b": t0.Add(time.Minute)}),
+			win(time.Time{}, map[string]time.Time{"a": t0.Add(2 * time.Minute), "c": t0}),
+			map[string]time.Time{"a": t0.Add(2 * time.Minute), "b": t0.Add(time.Minute), "c": t0}, time.Time{}},
+		{"a flag found by the warm-up restarts the window",
+			win(time.Time{}, map[string]time.Time{"a": t0, "b": t0.Add(20 * time.Minute)}),
+			win(t0.Add(10*time.Minute+anomalyWindow), map[string]time.Time{"c": t0.Add(5 * time.Minute)}),
+			map[string]time.Time{"b": t0.Add(20 * time.Minute)}, t0.Add(10*time.Minute + anomalyWindow)},
+		{"the later of two flags holds",
+			win(t0.Add(30*time.Minute+anomalyWindow), map[string]time.Time{"d": t0.Add(40 * time.Minute)}),
+			win(t0.Add(10*time.Minute+anomalyWindow), map[string]time.Time{"c": t0.Add(25 * time.Minute)}),
+			map[string]time.Time{"d": t0.Add(40 * time.Minute)}, t0.Add(30*time.Minute + anomalyWindow)},
+	} {
+		tc.w.merge(tc.warmed)
+		if !maps.Equal(tc.w.subjects, tc.want) || !tc.w.quietTil.Equal(tc.wantQuiet) {
+			t.Errorf("%s: subjects %v quiet %v, want %v %v", tc.name, tc.w.subjects, tc.w.quietTil, tc.want, tc.wantQuiet)
+		}
+	}
+}
+
+// TestDetectorConcurrentFirstSight: calls inspecting the same unseen actors
+// at once each warm a window outside the lock; the windows merge, and a
+// burst spread over the calls is still flagged exactly once per actor.
+func TestDetectorConcurrentFirstSight(t *testing.T) {
+	e := anomalyEngine(t, &trailv1.AnomalyRules{TenantId: "acme", MaxDistinctSubjectsPerHour: 20})
+	d := NewDetector()
+	const actors, callers, perCaller = 5, 8, 5 // 40 distinct subjects per actor
+	var mu sync.Mutex
+	flags := map[string]int{}
+	var wg sync.WaitGroup
+	for c := range callers {
+		wg.Go(func() {
+			for i := range perCaller {
+				var batch []*trailv1.Event
+				for a := range actors {
+					n := c*perCaller + i
+					batch = append(batch, access(fmt.Sprintf("c%d-%d-%d", c, i, a), fmt.Sprintf("actor-%d", a),
+						fmt.Sprintf("s%d", n), "audit", monday10.Add(time.Duration(n)*time.Second)))
+				}
+				out, err := d.Inspect(context.Background(), e, batch)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				mu.Lock()
+				for _, ev := range out {
+					if ev.GetAttributes()["rule"] == RuleBulkSubjectAccess {
+						flags[ev.GetAttributes()["actor_id"]]++
+					}
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	for a := range actors {
+		if got := flags[fmt.Sprintf("actor-%d", a)]; got != 1 {
+			t.Errorf("actor-%d flagged %d times, want once: %v", a, got, flags)
+		}
+	}
 }
