@@ -92,6 +92,13 @@ func TestTailSlowConsumer(t *testing.T) {
 	default:
 	}
 
+	// Without the race detector the appends can all be in before the slow
+	// stream has been stalled for TailStall; its cut comes that long after
+	// its buffer filled, whatever else happens, so wait for it before
+	// reading (reading earlier would make room and avert it).
+	waitFor(t, 10*time.Second, "the slow tail to be cut", func() bool {
+		return counterValue(t, e.srv.metrics.tailCut) == 1
+	})
 	// The slow consumer now drains what reached it, then finds it was cut.
 	next := uint64(1)
 	for {
