@@ -114,13 +114,15 @@ func Open(ctx context.Context, cfg Config) (_ *Node, err error) {
 	return n, nil
 }
 
-func (n *Node) engineOptions() engine.Options {
-	o := n.cfg.Engine
-	if n.cfg.FS != nil {
-		o.FS = n.cfg.FS
+func (n *Node) engineOptions() engine.Options { return engineOptions(&n.cfg, n.log) }
+
+func engineOptions(cfg *Config, log *slog.Logger) engine.Options {
+	o := cfg.Engine
+	if cfg.FS != nil {
+		o.FS = cfg.FS
 	}
 	if o.Logger == nil {
-		o.Logger = n.log
+		o.Logger = log
 	}
 	return o
 }
