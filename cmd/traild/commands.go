@@ -32,6 +32,7 @@ func commands() []command {
 		{"serve", "[settings]", "run the node (the default command)", cmdServe},
 		{"init", "[--bootstrap [--peers id=addr,...] | --join ADDR] [settings]", "prepare a new data directory without starting", cmdInit},
 		{"keygen", "[--name trail] [--out DIR]", "generate a log key pair: DIR/log.skey and DIR/log.vkey", cmdKeygen},
+		{"recover", "[--peers id=addr,...] [settings]", "offline: rewrite a stopped node's membership after its cluster lost quorum for good", cmdRecover},
 		{"health", "[--addr HOST:PORT|URL] [--ca FILE] [settings]", "exit 0 if and only if the node's /readyz answers 200", cmdHealth},
 		{"config", "[settings]", "print the effective configuration and where each value came from", cmdConfig},
 		{"version", "", "print the version", cmdVersion},
