@@ -243,6 +243,11 @@ type Status struct {
 	AppliedIndex uint64
 	CommitIndex  uint64
 	LastLogIndex uint64
+	// RaftApplied is the last entry Raft has processed, the no-op a new
+	// leader commits among them (AppliedIndex counts only the entries the
+	// engine sees): a node whose RaftApplied reached a non-zero
+	// CommitIndex has caught up with what it knows to be committed.
+	RaftApplied uint64
 	// LastContact is when a follower last heard from the leader (zero on
 	// the leader).
 	LastContact time.Time
@@ -271,7 +276,7 @@ func (n *Node) Status() Status {
 		ID: n.cfg.ID, Address: n.Addr(), State: n.raft.State().String(),
 		LeaderID: string(leaderID), LeaderAddress: string(leaderAddr),
 		Term: n.raft.CurrentTerm(), AppliedIndex: n.AppliedIndex(),
-		CommitIndex: n.raft.CommitIndex(), LastLogIndex: n.raft.LastIndex(),
+		CommitIndex: n.raft.CommitIndex(), LastLogIndex: n.raft.LastIndex(), RaftApplied: n.raft.AppliedIndex(),
 		Failed: n.fsm.err(),
 	}
 	if st.State != raft.Leader.String() {

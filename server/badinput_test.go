@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -289,4 +290,39 @@ func hasRetryInfo(err error) bool {
 		}
 	}
 	return false
+}
+
+// behindCluster reports a commit index ahead of what this node applied
+// while behind is set, as a restarted node does until it has replayed.
+type behindCluster struct {
+	Cluster
+	behind *atomic.Bool
+}
+
+func (b behindCluster) Status() raftnode.Status {
+	st := b.Cluster.Status()
+	if b.behind.Load() {
+		st.CommitIndex = st.RaftApplied + 10
+	}
+	return st
+}
+
+// TestReadyWaitsForCatchUp: a node that knows a leader but has not applied
+// what it knows to be committed is not ready; once it has caught up it
+// stays ready while applying lags a little.
+func TestReadyWaitsForCatchUp(t *testing.T) {
+	var behind atomic.Bool
+	behind.Store(true)
+	e := newEnv(t, envOptions{tune: func(c *Config) { c.Cluster = behindCluster{Cluster: c.Cluster, behind: &behind} }})
+	if code, body, _ := e.rest("GET", "/readyz", "", nil); code != http.StatusServiceUnavailable || !strings.Contains(string(body), "catching up") {
+		t.Fatalf("readyz while behind: HTTP %d: %s", code, body)
+	}
+	behind.Store(false)
+	if code, body, _ := e.rest("GET", "/readyz", "", nil); code != http.StatusOK {
+		t.Fatalf("readyz caught up: HTTP %d: %s", code, body)
+	}
+	behind.Store(true)
+	if code, body, _ := e.rest("GET", "/readyz", "", nil); code != http.StatusOK {
+		t.Fatalf("readyz lagging after catching up once: HTTP %d: %s", code, body)
+	}
 }

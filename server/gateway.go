@@ -19,6 +19,7 @@ import (
 
 	trailproto "github.com/trailaudit/trail/proto"
 	trailv1 "github.com/trailaudit/trail/proto/trail/v1"
+	"github.com/trailaudit/trail/raftnode"
 )
 
 // checkpointPath is the REST route that serves a checkpoint as its signed
@@ -154,6 +155,24 @@ func (s *Server) serveCheckpointNote(w http.ResponseWriter, r *http.Request) {
 
 // serveReady reports whether this node should receive traffic: it serves,
 // and its cluster has a leader to take writes.
+// caughtUp reports whether this node has, since it started, applied every
+// entry it knew to be committed. A restarted node replays its log past the
+// engine's applied index only once a leader has told it the commit index
+// (a leader that backed off from it while it was down may take seconds);
+// until then its state, API keys included, is older than the cluster's, so
+// it is not ready. The first time it has caught up latches: applying always
+// lags committing a little under load, which is no reason to be unready.
+func (s *Server) caughtUp(st raftnode.Status) bool {
+	if s.caughtUpOnce.Load() {
+		return true
+	}
+	if st.CommitIndex == 0 || st.RaftApplied < st.CommitIndex {
+		return false
+	}
+	s.caughtUpOnce.Store(true)
+	return true
+}
+
 func (s *Server) serveReady(w http.ResponseWriter, _ *http.Request) {
 	s.mu.Lock()
 	serving := s.state == stateServing
@@ -166,6 +185,8 @@ func (s *Server) serveReady(w http.ResponseWriter, _ *http.Request) {
 		http.Error(w, "state machine failed: "+st.Failed.Error(), http.StatusServiceUnavailable)
 	case st.LeaderID == "":
 		http.Error(w, "no Raft leader known", http.StatusServiceUnavailable)
+	case !s.caughtUp(st):
+		http.Error(w, fmt.Sprintf("catching up: applied %d of %d committed entries", st.RaftApplied, st.CommitIndex), http.StatusServiceUnavailable)
 	default:
 		fmt.Fprintf(w, "ok: %s, leader %s, applied %d\n", st.State, st.LeaderID, s.cluster.AppliedIndex())
 	}

@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -205,6 +206,9 @@ type Server struct {
 
 	mu    sync.Mutex
 	state serverState
+	// caughtUpOnce latches when this node first applied all it knew to be
+	// committed (see caughtUp).
+	caughtUpOnce atomic.Bool
 
 	// sweepMu runs one retention sweep at a time on this node.
 	sweepMu sync.Mutex
