@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"time"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -160,20 +161,39 @@ func (s *Server) serveCheckpointNote(w http.ResponseWriter, r *http.Request) {
 // engine's applied index only once a leader has told it the commit index
 // (a leader that backed off from it while it was down may take seconds);
 // until then its state, API keys included, is older than the cluster's, so
-// it is not ready. The first time it has caught up latches: applying always
-// lags committing a little under load, which is no reason to be unready.
-func (s *Server) caughtUp(st raftnode.Status) bool {
+// it is not ready. Entries committed a moment ago may still be in the
+// apply pipeline, so a node briefly behind is given readyCatchUpWait to
+// apply them. The first time it has caught up latches: applying always lags
+// committing a little under load, which is no reason to be unready.
+func (s *Server) caughtUp(ctx context.Context, st raftnode.Status) bool {
 	if s.caughtUpOnce.Load() {
 		return true
 	}
-	if st.CommitIndex == 0 || st.RaftApplied < st.CommitIndex {
+	target := st.CommitIndex
+	if target == 0 {
 		return false
+	}
+	// Raft's own applied index counts the no-op a new leader commits,
+	// which the engine never sees; the engine's is ahead of Raft's for a
+	// moment after each batch.
+	applied := func(st raftnode.Status) uint64 { return max(st.AppliedIndex, st.RaftApplied) }
+	if applied(st) < target {
+		wctx, cancel := context.WithTimeout(ctx, readyCatchUpWait)
+		_ = s.cluster.WaitApplied(wctx, target) // timing out is an answer, checked below
+		cancel()
+		if applied(s.cluster.Status()) < target {
+			return false
+		}
 	}
 	s.caughtUpOnce.Store(true)
 	return true
 }
 
-func (s *Server) serveReady(w http.ResponseWriter, _ *http.Request) {
+// readyCatchUpWait is how long a readiness probe waits for entries already
+// committed to be applied before it answers "catching up".
+const readyCatchUpWait = 250 * time.Millisecond
+
+func (s *Server) serveReady(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	serving := s.state == stateServing
 	s.mu.Unlock()
@@ -185,7 +205,7 @@ func (s *Server) serveReady(w http.ResponseWriter, _ *http.Request) {
 		http.Error(w, "state machine failed: "+st.Failed.Error(), http.StatusServiceUnavailable)
 	case st.LeaderID == "":
 		http.Error(w, "no Raft leader known", http.StatusServiceUnavailable)
-	case !s.caughtUp(st):
+	case !s.caughtUp(r.Context(), st):
 		http.Error(w, fmt.Sprintf("catching up: applied %d of %d committed entries", st.RaftApplied, st.CommitIndex), http.StatusServiceUnavailable)
 	default:
 		fmt.Fprintf(w, "ok: %s, leader %s, applied %d\n", st.State, st.LeaderID, s.cluster.AppliedIndex())
