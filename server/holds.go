@@ -24,10 +24,7 @@ func (cs *complianceService) CreateLegalHold(ctx context.Context, req *trailv1.C
 	if req.GetHold() == nil {
 		return nil, badRequest("hold is required")
 	}
-	if err := checkTenant(req.GetHold().GetTenantId()); err != nil {
-		return nil, err
-	}
-	ac, err := cs.beginCompliance(ctx, req.GetHold().GetTenantId())
+	ac, err := cs.beginCompliance(ctx, req.GetHold().GetTenantId(), tenantRequired)
 	if err != nil {
 		return nil, err
 	}
@@ -56,7 +53,7 @@ func (cs *complianceService) CreateLegalHold(ctx context.Context, req *trailv1.C
 // node's applied state, so a hold created moments ago through another node
 // may not be found yet.
 func (cs *complianceService) ReleaseLegalHold(ctx context.Context, req *trailv1.ReleaseLegalHoldRequest) (_ *trailv1.ReleaseLegalHoldResponse, err error) {
-	ac, err := cs.beginCompliance(ctx, "")
+	ac, err := cs.beginCompliance(ctx, "", tenantOptional)
 	if err != nil {
 		return nil, err
 	}
@@ -91,10 +88,7 @@ func (cs *complianceService) ReleaseLegalHold(ctx context.Context, req *trailv1.
 }
 
 func (cs *complianceService) ListLegalHolds(ctx context.Context, req *trailv1.ListLegalHoldsRequest) (_ *trailv1.ListLegalHoldsResponse, err error) {
-	if err := checkOptionalTenant(req.GetTenantId()); err != nil {
-		return nil, err
-	}
-	ac, err := cs.beginCompliance(ctx, req.GetTenantId())
+	ac, err := cs.beginCompliance(ctx, req.GetTenantId(), tenantOptional)
 	if err != nil {
 		return nil, err
 	}

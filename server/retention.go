@@ -41,9 +41,25 @@ const (
 	durableRetryBackoff = 200 * time.Millisecond
 )
 
-// beginCompliance authorizes an admin-only compliance call on tenant ("" for
-// calls not scoped to one) and starts its audit record.
-func (cs *complianceService) beginCompliance(ctx context.Context, tenant string) (*access, error) {
+// tenantScope says whether a compliance call must name a tenant.
+type tenantScope bool
+
+const (
+	tenantRequired tenantScope = true
+	tenantOptional tenantScope = false // "": every tenant, or none
+)
+
+// beginCompliance checks the call's tenant id, then authorizes an
+// admin-only compliance call on it ("" for calls not scoped to one) and
+// starts its audit record.
+func (cs *complianceService) beginCompliance(ctx context.Context, tenant string, scope tenantScope) (*access, error) {
+	check := checkOptionalTenant
+	if scope == tenantRequired {
+		check = checkTenant
+	}
+	if err := check(tenant); err != nil {
+		return nil, err
+	}
 	return cs.s.authorize(ctx, permAdmin, trailv1.Category_CATEGORY_COMPLIANCE, tenant)
 }
 
@@ -57,10 +73,7 @@ func complianceInvalid(err error) error {
 }
 
 func (cs *complianceService) SetRetentionPolicy(ctx context.Context, req *trailv1.SetRetentionPolicyRequest) (_ *trailv1.SetRetentionPolicyResponse, err error) {
-	if err := checkTenant(req.GetTenantId()); err != nil {
-		return nil, err
-	}
-	ac, err := cs.beginCompliance(ctx, req.GetTenantId())
+	ac, err := cs.beginCompliance(ctx, req.GetTenantId(), tenantRequired)
 	if err != nil {
 		return nil, err
 	}
@@ -107,10 +120,7 @@ func policyChange(req *trailv1.SetRetentionPolicyRequest) (*trailv1.RetentionPol
 }
 
 func (cs *complianceService) ListRetentionPolicies(ctx context.Context, req *trailv1.ListRetentionPoliciesRequest) (_ *trailv1.ListRetentionPoliciesResponse, err error) {
-	if err := checkTenant(req.GetTenantId()); err != nil {
-		return nil, err
-	}
-	ac, err := cs.beginCompliance(ctx, req.GetTenantId())
+	ac, err := cs.beginCompliance(ctx, req.GetTenantId(), tenantRequired)
 	if err != nil {
 		return nil, err
 	}
@@ -123,10 +133,7 @@ func (cs *complianceService) ListRetentionPolicies(ctx context.Context, req *tra
 }
 
 func (cs *complianceService) RetentionDryRun(ctx context.Context, req *trailv1.RetentionDryRunRequest) (_ *trailv1.RetentionDryRunResponse, err error) {
-	if err := checkOptionalTenant(req.GetTenantId()); err != nil {
-		return nil, err
-	}
-	ac, err := cs.beginCompliance(ctx, req.GetTenantId())
+	ac, err := cs.beginCompliance(ctx, req.GetTenantId(), tenantOptional)
 	if err != nil {
 		return nil, err
 	}
@@ -179,10 +186,7 @@ func dryRunProto(r *compliance.DryRunResult) *trailv1.RetentionDryRunResponse {
 }
 
 func (cs *complianceService) RunRetentionSweep(ctx context.Context, req *trailv1.RunRetentionSweepRequest) (_ *trailv1.RunRetentionSweepResponse, err error) {
-	if err := checkOptionalTenant(req.GetTenantId()); err != nil {
-		return nil, err
-	}
-	ac, err := cs.beginCompliance(ctx, req.GetTenantId())
+	ac, err := cs.beginCompliance(ctx, req.GetTenantId(), tenantOptional)
 	if err != nil {
 		return nil, err
 	}
