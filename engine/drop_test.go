@@ -7,21 +7,16 @@ import (
 	"io/fs"
 	"os"
 	"testing"
-	"time"
 
 	"github.com/transparency-dev/merkle/proof"
 	"github.com/transparency-dev/merkle/rfc6962"
 )
 
-var dec5 = time.Date(2026, 12, 5, 0, 0, 0, 0, time.UTC)
-
 // sealAndPruneAll seals novP and prunes every one of its leaves.
 func sealAndPruneAll(t *testing.T, e *Engine, novP Partition) PartitionInfo {
 	t.Helper()
 	ctx := context.Background()
-	if err := e.Seal(ctx, e.AppliedIndex()+1, novP, dec5); err != nil {
-		t.Fatal(err)
-	}
+	sealNovember(t, e, novP)
 	info, err := e.PartitionInfo(ctx, novP)
 	if err != nil {
 		t.Fatal(err)
@@ -42,9 +37,7 @@ func TestDropSegmentRefusals(t *testing.T) {
 	e := openEngine(t, t.TempDir())
 	ctx := context.Background()
 	novP, decP := fillTwoMonths(t, e, 20)
-	if err := e.Seal(ctx, e.AppliedIndex()+1, novP, dec5); err != nil {
-		t.Fatal(err)
-	}
+	sealNovember(t, e, novP)
 	if _, err := e.Prune(ctx, e.AppliedIndex()+1, novP, []uint64{0, 1, 2}); err != nil {
 		t.Fatal(err)
 	}

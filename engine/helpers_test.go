@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"reflect"
 	"testing"
@@ -262,4 +263,29 @@ func openRawPebble(t testing.TB, dir string) *pebble.DB {
 		t.Fatal(err)
 	}
 	return db
+}
+
+// dec5 is a time after November 2026 has ended: November may be sealed.
+var dec5 = time.Date(2026, 12, 5, 0, 0, 0, 0, time.UTC)
+
+// sealNovember seals p, a November partition, as the next command.
+func sealNovember(t testing.TB, e *Engine, p Partition) {
+	t.Helper()
+	if err := e.Seal(context.Background(), e.AppliedIndex()+1, p, dec5); err != nil {
+		t.Fatalf("seal %s: %v", p, err)
+	}
+}
+
+// flipSegmentByte changes one byte in the middle of p's segment file.
+func flipSegmentByte(t testing.TB, dir string, p Partition) {
+	t.Helper()
+	path := segmentPath(dir, p)
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b[len(b)/3] ^= 1
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
 }

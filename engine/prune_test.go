@@ -82,9 +82,7 @@ func TestPruneSealedPartition(t *testing.T) {
 	e := openEngine(t, dir)
 	ctx := context.Background()
 	novP, _ := fillTwoMonths(t, e, 300)
-	if err := e.Seal(ctx, e.AppliedIndex()+1, novP, time.Date(2026, 12, 5, 0, 0, 0, 0, time.UTC)); err != nil {
-		t.Fatal(err)
-	}
+	sealNovember(t, e, novP)
 	before := checkPartition(t, e, novP)
 	if n, err := e.Prune(ctx, e.AppliedIndex()+1, novP, []uint64{0, 255, 256, 299}); err != nil || n != 4 {
 		t.Fatalf("Prune sealed: %d, %v", n, err)
@@ -102,9 +100,7 @@ func TestInterruptedSegmentPruneIsFinishedOnOpen(t *testing.T) {
 	e := openEngine(t, dir)
 	ctx := context.Background()
 	novP, _ := fillTwoMonths(t, e, 30)
-	if err := e.Seal(ctx, e.AppliedIndex()+1, novP, time.Date(2026, 12, 5, 0, 0, 0, 0, time.UTC)); err != nil {
-		t.Fatal(err)
-	}
+	sealNovember(t, e, novP)
 	before := checkPartition(t, e, novP)
 	path := segmentPath(dir, novP)
 	unpruned, err := os.ReadFile(path)

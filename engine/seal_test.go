@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"os"
 	"testing"
 	"time"
 )
@@ -114,19 +113,9 @@ func TestCorruptSegmentIsRefused(t *testing.T) {
 	e := openEngine(t, dir)
 	ctx := context.Background()
 	novP, _ := fillTwoMonths(t, e, 50)
-	if err := e.Seal(ctx, e.AppliedIndex()+1, novP, time.Date(2026, 12, 5, 0, 0, 0, 0, time.UTC)); err != nil {
-		t.Fatal(err)
-	}
+	sealNovember(t, e, novP)
 	e.Close()
-	path := segmentPath(dir, novP)
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b[len(b)/3] ^= 1
-	if err := os.WriteFile(path, b, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	flipSegmentByte(t, dir, novP)
 	e = openEngine(t, dir)
 	if _, err := e.Entry(ctx, novP, 3); !errors.Is(err, ErrCorrupt) {
 		t.Fatalf("read from corrupt segment: %v", err)

@@ -15,9 +15,7 @@ func TestSnapshotRestore(t *testing.T) {
 	e := openEngine(t, t.TempDir())
 	ctx := context.Background()
 	novP, decP := fillTwoMonths(t, e, 200)
-	if err := e.Seal(ctx, e.AppliedIndex()+1, novP, time.Date(2026, 12, 5, 0, 0, 0, 0, time.UTC)); err != nil {
-		t.Fatal(err)
-	}
+	sealNovember(t, e, novP)
 	snap, err := e.CaptureSnapshot(ctx)
 	if err != nil {
 		t.Fatal(err)

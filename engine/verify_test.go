@@ -65,11 +65,8 @@ func TestVerifyCleanPartitions(t *testing.T) {
 
 func TestVerifySealedPartition(t *testing.T) {
 	e := openEngine(t, t.TempDir())
-	ctx := context.Background()
 	novP, decP := fillTwoMonths(t, e, 300)
-	if err := e.Seal(ctx, e.AppliedIndex()+1, novP, time.Date(2026, 12, 5, 0, 0, 0, 0, time.UTC)); err != nil {
-		t.Fatal(err)
-	}
+	sealNovember(t, e, novP)
 	res := verifyOK(t, e, novP)
 	if !res.Sealed || res.Size != 300 || res.Hashed != 300 {
 		t.Fatalf("sealed result %+v", res)
@@ -90,9 +87,7 @@ func TestVerifyPrunedEntries(t *testing.T) {
 	if res := verifyOK(t, e, decP); res.Pruned != 5 || res.Hashed != 295 {
 		t.Fatalf("open pruned: %+v", res)
 	}
-	if err := e.Seal(ctx, e.AppliedIndex()+1, novP, time.Date(2026, 12, 5, 0, 0, 0, 0, time.UTC)); err != nil {
-		t.Fatal(err)
-	}
+	sealNovember(t, e, novP)
 	if _, err := e.Prune(ctx, e.AppliedIndex()+1, novP, []uint64{3, 299}); err != nil {
 		t.Fatal(err)
 	}
@@ -171,21 +166,10 @@ func TestVerifyDetectsCorruptSegment(t *testing.T) {
 		t.Run(fmt.Sprintf("reopen=%v", reopen), func(t *testing.T) {
 			dir := t.TempDir()
 			e := openEngine(t, dir)
-			ctx := context.Background()
 			novP, _ := fillTwoMonths(t, e, 300)
-			if err := e.Seal(ctx, e.AppliedIndex()+1, novP, time.Date(2026, 12, 5, 0, 0, 0, 0, time.UTC)); err != nil {
-				t.Fatal(err)
-			}
+			sealNovember(t, e, novP)
 			verifyOK(t, e, novP) // the segment reader is now cached
-			path := segmentPath(dir, novP)
-			b, err := os.ReadFile(path)
-			if err != nil {
-				t.Fatal(err)
-			}
-			b[len(b)/3] ^= 1
-			if err := os.WriteFile(path, b, 0o644); err != nil {
-				t.Fatal(err)
-			}
+			flipSegmentByte(t, dir, novP)
 			if reopen {
 				e.Close()
 				e = openEngine(t, dir)
@@ -200,9 +184,7 @@ func TestVerifyDroppedAndMissingSegments(t *testing.T) {
 	e := openEngine(t, dir)
 	ctx := context.Background()
 	novP, decP := fillTwoMonths(t, e, 40)
-	if err := e.Seal(ctx, e.AppliedIndex()+1, novP, time.Date(2026, 12, 5, 0, 0, 0, 0, time.UTC)); err != nil {
-		t.Fatal(err)
-	}
+	sealNovember(t, e, novP)
 	all := make([]uint64, 40)
 	for i := range all {
 		all[i] = uint64(i)
@@ -221,9 +203,7 @@ func TestVerifyDroppedAndMissingSegments(t *testing.T) {
 	// A segment that vanished without a drop is a problem.
 	other := Partition{Tenant: "other", Month: novP.Month}
 	applyOK(t, e, e.AppliedIndex()+1, nov, event("other", "o-1"), event("other", "o-2"))
-	if err := e.Seal(ctx, e.AppliedIndex()+1, other, time.Date(2026, 12, 5, 0, 0, 0, 0, time.UTC)); err != nil {
-		t.Fatal(err)
-	}
+	sealNovember(t, e, other)
 	e.Close()
 	if err := os.Remove(segmentPath(dir, other)); err != nil {
 		t.Fatal(err)
