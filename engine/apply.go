@@ -4,15 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"time"
 
 	"github.com/cespare/xxhash/v2"
-	"github.com/cockroachdb/pebble/v2"
 	"google.golang.org/protobuf/encoding/protowire"
-	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/trailaudit/trail/engine/eventwire"
 	"github.com/trailaudit/trail/merkle"
 	trailv1 "github.com/trailaudit/trail/proto/trail/v1"
 )
@@ -24,13 +21,14 @@ type Batch struct {
 	// Time is the sequencer time the leader assigned to the batch. Apply
 	// clamps it per tenant so that a tenant's sequencer time never goes back.
 	Time time.Time
-	// Events in log order.
-	Events []*trailv1.Event
-	// EventBytes, when set, holds the deterministic encoding of each of
-	// Events (as the Raft entry carries it), which Apply then stores as it
-	// is instead of encoding the event again. Every replica applies the
-	// same entry, so every replica stores the same bytes either way.
+	// EventBytes are the events as a Raft entry carries them: their
+	// canonical encodings (package eventwire), stored as they are. Bytes in
+	// another encoding of a valid event are canonicalized, identically on
+	// every replica.
 	EventBytes [][]byte
+	// Events is for callers that hold decoded events (tests, tools): when
+	// EventBytes is nil, Apply encodes them canonically.
+	Events []*trailv1.Event
 }
 
 // Receipt is the proof of acceptance returned for each appended event.
@@ -64,201 +62,238 @@ var (
 	ErrAlreadyApplied  = errors.New("engine: command at or below the applied index")
 )
 
-// Apply appends a batch in one Pebble batch: entries, tiles, index keys,
-// dedup keys, tenant heads, partition catalog and the applied index. A batch
-// at or below the applied index is skipped with ErrAlreadyApplied (Raft
-// replay after restart). Any other error is a storage failure: nothing of
-// the batch is visible and the in-memory state is reloaded from disk.
+// Apply appends a batch: entries go to their partitions' files, dedup
+// records and posting lists to the current chunk, and the batch becomes
+// visible to readers at once. Nothing is fsynced here: the Raft log is the
+// write-ahead log, and a checkpoint (every ChunkEvents events, or before a
+// command or snapshot) makes the state durable up to an applied index,
+// after which Raft replays (invariant 10). A batch at or below the applied
+// index is skipped with ErrAlreadyApplied. Any other error is a storage
+// failure after which the engine refuses further writes: its memory may be
+// ahead of its files, and only a reopen (which replays from the last
+// checkpoint) is safe.
 func (e *Engine) Apply(ctx context.Context, b *Batch) ([]Result, error) {
-	if err := e.checkOpen(); err != nil {
+	rs, err := e.ApplyBatches(ctx, []*Batch{b})
+	if err != nil {
+		return nil, err
+	}
+	return rs[0], nil
+}
+
+// ApplyBatches applies consecutive batches (Raft entries) as Apply would
+// one after the other, writing the files once for all of them: the state
+// machine hands over every append entry Raft delivers at once. Receipts
+// are exactly those of separate Applies. Indexes must increase; if the
+// first is at or below the applied index the call is skipped with
+// ErrAlreadyApplied.
+func (e *Engine) ApplyBatches(ctx context.Context, bs []*Batch) ([][]Result, error) {
+	if err := e.checkWritable(); err != nil {
 		return nil, err
 	}
 	e.writeMu.Lock()
 	defer e.writeMu.Unlock()
-	if b.Index <= e.applied.Load() {
+	if err := e.checkWritable(); err != nil {
+		return nil, err
+	}
+	if len(bs) == 0 {
+		return nil, nil
+	}
+	if bs[0].Index <= e.applied.Load() {
 		return nil, ErrAlreadyApplied
 	}
+	for i := 1; i < len(bs); i++ {
+		if bs[i].Index <= bs[i-1].Index {
+			return nil, fmt.Errorf("engine: apply: index %d after %d", bs[i].Index, bs[i-1].Index)
+		}
+	}
 	if err := ctx.Err(); err != nil {
-		return nil, fmt.Errorf("engine: apply %d: %w", b.Index, err)
+		return nil, fmt.Errorf("engine: apply %d: %w", bs[0].Index, err)
 	}
-	a := e.newApplier(b.Index)
-	defer a.wb.Close()
-	if b.EventBytes != nil && len(b.EventBytes) != len(b.Events) {
-		return nil, fmt.Errorf("engine: apply %d: %d encoded events for %d events: %w", b.Index, len(b.EventBytes), len(b.Events), ErrInvalidEvent)
+	results, err := e.apply(bs)
+	last := bs[len(bs)-1].Index
+	if err != nil {
+		return nil, e.fail(fmt.Errorf("engine: apply %d..%d: %w", bs[0].Index, last, err))
 	}
-	results := make([]Result, len(b.Events))
-	for i, ev := range b.Events {
-		var encoded []byte
-		if b.EventBytes != nil {
-			encoded = b.EventBytes[i]
+	e.applied.Store(last)
+	if e.cur.events >= e.opts.ChunkEvents {
+		if err := e.startCheckpoint(); err != nil {
+			return nil, err
 		}
-		r, err := a.appendEvent(ev, encoded, b.Time)
-		if err != nil {
-			e.dropState()
-			return nil, fmt.Errorf("engine: apply %d: %w", b.Index, err)
-		}
-		results[i] = r
-	}
-	if err := a.finish(results); err != nil {
-		e.dropState()
-		return nil, fmt.Errorf("engine: apply %d: %w", b.Index, err)
-	}
-	if err := e.commit(a.wb, b.Index); err != nil {
-		return nil, fmt.Errorf("engine: apply %d: %w", b.Index, err)
 	}
 	return results, nil
 }
 
-// commit writes the applied index into wb and commits it. On failure the
-// cached tenant state, which already reflects wb, is dropped.
-func (e *Engine) commit(wb *pebble.Batch, index uint64) error {
-	if err := wb.Set(appliedKey, encodeUint64(index), nil); err != nil {
-		e.dropState()
-		return err
+// batchBytes returns the encoded events of b, and for decoded events that
+// cannot be encoded, why: Apply rejects those.
+func batchBytes(b *Batch) ([][]byte, []error) {
+	if b.EventBytes != nil {
+		return b.EventBytes, nil
 	}
-	opts := pebble.NoSync
-	if e.opts.SyncWrites {
-		opts = pebble.Sync
+	out := make([][]byte, len(b.Events))
+	errs := make([]error, len(b.Events))
+	var scratch eventwire.Event
+	for i, ev := range b.Events {
+		if ev == nil {
+			errs[i] = fmt.Errorf("%w: event is empty", ErrInvalidEvent)
+			continue
+		}
+		out[i], errs[i] = eventwire.Marshal(ev, &scratch)
 	}
-	if err := wb.Commit(opts); err != nil {
-		e.dropState()
-		return fmt.Errorf("commit: %w", err)
-	}
-	e.applied.Store(index)
-	return nil
+	return out, errs
 }
 
-// dropState forgets cached tenant state so that it is reloaded from what is
-// committed; used after a failed write.
-func (e *Engine) dropState() { clear(e.tenants) }
+// apply runs batches under writeMu and the current chunk's lock.
+func (e *Engine) apply(bs []*Batch) ([][]Result, error) {
+	a := &e.applier
+	c := e.cur
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	a.reset(len(c.recs))
+	out := make([][]Result, len(bs))
+	for bi, b := range bs {
+		raw, encErrs := batchBytes(b)
+		a.index, a.batchRec = b.Index, len(c.recs)
+		results := make([]Result, len(raw))
+		out[bi] = results
+		for i := range raw {
+			if encErrs != nil && encErrs[i] != nil {
+				results[i].Err = encErrs[i]
+				continue
+			}
+			r, err := a.appendEvent(c, raw[i], b.Time.UnixNano(), out, bi, i)
+			if err != nil {
+				return nil, err
+			}
+			results[i] = r
+		}
+		a.endBatch(c, out, bi)
+	}
+	if err := a.finish(); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
 
-// applier accumulates one batch.
+// applier is the scratch state of one apply; the engine keeps one and
+// reuses its buffers, so that the steady state of an append allocates
+// little beyond its receipt.
 type applier struct {
-	e     *Engine
-	wb    *pebble.Batch
-	index uint64
-	// dirty lists the partitions this batch touched, in first-touch order, so
-	// that flushing is deterministic.
-	dirty    []*openPartition
-	heads    map[string]*tenantState
-	headList []string
-	// fresh maps tenant\x00event_id to the result index of an event appended
-	// earlier in this batch.
-	fresh map[string]int
-	// pending are results whose dedup records are written at finish, once the
-	// tree sizes are known.
-	pending  []pendingDedup
-	postings postings
-	marshal  proto.MarshalOptions
+	e      *Engine
+	index  uint64 // of the batch being applied
+	ev     eventwire.Event
+	entry  []byte // the entry being encoded
+	term   []byte // the posting term being built
+	target []byte // a target term
+	// dirty lists the partitions and tenants the batches touched, in
+	// first-touch order, so that writing them is deterministic.
+	dirty   []*openPartition
+	tenants []*tenantState
+	// The chunk's dedup records from groupRec on were added by this apply,
+	// those from batchRec on by the batch being applied; added[k] says
+	// where the event of record groupRec+k stands.
+	groupRec, batchRec int
+	added              []addedRecord
 }
 
-type pendingDedup struct {
-	result int
-	digest uint64
-	part   *openPartition
+// addedRecord is one event an apply appended.
+type addedRecord struct {
+	part          *openPartition
+	batch, result int
 }
 
-func (e *Engine) newApplier(index uint64) *applier {
-	return &applier{
-		e:       e,
-		wb:      e.db.NewBatch(),
-		index:   index,
-		heads:   make(map[string]*tenantState),
-		fresh:   make(map[string]int),
-		marshal: proto.MarshalOptions{Deterministic: true},
-	}
+func (a *applier) reset(groupRec int) {
+	a.dirty, a.tenants = a.dirty[:0], a.tenants[:0]
+	a.groupRec, a.added = groupRec, a.added[:0]
 }
 
-// appendEvent appends one event. A returned error is a storage failure; a
-// rejected event is reported in the Result.
-func (a *applier) appendEvent(ev *trailv1.Event, eventBytes []byte, t time.Time) (Result, error) {
-	if err := ValidateEvent(ev); err != nil {
+// appendEvent appends one event, result i of batch bi. A returned error is
+// a storage failure; a rejected event is reported in the Result.
+func (a *applier) appendEvent(c *chunk, raw []byte, t int64, out [][]Result, bi, i int) (Result, error) {
+	eventBytes, err := eventwire.Canonicalize(raw, &a.ev)
+	if err != nil {
 		return Result{Err: err}, nil
 	}
-	if eventBytes == nil {
-		var err error
-		if eventBytes, err = a.marshal.Marshal(ev); err != nil {
-			return Result{Err: fmt.Errorf("%w: encode: %v", ErrInvalidEvent, err)}, nil
-		}
+	ev := &a.ev
+	if err := eventwire.Validate(ev); err != nil {
+		return Result{Err: err}, nil
 	}
+	id := eventIdentity(ev.TenantID, ev.EventID)
 	digest := xxhash.Sum64(eventBytes)
-	if r, hit, err := a.lookupDuplicate(ev, digest); hit || err != nil {
+	if r, hit, err := a.lookupDuplicate(c, id, digest, out); hit || err != nil {
 		return r, err
 	}
-	ts, err := a.e.tenant(ev.TenantId)
+	ts := a.e.tenant(string(ev.TenantID))
+	seq := max(t, ts.head.LastTime)
+	op, err := a.e.partitionFor(ts, MonthOf(time.Unix(0, seq)))
 	if err != nil {
 		return Result{}, err
 	}
-	seq := max(t.UnixNano(), ts.head.LastTime)
-	op, link, err := a.e.partitionFor(ts, MonthOf(time.Unix(0, seq)))
-	if err != nil {
-		return Result{}, err
+	leaf := op.app.Size() // the batch's leaves are appended to app as they come
+	var link *trailv1.PartitionLink
+	if leaf == 0 {
+		link = op.link
 	}
-	leaf := op.app.Size()
-	entryBytes, err := encodeEntry(a.marshal, eventBytes, &trailv1.Entry{
-		SequencerTime: timestamppb.New(time.Unix(0, seq).UTC()),
-		Partition:     op.p.Month.String(),
-		LeafIndex:     leaf,
-		PrevLeafHash:  ts.head.LastLeaf[:],
-		PrevPartition: link,
-	})
-	if err != nil {
-		return Result{}, fmt.Errorf("encode entry: %w", err)
+	a.entry = appendEntry(a.entry[:0], eventBytes, seq, op.month, leaf, ts.head.LastLeaf, link)
+	if len(a.entry) > a.e.opts.MaxEntryBytes {
+		return Result{Err: fmt.Errorf("%w: %d bytes encoded, limit %d", ErrEntryTooLarge, len(a.entry), a.e.opts.MaxEntryBytes)}, nil
 	}
-	if len(entryBytes) > a.e.opts.MaxEntryBytes {
-		return Result{Err: fmt.Errorf("%w: %d bytes encoded, limit %d", ErrEntryTooLarge, len(entryBytes), a.e.opts.MaxEntryBytes)}, nil
-	}
-	leafHash := merkle.LeafHash(entryBytes)
-	op.append(leafHash)
-	if err := a.wb.Set(entryKey(op.p, leaf), entryBytes, nil); err != nil {
-		return Result{}, err
-	}
-	a.postings.add(ev, op.p.Month, leaf)
-	if op.cat.Size == 0 {
+	leafHash := merkle.LeafHash(a.entry)
+	op.appendLeaf(a.entry, leafHash)
+	if leaf == 0 {
 		op.cat.FirstTime = seq
 	}
-	op.cat.Size, op.cat.LastTime = op.app.Size(), seq
+	op.cat.LastTime = seq
+	a.addPostings(c, ev, op, leaf)
+	c.noteEvent(op.p, leaf, seq)
+	c.addDedup(id, dedupRecord{Month: op.p.Month, Leaf: leaf, SeqTime: seq, Digest: digest})
+	a.e.filter.add(id.bloomHash())
 	ts.head = headRecord{Month: op.p.Month, LastLeaf: leafHash, LastTime: seq}
 	ts.started = true
 	a.touch(ts, op)
-	a.fresh[ev.TenantId+"\x00"+ev.EventId] = len(a.pending)
-	a.pending = append(a.pending, pendingDedup{digest: digest, part: op})
+	a.added = append(a.added, addedRecord{part: op, batch: bi, result: i})
 	return Result{Receipt: Receipt{
-		Tenant: ev.TenantId, EventID: ev.EventId, Partition: op.p.Month,
+		Tenant: string(ev.TenantID), EventID: string(ev.EventID), Partition: op.p.Month,
 		LeafIndex: leaf, LeafHash: leafHash, SequencerTime: time.Unix(0, seq).UTC(), Index: a.index,
 	}}, nil
 }
 
-// lookupDuplicate finds an earlier append of the same event_id, in this
-// batch or in the store.
-func (a *applier) lookupDuplicate(ev *trailv1.Event, digest uint64) (Result, bool, error) {
-	if i, ok := a.fresh[ev.TenantId+"\x00"+ev.EventId]; ok {
-		p := a.pending[i]
-		if p.digest != digest {
-			return Result{Err: conflict(ev)}, true, nil
-		}
-		return Result{Receipt: Receipt{Duplicate: true, Tenant: ev.TenantId, EventID: ev.EventId}, Err: errPendingDuplicate(i)}, true, nil
+// lookupDuplicate finds an earlier append of the same identity: in this
+// apply, in a chunk still in memory, or in Pebble. The bloom filter answers
+// for nearly every new event without any of those lookups.
+func (a *applier) lookupDuplicate(c *chunk, id identity, digest uint64, out [][]Result) (Result, bool, error) {
+	if !a.e.filter.mayContain(id.bloomHash()) {
+		return Result{}, false, nil
 	}
-	rec, found, err := a.e.readDedup(a.e.db, ev.TenantId, ev.EventId)
+	rec, found, pending, err := a.e.findDedupLocked(c, id)
 	if err != nil || !found {
 		return Result{}, false, err
 	}
 	if rec.Digest != digest {
-		return Result{Err: conflict(ev)}, true, nil
+		return Result{Err: fmt.Errorf("%w: tenant %q event_id %q", ErrEventIDConflict, a.ev.TenantID, a.ev.EventID)}, true, nil
 	}
-	r, err := a.e.receiptFromDedup(context.Background(), ev.TenantId, ev.EventId, rec)
+	switch {
+	case pending >= a.batchRec:
+		// Appended earlier in this batch: endBatch copies its receipt,
+		// whose tree size is known only then.
+		return Result{Err: errPendingDuplicate(pending - a.groupRec)}, true, nil
+	case pending >= a.groupRec:
+		// Appended by an earlier batch of this apply: its receipt is
+		// complete, but its partition not yet readable.
+		ad := a.added[pending-a.groupRec]
+		r := out[ad.batch][ad.result].Receipt
+		r.Duplicate, r.Index = true, 0
+		return Result{Receipt: r}, true, nil
+	}
+	r, err := a.e.receiptFromDedup(context.Background(), string(a.ev.TenantID), string(a.ev.EventID), rec)
 	if err != nil {
 		return Result{}, true, err
 	}
 	return Result{Receipt: r}, true, nil
 }
 
-func conflict(ev *trailv1.Event) error {
-	return fmt.Errorf("%w: tenant %q event_id %q", ErrEventIDConflict, ev.TenantId, ev.EventId)
-}
-
-// errPendingDuplicate marks a Result that duplicates the i-th event appended
-// earlier in the same batch; finish replaces it with that event's receipt.
+// errPendingDuplicate marks a Result that duplicates the event of added
+// record i, appended earlier in the same batch; endBatch replaces it with
+// that event's receipt.
 type errPendingDuplicate int
 
 func (errPendingDuplicate) Error() string { return "duplicate within batch" }
@@ -268,90 +303,124 @@ func (a *applier) touch(ts *tenantState, op *openPartition) {
 		op.dirty = true
 		a.dirty = append(a.dirty, op)
 	}
-	if _, ok := a.heads[ts.id]; !ok {
-		a.heads[ts.id] = ts
-		a.headList = append(a.headList, ts.id)
+	if !ts.inBatch {
+		ts.inBatch = true
+		a.tenants = append(a.tenants, ts)
 	}
+	ts.unsaved = true
 }
 
-// finish writes tiles, catalog records, heads and dedup records, and fills
-// every receipt's tree size.
-func (a *applier) finish(results []Result) error {
-	for _, op := range a.dirty {
-		if err := op.flush(a.e.db, a.wb); err != nil {
-			return err
-		}
+// endBatch fills the tree size of the batch's receipts and dedup records
+// (the partition's size after the batch, whatever else is applied with
+// it) and resolves its duplicates of its own events.
+func (a *applier) endBatch(c *chunk, out [][]Result, bi int) {
+	for k := a.batchRec - a.groupRec; k < len(a.added); k++ {
+		ad := a.added[k]
+		size := ad.part.app.Size()
+		c.recs[a.groupRec+k].rec.TreeSize = size
+		out[ad.batch][ad.result].Receipt.TreeSize = size
 	}
-	if err := a.postings.write(a.wb); err != nil {
-		return err
-	}
-	for _, id := range a.headList {
-		if err := a.wb.Set(headKey(id), a.heads[id].head.marshal(), nil); err != nil {
-			return err
-		}
-	}
-	// Map pending index -> result index, then fill sizes and write dedup.
-	pendingResult := make([]int, 0, len(a.pending))
-	for i := range results {
-		if results[i].Err == nil && !results[i].Receipt.Duplicate {
-			pendingResult = append(pendingResult, i)
-		}
-	}
-	for pi, ri := range pendingResult {
-		p := a.pending[pi]
-		r := &results[ri].Receipt
-		r.TreeSize = p.part.cat.Size
-		rec := dedupRecord{Month: r.Partition, Leaf: r.LeafIndex, TreeSize: r.TreeSize, SeqTime: r.SequencerTime.UnixNano(), Digest: p.digest}
-		if err := a.wb.Set(dedupKey(r.Tenant, r.EventID), rec.marshal(), nil); err != nil {
-			return err
-		}
-	}
+	results := out[bi]
 	for i := range results {
 		var pd errPendingDuplicate
 		if errors.As(results[i].Err, &pd) {
-			results[i] = Result{Receipt: results[pendingResult[int(pd)]].Receipt}
+			ad := a.added[int(pd)]
+			results[i] = Result{Receipt: out[ad.batch][ad.result].Receipt}
 			results[i].Receipt.Duplicate = true
 		}
 	}
+}
+
+// finish writes the touched partitions and publishes them and the
+// tenants' heads.
+func (a *applier) finish() error {
 	for _, op := range a.dirty {
-		op.dirty = false
+		if err := a.e.writePartition(op); err != nil {
+			return err
+		}
+	}
+	for _, ts := range a.tenants {
+		ts.inBatch = false
+		ts.publish()
 	}
 	return nil
 }
 
-// encodeEntry produces the deterministic encoding of entry with event as its
-// field 1, without marshalling the event a second time. Go's deterministic
-// marshalling writes fields in number order, so prepending field 1 yields
-// exactly proto.Marshal of the whole Entry (a test holds us to it).
-func encodeEntry(m proto.MarshalOptions, eventBytes []byte, entry *trailv1.Entry) ([]byte, error) {
-	tail, err := m.Marshal(entry)
-	if err != nil {
-		return nil, err
-	}
-	n := protowire.SizeTag(1) + protowire.SizeBytes(len(eventBytes)) + len(tail)
-	b := make([]byte, 0, n)
-	b = protowire.AppendTag(b, 1, protowire.BytesType)
-	b = protowire.AppendBytes(b, eventBytes)
-	return append(b, tail...), nil
-}
+// Field numbers of Entry (proto/trail/v1/event.proto), Timestamp and
+// PartitionLink, for appendEntry.
+const (
+	entryEvent         = 1
+	entrySequencerTime = 2
+	entryPartition     = 3
+	entryLeafIndex     = 4
+	entryPrevLeafHash  = 5
+	entryPrevPartition = 6
+	tsSeconds          = 1
+	tsNanos            = 2
+	linkPartition      = 1
+	linkSize           = 2
+	linkRoot           = 3
+)
 
-// sortedTileIDs returns the keys of m in a fixed order.
-func sortedTileIDs(m map[merkle.TileID][]byte) []merkle.TileID {
-	ids := make([]merkle.TileID, 0, len(m))
-	for id := range m {
-		ids = append(ids, id)
+// appendEntry appends the deterministic encoding of the Entry sequencing
+// event (already canonical) at sequencer time seq (Unix ns) as leaf of
+// partition month, chained to prev. It writes exactly what
+// proto.MarshalOptions{Deterministic: true} writes for that Entry (a test
+// holds it to that) without building the message: every replica encodes
+// every entry, and reflection-based marshalling cost more than the rest of
+// an append.
+func appendEntry(b, event []byte, seq int64, month string, leaf uint64, prev merkle.Hash, link *trailv1.PartitionLink) []byte {
+	b = protowire.AppendTag(b, entryEvent, protowire.BytesType)
+	b = protowire.AppendBytes(b, event)
+	secs, nanos := seq/1e9, seq%1e9
+	if nanos < 0 {
+		secs, nanos = secs-1, nanos+1e9
 	}
-	slices.SortFunc(ids, func(x, y merkle.TileID) int {
-		if x.Level != y.Level {
-			return int(x.Level) - int(y.Level)
+	tsLen := 0
+	if secs != 0 {
+		tsLen += protowire.SizeTag(tsSeconds) + protowire.SizeVarint(uint64(secs))
+	}
+	if nanos != 0 {
+		tsLen += protowire.SizeTag(tsNanos) + protowire.SizeVarint(uint64(nanos))
+	}
+	b = protowire.AppendTag(b, entrySequencerTime, protowire.BytesType)
+	b = protowire.AppendVarint(b, uint64(tsLen))
+	if secs != 0 {
+		b = protowire.AppendTag(b, tsSeconds, protowire.VarintType)
+		b = protowire.AppendVarint(b, uint64(secs))
+	}
+	if nanos != 0 {
+		b = protowire.AppendTag(b, tsNanos, protowire.VarintType)
+		b = protowire.AppendVarint(b, uint64(nanos))
+	}
+	b = protowire.AppendTag(b, entryPartition, protowire.BytesType)
+	b = protowire.AppendString(b, month)
+	if leaf != 0 {
+		b = protowire.AppendTag(b, entryLeafIndex, protowire.VarintType)
+		b = protowire.AppendVarint(b, leaf)
+	}
+	b = protowire.AppendTag(b, entryPrevLeafHash, protowire.BytesType)
+	b = protowire.AppendBytes(b, prev[:])
+	if link != nil {
+		n := protowire.SizeTag(linkPartition) + protowire.SizeBytes(len(link.Partition))
+		if link.Size != 0 {
+			n += protowire.SizeTag(linkSize) + protowire.SizeVarint(link.Size)
 		}
-		switch {
-		case x.Index < y.Index:
-			return -1
-		case x.Index > y.Index:
-			return 1
+		if len(link.Root) != 0 {
+			n += protowire.SizeTag(linkRoot) + protowire.SizeBytes(len(link.Root))
 		}
-		return 0
-	})
-	return ids
+		b = protowire.AppendTag(b, entryPrevPartition, protowire.BytesType)
+		b = protowire.AppendVarint(b, uint64(n))
+		b = protowire.AppendTag(b, linkPartition, protowire.BytesType)
+		b = protowire.AppendString(b, link.Partition)
+		if link.Size != 0 {
+			b = protowire.AppendTag(b, linkSize, protowire.VarintType)
+			b = protowire.AppendVarint(b, link.Size)
+		}
+		if len(link.Root) != 0 {
+			b = protowire.AppendTag(b, linkRoot, protowire.BytesType)
+			b = protowire.AppendBytes(b, link.Root)
+		}
+	}
+	return b
 }

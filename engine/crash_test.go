@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"os/exec"
+	"reflect"
 	"strconv"
 	"strings"
 	"syscall"
@@ -50,16 +51,22 @@ func crashCommand(ctx context.Context, e *Engine, k uint64) error {
 	return nil
 }
 
-// TestCrashChild is the child process of TestCrashRecovery; it appends
-// until killed, reporting each applied index on stdout.
+// crashOptions checkpoint every few batches, so that kills land before,
+// during and after background checkpoints.
+func crashOptions(dir string) Options {
+	return Options{Dir: dir, LogName: "test.trail", CacheBytes: 8 << 20, ChunkEvents: 3*crashEventsPerBatch + 7}
+}
+
+// TestCrashChild is the child process of TestCrashRecovery; it applies
+// commands until killed, reporting each applied index and the durable
+// index after it on stdout.
 func TestCrashChild(t *testing.T) {
 	dir := os.Getenv("TRAIL_CRASH_CHILD_DIR")
 	if dir == "" {
 		t.Skip("child process of TestCrashRecovery only")
 	}
 	ctx := context.Background()
-	sync := os.Getenv("TRAIL_CRASH_CHILD_SYNC") == "1"
-	e, err := Open(ctx, Options{Dir: dir, LogName: "test.trail", CacheBytes: 8 << 20, SyncWrites: sync})
+	e, err := Open(ctx, crashOptions(dir))
 	if err != nil {
 		fmt.Println("error", err)
 		os.Exit(2)
@@ -69,53 +76,95 @@ func TestCrashChild(t *testing.T) {
 			fmt.Println("error", err)
 			os.Exit(2)
 		}
-		fmt.Println("applied", k)
+		fmt.Println("applied", k, e.DurableIndex())
 	}
 }
 
+// TestCrashRecovery kills a process applying commands at random moments,
+// many times. After each kill the engine must reopen at a checkpoint at
+// or after every durable index the child reported, hold exactly the
+// commands up to it with every chain, root and proof verifying, and,
+// once the commands after it are replayed as Raft would, hold what an
+// engine that never crashed holds, root for root.
 func TestCrashRecovery(t *testing.T) {
 	dir := t.TempDir()
 	rng := rand.New(rand.NewPCG(1, 2))
-	var reported uint64
-	rounds := 12
+	// durable is the highest index the child reported durable (or the
+	// parent closed at); known the highest anyone applied.
+	var durable, known uint64
+	rounds := 16
 	if testing.Short() {
-		rounds = 4
+		rounds = 5
 	}
+	ctx := context.Background()
 	for round := 0; round < rounds; round++ {
-		// Odd rounds write without fsync, as under Raft: the applied index
-		// may then trail what the child reported (Raft replays the rest),
-		// but the state must still be exactly that index's. Even rounds
-		// fsync, so everything reported must survive.
-		synced := round%2 == 0
-		last := runAndKill(t, dir, synced, time.Duration(30+rng.IntN(250))*time.Millisecond)
-		if synced {
-			reported = max(reported, last)
-		}
-		e, err := Open(context.Background(), Options{Dir: dir, LogName: "test.trail", CacheBytes: 8 << 20})
+		last, lastDurable := runAndKill(t, dir, time.Duration(50+rng.IntN(400))*time.Millisecond)
+		durable, known = max(durable, lastDurable), max(known, last)
+		e, err := Open(ctx, crashOptions(dir))
 		if err != nil {
 			t.Fatalf("round %d: reopen after SIGKILL: %v", round, err)
 		}
 		applied := e.AppliedIndex()
-		if applied < reported {
-			t.Fatalf("round %d: applied index %d, but the child reported %d applied", round, applied, reported)
+		if applied < durable || applied > known+1 {
+			t.Fatalf("round %d: reopened at %d; durable %d, applied %d before the kill", round, applied, durable, known)
 		}
 		checkCrashState(t, e, applied)
-		e.Close()
+		// Raft replays what the checkpoint does not cover, and a little more.
+		for k := applied + 1; k <= known+uint64(rng.IntN(5)); k++ {
+			if err := crashCommand(ctx, e, k); err != nil {
+				t.Fatalf("round %d: replay %d: %v", round, k, err)
+			}
+		}
+		checkCrashState(t, e, e.AppliedIndex())
+		if err := e.Close(); err != nil {
+			t.Fatalf("round %d: close: %v", round, err)
+		}
+		durable, known = max(durable, e.AppliedIndex()), max(known, e.AppliedIndex())
 	}
-	if reported <= crashSealLast {
-		t.Logf("the child never got past the seals (reached %d); crash coverage of sealing is partial", reported)
+	if durable <= crashSealLast {
+		t.Logf("the child never got past the seals (reached %d); crash coverage of sealing is partial", durable)
+	}
+	e, err := Open(ctx, crashOptions(dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	compareWithUncrashed(t, e)
+}
+
+// compareWithUncrashed applies the same commands to a fresh engine that
+// never crashes and compares every partition's size and root.
+func compareWithUncrashed(t *testing.T, crashed *Engine) {
+	t.Helper()
+	ctx := context.Background()
+	ref := openEngine(t, t.TempDir())
+	for k := uint64(1); k <= crashed.AppliedIndex(); k++ {
+		if err := crashCommand(ctx, ref, k); err != nil {
+			t.Fatalf("reference engine, command %d: %v", k, err)
+		}
+	}
+	for i := range 3 {
+		tenant := fmt.Sprintf("t%d", i)
+		got, err := crashed.Partitions(ctx, tenant)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := ref.Partitions(ctx, tenant)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("tenant %s after crashes and replay:\n%+v\nan engine that never crashed:\n%+v", tenant, got, want)
+		}
 	}
 }
 
 // runAndKill starts the child, lets it run for d, SIGKILLs it and returns
-// the last index it reported.
-func runAndKill(t *testing.T, dir string, synced bool, d time.Duration) uint64 {
+// the last applied and durable indexes it reported.
+func runAndKill(t *testing.T, dir string, d time.Duration) (applied, durable uint64) {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^TestCrashChild$", "-test.v=false")
-	cmd.Env = append(os.Environ(), "TRAIL_CRASH_CHILD_DIR="+dir, "TRAIL_CRASH_CHILD_SYNC=0")
-	if synced {
-		cmd.Env[len(cmd.Env)-1] = "TRAIL_CRASH_CHILD_SYNC=1"
-	}
+	cmd.Env = append(os.Environ(), "TRAIL_CRASH_CHILD_DIR="+dir)
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -123,15 +172,18 @@ func runAndKill(t *testing.T, dir string, synced bool, d time.Duration) uint64 {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	lines := make(chan uint64, 1024)
+	type report struct{ applied, durable uint64 }
+	lines := make(chan report, 1024)
 	go func() {
 		defer close(lines)
 		sc := bufio.NewScanner(out)
 		for sc.Scan() {
 			f := strings.Fields(sc.Text())
-			if len(f) == 2 && f[0] == "applied" {
-				if k, err := strconv.ParseUint(f[1], 10, 64); err == nil {
-					lines <- k
+			if len(f) == 3 && f[0] == "applied" {
+				a, err1 := strconv.ParseUint(f[1], 10, 64)
+				d, err2 := strconv.ParseUint(f[2], 10, 64)
+				if err1 == nil && err2 == nil {
+					lines <- report{a, d}
 				}
 			} else if len(f) > 0 && f[0] == "error" {
 				t.Errorf("child: %s", sc.Text())
@@ -140,12 +192,11 @@ func runAndKill(t *testing.T, dir string, synced bool, d time.Duration) uint64 {
 	}()
 	time.Sleep(d)
 	cmd.Process.Signal(syscall.SIGKILL)
-	var last uint64
-	for k := range lines {
-		last = k
+	for r := range lines {
+		applied, durable = r.applied, r.durable
 	}
 	cmd.Wait()
-	return last
+	return applied, durable
 }
 
 // checkCrashState verifies that exactly the commands up to applied are

@@ -97,16 +97,11 @@ func (e *Engine) drop(index uint64, p Partition) (refusal, err error) {
 	if err := wb.Set(pendingDropKey(p), nil, nil); err != nil {
 		return nil, err
 	}
-	if err := wb.Set(appliedKey, encodeUint64(index), nil); err != nil {
+	// Synced before the file is deleted: a replay must never find a
+	// catalog that still points to it.
+	if err := e.commitCommand(wb, index); err != nil {
 		return nil, err
 	}
-	// Synced whatever SyncWrites says: the file is deleted next, and a
-	// replay must never find a catalog that still points to it.
-	if err := wb.Commit(pebble.Sync); err != nil {
-		e.dropState()
-		return nil, err
-	}
-	e.applied.Store(index)
 	return nil, nil
 }
 

@@ -23,16 +23,18 @@ import (
 // Options configure an Engine. The zero value of every field but Dir has a
 // sane default.
 type Options struct {
-	// Dir holds the Pebble database ("db/") and segment files ("segments/").
+	// Dir holds the Pebble database ("db/"), open partitions ("open/"),
+	// segment files ("segments/") and the dedup hash log.
 	Dir string
 	// LogName prefixes checkpoint origins: "<LogName>/<tenant>/<YYYY-MM>".
 	LogName string
 	// MaxEntryBytes bounds the encoded size of one entry (default 1 MiB).
 	MaxEntryBytes int
-	// SyncWrites fsyncs every Apply. Under Raft it stays false: the Raft log
-	// is the write-ahead log and replay covers what Pebble had not synced
-	// (DESIGN.md invariant 10).
-	SyncWrites bool
+	// ChunkEvents is how many appended events make a checkpoint (default
+	// 65536): the events Raft may have to replay after a crash, and the
+	// granularity of the posting lists in Pebble. Commands, snapshots and
+	// Close checkpoint too.
+	ChunkEvents int
 	// CacheBytes is Pebble's block cache size (default 256 MiB).
 	CacheBytes int64
 	// OpenSegments bounds the number of segment files kept open (default 64).
@@ -44,6 +46,9 @@ type Options struct {
 	Logger *slog.Logger
 }
 
+// DefaultChunkEvents is the default Options.ChunkEvents.
+const DefaultChunkEvents = 1 << 16
+
 func (o *Options) setDefaults() {
 	if o.LogName == "" {
 		o.LogName = "trail"
@@ -53,6 +58,9 @@ func (o *Options) setDefaults() {
 	}
 	// Every entry must fit a segment when its month is sealed.
 	o.MaxEntryBytes = min(o.MaxEntryBytes, segment.MaxEntrySize)
+	if o.ChunkEvents <= 0 {
+		o.ChunkEvents = DefaultChunkEvents
+	}
 	if o.CacheBytes <= 0 {
 		o.CacheBytes = 256 << 20
 	}
@@ -67,20 +75,37 @@ func (o *Options) setDefaults() {
 	}
 }
 
-// Engine is the storage engine. Apply, Seal and Prune are called from one
-// goroutine (the state machine); every read method is safe to call
-// concurrently with them and with each other.
+// Engine is the storage engine. Apply, Seal, Prune and the other commands
+// are called from one goroutine (the state machine); every read method is
+// safe to call concurrently with them and with each other.
 type Engine struct {
 	opts     Options
+	popts    *pebble.Options
 	db       *pebble.DB
 	cache    *pebble.Cache
 	segments *segmentCache
 
-	// writeMu serialises the mutating calls; tenants is only touched under it.
+	// writeMu serialises the mutating calls. Everything below it that is
+	// not atomic or guarded by stateMu belongs to the holder of writeMu.
 	writeMu sync.Mutex
-	tenants map[string]*tenantState
+	applier applier
+	filter  *dedupFilter
+	hashLog *hashLog
+	flush   *flushState // the checkpoint running in the background, if any
+
+	// stateMu guards the maps and chunk pointers readers look up; the
+	// writer takes it only to change them.
+	stateMu  sync.RWMutex
+	tenants  map[string]*tenantState
+	open     map[Partition]*openPartition
+	cur      *chunk      // receives appends
+	flushing *chunk      // frozen, being checkpointed
+	chunks   []chunkInfo // in Pebble, oldest first
+	newDirs  []string    // partition directories created since the last checkpoint
 
 	applied atomic.Uint64
+	durable atomic.Uint64 // applied index of the last checkpoint
+	failed  atomic.Pointer[error]
 	closed  atomic.Bool
 	// settingsVersion counts committed settings commands, so that readers
 	// may cache what they derived from settings (API keys) and notice any
@@ -91,9 +116,12 @@ type Engine struct {
 // ErrClosed is returned by calls on a closed engine.
 var ErrClosed = errors.New("engine: closed")
 
+// ErrFailed is wrapped by every write refused after a storage failure.
+var ErrFailed = errors.New("engine: failed after a storage error; reopen to recover")
+
 // Open opens or creates the engine in opts.Dir. After Open, AppliedIndex
-// reports the Raft index of the last command whose effects are all present;
-// nothing of any later command is visible.
+// reports the Raft index of the last checkpoint: everything up to it is
+// present and nothing after it, and the caller replays the rest.
 func Open(ctx context.Context, opts Options) (*Engine, error) {
 	opts.setDefaults()
 	if opts.Dir == "" {
@@ -102,12 +130,17 @@ func Open(ctx context.Context, opts Options) (*Engine, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("engine: open: %w", err)
 	}
-	// Snapshots are transient; one left behind by a crash is garbage.
-	if err := os.RemoveAll(snapshotRoot(opts.Dir)); err != nil {
-		return nil, fmt.Errorf("engine: open %s: remove stale snapshots: %w", opts.Dir, err)
+	// Snapshots and unfinished ingests are transient; any left behind by a
+	// crash are garbage.
+	for _, d := range []string{snapshotRoot(opts.Dir), ingestRoot(opts.Dir)} {
+		if err := os.RemoveAll(d); err != nil {
+			return nil, fmt.Errorf("engine: open %s: remove %s: %w", opts.Dir, d, err)
+		}
 	}
-	if err := os.MkdirAll(segmentRoot(opts.Dir), 0o755); err != nil {
-		return nil, fmt.Errorf("engine: open %s: %w", opts.Dir, err)
+	for _, d := range []string{segmentRoot(opts.Dir), openRoot(opts.Dir)} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return nil, fmt.Errorf("engine: open %s: %w", opts.Dir, err)
+		}
 	}
 	if err := removeSegmentTemps(segmentRoot(opts.Dir)); err != nil {
 		return nil, fmt.Errorf("engine: open %s: %w", opts.Dir, err)
@@ -121,17 +154,18 @@ func Open(ctx context.Context, opts Options) (*Engine, error) {
 	}
 	e := &Engine{
 		opts:     opts,
+		popts:    popts,
 		db:       db,
 		cache:    cache,
 		segments: newSegmentCache(opts.Dir, opts.OpenSegments),
 		tenants:  make(map[string]*tenantState),
+		open:     make(map[Partition]*openPartition),
 	}
-	applied, err := e.readApplied()
-	if err != nil {
-		e.Close()
+	e.applier.e = e
+	if err := e.load(ctx); err != nil {
+		e.closeFiles()
 		return nil, err
 	}
-	e.applied.Store(applied)
 	if err := e.finishPendingPrunes(ctx); err != nil {
 		e.Close()
 		return nil, err
@@ -141,6 +175,32 @@ func Open(ctx context.Context, opts Options) (*Engine, error) {
 		return nil, err
 	}
 	return e, nil
+}
+
+// load reads the state of the last checkpoint: applied index, chunks,
+// tenant heads and open partitions, and the dedup filter.
+func (e *Engine) load(ctx context.Context) error {
+	m, err := e.readMeta()
+	if err != nil {
+		return err
+	}
+	e.applied.Store(m.applied)
+	e.durable.Store(m.applied)
+	e.cur = newChunk(m.nextChunk, e.opts.ChunkEvents)
+	if e.chunks, err = e.readChunks(ctx); err != nil {
+		return err
+	}
+	if err := e.loadTenants(ctx); err != nil {
+		return err
+	}
+	if err := e.loadOpenPartitions(ctx); err != nil {
+		return err
+	}
+	if e.hashLog, err = openHashLog(e.opts.Dir, m.hashLog); err != nil {
+		return err
+	}
+	e.filter, err = e.hashLog.load()
+	return err
 }
 
 func segmentRoot(dir string) string { return filepath.Join(dir, "segments") }
@@ -159,52 +219,59 @@ func removeSegmentTemps(root string) error {
 	})
 }
 
-func (e *Engine) readApplied() (uint64, error) {
-	v, closer, err := e.db.Get(appliedKey)
-	if errors.Is(err, pebble.ErrNotFound) {
-		return 0, nil
-	}
-	if err != nil {
-		return 0, fmt.Errorf("engine: read applied index: %w", err)
-	}
-	defer closer.Close()
-	idx, err := decodeUint64(v)
-	if err != nil {
-		return 0, fmt.Errorf("engine: applied index record: %w", err)
-	}
-	return idx, nil
-}
-
 // AppliedIndex is the Raft index of the last command applied.
 func (e *Engine) AppliedIndex() uint64 { return e.applied.Load() }
+
+// DurableIndex is the applied index of the last checkpoint: what the
+// engine would reopen at after a crash.
+func (e *Engine) DurableIndex() uint64 { return e.durable.Load() }
 
 // LogName is the origin prefix of this engine's checkpoints.
 func (e *Engine) LogName() string { return e.opts.LogName }
 
-// Sync makes everything applied so far durable. The replication layer calls
-// it before it reports a snapshot done.
+// Sync makes everything applied so far durable: a checkpoint.
 func (e *Engine) Sync() error {
-	if err := e.db.LogData(nil, pebble.Sync); err != nil {
-		return fmt.Errorf("engine: sync: %w", err)
+	if err := e.checkWritable(); err != nil {
+		return err
 	}
-	return nil
+	e.writeMu.Lock()
+	defer e.writeMu.Unlock()
+	return e.checkpointNow()
 }
 
-// Close releases the database and open segments. It does not sync: call
-// Sync first where durability without Raft replay matters.
+// Close checkpoints what was applied, unless the engine failed, and
+// releases the database and files.
 func (e *Engine) Close() error {
 	if !e.closed.CompareAndSwap(false, true) {
 		return nil
 	}
 	e.writeMu.Lock()
 	defer e.writeMu.Unlock()
-	segErr := e.segments.close()
-	err := e.db.Close()
-	e.cache.Unref()
-	if err != nil {
-		return fmt.Errorf("engine: close: %w", err)
+	var errs []error
+	if e.failed.Load() == nil {
+		errs = append(errs, e.checkpointNow())
+	} else {
+		e.waitFlush()
 	}
-	return segErr
+	errs = append(errs, e.closeFiles())
+	return errors.Join(errs...)
+}
+
+// closeFiles releases everything Open acquired.
+func (e *Engine) closeFiles() error {
+	var errs []error
+	for _, op := range e.open {
+		op.files.release()
+	}
+	if e.hashLog != nil {
+		errs = append(errs, e.hashLog.close())
+	}
+	errs = append(errs, e.segments.close())
+	if err := e.db.Close(); err != nil {
+		errs = append(errs, fmt.Errorf("engine: close: %w", err))
+	}
+	e.cache.Unref()
+	return errors.Join(errs...)
 }
 
 func (e *Engine) checkOpen() error {
@@ -212,6 +279,24 @@ func (e *Engine) checkOpen() error {
 		return ErrClosed
 	}
 	return nil
+}
+
+// checkWritable refuses writes on a closed or failed engine.
+func (e *Engine) checkWritable() error {
+	if err := e.checkOpen(); err != nil {
+		return err
+	}
+	if f := e.failed.Load(); f != nil {
+		return fmt.Errorf("%w: %w", ErrFailed, *f)
+	}
+	return nil
+}
+
+// fail records a storage failure; every later write is refused.
+func (e *Engine) fail(err error) error {
+	e.failed.CompareAndSwap(nil, &err)
+	e.opts.Logger.Error("engine: storage failure; writes refused until reopened", "err", err)
+	return err
 }
 
 // pebbleLogger routes Pebble's logging into slog.
@@ -231,21 +316,28 @@ func (p pebbleLogger) Fatalf(format string, args ...any) {
 }
 
 // pebbleOptions are the Pebble settings of the engine's store (also used by
-// the Pebble ceiling benchmark, so that it measures the same store).
+// the Pebble ceiling benchmark, so that it measures the same store). Appends
+// never write Pebble's memtable: chunks arrive as ingested sstables, and
+// only settings and the rare commands pass through the memtable and WAL,
+// so both are small.
 func pebbleOptions(opts Options, cache *pebble.Cache) *pebble.Options {
 	popts := &pebble.Options{
 		Cache:                       cache,
 		FS:                          opts.FS,
-		MemTableSize:                64 << 20,
+		MemTableSize:                4 << 20,
 		MemTableStopWritesThreshold: 4,
-		L0CompactionThreshold:       4,
-		L0StopWritesThreshold:       24,
+		L0CompactionThreshold:       16,
+		L0CompactionFileThreshold:   32,
+		L0StopWritesThreshold:       64,
 		Logger:                      pebbleLogger{opts.Logger},
 	}
-	// Every append probes its event_id's dedup key, and nearly every probe
-	// misses: bloom filters make a miss in an sstable almost free.
+	// A "maybe" from the dedup filter, an event-id read and a prune probe
+	// a key that is usually absent: bloom filters make that miss cheap.
 	for i := range popts.Levels {
 		popts.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
 	}
+	// Filled in here, not only by Open, because the engine writes the
+	// sstables it ingests with the same level options.
+	popts.EnsureDefaults()
 	return popts
 }

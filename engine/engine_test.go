@@ -9,36 +9,52 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cockroachdb/pebble/v2"
 	"github.com/transparency-dev/merkle/proof"
 	"github.com/transparency-dev/merkle/rfc6962"
+	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/trailaudit/trail/merkle"
 	trailv1 "github.com/trailaudit/trail/proto/trail/v1"
 )
 
-func TestEncodeEntryMatchesProtoMarshal(t *testing.T) {
-	ev := eventWithEverything()
+func TestAppendEntryMatchesProtoMarshal(t *testing.T) {
 	m := proto.MarshalOptions{Deterministic: true}
-	eventBytes, err := m.Marshal(ev)
+	eventBytes, err := m.Marshal(eventWithEverything())
 	if err != nil {
 		t.Fatal(err)
 	}
-	tail := &trailv1.Entry{Partition: "2026-11", LeafIndex: 7, PrevLeafHash: bytes.Repeat([]byte{9}, 32),
-		PrevPartition: &trailv1.PartitionLink{Partition: "2026-10", Size: 3, Root: bytes.Repeat([]byte{1}, 32)}}
-	got, err := encodeEntry(m, eventBytes, tail)
-	if err != nil {
-		t.Fatal(err)
-	}
-	full := proto.Clone(tail).(*trailv1.Entry)
-	full.Event = ev
-	want, err := m.Marshal(full)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Fatalf("encodeEntry differs from proto.Marshal:\n got %x\nwant %x", got, want)
+	prev := merkle.Hash(bytes.Repeat([]byte{9}, 32))
+	link := &trailv1.PartitionLink{Partition: "2026-10", Size: 3, Root: bytes.Repeat([]byte{1}, 32)}
+	for _, c := range []struct {
+		name string
+		seq  int64
+		leaf uint64
+		link *trailv1.PartitionLink
+	}{
+		{"leaf 0 with link", nov.UnixNano(), 0, link},
+		{"later leaf", nov.UnixNano() + 123, 7, nil},
+		{"whole second", nov.Unix() * 1e9, 1 << 40, nil},
+		{"epoch", 0, 1, nil},
+		{"before the epoch", -1500, 2, nil},
+		{"empty link", 5, 0, &trailv1.PartitionLink{Partition: "2026-09"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			got := appendEntry(nil, eventBytes, c.seq, "2026-11", c.leaf, prev, c.link)
+			ev := new(trailv1.Event)
+			if err := proto.Unmarshal(eventBytes, ev); err != nil {
+				t.Fatal(err)
+			}
+			want, err := m.Marshal(&trailv1.Entry{Event: ev, SequencerTime: timestamppb.New(time.Unix(0, c.seq)),
+				Partition: "2026-11", LeafIndex: c.leaf, PrevLeafHash: prev[:], PrevPartition: c.link})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(got, want) {
+				t.Fatalf("appendEntry differs from proto.Marshal:\n got %x\nwant %x", got, want)
+			}
+		})
 	}
 }
 
@@ -293,11 +309,7 @@ func TestBadInput(t *testing.T) {
 		{name: "no occurred_at", mod: func(e *trailv1.Event) { e.OccurredAt = nil }, want: ErrInvalidEvent, msg: "occurred_at is required"},
 		{name: "NUL in subject", mod: func(e *trailv1.Event) { e.SubjectId = "a\x00b" }, want: ErrInvalidEvent, msg: "NUL"},
 		{name: "bad UTF-8", mod: func(e *trailv1.Event) { e.Action = "\xff" }, want: ErrInvalidEvent, msg: "UTF-8"},
-		{name: "PII without purpose", mod: func(e *trailv1.Event) {
-			e.Category = trailv1.Category_CATEGORY_DATA_ACCESS
-			e.PiiFieldsAccessed = []string{"name"}
-		}, want: ErrInvalidEvent, msg: "purpose_code is required"},
-		{name: "change without field", mod: func(e *trailv1.Event) { e.Changes = []*trailv1.Change{{Before: "a"}} }, want: ErrInvalidEvent, msg: "changes[0].field"},
+		{name: "change without field", mod: func(e *trailv1.Event) { e.Changes = []*trailv1.Change{{Before: "a"}} }, want: ErrInvalidEvent, msg: "changes.field"},
 		{name: "oversized", ev: huge, want: ErrEntryTooLarge, msg: "limit"},
 	}
 	e := openEngine(t, t.TempDir())
@@ -334,7 +346,7 @@ func TestBadInput(t *testing.T) {
 	_ = good
 }
 
-func TestCorruptPebbleValueIsReported(t *testing.T) {
+func TestCorruptEntryIsReported(t *testing.T) {
 	e := openEngine(t, t.TempDir())
 	applyOK(t, e, 1, nov, event("acme", "a"), event("acme", "b"))
 	p := mustPartition(t, "acme", "2026-11")
@@ -344,21 +356,18 @@ func TestCorruptPebbleValueIsReported(t *testing.T) {
 	}
 	bad := bytes.Clone(se.Data)
 	bad[len(bad)/2] ^= 0x40
-	if err := e.db.Set(entryKey(p, 1), bad, pebble.Sync); err != nil {
-		t.Fatal(err)
-	}
+	overwriteEntry(t, e, p, 1, bad)
 	if _, err := e.Entry(context.Background(), p, 1); !errors.Is(err, ErrCorrupt) {
 		t.Fatalf("corrupt entry served: %v", err)
 	}
 	if _, _, err := e.EntryByEventID(context.Background(), "acme", "b"); !errors.Is(err, ErrCorrupt) {
 		t.Fatalf("corrupt entry served by event id: %v", err)
 	}
-	// A corrupt tile is reported, not turned into a wrong proof.
-	if err := e.db.Set(tileKey(p, 0, 0), []byte{1, 2, 3}, pebble.Sync); err != nil {
-		t.Fatal(err)
-	}
-	if _, _, err := e.InclusionProof(context.Background(), p, 0, 0); !errors.Is(err, ErrCorrupt) {
-		t.Fatalf("proof from corrupt tile: %v", err)
+	// A damaged stored node is reported by the entry it covers, not
+	// turned into a wrong proof.
+	overwriteNode(t, e, p, merkle.NodeID{Level: 0, Index: 0}, merkle.Hash{1, 2, 3})
+	if _, err := e.ProveLeaf(context.Background(), p, 0, 0); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("proof from a damaged node: %v", err)
 	}
 }
 
@@ -394,13 +403,46 @@ func TestReopenKeepsState(t *testing.T) {
 	verifyTenantChain(t, e, tenantName(0))
 }
 
-func TestEventBytesMustMatchEvents(t *testing.T) {
+func TestEventBytesAreCheckedOneByOne(t *testing.T) {
 	e := openEngine(t, t.TempDir())
-	b := &Batch{Index: 1, Time: nov, Events: []*trailv1.Event{event("acme", "a"), event("acme", "b")}, EventBytes: [][]byte{{0x0a}}}
-	if _, err := e.Apply(context.Background(), b); !errors.Is(err, ErrInvalidEvent) {
-		t.Fatalf("Apply with 1 encoding for 2 events = %v, want ErrInvalidEvent", err)
+	good, err := proto.MarshalOptions{Deterministic: true}.Marshal(event("acme", "a"))
+	if err != nil {
+		t.Fatal(err)
 	}
-	if e.AppliedIndex() != 0 {
-		t.Fatalf("a refused batch advanced the applied index to %d", e.AppliedIndex())
+	// b encoded with its fields out of order: valid, not canonical.
+	b := event("acme", "b")
+	tenantLast := append(mustMarshal(t, &trailv1.Event{EventId: b.EventId, Category: b.Category, Action: b.Action,
+		Outcome: b.Outcome, Actor: b.Actor, OccurredAt: b.OccurredAt}), protowire.AppendString(protowire.AppendTag(nil, 1, protowire.BytesType), "acme")...)
+	res, err := e.Apply(context.Background(), &Batch{Index: 1, Time: nov, EventBytes: [][]byte{good, {0x0a}, tenantLast}})
+	if err != nil {
+		t.Fatal(err)
 	}
+	if res[0].Err != nil || res[2].Err != nil || !errors.Is(res[1].Err, ErrInvalidEvent) {
+		t.Fatalf("results %v, %v, %v: want a receipt, ErrInvalidEvent, a receipt", res[0].Err, res[1].Err, res[2].Err)
+	}
+	se, _, err := e.EntryByEventID(context.Background(), "acme", "b")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := mustMarshal(t, b); !bytes.Equal(decodeEntryEventBytes(t, se.Data), want) {
+		t.Fatal("a non-canonical encoding was stored as sent, not canonically")
+	}
+}
+
+func mustMarshal(t testing.TB, m proto.Message) []byte {
+	t.Helper()
+	b, err := proto.MarshalOptions{Deterministic: true}.Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func decodeEntryEventBytes(t testing.TB, entry []byte) []byte {
+	t.Helper()
+	b, err := entryEventBytes(entry)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }

@@ -53,8 +53,8 @@ func FuzzDedupRecord(f *testing.F) {
 }
 
 func FuzzCursor(f *testing.F) {
-	f.Add(encodeCursor(position{Month{2026, 11}, 9}, false), false)
-	f.Add(encodeCursor(position{Month{2026, 12}, 0}, true), true)
+	f.Add(encodeCursor(position{Month{2026, 11}, 9, 3}, false), false)
+	f.Add(encodeCursor(position{Month{2026, 12}, 0, 0}, true), true)
 	f.Fuzz(func(t *testing.T, s string, newest bool) {
 		p, err := decodeCursor(s, newest)
 		if err != nil {

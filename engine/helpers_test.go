@@ -289,3 +289,42 @@ func flipSegmentByte(t testing.TB, dir string, p Partition) {
 		t.Fatal(err)
 	}
 }
+
+// overwriteEntry replaces the bytes of leaf of open partition p in its
+// entries file with b, which must have the entry's length: damage, as a
+// disk or an operator could do it.
+func overwriteEntry(t testing.TB, e *Engine, p Partition, leaf uint64, b []byte) {
+	t.Helper()
+	op := e.openPartitionOf(p)
+	if op == nil {
+		t.Fatalf("%s is not open", p)
+	}
+	var start int64
+	if leaf > 0 {
+		end, err := op.files.entriesEnd(leaf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		start = end
+	}
+	if _, err := op.files.entries.WriteAt(b, start); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// overwriteNode replaces a stored node of open partition p.
+func overwriteNode(t testing.TB, e *Engine, p Partition, id merkle.NodeID, h merkle.Hash) {
+	t.Helper()
+	op := e.openPartitionOf(p)
+	if op == nil {
+		t.Fatalf("%s is not open", p)
+	}
+	if _, err := op.files.hashes.WriteAt(h[:], int64(nodePosition(id))*merkle.HashSize); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func dirExists(dir string) bool {
+	_, err := os.Stat(dir)
+	return err == nil
+}

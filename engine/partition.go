@@ -70,3 +70,13 @@ func (p Partition) String() string { return p.Tenant + "/" + p.Month.String() }
 
 // Origin is the checkpoint origin of p under logName: "<log>/<tenant>/<YYYY-MM>".
 func (p Partition) Origin(logName string) string { return logName + "/" + p.String() }
+
+func compareMonths(a, b Month) int {
+	switch {
+	case a.Before(b):
+		return -1
+	case b.Before(a):
+		return 1
+	}
+	return 0
+}

@@ -5,13 +5,15 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 
 	"github.com/cockroachdb/pebble/v2"
-	"google.golang.org/protobuf/proto"
+	"github.com/cockroachdb/pebble/v2/sstable"
+	"google.golang.org/protobuf/encoding/protowire"
 
+	"github.com/trailaudit/trail/engine/eventwire"
 	"github.com/trailaudit/trail/engine/segment"
-	trailv1 "github.com/trailaudit/trail/proto/trail/v1"
 )
 
 // prefixPendingPrune marks a sealed partition whose segment still has to be
@@ -22,24 +24,32 @@ func pendingPruneKey(p Partition) []byte {
 	return p.Month.appendKey(tenantKey(prefixPendingPrune, p.Tenant))
 }
 
-// Prune removes the payloads of the given leaves of p (DESIGN.md invariant
-// 9): entry bytes and their index keys go; leaf hashes, tiles and dedup
-// records stay, so every proof keeps verifying and reading a pruned leaf
-// reports it pruned with its leaf hash. Leaves already pruned are skipped.
-// It returns how many payloads it removed.
+// Prune removes the payloads of the given leaves of p (invariant 9): their
+// posting lists lose them and their bytes become unreadable; leaf hashes,
+// the tree and dedup records stay, so every proof keeps verifying and
+// reading a pruned leaf reports it pruned with its leaf hash. Leaves
+// already pruned are skipped. It returns how many payloads it removed.
 //
-// For a sealed partition the segment file is rewritten. The Pebble side
-// (index keys, catalog, applied index, and a pending-prune record) commits
+// An open partition's files are append-only: a prune record hides the
+// payload at once and the bytes go when the month is sealed (retention
+// periods are years, so pruning an open month is rare). A sealed
+// partition's segment file is rewritten. The Pebble side (posting lists,
+// then catalog, prune or pending-prune records and applied index) commits
 // first and durably; the rewrite follows, and Open finishes a rewrite a
 // crash interrupted, so a prune is never half done.
 func (e *Engine) Prune(ctx context.Context, index uint64, p Partition, leaves []uint64) (int, error) {
-	if err := e.checkOpen(); err != nil {
+	if err := e.checkWritable(); err != nil {
 		return 0, err
 	}
 	e.writeMu.Lock()
 	defer e.writeMu.Unlock()
 	if index <= e.applied.Load() {
 		return 0, ErrAlreadyApplied
+	}
+	// Everything before the prune is made durable first, so that its
+	// commit may record the applied index, and every chunk is in Pebble.
+	if err := e.checkpointNow(); err != nil {
+		return 0, err
 	}
 	leaves = slices.Compact(slices.Sorted(slices.Values(leaves)))
 	n, err := e.prune(ctx, index, p, leaves)
@@ -58,8 +68,7 @@ func (e *Engine) prune(ctx context.Context, index uint64, p Partition, leaves []
 	if len(leaves) > 0 && leaves[len(leaves)-1] >= v.cat.Size {
 		return 0, fmt.Errorf("leaf %d beyond size %d: %w", leaves[len(leaves)-1], v.cat.Size, ErrBadSize)
 	}
-	wb := e.db.NewIndexedBatch()
-	defer wb.Close()
+	pr := postingRemoval{e: e, p: p, lists: make(map[string][]uint64)}
 	var removed []uint64
 	for _, leaf := range leaves {
 		data, pruned, err := v.entryBytes(leaf)
@@ -69,55 +78,193 @@ func (e *Engine) prune(ctx context.Context, index uint64, p Partition, leaves []
 		if pruned {
 			continue
 		}
-		en := new(trailv1.Entry)
-		if err := proto.Unmarshal(data, en); err != nil {
-			return 0, fmt.Errorf("leaf %d: decode: %w: %v", leaf, ErrCorrupt, err)
-		}
-		if err := removePostings(wb, en.GetEvent(), p.Month, leaf); err != nil {
-			return 0, err
-		}
-		if !v.cat.Sealed {
-			if err := wb.Delete(entryKey(p, leaf), nil); err != nil {
-				return 0, err
-			}
-			if err := wb.Set(pruneKey(p, leaf), encodeUint64(index), nil); err != nil {
-				return 0, err
-			}
+		if err := pr.add(leaf, data); err != nil {
+			return 0, fmt.Errorf("leaf %d: %w", leaf, err)
 		}
 		removed = append(removed, leaf)
 	}
-	cat := v.cat
-	cat.Pruned += uint64(len(removed))
-	if err := e.setCatalog(wb, p, cat); err != nil {
-		return 0, err
-	}
-	if cat.Sealed && len(removed) > 0 {
-		if err := wb.Set(pendingPruneKey(p), encodeLeaves(removed), nil); err != nil {
-			return 0, err
-		}
-		if err := wb.Set(appliedKey, encodeUint64(index), nil); err != nil {
-			return 0, err
-		}
-		if err := wb.Commit(pebble.Sync); err != nil {
-			e.dropState()
-			return 0, err
-		}
+	if len(removed) == 0 {
 		e.applied.Store(index)
-		return len(removed), e.rewriteSegment(ctx, p, cat, removed)
+		return 0, nil
 	}
-	if err := e.commit(wb, index); err != nil {
+	if err := pr.commit(ctx); err != nil {
 		return 0, err
 	}
-	return len(removed), nil
+	if v.cat.Sealed {
+		return len(removed), e.pruneSealed(ctx, index, p, v.cat, removed)
+	}
+	return len(removed), e.pruneOpen(index, p, removed)
 }
 
-// setCatalog writes cat for p, keeping the writer's cached copy in step.
-func (e *Engine) setCatalog(wb *pebble.Batch, p Partition, cat catalogRecord) error {
-	if ts := e.tenants[p.Tenant]; ts != nil && ts.open != nil && ts.open.p == p {
-		ts.open.cat.Pruned = cat.Pruned
-		cat = ts.open.cat
+// pruneOpen records the prune of leaves of an open partition.
+func (e *Engine) pruneOpen(index uint64, p Partition, removed []uint64) error {
+	op := e.openPartitionOf(p)
+	wb := e.db.NewBatch()
+	defer wb.Close()
+	for _, leaf := range removed {
+		if err := wb.Set(pruneKey(p, leaf), encodeUint64(index), nil); err != nil {
+			return err
+		}
 	}
-	return wb.Set(catalogKey(p), cat.marshal(), nil)
+	op.cat.Pruned += uint64(len(removed))
+	cat := op.catalogRecord()
+	if err := wb.Set(catalogKey(p), cat.marshal(), nil); err != nil {
+		return err
+	}
+	if err := wb.Set(appliedKey, encodeUint64(index), nil); err != nil {
+		return err
+	}
+	if err := wb.Commit(pebble.Sync); err != nil {
+		return e.fail(err)
+	}
+	op.publish()
+	e.applied.Store(index)
+	e.durable.Store(index)
+	return nil
+}
+
+// pruneSealed records the prune of leaves of a sealed partition and
+// rewrites its segment.
+func (e *Engine) pruneSealed(ctx context.Context, index uint64, p Partition, cat catalogRecord, removed []uint64) error {
+	wb := e.db.NewBatch()
+	defer wb.Close()
+	cat.Pruned += uint64(len(removed))
+	if err := wb.Set(catalogKey(p), cat.marshal(), nil); err != nil {
+		return err
+	}
+	if err := wb.Set(pendingPruneKey(p), encodeLeaves(removed), nil); err != nil {
+		return err
+	}
+	if err := wb.Set(appliedKey, encodeUint64(index), nil); err != nil {
+		return err
+	}
+	if err := wb.Commit(pebble.Sync); err != nil {
+		return e.fail(err)
+	}
+	e.applied.Store(index)
+	e.durable.Store(index)
+	return e.rewriteSegment(ctx, p, cat, removed)
+}
+
+// postingRemoval gathers the posting lists that lose leaves of p.
+type postingRemoval struct {
+	e     *Engine
+	p     Partition
+	lists map[string][]uint64 // posting key -> leaves to remove
+	ev    eventwire.Event
+}
+
+// add finds the lists leaf is in: its terms, in the chunk that holds it.
+func (pr *postingRemoval) add(leaf uint64, entry []byte) error {
+	evBytes, err := entryEventBytes(entry)
+	if err != nil {
+		return err
+	}
+	if _, err := eventwire.Canonicalize(evBytes, &pr.ev); err != nil {
+		return fmt.Errorf("stored event: %w: %v", ErrCorrupt, err)
+	}
+	seq, err := pr.e.chunkOf(pr.p, leaf)
+	if err != nil {
+		return err
+	}
+	for _, t := range eventTerms(&pr.ev) {
+		k := string(postingKey(seq, pr.p.Tenant, t.kind, t.value, pr.p.Month))
+		pr.lists[k] = append(pr.lists[k], leaf)
+	}
+	return nil
+}
+
+// commit rewrites the lists without the leaves, as an ingested sstable:
+// posting keys are never written through the memtable (keys.go).
+func (pr *postingRemoval) commit(ctx context.Context) error {
+	keys := slices.Sorted(maps.Keys(pr.lists))
+	type change struct {
+		key, value []byte // value nil: delete
+	}
+	var changes []change
+	for _, k := range keys {
+		v, closer, err := pr.e.db.Get([]byte(k))
+		if errors.Is(err, pebble.ErrNotFound) {
+			continue // nothing indexed the leaf
+		}
+		if err != nil {
+			return err
+		}
+		leaves, err := decodeLeaves(v)
+		closer.Close()
+		if err != nil {
+			return fmt.Errorf("posting list %x: %w", k, ErrCorrupt)
+		}
+		drop := pr.lists[k]
+		kept := slices.DeleteFunc(leaves, func(l uint64) bool { return slices.Contains(drop, l) })
+		c := change{key: []byte(k)}
+		if len(kept) > 0 {
+			c.value = encodeLeaves(kept)
+		}
+		changes = append(changes, c)
+	}
+	if len(changes) == 0 {
+		return nil
+	}
+	return pr.e.ingestFile("postings.sst", func(w *sstable.Writer) error {
+		for _, c := range changes {
+			var err error
+			if c.value == nil {
+				err = w.Delete(c.key)
+			} else {
+				err = w.Set(c.key, c.value)
+			}
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// chunkOf returns the chunk holding the posting lists of leaf of p.
+func (e *Engine) chunkOf(p Partition, leaf uint64) (uint64, error) {
+	lo := leafChunkKey(p, 0)
+	it, err := e.db.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: leafChunkKey(p, leaf+1)})
+	if err != nil {
+		return 0, err
+	}
+	defer it.Close()
+	if !it.Last() {
+		if err := it.Error(); err != nil {
+			return 0, err
+		}
+		return 0, fmt.Errorf("no chunk records leaf %d of %s: %w", leaf, p, ErrCorrupt)
+	}
+	seq, err := decodeUint64(it.Value())
+	if err != nil {
+		return 0, fmt.Errorf("chunk record of %s: %w", p, ErrCorrupt)
+	}
+	return seq, nil
+}
+
+// entryEventBytes returns field 1 (the event) of an encoded Entry.
+func entryEventBytes(entry []byte) ([]byte, error) {
+	for b := entry; len(b) > 0; {
+		num, typ, n := protowire.ConsumeTag(b)
+		if n < 0 {
+			return nil, fmt.Errorf("decode entry: %w", ErrCorrupt)
+		}
+		b = b[n:]
+		if num == entryEvent && typ == protowire.BytesType {
+			v, n := protowire.ConsumeBytes(b)
+			if n < 0 {
+				return nil, fmt.Errorf("decode entry: %w", ErrCorrupt)
+			}
+			return v, nil
+		}
+		n = protowire.ConsumeFieldValue(num, typ, b)
+		if n < 0 {
+			return nil, fmt.Errorf("decode entry: %w", ErrCorrupt)
+		}
+		b = b[n:]
+	}
+	return nil, fmt.Errorf("decode entry: no event: %w", ErrCorrupt)
 }
 
 // rewriteSegment replaces p's segment with one where leaves are pruned,
@@ -211,18 +358,6 @@ func (e *Engine) finishPendingPrunes(ctx context.Context) error {
 		e.opts.Logger.Info("finished interrupted prune", "partition", t.p.String(), "leaves", len(t.leaves))
 	}
 	return nil
-}
-
-// decodePartitionKey parses prefix tenant 0x00 yyyy mm.
-func decodePartitionKey(k []byte) (Partition, error) {
-	if len(k) < 5 || k[len(k)-4] != 0 {
-		return Partition{}, fmt.Errorf("partition key %q: %w", k, errBadRecord)
-	}
-	m, err := decodeMonthKey(k[len(k)-3:])
-	if err != nil {
-		return Partition{}, err
-	}
-	return Partition{Tenant: string(k[1 : len(k)-4]), Month: m}, nil
 }
 
 // encodeLeaves packs sorted leaf indexes as uvarint deltas.

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -44,17 +46,18 @@ type StoredEntry struct {
 	Pruned    bool
 }
 
-// view is a consistent read view of one partition: a Pebble snapshot while
-// it is open, its segment file once sealed.
+// view is a consistent read view of one partition: its files and the size
+// written when the view was taken while it is open, its segment file once
+// sealed. Open partitions' files only grow, so a view never sees a byte
+// change below its size.
 type view struct {
-	e    *Engine
-	p    Partition
-	cat  catalogRecord
-	snap *pebble.Snapshot
-	seg  *segmentHandle
-	// tiles keeps the tiles this view has read: an entry read and the
-	// inclusion proof that follows it share the leaf's tile, and a tile
-	// never changes below the size the view was taken at.
+	e     *Engine
+	p     Partition
+	cat   catalogRecord
+	files *partFiles
+	seg   *segmentHandle
+	// tiles keeps the segment tiles this view has read: an entry read and
+	// the inclusion proof that follows it share the leaf's tile.
 	tiles map[merkle.TileID][]byte
 }
 
@@ -62,10 +65,17 @@ func (e *Engine) view(p Partition) (*view, error) {
 	if err := e.checkOpen(); err != nil {
 		return nil, err
 	}
-	snap := e.db.NewSnapshot()
-	cat, found, err := e.readCatalog(snap, p)
+	e.stateMu.RLock()
+	if op := e.open[p]; op != nil {
+		// Acquired under the lock: a seal removes the partition from the
+		// map before it releases the engine's reference to the files.
+		v := &view{e: e, p: p, cat: *op.pub.Load(), files: op.files.acquire()}
+		e.stateMu.RUnlock()
+		return v, nil
+	}
+	e.stateMu.RUnlock()
+	cat, found, err := e.readCatalog(e.db, p)
 	if err != nil || !found {
-		snap.Close()
 		if err == nil {
 			err = fmt.Errorf("partition %s: %w", p, ErrNotFound)
 		}
@@ -73,10 +83,8 @@ func (e *Engine) view(p Partition) (*view, error) {
 	}
 	v := &view{e: e, p: p, cat: cat}
 	if !cat.Sealed {
-		v.snap = snap
-		return v, nil
+		return nil, fmt.Errorf("engine: partition %s: catalog says open but no files are open: %w", p, ErrCorrupt)
 	}
-	snap.Close()
 	if cat.Dropped {
 		return v, nil // no file to open: tileBytes and entryBytes answer
 	}
@@ -88,8 +96,8 @@ func (e *Engine) view(p Partition) (*view, error) {
 }
 
 func (v *view) release() {
-	if v.snap != nil {
-		v.snap.Close()
+	if v.files != nil {
+		v.files.release()
 	}
 	if v.seg != nil {
 		v.seg.release()
@@ -103,68 +111,65 @@ func (v *view) info() PartitionInfo {
 	}
 }
 
+// tileBytes reads a tile of a sealed partition's segment.
 func (v *view) tileBytes(id merkle.TileID) ([]byte, error) {
 	if v.cat.Dropped {
 		return nil, fmt.Errorf("tile %d/%d: %w", id.Level, id.Index, ErrDropped)
 	}
-	if v.seg != nil {
-		b, err := v.seg.r.Tile(id)
-		if errors.Is(err, segment.ErrNotFound) {
-			return nil, fmt.Errorf("tile %d/%d: %w", id.Level, id.Index, ErrNotFound)
-		}
-		return b, err
-	}
-	b, closer, err := v.snap.Get(tileKey(v.p, id.Level, id.Index))
-	if errors.Is(err, pebble.ErrNotFound) {
+	b, err := v.seg.r.Tile(id)
+	if errors.Is(err, segment.ErrNotFound) {
 		return nil, fmt.Errorf("tile %d/%d: %w", id.Level, id.Index, ErrNotFound)
 	}
-	if err != nil {
-		return nil, err
-	}
-	defer closer.Close()
-	return append([]byte(nil), b...), nil
+	return b, err
 }
 
-// ReadNodes implements merkle.NodeReader over the partition's stored tiles:
-// one read per distinct tile, each node taken straight from the encoded
-// tile without decoding the rest.
+// ReadNodes implements merkle.NodeReader over the partition's stored
+// nodes: read one by one from an open partition's hashes file, or one
+// read per distinct tile of a segment, each node taken straight from the
+// encoded tile without decoding the rest.
 func (v *view) ReadNodes(ctx context.Context, ids []merkle.NodeID) ([]merkle.Hash, error) {
 	out := make([]merkle.Hash, len(ids))
-	if v.tiles == nil {
-		v.tiles = make(map[merkle.TileID][]byte, 4)
+	if err := ctx.Err(); err != nil {
+		return nil, err
 	}
 	for i, id := range ids {
-		tid, row, pos := merkle.TileForNode(id)
-		b, ok := v.tiles[tid]
-		if !ok {
-			if err := ctx.Err(); err != nil {
-				return nil, err
-			}
-			var err error
-			if b, err = v.tileBytes(tid); err != nil {
-				return nil, fmt.Errorf("partition %s: node %d/%d: %w", v.p, id.Level, id.Index, err)
-			}
-			v.tiles[tid] = b
-		}
-		h, ok, err := v.tileNode(b, row, pos)
+		h, err := v.node(id)
 		if err != nil {
-			return nil, fmt.Errorf("partition %s: tile %d/%d: %w: %v", v.p, tid.Level, tid.Index, ErrCorrupt, err)
-		}
-		if !ok {
-			return nil, fmt.Errorf("partition %s: node %d/%d missing from tile: %w", v.p, id.Level, id.Index, ErrCorrupt)
+			return nil, fmt.Errorf("partition %s: %w", v.p, err)
 		}
 		out[i] = h
 	}
 	return out, nil
 }
 
-// tileNode reads one node of a tile: segments hold merkle.Tile encodings,
-// open partitions tiles in emission order (see tiles.go).
-func (v *view) tileNode(b []byte, row uint8, pos uint64) (merkle.Hash, bool, error) {
-	if v.seg != nil {
-		return merkle.DecodeTileNode(b, row, pos)
+// node reads one stored node.
+func (v *view) node(id merkle.NodeID) (merkle.Hash, error) {
+	if id.Level >= 64 || (id.Index+1)<<id.Level > v.cat.Size || (id.Index+1)<<id.Level < id.Index+1 {
+		return merkle.Hash{}, fmt.Errorf("node %s beyond size %d: %w", id, v.cat.Size, ErrNotFound)
 	}
-	return emittedNode(b, row, pos)
+	if v.files != nil {
+		return v.files.node(id)
+	}
+	tid, row, pos := merkle.TileForNode(id)
+	b, ok := v.tiles[tid]
+	if !ok {
+		var err error
+		if b, err = v.tileBytes(tid); err != nil {
+			return merkle.Hash{}, fmt.Errorf("node %d/%d: %w", id.Level, id.Index, err)
+		}
+		if v.tiles == nil {
+			v.tiles = make(map[merkle.TileID][]byte, 4)
+		}
+		v.tiles[tid] = b
+	}
+	h, ok, err := merkle.DecodeTileNode(b, row, pos)
+	if err != nil {
+		return merkle.Hash{}, fmt.Errorf("tile %d/%d: %w: %v", tid.Level, tid.Index, ErrCorrupt, err)
+	}
+	if !ok {
+		return merkle.Hash{}, fmt.Errorf("node %d/%d missing from tile: %w", id.Level, id.Index, ErrCorrupt)
+	}
+	return h, nil
 }
 
 // entry reads leaf and checks its bytes against the leaf hash in the tree,
@@ -204,19 +209,28 @@ func (v *view) entryBytes(leaf uint64) (data []byte, pruned bool, err error) {
 		}
 		return data, false, err
 	}
-	b, closer, err := v.snap.Get(entryKey(v.p, leaf))
-	if err == nil {
-		defer closer.Close()
-		return append([]byte(nil), b...), false, nil
+	// An open partition keeps a pruned payload's bytes until it is sealed;
+	// a prune record hides them. Few open partitions have any.
+	if v.cat.Pruned > 0 {
+		if pruned, err := v.e.pruneMarked(v.p, leaf); err != nil || pruned {
+			return nil, pruned, err
+		}
 	}
-	if !errors.Is(err, pebble.ErrNotFound) {
-		return nil, false, err
+	data, err = v.files.entry(leaf)
+	return data, false, err
+}
+
+// pruneMarked reports whether retention removed leaf of open partition p.
+func (e *Engine) pruneMarked(p Partition, leaf uint64) (bool, error) {
+	_, closer, err := e.db.Get(pruneKey(p, leaf))
+	if errors.Is(err, pebble.ErrNotFound) {
+		return false, nil
 	}
-	if _, closer, perr := v.snap.Get(pruneKey(v.p, leaf)); perr == nil {
-		closer.Close()
-		return nil, true, nil
+	if err != nil {
+		return false, err
 	}
-	return nil, false, fmt.Errorf("entry missing below tree size: %w", ErrCorrupt)
+	closer.Close()
+	return true, nil
 }
 
 // PartitionInfo returns the current state of p.
@@ -240,7 +254,7 @@ func (e *Engine) Partitions(ctx context.Context, tenant string) ([]PartitionInfo
 		return nil, fmt.Errorf("engine: list partitions of %s: %w", tenant, err)
 	}
 	defer it.Close()
-	var out []PartitionInfo
+	byMonth := make(map[Month]catalogRecord)
 	for it.First(); it.Valid(); it.Next() {
 		m, err := decodeMonthKey(it.Key()[len(prefix):])
 		if err != nil {
@@ -250,10 +264,27 @@ func (e *Engine) Partitions(ctx context.Context, tenant string) ([]PartitionInfo
 		if err != nil {
 			return nil, fmt.Errorf("engine: partition %s/%s: %w", tenant, m, err)
 		}
+		byMonth[m] = cat
+	}
+	if err := it.Error(); err != nil {
+		return nil, err
+	}
+	// Open partitions are current in memory; Pebble holds their state as
+	// of the last checkpoint, or nothing yet.
+	e.stateMu.RLock()
+	for p, op := range e.open {
+		if p.Tenant == tenant {
+			byMonth[p.Month] = *op.pub.Load()
+		}
+	}
+	e.stateMu.RUnlock()
+	out := make([]PartitionInfo, 0, len(byMonth))
+	for m, cat := range byMonth {
 		v := view{p: Partition{Tenant: tenant, Month: m}, cat: cat}
 		out = append(out, v.info())
 	}
-	return out, it.Error()
+	slices.SortFunc(out, func(a, b PartitionInfo) int { return compareMonths(a.Month, b.Month) })
+	return out, nil
 }
 
 // Entry returns leaf of partition p.
@@ -271,7 +302,7 @@ func (e *Engine) EntryByEventID(ctx context.Context, tenant, eventID string) (St
 	if err := e.checkOpen(); err != nil {
 		return StoredEntry{}, Receipt{}, err
 	}
-	rec, found, err := e.readDedup(e.db, tenant, eventID)
+	rec, found, err := e.findDedup(tenant, eventID)
 	if err != nil {
 		return StoredEntry{}, Receipt{}, err
 	}
@@ -297,8 +328,44 @@ func receiptOf(tenant, eventID string, rec dedupRecord, leafHash merkle.Hash) Re
 	}
 }
 
-func (e *Engine) readDedup(r pebble.Reader, tenant, eventID string) (dedupRecord, bool, error) {
-	v, closer, err := r.Get(dedupKey(tenant, eventID))
+// findDedup returns the dedup record of a tenant's event: from a chunk
+// still in memory, or from Pebble.
+func (e *Engine) findDedup(tenant, eventID string) (dedupRecord, bool, error) {
+	if err := e.checkOpen(); err != nil {
+		return dedupRecord{}, false, err
+	}
+	id := eventIdentity([]byte(tenant), []byte(eventID))
+	e.stateMu.RLock()
+	cur, flushing := e.cur, e.flushing
+	e.stateMu.RUnlock()
+	for _, c := range []*chunk{cur, flushing} {
+		if c == nil {
+			continue
+		}
+		if rec, ok := c.lookup(id); ok {
+			return rec, true, nil
+		}
+	}
+	return e.readDedup(id)
+}
+
+// findDedupLocked is findDedup for the apply goroutine, which holds cur's
+// lock: pending is the record's position in cur, or -1.
+func (e *Engine) findDedupLocked(cur *chunk, id identity) (rec dedupRecord, found bool, pending int, err error) {
+	if i, ok := cur.dedup[id]; ok {
+		return cur.recs[i].rec, true, int(i), nil
+	}
+	if f := e.flushing; f != nil {
+		if rec, ok := f.lookup(id); ok {
+			return rec, true, -1, nil
+		}
+	}
+	rec, found, err = e.readDedup(id)
+	return rec, found, -1, err
+}
+
+func (e *Engine) readDedup(id identity) (dedupRecord, bool, error) {
+	v, closer, err := e.db.Get(dedupKey(id))
 	if errors.Is(err, pebble.ErrNotFound) {
 		return dedupRecord{}, false, nil
 	}
@@ -308,7 +375,7 @@ func (e *Engine) readDedup(r pebble.Reader, tenant, eventID string) (dedupRecord
 	defer closer.Close()
 	rec, err := unmarshalDedup(v)
 	if err != nil {
-		return dedupRecord{}, false, fmt.Errorf("engine: tenant %q event %q: %w: %v", tenant, eventID, ErrCorrupt, err)
+		return dedupRecord{}, false, fmt.Errorf("engine: dedup record %x: %w: %v", id, ErrCorrupt, err)
 	}
 	return rec, true, nil
 }
@@ -404,7 +471,7 @@ func (e *Engine) ProveEvent(ctx context.Context, tenant, eventID string, size ui
 	if err := e.checkOpen(); err != nil {
 		return ProvedEntry{}, err
 	}
-	rec, found, err := e.readDedup(e.db, tenant, eventID)
+	rec, found, err := e.findDedup(tenant, eventID)
 	if err != nil {
 		return ProvedEntry{}, err
 	}
@@ -472,17 +539,15 @@ func (e *Engine) LatestPartition(ctx context.Context, tenant string) (info Parti
 	if err := e.checkOpen(); err != nil {
 		return PartitionInfo{}, false, err
 	}
-	v, closer, err := e.db.Get(headKey(tenant))
-	if errors.Is(err, pebble.ErrNotFound) {
+	e.stateMu.RLock()
+	ts := e.tenants[tenant]
+	e.stateMu.RUnlock()
+	if ts == nil {
 		return PartitionInfo{}, false, nil
 	}
-	if err != nil {
-		return PartitionInfo{}, false, fmt.Errorf("engine: head of %s: %w", tenant, err)
-	}
-	head, err := unmarshalHead(v)
-	closer.Close()
-	if err != nil {
-		return PartitionInfo{}, false, fmt.Errorf("engine: tenant %s: %w: %v", tenant, ErrCorrupt, err)
+	head := ts.pub.Load()
+	if head == nil {
+		return PartitionInfo{}, false, nil // no append of the tenant was ever accepted
 	}
 	info, err = e.PartitionInfo(ctx, Partition{Tenant: tenant, Month: head.Month})
 	if err != nil {
@@ -497,28 +562,19 @@ func (e *Engine) UnsealedBefore(ctx context.Context, m Month) ([]Partition, erro
 	if err := e.checkOpen(); err != nil {
 		return nil, err
 	}
-	lo := []byte{prefixCatalog}
-	it, err := e.db.NewIterWithContext(ctx, &pebble.IterOptions{LowerBound: lo, UpperBound: prefixEnd(lo)})
-	if err != nil {
-		return nil, fmt.Errorf("engine: list unsealed partitions: %w", err)
-	}
-	defer it.Close()
+	e.stateMu.RLock()
 	var out []Partition
-	for it.First(); it.Valid(); it.Next() {
-		p, err := decodePartitionKey(it.Key())
-		if err != nil {
-			return nil, fmt.Errorf("engine: catalog key %q: %w", it.Key(), err)
-		}
-		if !p.Month.Before(m) {
-			continue
-		}
-		cat, err := unmarshalCatalog(it.Value())
-		if err != nil {
-			return nil, fmt.Errorf("engine: partition %s: %w", p, err)
-		}
-		if !cat.Sealed {
+	for p := range e.open {
+		if p.Month.Before(m) {
 			out = append(out, p)
 		}
 	}
-	return out, it.Error()
+	e.stateMu.RUnlock()
+	slices.SortFunc(out, func(a, b Partition) int {
+		if c := strings.Compare(a.Tenant, b.Tenant); c != 0 {
+			return c
+		}
+		return compareMonths(a.Month, b.Month)
+	})
+	return out, nil
 }

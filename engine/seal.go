@@ -1,13 +1,15 @@
 package engine
 
 import (
-	"bytes"
+	"bufio"
 	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -26,18 +28,20 @@ var (
 // Seal turns partition p into an immutable segment file. at is the
 // sequencer time of the seal command; p's month must have ended before it.
 // The segment is written, fsynced and verified against the partition's root
-// before p's Pebble range is dropped; from then on reads are served from
-// the segment. A refused seal (ErrNotFound, ErrSealed, ErrMonthNotEnded)
+// before p's files are removed; from then on reads are served from the
+// segment. A refused seal (ErrNotFound, ErrSealed, ErrMonthNotEnded)
 // still advances the applied index, so that replicas stay identical.
 func (e *Engine) Seal(ctx context.Context, index uint64, p Partition, at time.Time) error {
 	return e.command(index, "seal", p, func() (error, error) { return e.seal(ctx, index, p, at) })
 }
 
-// command runs op, the Raft command at index on p, under the write lock.
-// A refusal (op's first result) still advances the applied index, so that
-// replicas stay identical, and is returned wrapped like an error.
+// command runs op, the Raft command at index on p, under the write lock,
+// after a checkpoint: a command commits its own changes with the applied
+// index, which must then cover every append before it. A refusal (op's
+// first result) still advances the applied index, so that replicas stay
+// identical, and is returned wrapped like an error.
 func (e *Engine) command(index uint64, name string, p Partition, op func() (refusal, err error)) error {
-	if err := e.checkOpen(); err != nil {
+	if err := e.checkWritable(); err != nil {
 		return err
 	}
 	e.writeMu.Lock()
@@ -45,47 +49,63 @@ func (e *Engine) command(index uint64, name string, p Partition, op func() (refu
 	if index <= e.applied.Load() {
 		return ErrAlreadyApplied
 	}
+	if err := e.checkpointNow(); err != nil {
+		return fmt.Errorf("engine: %s %s: %w", name, p, err)
+	}
 	refusal, err := op()
 	if err != nil {
 		return fmt.Errorf("engine: %s %s: %w", name, p, err)
 	}
 	if refusal != nil {
-		wb := e.db.NewBatch()
-		defer wb.Close()
-		if err := e.commit(wb, index); err != nil {
-			return fmt.Errorf("engine: %s %s: %w", name, p, err)
-		}
+		e.applied.Store(index)
 		return fmt.Errorf("engine: %s %s: %w", name, p, refusal)
 	}
 	return nil
 }
 
+// commitCommand commits a command's batch durably with its applied index.
+func (e *Engine) commitCommand(wb *pebble.Batch, index uint64) error {
+	if err := wb.Set(appliedKey, encodeUint64(index), nil); err != nil {
+		return err
+	}
+	if err := wb.Commit(pebble.Sync); err != nil {
+		return e.fail(fmt.Errorf("commit: %w", err))
+	}
+	e.applied.Store(index)
+	e.durable.Store(index)
+	return nil
+}
+
 func (e *Engine) seal(ctx context.Context, index uint64, p Partition, at time.Time) (refusal, err error) {
-	cat, found, err := e.readCatalog(e.db, p)
-	switch {
-	case err != nil:
-		return nil, err
-	case !found:
-		return ErrNotFound, nil
-	case cat.Sealed:
-		return ErrSealed, nil
-	case !p.Month.Before(MonthOf(at)):
+	op := e.openPartitionOf(p)
+	if op == nil {
+		cat, found, err := e.readCatalog(e.db, p)
+		switch {
+		case err != nil:
+			return nil, err
+		case !found:
+			return ErrNotFound, nil
+		case cat.Sealed:
+			return ErrSealed, nil
+		}
+		return nil, fmt.Errorf("catalog records an open partition with no files open: %w", ErrCorrupt)
+	}
+	if !p.Month.Before(MonthOf(at)) {
 		return fmt.Errorf("%w (seal time %s)", ErrMonthNotEnded, at.UTC().Format(time.RFC3339)), nil
 	}
+	cat := op.catalogRecord()
 	path := segmentPath(e.opts.Dir, p)
-	if err := e.writeSegment(ctx, p, cat, path); err != nil {
+	if err := e.writeSegment(ctx, op, cat, path); err != nil {
 		return nil, err
 	}
-	ts, err := e.tenant(p.Tenant)
-	if err != nil {
-		return nil, err
-	}
+	ts := e.tenant(p.Tenant)
 	wb := e.db.NewBatch()
 	defer wb.Close()
 	cat.Sealed, cat.RightEdge = true, nil
 	if err := wb.Set(catalogKey(p), cat.marshal(), nil); err != nil {
 		return nil, err
 	}
+	// The prune records of the month are in the segment now.
 	if err := wb.DeleteRange(partitionPrefix(p), partitionEnd(p), nil); err != nil {
 		return nil, err
 	}
@@ -94,28 +114,38 @@ func (e *Engine) seal(ctx context.Context, index uint64, p Partition, at time.Ti
 	if err := wb.Set(headKey(p.Tenant), ts.head.marshal(), nil); err != nil {
 		return nil, err
 	}
-	if ts.open != nil && ts.open.p == p {
-		ts.open = nil
-	}
-	if err := e.commit(wb, index); err != nil {
+	if err := e.commitCommand(wb, index); err != nil {
 		return nil, err
 	}
+	ts.publish()
+	if ts.open == op {
+		ts.open = nil
+	}
+	e.stateMu.Lock()
+	delete(e.open, p)
+	e.stateMu.Unlock()
+	op.files.release()
 	e.segments.forget(p)
+	if err := removePartitionDir(op.files.dir); err != nil {
+		// The seal is committed: Open removes what is left.
+		e.opts.Logger.Warn("sealed partition: remove its files; retried at the next open", "partition", p.String(), "err", err)
+	}
 	e.opts.Logger.Info("partition sealed", "partition", p.String(), "size", cat.Size, "root", cat.Root.String())
 	return nil, nil
 }
 
-// writeSegment writes p's entries and tiles from Pebble into a segment file
-// at path and verifies it against cat before returning.
-func (e *Engine) writeSegment(ctx context.Context, p Partition, cat catalogRecord, path string) error {
+// writeSegment writes p's entries and tiles from its files into a segment
+// file at path and verifies it against cat before returning.
+func (e *Engine) writeSegment(ctx context.Context, op *openPartition, cat catalogRecord, path string) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return err
 	}
+	p := op.p
 	w, err := segment.Create(path, segment.Header{Tenant: p.Tenant, Partition: p.Month.String(), Size: cat.Size, Root: cat.Root}, segment.WriterOptions{})
 	if err != nil {
 		return err
 	}
-	if err := e.copyPartition(ctx, p, cat.Size, w); err != nil {
+	if err := e.copyPartition(ctx, op, cat, w); err != nil {
 		w.Abort()
 		return err
 	}
@@ -125,71 +155,104 @@ func (e *Engine) writeSegment(ctx context.Context, p Partition, cat catalogRecor
 	return verifySegmentFile(ctx, path, cat)
 }
 
-func (e *Engine) copyPartition(ctx context.Context, p Partition, size uint64, w *segment.Writer) error {
-	snap := e.db.NewSnapshot()
-	defer snap.Close()
-	lo := append(partitionPrefix(p), partEntry)
-	it, err := snap.NewIterWithContext(ctx, &pebble.IterOptions{LowerBound: lo, UpperBound: prefixEnd(lo)})
-	if err != nil {
-		return err
-	}
-	defer it.Close()
-	it.First()
-	for leaf := uint64(0); leaf < size; leaf++ {
+// copyPartition streams an open partition's entries (nil where pruned)
+// and tiles into w.
+func (e *Engine) copyPartition(ctx context.Context, op *openPartition, cat catalogRecord, w *segment.Writer) error {
+	pf := op.files
+	offsets := bufio.NewReaderSize(io.NewSectionReader(pf.offsets, 0, int64(cat.Size)*offsetSize), 1<<16)
+	entries := bufio.NewReaderSize(io.NewSectionReader(pf.entries, 0, op.at.entries), 1<<20)
+	var start uint64
+	var off [offsetSize]byte
+	var data []byte
+	for leaf := uint64(0); leaf < cat.Size; leaf++ {
 		if leaf%4096 == 0 {
 			if err := ctx.Err(); err != nil {
 				return err
 			}
 		}
-		// it.Value is only valid until the iterator moves: add it first.
-		present := it.Valid() && bytes.Equal(it.Key(), entryKey(p, leaf))
-		var data []byte
-		if present {
-			data = it.Value()
-		} else if _, closer, err := snap.Get(pruneKey(p, leaf)); err == nil {
-			closer.Close()
-		} else {
-			return fmt.Errorf("leaf %d: entry missing and not pruned: %w", leaf, ErrCorrupt)
+		if _, err := io.ReadFull(offsets, off[:]); err != nil {
+			return fmt.Errorf("offset of leaf %d: %w", leaf, err)
 		}
-		if err := w.AddEntry(leaf, data); err != nil {
+		end := binary.BigEndian.Uint64(off[:])
+		if end < start || end-start > uint64(segment.MaxEntrySize) {
+			return fmt.Errorf("leaf %d spans [%d, %d): %w", leaf, start, end, ErrCorrupt)
+		}
+		data = slices.Grow(data[:0], int(end-start))[:end-start]
+		if _, err := io.ReadFull(entries, data); err != nil {
+			return fmt.Errorf("entry of leaf %d: %w", leaf, err)
+		}
+		start = end
+		add := data
+		if cat.Pruned > 0 {
+			pruned, err := e.pruneMarked(op.p, leaf)
+			if err != nil {
+				return err
+			}
+			if pruned {
+				add = nil
+			}
+		}
+		if err := w.AddEntry(leaf, add); err != nil {
 			return err
 		}
-		if present {
-			it.Next()
-		}
 	}
-	if err := it.Error(); err != nil {
-		return err
-	}
-	return copyTiles(ctx, snap, p, w)
+	return copyTiles(pf, cat.Size, w)
 }
 
-func copyTiles(ctx context.Context, r pebble.Reader, p Partition, w *segment.Writer) error {
-	lo := append(partitionPrefix(p), partTile)
-	it, err := r.NewIterWithContext(ctx, &pebble.IterOptions{LowerBound: lo, UpperBound: prefixEnd(lo)})
-	if err != nil {
-		return err
-	}
-	defer it.Close()
+// copyTiles reads every stored node of a tree of size leaves, in the
+// hashes file's order, and adds each tile to w once its nodes are read.
+func copyTiles(pf *partFiles, size uint64, w *segment.Writer) error {
+	r := bufio.NewReaderSize(io.NewSectionReader(pf.hashes, 0, int64(storedNodes(size))*merkle.HashSize), 1<<20)
+	pending := make(map[merkle.TileID][]byte)
 	var buf []byte
-	for it.First(); it.Valid(); it.Next() {
-		k := it.Key()[len(lo):]
-		if len(k) != 9 {
-			return fmt.Errorf("tile key of %d bytes: %w", len(k), ErrCorrupt)
-		}
-		id := merkle.TileID{Level: k[0], Index: binary.BigEndian.Uint64(k[1:])}
-		t, err := emittedToTile(it.Value())
+	emit := func(id merkle.TileID) error {
+		t, err := emittedToTile(pending[id])
 		if err != nil {
 			return fmt.Errorf("tile %v: %w", id, err)
 		}
 		if buf, err = t.AppendBinary(buf[:0]); err != nil {
 			return fmt.Errorf("tile %v: %w", id, err)
 		}
-		if err := w.AddTile(id, buf); err != nil {
+		delete(pending, id)
+		return w.AddTile(id, buf)
+	}
+	var h merkle.Hash
+	err := forEachStoredNode(size, func(id merkle.NodeID) error {
+		if _, err := io.ReadFull(r, h[:]); err != nil {
+			return fmt.Errorf("node %s: %w", id, err)
+		}
+		tid, row, pos := merkle.TileForNode(id)
+		pending[tid] = append(pending[tid], h[:]...)
+		if row == merkle.TileHeight-1 && pos == 1 { // the tile's last node
+			return emit(tid)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, id := range sortedTileIDs(pending) {
+		if err := emit(id); err != nil {
 			return err
 		}
 	}
-	return it.Error()
+	return nil
+}
+
+// forEachStoredNode calls fn for every node a tree of size leaves stores,
+// in the order appends complete them (the hashes file's order).
+func forEachStoredNode(size uint64, fn func(merkle.NodeID) error) error {
+	for j := uint64(0); j < size; j++ {
+		if err := fn(merkle.NodeID{Level: 0, Index: j}); err != nil {
+			return err
+		}
+		for r := uint8(1); (j+1)&(1<<r-1) == 0; r++ {
+			if err := fn(merkle.NodeID{Level: r, Index: (j+1)>>r - 1}); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // verifySegmentFile re-reads a segment and checks it end to end: every

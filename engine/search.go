@@ -7,12 +7,14 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/trailaudit/trail/engine/eventwire"
 	trailv1 "github.com/trailaudit/trail/proto/trail/v1"
 )
 
@@ -39,108 +41,67 @@ type indexTerm struct {
 
 // targetTerm joins type and id unambiguously (neither contains NUL, and the
 // type is length-prefixed).
-func targetTerm(typ, id string) string {
-	return string(binary.AppendUvarint(nil, uint64(len(typ)))) + typ + id
+func targetTerm[T string | []byte](typ, id T) []byte {
+	b := binary.AppendUvarint(make([]byte, 0, 2+len(typ)+len(id)), uint64(len(typ)))
+	b = append(b, typ...)
+	return append(b, id...)
 }
 
-func indexTerms(ev *trailv1.Event) []indexTerm {
-	terms := make([]indexTerm, 0, 6+len(ev.GetPiiFieldsAccessed()))
-	terms = append(terms,
-		indexTerm{IndexActor, ev.GetActor().GetId()},
-		indexTerm{IndexCategory, ev.GetCategory().String()},
-		indexTerm{IndexAction, ev.GetAction()})
-	if s := ev.GetSubjectId(); s != "" {
-		terms = append(terms, indexTerm{IndexSubject, s})
+// addPostings adds leaf to the chunk's lists of every term of ev: actor,
+// category, action, subject, target, purpose and each distinct PII field.
+// The caller holds the chunk's lock.
+func (a *applier) addPostings(c *chunk, ev *eventwire.Event, op *openPartition, leaf uint64) {
+	t, m := op.p.Tenant, op.p.Month
+	a.addTerm(c, t, IndexActor, ev.ActorID, m, leaf)
+	a.term = termKey(a.term, t, IndexCategory, trailv1.Category(ev.Category).String(), m)
+	c.addPosting(IndexCategory, a.term, len(t)+2, leaf)
+	a.addTerm(c, t, IndexAction, ev.Action, m, leaf)
+	if len(ev.SubjectID) > 0 {
+		a.addTerm(c, t, IndexSubject, ev.SubjectID, m, leaf)
 	}
-	if t := ev.GetTarget(); t.GetType() != "" || t.GetId() != "" {
-		terms = append(terms, indexTerm{IndexTarget, targetTerm(t.GetType(), t.GetId())})
+	if len(ev.TargetType) > 0 || len(ev.TargetID) > 0 {
+		a.target = binary.AppendUvarint(a.target[:0], uint64(len(ev.TargetType)))
+		a.target = append(append(a.target, ev.TargetType...), ev.TargetID...)
+		a.addTerm(c, t, IndexTarget, a.target, m, leaf)
 	}
-	if p := ev.GetPurposeCode(); p != "" {
-		terms = append(terms, indexTerm{IndexPurpose, p})
+	if len(ev.PurposeCode) > 0 {
+		a.addTerm(c, t, IndexPurpose, ev.PurposeCode, m, leaf)
 	}
-	seen := make(map[string]bool, len(ev.GetPiiFieldsAccessed()))
-	for _, f := range ev.GetPiiFieldsAccessed() {
-		if !seen[f] {
-			seen[f] = true
-			terms = append(terms, indexTerm{IndexPIIField, f})
+	for i, f := range ev.PIIFields {
+		if !slices.ContainsFunc(ev.PIIFields[:i], func(g []byte) bool { return bytes.Equal(f, g) }) {
+			a.addTerm(c, t, IndexPIIField, f, m, leaf)
+		}
+	}
+}
+
+func (a *applier) addTerm(c *chunk, tenant string, kind IndexKind, value []byte, m Month, leaf uint64) {
+	a.term = termKey(a.term, tenant, kind, value, m)
+	c.addPosting(kind, a.term, len(tenant)+2, leaf)
+}
+
+// eventTerms lists the terms addPostings indexes ev under, for pruning.
+func eventTerms(ev *eventwire.Event) []indexTerm {
+	terms := []indexTerm{
+		{IndexActor, string(ev.ActorID)},
+		{IndexCategory, trailv1.Category(ev.Category).String()},
+		{IndexAction, string(ev.Action)},
+	}
+	if len(ev.SubjectID) > 0 {
+		terms = append(terms, indexTerm{IndexSubject, string(ev.SubjectID)})
+	}
+	if len(ev.TargetType) > 0 || len(ev.TargetID) > 0 {
+		terms = append(terms, indexTerm{IndexTarget, string(targetTerm(ev.TargetType, ev.TargetID))})
+	}
+	if len(ev.PurposeCode) > 0 {
+		terms = append(terms, indexTerm{IndexPurpose, string(ev.PurposeCode)})
+	}
+	for _, f := range ev.PIIFields {
+		t := indexTerm{IndexPIIField, string(f)}
+		if !slices.Contains(terms, t) {
+			terms = append(terms, t)
 		}
 	}
 	return terms
-}
-
-// postings collects a batch's index terms: one posting list per (tenant,
-// term, month), written as a single key whose leaf is the list's first.
-// Low-cardinality terms (category, action, purpose, PII field) then cost a
-// few keys per batch instead of one per event.
-type postings struct {
-	lists map[postingKey][]uint64
-	order []postingKey // first-seen order, so the batch is built deterministically
-}
-
-type postingKey struct {
-	tenant string
-	kind   IndexKind
-	value  string
-	month  Month
-}
-
-func (ps *postings) add(ev *trailv1.Event, m Month, leaf uint64) {
-	if ps.lists == nil {
-		ps.lists = make(map[postingKey][]uint64)
-	}
-	for _, t := range indexTerms(ev) {
-		k := postingKey{ev.TenantId, t.kind, t.value, m}
-		l, ok := ps.lists[k]
-		if !ok {
-			ps.order = append(ps.order, k)
-		}
-		ps.lists[k] = append(l, leaf)
-	}
-}
-
-func (ps *postings) write(wb *pebble.Batch) error {
-	for _, k := range ps.order {
-		leaves := ps.lists[k]
-		if err := wb.Set(indexKey(k.tenant, k.kind, k.value, k.month, leaves[0]), encodeLeaves(leaves), nil); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// removePostings takes leaf out of the posting lists of ev's terms. wb must
-// be an indexed batch, so that several removals from one list compose.
-func removePostings(wb *pebble.Batch, ev *trailv1.Event, m Month, leaf uint64) error {
-	for _, t := range indexTerms(ev) {
-		if err := removePosting(wb, ev.TenantId, t, m, leaf); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-func removePosting(wb *pebble.Batch, tenant string, t indexTerm, m Month, leaf uint64) error {
-	lo := m.appendKey(indexValuePrefix(tenant, t.kind, t.value))
-	it, err := wb.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: indexKey(tenant, t.kind, t.value, m, leaf+1)})
-	if err != nil {
-		return err
-	}
-	defer it.Close()
-	if !it.Last() {
-		return it.Error() // no list: nothing indexed this leaf
-	}
-	key := bytes.Clone(it.Key())
-	leaves, err := decodeLeaves(it.Value())
-	if err != nil {
-		return fmt.Errorf("posting list %x: %w", key, ErrCorrupt)
-	}
-	kept := slices.DeleteFunc(leaves, func(l uint64) bool { return l == leaf })
-	if len(kept) == 0 {
-		return wb.Delete(key, nil)
-	}
-	// The key keeps its first leaf even when that leaf is removed: it only
-	// orders the lists, and search reads the leaves from the value.
-	return wb.Set(key, encodeLeaves(kept), nil)
 }
 
 // Query selects a tenant's entries. Every set filter must match; zero
@@ -188,10 +149,12 @@ type SearchResult struct {
 // ErrBadQuery is wrapped by invalid search requests.
 var ErrBadQuery = errors.New("invalid query")
 
-// position is a point in a tenant's log: (month, leaf).
+// position is a point in a tenant's log: (month, leaf), and for index
+// scans the chunk whose posting lists hold it, where a next page resumes.
 type position struct {
-	m    Month
-	leaf uint64
+	m     Month
+	leaf  uint64
+	chunk uint64
 }
 
 func (p position) less(o position) bool {
@@ -206,19 +169,20 @@ func encodeCursor(p position, newest bool) string {
 	} else {
 		b = append(b, 0)
 	}
+	b = binary.BigEndian.AppendUint64(b, p.chunk)
 	return base64.RawURLEncoding.EncodeToString(b)
 }
 
 func decodeCursor(s string, newest bool) (position, error) {
 	b, err := base64.RawURLEncoding.DecodeString(s)
-	if err != nil || len(b) != 12 || b[11] > 1 || (b[11] == 1) != newest {
+	if err != nil || len(b) != 20 || b[11] > 1 || (b[11] == 1) != newest {
 		return position{}, fmt.Errorf("%w: malformed cursor", ErrBadQuery)
 	}
 	m, err := decodeMonthKey(b)
 	if err != nil {
 		return position{}, fmt.Errorf("%w: malformed cursor", ErrBadQuery)
 	}
-	return position{m: m, leaf: binary.BigEndian.Uint64(b[3:])}, nil
+	return position{m: m, leaf: binary.BigEndian.Uint64(b[3:]), chunk: binary.BigEndian.Uint64(b[12:])}, nil
 }
 
 // Search returns one page of entries matching q.
@@ -270,7 +234,7 @@ func (q *Query) indexTerm() (indexTerm, bool) {
 	case q.ActorID != "":
 		return indexTerm{IndexActor, q.ActorID}, true
 	case q.TargetID != "":
-		return indexTerm{IndexTarget, targetTerm(q.TargetType, q.TargetID)}, true
+		return indexTerm{IndexTarget, string(targetTerm(q.TargetType, q.TargetID))}, true
 	case q.PIIField != "":
 		return indexTerm{IndexPIIField, q.PIIField}, true
 	case q.PurposeCode != "":
@@ -400,64 +364,124 @@ func (s *searcher) pastRange(en *trailv1.Entry) bool {
 	return !s.q.To.IsZero() && !t.Before(s.q.To)
 }
 
-// scanIndex walks one index's keys for the query's months in scan order.
+// scanIndex walks one term's posting lists, chunk by chunk in scan order:
+// the chunks in Pebble whose events' times meet the query's range, then
+// the one being checkpointed and the current one. A tenant's leaves in a
+// later chunk come after those of an earlier one, so the walk is in log
+// order.
 func (s *searcher) scanIndex(ctx context.Context, term indexTerm) error {
-	prefix := indexValuePrefix(s.q.Tenant, term.kind, term.value)
-	opts := &pebble.IterOptions{LowerBound: prefix, UpperBound: prefixEnd(prefix)}
-	if !s.q.From.IsZero() {
-		opts.LowerBound = MonthOf(s.q.From).appendKey(bytes.Clone(prefix))
-	}
-	if !s.q.To.IsZero() {
-		opts.UpperBound = MonthOf(s.q.To.Add(-1)).Next().appendKey(bytes.Clone(prefix))
-	}
-	it, err := s.e.db.NewIterWithContext(ctx, opts)
+	chunks := s.e.searchChunks(s.q)
+	forward := !s.q.NewestFirst
+	lo, hi := s.q.monthRange()
+	it, err := s.e.db.NewIterWithContext(ctx, &pebble.IterOptions{
+		LowerBound: []byte{prefixPostings}, UpperBound: []byte{prefixPostings + 1}})
 	if err != nil {
 		return err
 	}
 	defer it.Close()
-	forward := !s.q.NewestFirst
-	var valid bool
-	switch {
-	case s.after != nil && forward:
-		// The list holding the cursor may start before it.
-		if valid = it.SeekLT(indexKey(s.q.Tenant, term.kind, term.value, s.after.m, s.after.leaf+1)); !valid {
-			valid = it.First()
+	for i := range chunks {
+		c := chunks[i]
+		if !forward {
+			c = chunks[len(chunks)-1-i]
 		}
-	case s.after != nil:
-		valid = it.SeekLT(indexKey(s.q.Tenant, term.kind, term.value, s.after.m, s.after.leaf))
-	case forward:
-		valid = it.First()
-	default:
-		valid = it.Last()
-	}
-	for ; valid; valid = s.step(it) {
-		m, _, err := decodeIndexSuffix(it.Key())
+		if s.after != nil && (forward && c.seq < s.after.chunk || !forward && c.seq > s.after.chunk) {
+			continue
+		}
+		lists, err := s.e.chunkLists(it, c, s.q.Tenant, term)
 		if err != nil {
 			return err
 		}
-		leaves, err := decodeLeaves(it.Value())
-		if err != nil {
-			return fmt.Errorf("posting list of %s: %w", m, ErrCorrupt)
-		}
-		for i := range leaves {
-			leaf := leaves[i]
+		for j := range lists {
+			l := lists[j]
 			if !forward {
-				leaf = leaves[len(leaves)-1-i]
+				l = lists[len(lists)-1-j]
 			}
-			stop, err := s.visit(ctx, position{m: m, leaf: leaf})
-			if err != nil || stop {
-				return err
+			if l.month.Before(lo) || hi.Before(l.month) {
+				continue
+			}
+			for k := range l.leaves {
+				leaf := l.leaves[k]
+				if !forward {
+					leaf = l.leaves[len(l.leaves)-1-k]
+				}
+				stop, err := s.visit(ctx, position{m: l.month, leaf: leaf, chunk: c.seq})
+				if err != nil || stop {
+					return err
+				}
 			}
 		}
 	}
-	return it.Error()
+	return nil
 }
 
-func (s *searcher) step(it *pebble.Iterator) bool {
-	if s.q.NewestFirst {
-		return it.Prev()
+// searchable is a chunk a search reads: in Pebble (mem nil) or in memory.
+type searchable struct {
+	seq uint64
+	mem *chunk
+}
+
+// searchChunks lists the chunks that may hold hits of q, oldest first.
+func (e *Engine) searchChunks(q Query) []searchable {
+	from, to := int64(math.MinInt64), int64(math.MaxInt64)
+	if !q.From.IsZero() {
+		from = q.From.UnixNano()
 	}
-	return it.Next()
+	if !q.To.IsZero() {
+		to = q.To.UnixNano()
+	}
+	e.stateMu.RLock()
+	defer e.stateMu.RUnlock()
+	var out []searchable
+	for _, c := range e.chunks {
+		if c.maxTime >= from && c.minTime < to {
+			out = append(out, searchable{seq: c.seq})
+		}
+	}
+	for _, c := range []*chunk{e.flushing, e.cur} {
+		if c != nil {
+			out = append(out, searchable{seq: c.seq, mem: c})
+		}
+	}
+	return out
+}
+
+// monthList is one posting list: a term's leaves of one month in a chunk.
+type monthList struct {
+	month  Month
+	leaves []uint64
+}
+
+// chunkLists returns a term's lists in chunk c, oldest month first.
+func (e *Engine) chunkLists(it *pebble.Iterator, c searchable, tenant string, term indexTerm) ([]monthList, error) {
+	if c.mem != nil {
+		var out []monthList
+		var key []byte
+		for _, m := range c.mem.months(tenant) {
+			key = termKey(key, tenant, term.kind, term.value, m)
+			if leaves := c.mem.leaves(term.kind, key, len(tenant)+2); len(leaves) > 0 {
+				out = append(out, monthList{month: m, leaves: leaves})
+			}
+		}
+		return out, nil
+	}
+	prefix := postingPrefix(c.seq, tenant, term.kind, term.value)
+	var out []monthList
+	for valid := it.SeekGE(prefix); valid && bytes.HasPrefix(it.Key(), prefix); valid = it.Next() {
+		k := it.Key()
+		if len(k) != len(prefix)+postingMonthSize {
+			return nil, fmt.Errorf("posting key %x: %w", k, ErrCorrupt)
+		}
+		m, err := decodeMonthKey(k[len(prefix):])
+		if err != nil {
+			return nil, fmt.Errorf("posting key %x: %w", k, ErrCorrupt)
+		}
+		leaves, err := decodeLeaves(it.Value())
+		if err != nil {
+			return nil, fmt.Errorf("posting list %x: %w", k, ErrCorrupt)
+		}
+		out = append(out, monthList{month: m, leaves: leaves})
+	}
+	return out, it.Error()
 }
 
 // passed reports whether the cursor is already beyond all of month m.

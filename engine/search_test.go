@@ -78,7 +78,7 @@ func testSearch(t *testing.T, perBatch int) {
 				t.Fatalf("%s (newest=%v): %d hits, want %d", c.name, newest, len(hits), c.want)
 			}
 			for i := 1; i < len(hits); i++ {
-				a, b := position{hits[i-1].Partition.Month, hits[i-1].LeafIndex}, position{hits[i].Partition.Month, hits[i].LeafIndex}
+				a, b := position{m: hits[i-1].Partition.Month, leaf: hits[i-1].LeafIndex}, position{m: hits[i].Partition.Month, leaf: hits[i].LeafIndex}
 				if newest != b.less(a) {
 					t.Fatalf("%s: hits out of order at %d", c.name, i)
 				}
@@ -127,7 +127,7 @@ func TestSearchBadQueries(t *testing.T) {
 		{Tenant: "acme", TargetType: "record"},
 		{Tenant: "acme", From: nov, To: nov},
 		{Tenant: "acme", Cursor: "!!!"},
-		{Tenant: "acme", Cursor: encodeCursor(position{Month{2026, 11}, 3}, true)}, // newest cursor, oldest query
+		{Tenant: "acme", Cursor: encodeCursor(position{m: Month{2026, 11}, leaf: 3}, true)}, // newest cursor, oldest query
 	}
 	for _, q := range cases {
 		if _, err := e.Search(context.Background(), q); !errors.Is(err, ErrBadQuery) {

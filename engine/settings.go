@@ -34,9 +34,11 @@ func settingKey(k string) []byte { return append([]byte{prefixSetting}, k...) }
 
 // ApplySettings applies ops atomically at Raft index. Invalid ops reject the
 // whole command with ErrBadSetting; the applied index still advances so that
-// replicas stay identical.
+// replicas stay identical. The ops are committed durably but the applied
+// index only in memory: setting ops are idempotent, so a replay from the
+// last checkpoint after a crash applies them again to the same effect.
 func (e *Engine) ApplySettings(ctx context.Context, index uint64, ops []SettingOp) error {
-	if err := e.checkOpen(); err != nil {
+	if err := e.checkWritable(); err != nil {
 		return err
 	}
 	e.writeMu.Lock()
@@ -44,13 +46,13 @@ func (e *Engine) ApplySettings(ctx context.Context, index uint64, ops []SettingO
 	if index <= e.applied.Load() {
 		return ErrAlreadyApplied
 	}
+	if refusal := checkSettingOps(ops); refusal != nil {
+		e.applied.Store(index)
+		return refusal
+	}
 	wb := e.db.NewBatch()
 	defer wb.Close()
-	refusal := checkSettingOps(ops)
 	for _, op := range ops {
-		if refusal != nil {
-			break
-		}
 		var err error
 		if op.Delete {
 			err = wb.Delete(settingKey(op.Key), nil)
@@ -61,14 +63,12 @@ func (e *Engine) ApplySettings(ctx context.Context, index uint64, ops []SettingO
 			return fmt.Errorf("engine: settings: %w", err)
 		}
 	}
-	if refusal != nil {
-		wb.Reset()
+	if err := wb.Commit(pebble.Sync); err != nil {
+		return e.fail(fmt.Errorf("engine: settings: %w", err))
 	}
-	if err := e.commit(wb, index); err != nil {
-		return fmt.Errorf("engine: settings: %w", err)
-	}
+	e.applied.Store(index)
 	e.settingsVersion.Add(1)
-	return refusal
+	return nil
 }
 
 // SettingsVersion changes whenever a settings command commits on this
@@ -127,9 +127,10 @@ func (e *Engine) Settings(ctx context.Context, prefix string, fn func(key string
 }
 
 // Advance records a Raft index that changes nothing in the engine
-// (membership changes, no-ops), keeping the applied index exact.
+// (membership changes, no-ops), keeping the applied index exact. The next
+// checkpoint makes it durable; a replay before that advances again.
 func (e *Engine) Advance(index uint64) error {
-	if err := e.checkOpen(); err != nil {
+	if err := e.checkWritable(); err != nil {
 		return err
 	}
 	e.writeMu.Lock()
@@ -137,10 +138,6 @@ func (e *Engine) Advance(index uint64) error {
 	if index <= e.applied.Load() {
 		return ErrAlreadyApplied
 	}
-	wb := e.db.NewBatch()
-	defer wb.Close()
-	if err := e.commit(wb, index); err != nil {
-		return fmt.Errorf("engine: advance to %d: %w", index, err)
-	}
+	e.applied.Store(index)
 	return nil
 }

@@ -14,24 +14,33 @@ import (
 	"github.com/cockroachdb/pebble/v2"
 )
 
-// Snapshot is a consistent copy of the engine's on-disk state (a Pebble
-// checkpoint plus hard links to the segment files), taken at Index. It stays
-// valid while the engine keeps applying; Release removes it.
+// Snapshot is a consistent copy of the engine's on-disk state at Index: a
+// Pebble checkpoint, and hard links to the segment files, the open
+// partitions' files and the hash log. Open partitions' files and the hash
+// log keep growing after the snapshot; their bytes below the lengths
+// recorded here never change, and only those are streamed. The snapshot
+// stays valid while the engine keeps applying; Release removes it.
 type Snapshot struct {
 	Index uint64
 	dir   string
+	// limits caps the streamed length of files that are appended to.
+	limits map[string]int64
 }
 
 func snapshotRoot(dir string) string { return filepath.Join(dir, "snapshots") }
 
-// CaptureSnapshot takes a Snapshot. It blocks mutations only while the
-// checkpoint's hard links are made, so it is fast.
+// CaptureSnapshot takes a Snapshot after a checkpoint, so that the
+// snapshot's Pebble state records the applied index it was taken at. It
+// blocks mutations only while the checkpoint runs and the links are made.
 func (e *Engine) CaptureSnapshot(ctx context.Context) (*Snapshot, error) {
-	if err := e.checkOpen(); err != nil {
+	if err := e.checkWritable(); err != nil {
 		return nil, err
 	}
 	e.writeMu.Lock()
 	defer e.writeMu.Unlock()
+	if err := e.checkpointNow(); err != nil {
+		return nil, fmt.Errorf("engine: snapshot: %w", err)
+	}
 	if err := os.MkdirAll(snapshotRoot(e.opts.Dir), 0o755); err != nil {
 		return nil, fmt.Errorf("engine: snapshot: %w", err)
 	}
@@ -39,7 +48,7 @@ func (e *Engine) CaptureSnapshot(ctx context.Context) (*Snapshot, error) {
 	if err != nil {
 		return nil, fmt.Errorf("engine: snapshot: %w", err)
 	}
-	s := &Snapshot{Index: e.applied.Load(), dir: dir}
+	s := &Snapshot{Index: e.applied.Load(), dir: dir, limits: make(map[string]int64)}
 	if err := e.db.Checkpoint(filepath.Join(dir, "db"), pebble.WithFlushedWAL()); err != nil {
 		s.Release()
 		return nil, fmt.Errorf("engine: snapshot: pebble checkpoint: %w", err)
@@ -48,7 +57,42 @@ func (e *Engine) CaptureSnapshot(ctx context.Context) (*Snapshot, error) {
 		s.Release()
 		return nil, fmt.Errorf("engine: snapshot: segments: %w", err)
 	}
+	if err := e.linkAppendOnly(s); err != nil {
+		s.Release()
+		return nil, fmt.Errorf("engine: snapshot: %w", err)
+	}
 	return s, nil
+}
+
+// linkAppendOnly links the open partitions' files and the hash log into
+// the snapshot with their current lengths.
+func (e *Engine) linkAppendOnly(s *Snapshot) error {
+	link := func(src, rel string, n int64) error {
+		dst := filepath.Join(s.dir, rel)
+		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+			return err
+		}
+		if err := os.Link(src, dst); err != nil {
+			return err
+		}
+		s.limits[filepath.ToSlash(rel)] = n
+		return nil
+	}
+	for p, op := range e.open {
+		rel, err := filepath.Rel(e.opts.Dir, op.files.dir)
+		if err != nil {
+			return fmt.Errorf("partition %s: %w", p, err)
+		}
+		for _, f := range []struct {
+			name string
+			n    int64
+		}{{entriesFileName, op.at.entries}, {offsetsFileName, op.at.offsets}, {hashesFileName, op.at.hashes}} {
+			if err := link(filepath.Join(op.files.dir, f.name), filepath.Join(rel, f.name), f.n); err != nil {
+				return fmt.Errorf("partition %s: %w", p, err)
+			}
+		}
+	}
+	return link(filepath.Join(e.opts.Dir, hashLogName), hashLogName, e.hashLog.len)
 }
 
 // linkTree hard-links every regular file under src into dst. Segment files
@@ -95,6 +139,13 @@ func (s *Snapshot) WriteTo(w io.Writer) (int64, error) {
 			return err
 		}
 		hdr.Name = filepath.ToSlash(rel)
+		limit, limited := s.limits[hdr.Name]
+		if limited {
+			if limit > hdr.Size {
+				return fmt.Errorf("%s holds %d bytes, the snapshot recorded %d", rel, hdr.Size, limit)
+			}
+			hdr.Size = limit
+		}
 		if d.IsDir() {
 			hdr.Name += "/"
 		}
@@ -109,7 +160,7 @@ func (s *Snapshot) WriteTo(w io.Writer) (int64, error) {
 			return err
 		}
 		defer f.Close()
-		_, err = io.Copy(tw, f)
+		_, err = io.CopyN(tw, f, hdr.Size)
 		return err
 	})
 	if err == nil {
@@ -168,8 +219,7 @@ func Restore(ctx context.Context, r io.Reader, dir string) (err error) {
 			return fmt.Errorf("engine: restore: %w: %v", ErrBadSnapshot, err)
 		}
 		name := filepath.FromSlash(strings.TrimSuffix(hdr.Name, "/"))
-		if !filepath.IsLocal(name) || !(name == "db" || name == "segments" ||
-			strings.HasPrefix(name, "db"+string(filepath.Separator)) || strings.HasPrefix(name, "segments"+string(filepath.Separator))) {
+		if !filepath.IsLocal(name) || !snapshotPath(name) {
 			return fmt.Errorf("engine: restore: %w: unexpected path %q", ErrBadSnapshot, hdr.Name)
 		}
 		sawDB = sawDB || name == "db" || strings.HasPrefix(name, "db"+string(filepath.Separator))
@@ -181,6 +231,19 @@ func Restore(ctx context.Context, r io.Reader, dir string) (err error) {
 		return fmt.Errorf("engine: restore: %w: no database", ErrBadSnapshot)
 	}
 	return syncDir(dir)
+}
+
+// snapshotPath reports whether name is a path a snapshot may hold.
+func snapshotPath(name string) bool {
+	if name == hashLogName {
+		return true
+	}
+	for _, top := range []string{"db", "segments", openDirName} {
+		if name == top || strings.HasPrefix(name, top+string(filepath.Separator)) {
+			return true
+		}
+	}
+	return false
 }
 
 func restoreEntry(tr *tar.Reader, hdr *tar.Header, path string) error {

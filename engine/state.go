@@ -3,7 +3,7 @@ package engine
 import (
 	"errors"
 	"fmt"
-	"io"
+	"sync/atomic"
 
 	"github.com/cockroachdb/pebble/v2"
 
@@ -11,96 +11,240 @@ import (
 	trailv1 "github.com/trailaudit/trail/proto/trail/v1"
 )
 
-// tenantState is the writer's cached view of one tenant.
+// tenantState is the writer's view of one tenant. Only the apply goroutine
+// (under writeMu) reads or writes its fields; readers see pub.
 type tenantState struct {
 	id      string
 	head    headRecord
 	started bool           // the tenant has at least one entry
-	open    *openPartition // the partition of head.Month, loaded lazily
+	open    *openPartition // the partition of head.Month while it is open
+	unsaved bool           // head changed since the last checkpoint
+	inBatch bool           // touched by the batch being applied
+	pub     atomic.Pointer[headRecord]
 }
 
-// tenant returns the cached state of tenant id, loading it on first use.
-func (e *Engine) tenant(id string) (*tenantState, error) {
+func (ts *tenantState) publish() {
+	h := ts.head
+	ts.pub.Store(&h)
+}
+
+// openPartition is a partition that is still appended to: its files, its
+// compact range, and what the batch being applied adds, until the batch is
+// written. Only the apply goroutine touches the fields; readers use files
+// (through views) and pub.
+type openPartition struct {
+	p     Partition
+	month string // p.Month.String(), which every entry carries
+	files *partFiles
+	app   *merkle.Appender
+	cat   catalogRecord // Size, Root and times as of the last written batch
+	at    lengths       // the files' lengths as of the last written batch
+
+	// link is what leaf 0 records of the tenant's previous partition.
+	link *trailv1.PartitionLink
+	// dir is set until the first batch registers the partition with readers
+	// and the next checkpoint.
+	dir string
+
+	// The batch being applied.
+	entries, offsets, hashes []byte
+	dirty                    bool
+
+	unsaved bool // changed since the last checkpoint
+	pub     atomic.Pointer[catalogRecord]
+}
+
+// publish makes the partition's written state visible to readers.
+func (op *openPartition) publish() {
+	c := op.cat
+	c.RightEdge = nil // readers never use it
+	op.pub.Store(&c)
+}
+
+// appendLeaf adds one entry to the batch.
+func (op *openPartition) appendLeaf(entry []byte, leaf merkle.Hash) {
+	op.entries = append(op.entries, entry...)
+	end := uint64(op.at.entries) + uint64(len(op.entries))
+	op.offsets = append(op.offsets, byte(end>>56), byte(end>>48), byte(end>>40), byte(end>>32),
+		byte(end>>24), byte(end>>16), byte(end>>8), byte(end))
+	op.app.Append(leaf, op.visit)
+}
+
+func (op *openPartition) visit(_ merkle.NodeID, h merkle.Hash) {
+	op.hashes = append(op.hashes, h[:]...)
+}
+
+// writePartition appends the batch to op's files and publishes the new
+// size. On failure nothing is published; the engine is then failed
+// (Apply), since the compact range is ahead of the files.
+func (e *Engine) writePartition(op *openPartition) error {
+	if err := op.files.write(op.at, op.entries, op.offsets, op.hashes); err != nil {
+		return fmt.Errorf("partition %s: %w", op.p, err)
+	}
+	op.at.entries += int64(len(op.entries))
+	op.at.offsets += int64(len(op.offsets))
+	op.at.hashes += int64(len(op.hashes))
+	op.entries, op.offsets, op.hashes = op.entries[:0], op.offsets[:0], op.hashes[:0]
+	op.cat.Size = op.app.Size()
+	op.cat.Root = op.app.Root()
+	op.dirty, op.unsaved = false, true
+	op.publish()
+	if op.dir != "" {
+		e.stateMu.Lock()
+		e.open[op.p] = op
+		e.newDirs = append(e.newDirs, op.dir)
+		e.stateMu.Unlock()
+		op.dir = ""
+	}
+	return nil
+}
+
+// catalogRecord returns the record a checkpoint stores for the partition.
+func (op *openPartition) catalogRecord() catalogRecord {
+	c := op.cat
+	c.RightEdge = op.app.RightEdge()
+	return c
+}
+
+// tenant returns the writer's state of tenant id, creating it on first use.
+func (e *Engine) tenant(id string) *tenantState {
 	if ts := e.tenants[id]; ts != nil {
-		return ts, nil
+		return ts
 	}
-	ts := &tenantState{id: id}
-	v, closer, err := e.db.Get(headKey(id))
-	switch {
-	case errors.Is(err, pebble.ErrNotFound):
-	case err != nil:
-		return nil, fmt.Errorf("read head of tenant %s: %w", id, err)
-	default:
-		ts.head, err = unmarshalHead(v)
-		closer.Close()
-		if err != nil {
-			return nil, fmt.Errorf("tenant %s: %w", id, err)
-		}
-		ts.started = true
-	}
+	ts := &tenantState{id: id} // published by its first append
+	e.stateMu.Lock()
 	e.tenants[id] = ts
-	return ts, nil
+	e.stateMu.Unlock()
+	return ts
 }
 
-// partitionFor returns the open partition month m of ts, starting it when
-// the tenant's log moves into a new month. It returns the link to the
-// previous partition exactly when it starts a partition after an earlier
-// one: that link goes into leaf 0 (DESIGN.md invariant 3).
-func (e *Engine) partitionFor(ts *tenantState, m Month) (*openPartition, *trailv1.PartitionLink, error) {
+// partitionFor returns the open partition of month m of ts, starting it
+// when the tenant's log moves into a new month. A partition started after
+// an earlier one keeps the link to it for its leaf 0 (invariant 3).
+func (e *Engine) partitionFor(ts *tenantState, m Month) (*openPartition, error) {
 	if ts.open != nil && ts.open.p.Month == m {
-		return ts.open, nil, nil
-	}
-	if ts.started && ts.head.Month == m {
-		op, err := e.loadOpenPartition(Partition{Tenant: ts.id, Month: m})
-		if err != nil {
-			return nil, nil, err
-		}
-		ts.open = op
-		return op, nil, nil
+		return ts.open, nil
 	}
 	var link *trailv1.PartitionLink
 	if ts.started {
-		if m.Before(ts.head.Month) {
-			return nil, nil, fmt.Errorf("tenant %s: month %s before current %s", ts.id, m, ts.head.Month)
+		if !ts.head.Month.Before(m) {
+			return nil, fmt.Errorf("tenant %s: month %s is not after %s, whose partition is not open", ts.id, m, ts.head.Month)
 		}
-		prev := ts.open
-		if prev == nil || prev.p.Month != ts.head.Month {
-			cat, found, err := e.readCatalog(e.db, Partition{Tenant: ts.id, Month: ts.head.Month})
-			if err != nil || !found {
-				return nil, nil, fmt.Errorf("tenant %s: previous partition %s: found=%v: %w", ts.id, ts.head.Month, found, err)
-			}
-			prev = &openPartition{p: Partition{Tenant: ts.id, Month: ts.head.Month}, cat: cat}
+		prev, err := e.catalogOf(Partition{Tenant: ts.id, Month: ts.head.Month})
+		if err != nil {
+			return nil, fmt.Errorf("tenant %s: previous partition %s: %w", ts.id, ts.head.Month, err)
 		}
-		link = &trailv1.PartitionLink{Partition: prev.p.Month.String(), Size: prev.cat.Size, Root: prev.cat.Root[:]}
+		link = &trailv1.PartitionLink{Partition: ts.head.Month.String(), Size: prev.Size, Root: prev.Root[:]}
 	}
 	p := Partition{Tenant: ts.id, Month: m}
 	if _, found, err := e.readCatalog(e.db, p); err != nil || found {
-		return nil, nil, fmt.Errorf("tenant %s: new partition %s already exists (found=%v): %w", ts.id, m, found, err)
+		return nil, fmt.Errorf("tenant %s: new partition %s already exists (found=%v): %w", ts.id, m, found, err)
 	}
-	app, err := merkle.NewAppender(0, nil)
-	if err != nil {
-		return nil, nil, err
-	}
-	ts.open = newOpenPartition(p, catalogRecord{Root: merkle.EmptyRoot()}, app)
-	return ts.open, link, nil
-}
-
-func (e *Engine) loadOpenPartition(p Partition) (*openPartition, error) {
-	cat, found, err := e.readCatalog(e.db, p)
+	op, err := e.createPartition(p)
 	if err != nil {
 		return nil, err
 	}
-	if !found {
-		return nil, fmt.Errorf("partition %s: catalog record missing", p)
-	}
-	if cat.Sealed {
-		return nil, fmt.Errorf("partition %s: sealed, cannot append", p)
-	}
-	app, err := merkle.NewAppender(cat.Size, cat.RightEdge)
+	op.link = link
+	ts.open = op
+	return op, nil
+}
+
+// createPartition starts an empty open partition. A directory left by an
+// earlier attempt (a partition started after the last checkpoint, then a
+// crash) is emptied first. Readers see the partition once its first batch
+// is written.
+func (e *Engine) createPartition(p Partition) (*openPartition, error) {
+	dir, err := partitionDir(e.opts.Dir, p)
 	if err != nil {
+		return nil, err
+	}
+	if err := removePartitionDir(dir); err != nil {
+		return nil, fmt.Errorf("partition %s: clear directory: %w", p, err)
+	}
+	files, err := openPartFiles(dir, true)
+	if err != nil {
+		return nil, fmt.Errorf("partition %s: create files: %w", p, err)
+	}
+	app, err := merkle.NewAppender(0, nil)
+	if err != nil {
+		files.release()
+		return nil, err
+	}
+	op := &openPartition{p: p, month: p.Month.String(), files: files, app: app,
+		cat: catalogRecord{Root: merkle.EmptyRoot()}, dir: dir}
+	return op, nil
+}
+
+// loadPartition opens the files of a partition the last checkpoint
+// recorded as open, cutting off what was written after it.
+func (e *Engine) loadPartition(p Partition, cat catalogRecord) (*openPartition, error) {
+	dir, err := partitionDir(e.opts.Dir, p)
+	if err != nil {
+		return nil, err
+	}
+	files, err := openPartFiles(dir, false)
+	if err != nil {
+		return nil, fmt.Errorf("partition %s: open files: %w", p, err)
+	}
+	at, err := files.truncate(cat.Size)
+	if err != nil {
+		files.release()
 		return nil, fmt.Errorf("partition %s: %w", p, err)
 	}
-	return newOpenPartition(p, cat, app), nil
+	app, err := merkle.NewAppender(cat.Size, cat.RightEdge)
+	if err == nil {
+		err = checkRightEdge(files, cat)
+	}
+	if err != nil {
+		files.release()
+		return nil, fmt.Errorf("partition %s: %w", p, err)
+	}
+	op := &openPartition{p: p, month: p.Month.String(), files: files, app: app, cat: cat, at: at}
+	op.publish()
+	return op, nil
+}
+
+// checkRightEdge compares the catalog's right edge, which every later
+// append builds on, with the stored nodes it must equal: appending to a
+// wrong one would make every later root wrong.
+func checkRightEdge(files *partFiles, cat catalogRecord) error {
+	ids := compactRangeIDs(cat.Size)
+	if len(ids) != len(cat.RightEdge) {
+		return fmt.Errorf("catalog right edge of %d hashes at size %d: %w", len(cat.RightEdge), cat.Size, ErrCorrupt)
+	}
+	for i, id := range ids {
+		h, err := files.node(id)
+		if err != nil {
+			return err
+		}
+		if h != cat.RightEdge[i] {
+			return fmt.Errorf("catalog right edge differs from stored node %s: %w", id, ErrCorrupt)
+		}
+	}
+	return nil
+}
+
+// openPartitionOf returns p's open partition, or nil once it is sealed.
+func (e *Engine) openPartitionOf(p Partition) *openPartition {
+	e.stateMu.RLock()
+	defer e.stateMu.RUnlock()
+	return e.open[p]
+}
+
+// catalogOf returns p's current catalog record: an open partition's from
+// memory, any other's from Pebble.
+func (e *Engine) catalogOf(p Partition) (catalogRecord, error) {
+	if op := e.openPartitionOf(p); op != nil {
+		return *op.pub.Load(), nil
+	}
+	cat, found, err := e.readCatalog(e.db, p)
+	if err != nil {
+		return catalogRecord{}, err
+	}
+	if !found {
+		return catalogRecord{}, fmt.Errorf("partition %s: %w", p, ErrNotFound)
+	}
+	return cat, nil
 }
 
 func (e *Engine) readCatalog(r pebble.Reader, p Partition) (catalogRecord, bool, error) {
@@ -117,121 +261,4 @@ func (e *Engine) readCatalog(r pebble.Reader, p Partition) (catalogRecord, bool,
 		return catalogRecord{}, false, fmt.Errorf("partition %s: %w", p, err)
 	}
 	return cat, true, nil
-}
-
-// openPartition is the writer's state of a partition being appended to:
-// its compact range, and the node hashes a batch has completed, per tile,
-// until the batch is flushed.
-type openPartition struct {
-	p       Partition
-	cat     catalogRecord
-	app     *merkle.Appender
-	pending map[merkle.TileID][]byte
-	// complete lists the tiles the batch filled.
-	complete map[merkle.TileID]bool
-	dirty    bool // touched by the batch being applied
-	// stored is the tree size the stored tiles hold, before the batch.
-	stored uint64
-}
-
-func newOpenPartition(p Partition, cat catalogRecord, app *merkle.Appender) *openPartition {
-	return &openPartition{p: p, cat: cat, app: app, stored: cat.Size,
-		pending: make(map[merkle.TileID][]byte), complete: make(map[merkle.TileID]bool)}
-}
-
-func (op *openPartition) append(leaf merkle.Hash) {
-	op.app.Append(leaf, op.visit)
-}
-
-// visit queues a newly completed node for its tile, in emission order.
-func (op *openPartition) visit(id merkle.NodeID, h merkle.Hash) {
-	tid, row, pos := merkle.TileForNode(id)
-	op.pending[tid] = append(op.pending[tid], h[:]...)
-	if row == merkle.TileHeight-1 && pos == 1 { // the last node of a tile
-		op.complete[tid] = true
-	}
-}
-
-// flush extends the touched tiles with the batch's new nodes and writes the
-// catalog record into wb. A tile the batch completed is written whole, so
-// that reads of full tiles, which is most of what proofs read, never have
-// merge operands to combine.
-func (op *openPartition) flush(db pebble.Reader, wb *pebble.Batch) error {
-	op.cat.Root = op.app.Root()
-	op.cat.RightEdge = op.app.RightEdge()
-	for _, id := range sortedTileIDs(op.pending) {
-		key := tileKey(op.p, id.Level, id.Index)
-		whole := op.complete[id] || rewritesTile(id, op.stored, op.app.Size())
-		if !whole {
-			if err := wb.Merge(key, op.pending[id], nil); err != nil {
-				return err
-			}
-			continue
-		}
-		full, err := op.wholeTile(db, key, id, op.pending[id])
-		if err != nil {
-			return fmt.Errorf("partition %s tile %v: %w", op.p, id, err)
-		}
-		if err := wb.Set(key, full, nil); err != nil {
-			return err
-		}
-	}
-	clear(op.pending)
-	clear(op.complete)
-	op.stored = op.app.Size()
-	return wb.Set(catalogKey(op.p), op.cat.marshal(), nil)
-}
-
-// wholeTile joins what is stored of a tile with the batch's nodes and
-// checks the result holds exactly the tile's nodes at the new size.
-func (op *openPartition) wholeTile(db pebble.Reader, key []byte, id merkle.TileID, last []byte) ([]byte, error) {
-	stored, closer, err := db.Get(key)
-	if errors.Is(err, pebble.ErrNotFound) {
-		stored, closer, err = nil, io.NopCloser(nil), nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	defer closer.Close()
-	full := append(append(make([]byte, 0, tileNodes*merkle.HashSize), stored...), last...)
-	if want := tileNodeCount(id, op.app.Size()) * merkle.HashSize; uint64(len(full)) != want {
-		return nil, fmt.Errorf("tile holds %d bytes, want %d: %w", len(full), want, ErrCorrupt)
-	}
-	return full, nil
-}
-
-// upperTileStride bounds the merge operands of an incomplete tile above
-// level 0: each time such a tile's node count crosses a multiple of it,
-// the tile is written whole. Every proof at the current size reads the
-// right edge's upper tiles, and a read combines every operand still
-// uncompacted, which left alone grew with the log (half of a proof's CPU at
-// 3 M leaves). Rewriting costs about 4 bytes per leaf at level 1 and
-// nothing measurable above. Level-0 tiles are left to merges: they fill
-// within 256 leaves and are then written whole.
-const upperTileStride = 16
-
-// rewritesTile says whether a batch taking the tree from size before to
-// after writes tile id whole although it is not complete.
-func rewritesTile(id merkle.TileID, before, after uint64) bool {
-	if id.Level == 0 {
-		return false
-	}
-	return tileNodeCount(id, before)/upperTileStride != tileNodeCount(id, after)/upperTileStride
-}
-
-// tileNodeCount is the number of nodes tile id holds in the tree of size
-// leaves: k of its 256 bottom nodes are complete, each with the parents
-// it completes inside the tile (see emissionIndex), and a full tile holds
-// all of rows 0..7.
-func tileNodeCount(id merkle.TileID, size uint64) uint64 {
-	shift := merkle.TileHeight * uint(id.Level)
-	k := size >> shift
-	first := id.Index * merkle.TileWidth
-	switch {
-	case k <= first:
-		return 0
-	case k-first >= merkle.TileWidth:
-		return tileNodes
-	}
-	return emissionIndex(0, k-first)
 }

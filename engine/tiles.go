@@ -1,20 +1,19 @@
 package engine
 
 import (
+	"cmp"
 	"fmt"
 	"math/bits"
+	"slices"
 
 	"github.com/trailaudit/trail/merkle"
 )
 
-// Open partitions store each hash tile as the node hashes in the order the
-// Appender completed them, 32 bytes each, and extend it with a Pebble merge
-// (Pebble's default merger concatenates operands). An append therefore
-// writes only its new hashes, about 64 bytes per leaf, instead of rewriting
-// a partial tile of up to 16 KiB on every batch: with small batches that
-// rewrite was most of the bytes written. A node's place in that order is a
-// closed formula (emissionIndex), so a read is one lookup. Sealing converts
-// tiles to merkle.Tile encoding, which segments carry.
+// An open partition's hashes file holds its nodes in the order the Appender
+// completed them (see nodePosition); each tile's nodes appear in that
+// order too, interleaved with other tiles' nodes. Sealing gathers each
+// tile's nodes in emission order and converts them to the merkle.Tile
+// encoding segments carry.
 
 // emissionIndex is the position, within its tile's emission order, of the
 // node at row and pos of the tile. Appending local leaf j emits (0, j) and
@@ -27,21 +26,6 @@ func emissionIndex(row uint8, pos uint64) uint64 {
 	}
 	j := (pos+1)<<row - 1 // the local leaf whose append completes the node
 	return emissionIndex(0, j) + uint64(row)
-}
-
-// emittedNode reads the node at row and pos from a tile in emission order.
-func emittedNode(b []byte, row uint8, pos uint64) (merkle.Hash, bool, error) {
-	if len(b)%merkle.HashSize != 0 || len(b) > tileNodes*merkle.HashSize {
-		return merkle.Hash{}, false, fmt.Errorf("tile of %d bytes: %w", len(b), ErrCorrupt)
-	}
-	if row >= merkle.TileHeight || pos >= merkle.TileWidth>>row {
-		return merkle.Hash{}, false, fmt.Errorf("node %d/%d outside a tile: %w", row, pos, ErrCorrupt)
-	}
-	i := emissionIndex(row, pos)
-	if (i+1)*merkle.HashSize > uint64(len(b)) {
-		return merkle.Hash{}, false, nil
-	}
-	return merkle.Hash(b[i*merkle.HashSize : (i+1)*merkle.HashSize]), true, nil
 }
 
 // tileNodes is the number of nodes in a full tile: rows 0..7.
@@ -67,4 +51,19 @@ func emittedToTile(b []byte) (*merkle.Tile, error) {
 		}
 	}
 	return t, nil
+}
+
+// sortedTileIDs returns the keys of m in a fixed order.
+func sortedTileIDs(m map[merkle.TileID][]byte) []merkle.TileID {
+	ids := make([]merkle.TileID, 0, len(m))
+	for id := range m {
+		ids = append(ids, id)
+	}
+	slices.SortFunc(ids, func(x, y merkle.TileID) int {
+		if x.Level != y.Level {
+			return int(x.Level) - int(y.Level)
+		}
+		return cmp.Compare(x.Index, y.Index)
+	})
+	return ids
 }

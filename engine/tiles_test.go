@@ -2,6 +2,7 @@ package engine
 
 import (
 	"bytes"
+	"slices"
 	"strconv"
 	"testing"
 
@@ -9,11 +10,14 @@ import (
 	trailv1 "github.com/trailaudit/trail/proto/trail/v1"
 )
 
-// The emission-order formula must agree with the Appender's visits, for
-// every node of a full tile and of the tiles above it.
+// The emission-order formulas must agree with the Appender's visits: the
+// tile-local one (seal converts tiles with it) for every node of a full
+// tile and of the tiles above it, and the global one (the hashes file) for
+// every node; forEachStoredNode must walk the same order.
 func TestEmissionOrderMatchesAppender(t *testing.T) {
 	app, _ := merkle.NewAppender(0, nil)
 	streams := map[merkle.TileID][]byte{}
+	var order []merkle.NodeID
 	for i := range 3 * merkle.TileWidth * merkle.TileWidth / 2 {
 		app.Append(merkle.LeafHash([]byte{byte(i), byte(i >> 8), byte(i >> 16)}), func(id merkle.NodeID, h merkle.Hash) {
 			tid, row, pos := merkle.TileForNode(id)
@@ -21,16 +25,20 @@ func TestEmissionOrderMatchesAppender(t *testing.T) {
 				t.Fatalf("node %v (tile %v row %d pos %d): formula says %d, appender emitted it at %d",
 					id, tid, row, pos, got, len(streams[tid])/merkle.HashSize)
 			}
+			if got := nodePosition(id); got != uint64(len(order)) {
+				t.Fatalf("node %v: nodePosition says %d, appender emitted it at %d", id, got, len(order))
+			}
+			order = append(order, id)
 			streams[tid] = append(streams[tid], h[:]...)
 		})
-		// tileNodeCount must say how many nodes every tile holds now.
-		if size := app.Size(); size%97 == 0 || size%merkle.TileWidth == 0 {
-			for tid, b := range streams {
-				if got := tileNodeCount(tid, size) * merkle.HashSize; got != uint64(len(b)) {
-					t.Fatalf("size %d tile %v: tileNodeCount says %d bytes, appender emitted %d", size, tid, got, len(b))
-				}
-			}
+		if got := storedNodes(app.Size()); got != uint64(len(order)) {
+			t.Fatalf("size %d: storedNodes says %d, appender emitted %d", app.Size(), got, len(order))
 		}
+	}
+	var walked []merkle.NodeID
+	forEachStoredNode(app.Size(), func(id merkle.NodeID) error { walked = append(walked, id); return nil })
+	if !slices.Equal(walked, order) {
+		t.Fatal("forEachStoredNode walks another order than the appender's")
 	}
 	for tid, b := range streams {
 		tile, err := emittedToTile(b)
@@ -39,10 +47,10 @@ func TestEmissionOrderMatchesAppender(t *testing.T) {
 		}
 		for row := uint8(0); row < merkle.TileHeight; row++ {
 			for pos := uint64(0); pos < uint64(tile.Width()>>row); pos++ {
-				want, _ := tile.Node(row, pos)
-				got, ok, err := emittedNode(b, row, pos)
-				if err != nil || !ok || got != want {
-					t.Fatalf("tile %v node %d/%d: %v %v", tid, row, pos, ok, err)
+				got, _ := tile.Node(row, pos)
+				i := emissionIndex(row, pos) * merkle.HashSize
+				if want := merkle.Hash(b[i : i+merkle.HashSize]); got != want {
+					t.Fatalf("tile %v node %d/%d differs from the emitted node", tid, row, pos)
 				}
 			}
 		}
@@ -51,9 +59,6 @@ func TestEmissionOrderMatchesAppender(t *testing.T) {
 
 func TestEmittedTileRejectsGarbage(t *testing.T) {
 	for _, b := range [][]byte{{1, 2, 3}, bytes.Repeat([]byte{1}, (tileNodes+1)*merkle.HashSize)} {
-		if _, _, err := emittedNode(b, 0, 0); err == nil {
-			t.Errorf("emittedNode accepted %d bytes", len(b))
-		}
 		if _, err := emittedToTile(b); err == nil {
 			t.Errorf("emittedToTile accepted %d bytes", len(b))
 		}
@@ -61,49 +66,34 @@ func TestEmittedTileRejectsGarbage(t *testing.T) {
 }
 
 func FuzzEmittedTile(f *testing.F) {
-	f.Add(bytes.Repeat([]byte{7}, 3*merkle.HashSize), uint8(0), uint64(1))
-	f.Fuzz(func(t *testing.T, b []byte, row uint8, pos uint64) {
-		h, ok, err := emittedNode(b, row, pos)
-		if err != nil || !ok {
-			return
-		}
+	f.Add(bytes.Repeat([]byte{7}, 3*merkle.HashSize))
+	f.Fuzz(func(t *testing.T, b []byte) {
 		tile, err := emittedToTile(b)
 		if err != nil {
-			t.Fatalf("node readable but tile not: %v", err)
+			return
 		}
-		if want, ok := tile.Node(row, pos); !ok || want != h {
-			t.Fatalf("node %d/%d differs between the two readings", row, pos)
+		// Every node the bytes hold is in the tile, where emission order says.
+		for i := 0; i+merkle.HashSize <= len(b); i += merkle.HashSize {
+			found := false
+			for row := uint8(0); row < merkle.TileHeight && !found; row++ {
+				for pos := uint64(0); pos < uint64(merkle.TileWidth>>row); pos++ {
+					if emissionIndex(row, pos) == uint64(i/merkle.HashSize) {
+						h, ok := tile.Node(row, pos)
+						if !ok || h != merkle.Hash(b[i:i+merkle.HashSize]) {
+							t.Fatalf("emitted node %d is not the tile's node %d/%d", i/merkle.HashSize, row, pos)
+						}
+						found = true
+						break
+					}
+				}
+			}
 		}
 	})
 }
 
-func TestRewritesTile(t *testing.T) {
-	up := merkle.TileID{Level: 1}
-	for _, tc := range []struct {
-		name         string
-		id           merkle.TileID
-		before, size uint64
-		want         bool
-	}{
-		{"level 0 never", merkle.TileID{}, 0, 255, false},
-		{"level 1, no new node", up, 256, 511, false},
-		{"level 1, 16th node", up, 8 * 256, 9 * 256, true},         // 8 bottom nodes make 15 nodes, 9 make 16
-		{"level 1, within a stride", up, 9 * 256, 10 * 256, false}, // 16 -> 18
-		{"level 1, below the stride", up, 0, 8 * 256, false},
-		{"level 1, many strides at once", up, 0, 65535, true},
-		{"another tile's range", merkle.TileID{Level: 1, Index: 1}, 0, 65536, false},
-	} {
-		if got := rewritesTile(tc.id, tc.before, tc.size); got != tc.want {
-			t.Errorf("%s: rewritesTile(%v, %d, %d) = %v", tc.name, tc.id, tc.before, tc.size, got)
-		}
-	}
-}
-
-// TestUpperTilesRewrittenAcrossSmallBatches: with small batches the upper
-// tiles are merged and, every upperTileStride nodes, rewritten whole,
-// across a reopen; what is stored is always exactly the tile's nodes and
-// every proof verifies.
-func TestUpperTilesRewrittenAcrossSmallBatches(t *testing.T) {
+// TestSmallBatchesAcrossReopen: a tree built by many small batches, with a
+// reopen half-way, stores exactly its nodes and every proof verifies.
+func TestSmallBatchesAcrossReopen(t *testing.T) {
 	dir := t.TempDir()
 	e := openEngine(t, dir)
 	p := mustPartition(t, "acme", "2026-11")
@@ -128,12 +118,12 @@ func TestUpperTilesRewrittenAcrossSmallBatches(t *testing.T) {
 	if info := checkPartition(t, e, p); info.Size != leaves {
 		t.Fatalf("size %d, want %d", info.Size, leaves)
 	}
-	stored, closer, err := e.db.Get(tileKey(p, 1, 0))
+	op := e.openPartitionOf(p)
+	st, err := op.files.hashes.Stat()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer closer.Close()
-	if want := tileNodeCount(merkle.TileID{Level: 1}, leaves) * merkle.HashSize; uint64(len(stored)) != want {
-		t.Fatalf("level-1 tile holds %d bytes, want %d", len(stored), want)
+	if want := int64(storedNodes(leaves)) * merkle.HashSize; st.Size() != want {
+		t.Fatalf("hashes file holds %d bytes, want %d", st.Size(), want)
 	}
 }

@@ -1,12 +1,15 @@
 package engine
 
 import (
-	"bytes"
+	"bufio"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -22,7 +25,7 @@ import (
 // re-hash them, and check them against everything stored about them: the
 // leaf hashes and interior nodes in the tiles, the chain of prev_leaf_hash,
 // leaf 0's link to the previous partition, and the catalog's root. It reads
-// one consistent view (a Pebble snapshot, or the segment file) at the size
+// one consistent view (the open partition's files, or the segment file) at the size
 // the partition had when it started, so appends running meanwhile neither
 // disturb it nor are half seen.
 
@@ -198,7 +201,7 @@ func (e *Engine) VerifyPartition(ctx context.Context, p Partition, opts VerifyOp
 		res.Dropped, res.Pruned = true, v.cat.Size
 		return res, nil
 	}
-	vr := &verifier{e: e, v: v, res: &res, opts: opts, tiles: make(map[merkle.TileID][]byte)}
+	vr := &verifier{e: e, v: v, res: &res, opts: opts}
 	if err := vr.start(opts.Resume); err != nil {
 		return res, fmt.Errorf("engine: verify %s: %w", p, err)
 	}
@@ -230,16 +233,16 @@ func (e *Engine) unviewable(p Partition, res VerifyResult, err error) (VerifyRes
 }
 
 // verifier is the state of one VerifyPartition: the tree being rebuilt
-// (O(log n) hashes) and the stored tiles still being compared against it
-// (at most one per tile level).
+// (O(log n) hashes), compared node by node with the stored one (a
+// segment's tiles stay cached in the view while they are being reached, at
+// most one per tile level).
 type verifier struct {
-	e     *Engine
-	v     *view
-	res   *VerifyResult
-	opts  VerifyOptions
-	app   *merkle.Appender
-	tiles map[merkle.TileID][]byte
-	prev  merkle.Hash // leaf hash of the previous leaf
+	e    *Engine
+	v    *view
+	res  *VerifyResult
+	opts VerifyOptions
+	app  *merkle.Appender
+	prev merkle.Hash // leaf hash of the previous leaf
 	// opErr is an operational failure (engine closing, ctx) met while
 	// reading: it ends verification without being a problem.
 	opErr error
@@ -346,40 +349,58 @@ func (vr *verifier) scan(ctx context.Context, fn func(leaf uint64, data []byte, 
 			return fn(leaf, data, data == nil)
 		})
 	}
-	return vr.scanPebble(ctx, from, size, fn)
+	return vr.scanFiles(from, size, fn)
 }
 
-// scanPebble iterates an open partition's entries in the view's snapshot;
-// a leaf without an entry must have a prune record.
-func (vr *verifier) scanPebble(ctx context.Context, from, size uint64, fn func(uint64, []byte, bool) error) error {
-	p, snap := vr.v.p, vr.v.snap
-	it, err := snap.NewIterWithContext(ctx, &pebble.IterOptions{LowerBound: entryKey(p, from), UpperBound: entryKey(p, size)})
-	if err != nil {
-		return err
+// scanFiles reads an open partition's entries in order; a leaf with a
+// prune record is reported pruned.
+func (vr *verifier) scanFiles(from, size uint64, fn func(uint64, []byte, bool) error) error {
+	pf := vr.v.files
+	var start int64
+	if from > 0 {
+		end, err := pf.entriesEnd(from)
+		if err != nil {
+			return err
+		}
+		start = end
 	}
-	defer it.Close()
-	it.First()
+	offsets := bufio.NewReaderSize(io.NewSectionReader(pf.offsets, int64(from)*offsetSize, int64(size-from)*offsetSize), 1<<16)
+	entries := bufio.NewReaderSize(io.NewSectionReader(pf.entries, start, 1<<62), 1<<20)
+	var off [offsetSize]byte
+	var data []byte
+	// A file that ends or points outside itself is damage at that leaf.
+	damaged := func(leaf uint64, err error) error {
+		vr.fail(ProblemEntry, fmt.Sprintf("leaf %d", leaf), fmt.Errorf("%w: %w", err, ErrCorrupt))
+		return errStop
+	}
 	for leaf := from; leaf < size; leaf++ {
-		if it.Valid() && bytes.Equal(it.Key(), entryKey(p, leaf)) {
-			if err := fn(leaf, it.Value(), false); err != nil {
+		if _, err := io.ReadFull(offsets, off[:]); err != nil {
+			return damaged(leaf, fmt.Errorf("read its offset: %w", err))
+		}
+		end := int64(binary.BigEndian.Uint64(off[:]))
+		if end < start || end-start > 1<<30 {
+			return damaged(leaf, fmt.Errorf("it spans [%d, %d)", start, end))
+		}
+		data = slices.Grow(data[:0], int(end-start))[:end-start]
+		if _, err := io.ReadFull(entries, data); err != nil {
+			return damaged(leaf, fmt.Errorf("read its entry: %w", err))
+		}
+		start = end
+		pruned := false
+		if vr.v.cat.Pruned > 0 {
+			var err error
+			if pruned, err = vr.e.pruneMarked(vr.v.p, leaf); err != nil {
 				return err
 			}
-			it.Next()
-			continue
 		}
-		if _, closer, err := snap.Get(pruneKey(p, leaf)); err == nil {
-			closer.Close()
-		} else if !errors.Is(err, pebble.ErrNotFound) {
-			return err
-		} else {
-			vr.fail(ProblemEntry, fmt.Sprintf("leaf %d", leaf), fmt.Errorf("entry missing and not pruned: %w", ErrCorrupt))
-			return errStop
+		if pruned {
+			data = nil
 		}
-		if err := fn(leaf, nil, true); err != nil {
+		if err := fn(leaf, data, pruned); err != nil {
 			return err
 		}
 	}
-	return it.Error()
+	return nil
 }
 
 // leaf checks one leaf and adds it to the rebuilt tree; false means a
@@ -395,9 +416,8 @@ func (vr *verifier) leaf(ctx context.Context, leaf uint64, data []byte, pruned b
 	} else {
 		vr.res.Hashed++
 		if h = merkle.LeafHash(data); h != stored {
-			tid, _, _ := merkle.TileForNode(merkle.NodeID{Level: 0, Index: leaf})
 			vr.fail(ProblemEntry, fmt.Sprintf("leaf %d", leaf), fmt.Errorf(
-				"entry bytes hash to %s, tile %s holds %s: %w", h, tid, stored, ErrCorrupt))
+				"entry bytes hash to %s, the stored leaf hash is %s: %w", h, stored, ErrCorrupt))
 			return false
 		}
 		if !vr.chain(ctx, leaf, data) {
@@ -438,39 +458,37 @@ func (vr *verifier) visit(id merkle.NodeID, h merkle.Hash) {
 	}
 	stored, ok := vr.storedNode(id)
 	if ok && stored != h {
-		tid, _, _ := merkle.TileForNode(id)
-		vr.fail(ProblemTile, fmt.Sprintf("tile %s node %s", tid, id),
+		vr.fail(ProblemTile, vr.nodeWhere(id),
 			fmt.Errorf("stored %s, rebuilt from the entries %s: %w", stored, h, ErrCorrupt))
 	}
 }
 
-// storedNode reads a node from the stored tiles, keeping a tile only while
-// its nodes are still being reached; a failure is recorded as a problem.
+// storedNode reads a stored node, keeping a segment tile only while its
+// nodes are still being reached; a failure is recorded as a problem.
 func (vr *verifier) storedNode(id merkle.NodeID) (merkle.Hash, bool) {
 	tid, row, pos := merkle.TileForNode(id)
-	where := func() string { return fmt.Sprintf("tile %s node %s", tid, id) }
-	b, ok := vr.tiles[tid]
-	if !ok {
-		var err error
-		if b, err = vr.v.tileBytes(tid); err != nil {
-			if operational(err) {
-				vr.opErr = err
-			} else {
-				vr.fail(ProblemTile, where(), fmt.Errorf("read tile: %w", err))
-			}
-			return merkle.Hash{}, false
+	h, err := vr.v.node(id)
+	if err != nil {
+		if operational(err) {
+			vr.opErr = err
+		} else {
+			vr.fail(ProblemTile, vr.nodeWhere(id), fmt.Errorf("read stored node: %w", err))
 		}
-		vr.tiles[tid] = b
-	}
-	h, found, err := vr.v.tileNode(b, row, pos)
-	if err != nil || !found {
-		vr.fail(ProblemTile, where(), fmt.Errorf("node not in the stored tile (%v): %w", err, ErrCorrupt))
 		return merkle.Hash{}, false
 	}
-	if row == merkle.TileHeight-1 && pos == 1 { // the tile's last node
-		delete(vr.tiles, tid)
+	if vr.v.tiles != nil && row == merkle.TileHeight-1 && pos == 1 { // the tile's last node
+		delete(vr.v.tiles, tid)
 	}
 	return h, true
+}
+
+// nodeWhere names a stored node: in its tile, for a segment.
+func (vr *verifier) nodeWhere(id merkle.NodeID) string {
+	if vr.v.seg != nil {
+		tid, _, _ := merkle.TileForNode(id)
+		return fmt.Sprintf("tile %s node %s", tid, id)
+	}
+	return fmt.Sprintf("node %s", id)
 }
 
 // checkTree compares the rebuilt tree with the catalog.
@@ -481,7 +499,7 @@ func (vr *verifier) checkTree() {
 		vr.fail(ProblemRoot, "tree", fmt.Errorf("rebuilt %d leaves, catalog size %d: %w", app.Size(), cat.Size, ErrCorrupt))
 	case app.Root() != cat.Root:
 		vr.fail(ProblemRoot, "root", fmt.Errorf("rebuilt %s at size %d, catalog %s: %w", app.Root(), cat.Size, cat.Root, ErrCorrupt))
-	case !cat.Sealed && !equalHashes(app.RightEdge(), cat.RightEdge):
+	case !cat.Sealed && cat.RightEdge != nil && !equalHashes(app.RightEdge(), cat.RightEdge):
 		// Future appends build on the right edge: a wrong one would turn
 		// every later root wrong.
 		vr.fail(ProblemRoot, "right edge", fmt.Errorf("catalog right edge differs from the rebuilt one at size %d: %w", cat.Size, ErrCorrupt))
@@ -571,23 +589,19 @@ func (e *Engine) lastLeafHash(ctx context.Context, pi PartitionInfo) (merkle.Has
 	return hs[0], true, nil
 }
 
-// Tenants lists every tenant with at least one entry, in key order.
+// Tenants lists every tenant with at least one entry, in order.
 func (e *Engine) Tenants(ctx context.Context) ([]string, error) {
 	if err := e.checkOpen(); err != nil {
 		return nil, err
 	}
-	lo := []byte{prefixHead}
-	it, err := e.db.NewIterWithContext(ctx, &pebble.IterOptions{LowerBound: lo, UpperBound: prefixEnd(lo)})
-	if err != nil {
-		return nil, fmt.Errorf("engine: list tenants: %w", err)
-	}
-	defer it.Close()
+	e.stateMu.RLock()
 	var out []string
-	for it.First(); it.Valid(); it.Next() {
-		out = append(out, string(it.Key()[1:]))
+	for id, ts := range e.tenants {
+		if ts.pub.Load() != nil {
+			out = append(out, id)
+		}
 	}
-	if err := it.Error(); err != nil {
-		return nil, fmt.Errorf("engine: list tenants: %w", err)
-	}
+	e.stateMu.RUnlock()
+	slices.Sort(out)
 	return out, nil
 }

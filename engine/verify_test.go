@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
@@ -98,41 +99,75 @@ func TestVerifyPrunedEntries(t *testing.T) {
 }
 
 // corruption is one way of damaging stored data, and where verification
-// must say the damage is.
+// must say the damage is. damage returns the engine to verify with (a
+// damage done while the engine is closed reopens it).
 type corruption struct {
 	name   string
-	damage func(t *testing.T, e *Engine, p Partition)
+	damage func(t *testing.T, e *Engine, p Partition) *Engine
 	kind   ProblemKind
 	where  string
 }
 
 func TestVerifyDetectsCorruption(t *testing.T) {
+	node := func(level uint8, index uint64) func(t *testing.T, e *Engine, p Partition) *Engine {
+		return func(t *testing.T, e *Engine, p Partition) *Engine {
+			id := merkle.NodeID{Level: level, Index: index}
+			h, err := e.openPartitionOf(p).files.node(id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			h[0] ^= 1
+			overwriteNode(t, e, p, id, h)
+			return e
+		}
+	}
 	cases := []corruption{
-		{"entry bytes", func(t *testing.T, e *Engine, p Partition) { flipEntryByte(t, e, p, 42) }, ProblemEntry, "leaf 42"},
-		{"entry missing", func(t *testing.T, e *Engine, p Partition) {
-			set(t, e, entryKey(p, 17), nil)
+		{"entry bytes", func(t *testing.T, e *Engine, p Partition) *Engine { flipEntryByte(t, e, p, 42); return e }, ProblemEntry, "leaf 42"},
+		{"entries file cut short", func(t *testing.T, e *Engine, p Partition) *Engine {
+			op := e.openPartitionOf(p)
+			end, err := op.files.entriesEnd(17)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := op.files.entries.Truncate(end + 5); err != nil {
+				t.Fatal(err)
+			}
+			return e
 		}, ProblemEntry, "leaf 17"},
-		{"leaf hash in tile", func(t *testing.T, e *Engine, p Partition) {
-			flipTileNode(t, e, p, merkle.TileID{}, 0, 9)
-		}, ProblemEntry, "leaf 9"},
-		{"interior tile node", func(t *testing.T, e *Engine, p Partition) {
-			flipTileNode(t, e, p, merkle.TileID{}, 3, 5)
-		}, ProblemTile, "tile 0/0 node 3/5"},
-		{"level-1 tile node", func(t *testing.T, e *Engine, p Partition) {
-			flipTileNode(t, e, p, merkle.TileID{Level: 1}, 0, 0)
-		}, ProblemTile, "tile 1/0 node 8/0"},
-		{"tile missing", func(t *testing.T, e *Engine, p Partition) {
-			set(t, e, tileKey(p, 0, 1), nil)
-		}, ProblemTile, "tile 0/1 node 0/256"},
-		{"tile truncated", func(t *testing.T, e *Engine, p Partition) {
-			set(t, e, tileKey(p, 0, 0), []byte{1, 2, 3})
-		}, ProblemTile, "tile 0/0 node 0/0"},
-		{"catalog root", func(t *testing.T, e *Engine, p Partition) {
-			cat, _, _ := e.readCatalog(e.db, p)
+		{"leaf hash", node(0, 9), ProblemEntry, "leaf 9"},
+		{"interior node", node(3, 5), ProblemTile, "node 3/5"},
+		{"node above the first tile", node(8, 0), ProblemTile, "node 8/0"},
+		{"hashes file cut short", func(t *testing.T, e *Engine, p Partition) *Engine {
+			truncateHashes(t, e, p, nodePosition(merkle.NodeID{Level: 0, Index: 256}))
+			return e
+		}, ProblemTile, "node 0/256"},
+		{"hashes file emptied", func(t *testing.T, e *Engine, p Partition) *Engine {
+			truncateHashes(t, e, p, 0)
+			return e
+		}, ProblemTile, "node 0/0"},
+		{"catalog root", func(t *testing.T, e *Engine, p Partition) *Engine {
+			dir := e.opts.Dir
+			if err := e.Close(); err != nil {
+				t.Fatal(err)
+			}
+			db := openRawPebble(t, dir)
+			v, closer, err := db.Get(catalogKey(p))
+			if err != nil {
+				t.Fatal(err)
+			}
+			cat, err := unmarshalCatalog(v)
+			closer.Close()
+			if err != nil {
+				t.Fatal(err)
+			}
 			cat.Root[0] ^= 1
-			set(t, e, catalogKey(p), cat.marshal())
+			if err := db.Set(catalogKey(p), cat.marshal(), pebble.Sync); err != nil {
+				t.Fatal(err)
+			}
+			db.Close()
+			return openEngine(t, dir)
 		}, ProblemRoot, "root"},
-		{"chain rewritten with its tree", func(t *testing.T, e *Engine, p Partition) {
+		{"chain rewritten with its tree", func(t *testing.T, e *Engine, p Partition) *Engine {
 			rewritePartition(t, e, p, func(leaf uint64, en *trailv1.Entry) bool {
 				if leaf != 120 {
 					return false
@@ -140,8 +175,9 @@ func TestVerifyDetectsCorruption(t *testing.T) {
 				en.PrevLeafHash = make([]byte, 32)
 				return true
 			})
+			return e
 		}, ProblemChain, "leaf 120"},
-		{"link rewritten with its tree", func(t *testing.T, e *Engine, p Partition) {
+		{"link rewritten with its tree", func(t *testing.T, e *Engine, p Partition) *Engine {
 			rewritePartition(t, e, p, func(leaf uint64, en *trailv1.Entry) bool {
 				if leaf != 0 {
 					return false
@@ -149,15 +185,23 @@ func TestVerifyDetectsCorruption(t *testing.T) {
 				en.PrevPartition.Size--
 				return true
 			})
+			return e
 		}, ProblemLink, "leaf 0"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			e := openEngine(t, t.TempDir())
 			_, decP := fillTwoMonths(t, e, 300)
-			c.damage(t, e, decP)
+			e = c.damage(t, e, decP)
 			assertProblem(t, e, decP, c.kind, c.where)
 		})
+	}
+}
+
+func truncateHashes(t *testing.T, e *Engine, p Partition, nodes uint64) {
+	t.Helper()
+	if err := e.openPartitionOf(p).files.hashes.Truncate(int64(nodes) * merkle.HashSize); err != nil {
+		t.Fatal(err)
 	}
 }
 
@@ -230,20 +274,6 @@ func assertProblem(t *testing.T, e *Engine, p Partition, kind ProblemKind, where
 	}
 }
 
-// set writes (or, for nil, deletes) a raw key behind the engine's back.
-func set(t *testing.T, e *Engine, k, v []byte) {
-	t.Helper()
-	var err error
-	if v == nil {
-		err = e.db.Delete(k, pebble.Sync)
-	} else {
-		err = e.db.Set(k, v, pebble.Sync)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-}
-
 func flipEntryByte(t *testing.T, e *Engine, p Partition, leaf uint64) {
 	t.Helper()
 	se, err := e.Entry(context.Background(), p, leaf)
@@ -251,30 +281,13 @@ func flipEntryByte(t *testing.T, e *Engine, p Partition, leaf uint64) {
 		t.Fatal(err)
 	}
 	se.Data[len(se.Data)/2] ^= 0x40
-	set(t, e, entryKey(p, leaf), se.Data)
-}
-
-// flipTileNode damages the node at row and pos of an open partition's
-// tile, stored in emission order.
-func flipTileNode(t *testing.T, e *Engine, p Partition, id merkle.TileID, row uint8, pos uint64) {
-	t.Helper()
-	b, closer, err := e.db.Get(tileKey(p, id.Level, id.Index))
-	if err != nil {
-		t.Fatal(err)
-	}
-	b = append([]byte(nil), b...)
-	closer.Close()
-	off := emissionIndex(row, pos) * merkle.HashSize
-	if off >= uint64(len(b)) {
-		t.Fatalf("tile %s holds %d bytes, node %d/%d is at %d", id, len(b), row, pos, off)
-	}
-	b[off] ^= 1
-	set(t, e, tileKey(p, id.Level, id.Index), b)
+	overwriteEntry(t, e, p, leaf, se.Data)
 }
 
 // rewritePartition is the tamperer who can write storage: it changes the
-// entries tamper returns true for, re-encodes them, and rebuilds the tiles
-// and root to match, so that only the chain can give it away.
+// entries tamper returns true for, re-encodes them, and rebuilds the
+// partition's files and root to match, so that only the chain can give it
+// away.
 func rewritePartition(t *testing.T, e *Engine, p Partition, tamper func(leaf uint64, en *trailv1.Entry) bool) {
 	t.Helper()
 	ctx := context.Background()
@@ -282,39 +295,36 @@ func rewritePartition(t *testing.T, e *Engine, p Partition, tamper func(leaf uin
 	if err != nil {
 		t.Fatal(err)
 	}
-	tiles := append(partitionPrefix(p), partTile)
-	if err := e.db.DeleteRange(tiles, prefixEnd(tiles), pebble.Sync); err != nil {
-		t.Fatal(err)
-	}
-	cat, _, _ := e.readCatalog(e.db, p)
+	op := e.openPartitionOf(p)
+	var entries, offsets, hashes []byte
 	app, _ := merkle.NewAppender(0, nil)
-	op := newOpenPartition(p, cat, app)
-	wb := e.db.NewBatch()
-	defer wb.Close()
 	for leaf := range info.Size {
-		b, closer, err := e.db.Get(entryKey(p, leaf))
+		data, err := op.files.entry(leaf)
 		if err != nil {
 			t.Fatal(err)
 		}
-		data := append([]byte(nil), b...)
-		closer.Close()
-		en := decodeEntry(t, data)
-		if tamper(leaf, en) {
+		if en := decodeEntry(t, data); tamper(leaf, en) {
 			if data, err = (proto.MarshalOptions{Deterministic: true}).Marshal(en); err != nil {
 				t.Fatal(err)
 			}
-			if err := wb.Set(entryKey(p, leaf), data, nil); err != nil {
-				t.Fatal(err)
-			}
 		}
-		op.append(merkle.LeafHash(data))
+		entries = append(entries, data...)
+		offsets = binary.BigEndian.AppendUint64(offsets, uint64(len(entries)))
+		app.Append(merkle.LeafHash(data), func(_ merkle.NodeID, h merkle.Hash) { hashes = append(hashes, h[:]...) })
 	}
-	if err := op.flush(e.db, wb); err != nil {
+	for _, f := range []*os.File{op.files.entries, op.files.offsets, op.files.hashes} {
+		if err := f.Truncate(0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := op.files.write(lengths{}, entries, offsets, hashes); err != nil {
 		t.Fatal(err)
 	}
-	if err := wb.Commit(pebble.Sync); err != nil {
-		t.Fatal(err)
-	}
+	e.writeMu.Lock()
+	op.app, op.at = app, lengthsAt(app.Size(), int64(len(entries)))
+	op.cat.Root = app.Root()
+	op.publish()
+	e.writeMu.Unlock()
 	if after, _ := e.PartitionInfo(ctx, p); after.Root == info.Root {
 		t.Fatal("rewrite did not change the root")
 	}

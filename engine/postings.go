@@ -1,0 +1,234 @@
+package engine
+
+import (
+	"bytes"
+	"cmp"
+	"encoding/binary"
+	"slices"
+)
+
+// chunkPostings are a chunk's posting lists while it is in memory, kept so
+// that adding a posting rarely misses the CPU cache: an event adds seven
+// or eight of them, and a map lookup that goes to memory costs as much as
+// hashing the whole entry.
+//
+// Dense terms (actors, categories, actions, purposes, PII fields) recur
+// within a chunk: each has one list, found through a map keyed by the
+// term's hash, with its postings linked in one shared slice. Sparse terms
+// (subjects and targets, see sparseKind) rarely recur: their postings are
+// appended as they come and grouped when the chunk is written. Term keys
+// are copied into arenas, not allocated one by one.
+type chunkPostings struct {
+	// prefixes numbers the distinct tenant 0 kind prefixes, so that
+	// sorting compares small integers before it compares bytes.
+	prefixes    map[string]uint16
+	prefixKeys  []string
+	dense       map[uint64]int32 // mixed hash -> latest dense term with it
+	terms       []denseTerm
+	arena       []byte
+	posts       []posting
+	sparse      []sparsePosting
+	sparseArena []byte
+}
+
+// denseTerm is one dense term's list: its key is arena[start:end], its
+// postings posts[first] .. posts[last] through next links, and same links
+// the terms whose mixed hashes are equal.
+type denseTerm struct {
+	pid         uint16
+	hash        uint64 // the value's hash, from the key
+	start, end  uint32
+	first, last int32
+	same        int32
+}
+
+// posting is one leaf in a dense term's list; next links the term's
+// postings in append order (-1 ends the list).
+type posting struct {
+	leaf uint64
+	next int32
+}
+
+// sparsePosting is one leaf of a sparse term, whose key is
+// sparseArena[start:end].
+type sparsePosting struct {
+	pid        uint16
+	hash       uint64 // the value's hash, from the key
+	start, end uint32
+	leaf       uint64
+}
+
+// sparseKind reports the kinds whose terms rarely repeat within a chunk:
+// subjects (the people whose data it is) and targets (records).
+func sparseKind(k IndexKind) bool { return k == IndexSubject || k == IndexTarget }
+
+// newChunkPostings sizes the slices that grow with every event for a
+// chunk of events events. The dense map is left to grow: dense terms are
+// few, and a map sized for the worst case spreads them over more cache
+// lines than a lookup can afford.
+func newChunkPostings(events int) chunkPostings {
+	const termsPerEvent, sparsePerEvent, termBytes = 8, 2, 48
+	return chunkPostings{
+		prefixes:    make(map[string]uint16),
+		dense:       make(map[uint64]int32),
+		posts:       make([]posting, 0, events*termsPerEvent),
+		sparse:      make([]sparsePosting, 0, events*sparsePerEvent),
+		sparseArena: make([]byte, 0, events*sparsePerEvent*termBytes),
+	}
+}
+
+func (cp *chunkPostings) empty() bool { return len(cp.posts) == 0 && len(cp.sparse) == 0 }
+
+// termParts splits a term key (tenant 0 kind hash value 0 month, see
+// termKey) whose tenant part is prefixLen bytes: its prefix and the
+// value's hash, and a hash of the whole key for the dense map.
+func termParts(term []byte, prefixLen int) (prefix []byte, hash, mixed uint64) {
+	hash = binary.BigEndian.Uint64(term[prefixLen:])
+	month := uint64(term[len(term)-3])<<16 | uint64(term[len(term)-2])<<8 | uint64(term[len(term)-1])
+	return term[:prefixLen], hash, hash ^ (uint64(term[prefixLen-1])<<56 | month<<32) ^ uint64(len(term))
+}
+
+func (cp *chunkPostings) prefixID(prefix []byte) uint16 {
+	if id, ok := cp.prefixes[string(prefix)]; ok {
+		return id
+	}
+	id := uint16(len(cp.prefixKeys))
+	cp.prefixes[string(prefix)] = id
+	cp.prefixKeys = append(cp.prefixKeys, string(prefix))
+	return id
+}
+
+func (cp *chunkPostings) add(kind IndexKind, term []byte, prefixLen int, leaf uint64) {
+	prefix, hash, mixed := termParts(term, prefixLen)
+	pid := cp.prefixID(prefix)
+	if sparseKind(kind) {
+		start := uint32(len(cp.sparseArena))
+		cp.sparseArena = append(cp.sparseArena, term...)
+		cp.sparse = append(cp.sparse, sparsePosting{pid: pid, hash: hash, start: start, end: uint32(len(cp.sparseArena)), leaf: leaf})
+		return
+	}
+	p := int32(len(cp.posts))
+	cp.posts = append(cp.posts, posting{leaf: leaf, next: -1})
+	if t := cp.findDense(term, mixed); t >= 0 {
+		dt := &cp.terms[t]
+		cp.posts[dt.last].next = p
+		dt.last = p
+		return
+	}
+	same, ok := cp.dense[mixed]
+	if !ok {
+		same = -1
+	}
+	start := uint32(len(cp.arena))
+	cp.arena = append(cp.arena, term...)
+	cp.dense[mixed] = int32(len(cp.terms))
+	cp.terms = append(cp.terms, denseTerm{pid: pid, hash: hash, start: start, end: uint32(len(cp.arena)), first: p, last: p, same: same})
+}
+
+func (cp *chunkPostings) findDense(term []byte, mixed uint64) int32 {
+	t, ok := cp.dense[mixed]
+	if !ok {
+		return -1
+	}
+	for ; t >= 0; t = cp.terms[t].same {
+		dt := &cp.terms[t]
+		if bytes.Equal(cp.arena[dt.start:dt.end], term) {
+			return t
+		}
+	}
+	return -1
+}
+
+// leaves returns a term's postings in leaf order.
+func (cp *chunkPostings) leaves(kind IndexKind, term []byte, prefixLen int) []uint64 {
+	_, hash, mixed := termParts(term, prefixLen)
+	var out []uint64
+	if sparseKind(kind) {
+		for _, sp := range cp.sparse {
+			if sp.hash == hash && bytes.Equal(cp.sparseArena[sp.start:sp.end], term) {
+				out = append(out, sp.leaf)
+			}
+		}
+		return out
+	}
+	t := cp.findDense(term, mixed)
+	if t < 0 {
+		return nil
+	}
+	for p := cp.terms[t].first; p >= 0; p = cp.posts[p].next {
+		out = append(out, cp.posts[p].leaf)
+	}
+	return out
+}
+
+// sortItem is a dense term or a sparse posting, placed for writing. It
+// holds no pointer, so that sorting moves plain words.
+type sortItem struct {
+	hash       uint64
+	leaf       uint64 // sparse
+	start, end uint32 // the key, in arena (dense) or sparseArena
+	dense      int32  // the dense term, or -1
+	rank       uint16
+}
+
+// each calls fn for every list in key order: the term key and its leaves
+// in leaf order. Postings of one sparse term are gathered into one list.
+func (cp *chunkPostings) each(fn func(term []byte, leaves []uint64) error) error {
+	// Prefix ranks in key order: integer comparisons then sort the terms
+	// exactly as their keys sort (tenant 0 kind, then the hash
+	// big-endian, then value and month).
+	order := make([]uint16, len(cp.prefixKeys))
+	for i := range order {
+		order[i] = uint16(i)
+	}
+	slices.SortFunc(order, func(a, b uint16) int { return cmp.Compare(cp.prefixKeys[a], cp.prefixKeys[b]) })
+	rank := make([]uint16, len(order))
+	for r, id := range order {
+		rank[id] = uint16(r)
+	}
+	items := make([]sortItem, 0, len(cp.terms)+len(cp.sparse))
+	for i, dt := range cp.terms {
+		items = append(items, sortItem{rank: rank[dt.pid], hash: dt.hash, start: dt.start, end: dt.end, dense: int32(i)})
+	}
+	for _, sp := range cp.sparse {
+		items = append(items, sortItem{rank: rank[sp.pid], hash: sp.hash, start: sp.start, end: sp.end, leaf: sp.leaf, dense: -1})
+	}
+	key := func(it *sortItem) []byte {
+		if it.dense >= 0 {
+			return cp.arena[it.start:it.end]
+		}
+		return cp.sparseArena[it.start:it.end]
+	}
+	slices.SortFunc(items, func(a, b sortItem) int {
+		if c := cmp.Compare(a.rank, b.rank); c != 0 {
+			return c
+		}
+		if c := cmp.Compare(a.hash, b.hash); c != 0 {
+			return c
+		}
+		if c := bytes.Compare(key(&a), key(&b)); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.leaf, b.leaf)
+	})
+	var leaves []uint64
+	for i := 0; i < len(items); {
+		it := &items[i]
+		k := key(it)
+		leaves = leaves[:0]
+		if it.dense >= 0 {
+			for p := cp.terms[it.dense].first; p >= 0; p = cp.posts[p].next {
+				leaves = append(leaves, cp.posts[p].leaf)
+			}
+			i++
+		} else {
+			for ; i < len(items) && items[i].dense < 0 && items[i].hash == it.hash && bytes.Equal(key(&items[i]), k); i++ {
+				leaves = append(leaves, items[i].leaf)
+			}
+		}
+		if err := fn(k, leaves); err != nil {
+			return err
+		}
+	}
+	return nil
+}
