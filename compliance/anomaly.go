@@ -17,6 +17,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/trailaudit/trail/engine"
+	"github.com/trailaudit/trail/engine/eventwire"
 	trailv1 "github.com/trailaudit/trail/proto/trail/v1"
 )
 
@@ -229,19 +230,34 @@ type actorWindow struct {
 // NewDetector returns a detector with empty windows.
 func NewDetector() *Detector { return &Detector{} }
 
+// access is what the rules read of a data-access event.
+type access struct {
+	tenant, eventID, actor, subject, purpose, traceID string
+	at                                                time.Time // occurred_at
+}
+
+func accessOf(ev *eventwire.Event) *access {
+	return &access{
+		tenant: string(ev.TenantID), eventID: string(ev.EventID), actor: string(ev.ActorID),
+		subject: string(ev.SubjectID), purpose: string(ev.PurposeCode), traceID: string(ev.TraceID),
+		at: time.Unix(ev.OccurredSeconds, int64(ev.OccurredNanos)).UTC(),
+	}
+}
+
 // Inspect evaluates the tenants' rules (read from e) on events and returns
 // the anomaly events to append after them. Events of the system tenant
 // and anomaly events themselves are never inspected.
-func (d *Detector) Inspect(ctx context.Context, e *engine.Engine, events []*trailv1.Event) ([]*trailv1.Event, error) {
+func (d *Detector) Inspect(ctx context.Context, e *engine.Engine, events []*eventwire.Event) ([]*trailv1.Event, error) {
 	rules := map[string]*compiled{}
 	var out []*trailv1.Event
 	for _, ev := range events {
-		if ev.GetCategory() != trailv1.Category_CATEGORY_DATA_ACCESS || ev.GetTenantId() == engine.SystemTenant {
+		if ev.Category != int32(trailv1.Category_CATEGORY_DATA_ACCESS) || string(ev.TenantID) == engine.SystemTenant {
 			continue
 		}
-		c, ok := rules[ev.GetTenantId()]
+		a := accessOf(ev)
+		c, ok := rules[a.tenant]
 		if !ok {
-			r, err := ReadRules(e, ev.GetTenantId())
+			r, err := ReadRules(e, a.tenant)
 			if err != nil {
 				return nil, err
 			}
@@ -251,23 +267,23 @@ func (d *Detector) Inspect(ctx context.Context, e *engine.Engine, events []*trai
 				// ingestion, so the tenant's off-hours rule is skipped.
 				c = &compiled{rules: r, loc: time.UTC}
 			}
-			rules[ev.GetTenantId()] = c
+			rules[a.tenant] = c
 		}
 		if c.rules.GetDisabled() {
 			continue
 		}
-		out = append(out, d.evaluate(ctx, e, c, ev)...)
+		out = append(out, d.evaluate(ctx, e, c, a)...)
 	}
 	return out, ctx.Err()
 }
 
-func (d *Detector) evaluate(ctx context.Context, e *engine.Engine, c *compiled, ev *trailv1.Event) []*trailv1.Event {
+func (d *Detector) evaluate(ctx context.Context, e *engine.Engine, c *compiled, ev *access) []*trailv1.Event {
 	var out []*trailv1.Event
-	at := ev.GetOccurredAt().AsTime()
-	if !ValidPurpose(c.rules, ev.GetPurposeCode()) {
+	at := ev.at
+	if !ValidPurpose(c.rules, ev.purpose) {
 		reason := "no purpose code"
-		if ev.GetPurposeCode() != "" {
-			reason = fmt.Sprintf("purpose code %q is not one of the tenant's valid codes", ev.GetPurposeCode())
+		if ev.purpose != "" {
+			reason = fmt.Sprintf("purpose code %q is not one of the tenant's valid codes", ev.purpose)
 		}
 		out = append(out, anomaly(ev, RuleMissingPurpose, map[string]string{"reason": reason}))
 	}
@@ -278,7 +294,7 @@ func (d *Detector) evaluate(ctx context.Context, e *engine.Engine, c *compiled, 
 			"working_hours": c.rules.GetWorkingHoursStart() + "-" + c.rules.GetWorkingHoursEnd(),
 		}))
 	}
-	if ev.GetSubjectId() != "" {
+	if ev.subject != "" {
 		if n, hit := d.observe(ctx, e, ev, at, int(c.rules.GetMaxDistinctSubjectsPerHour())); hit {
 			out = append(out, anomaly(ev, RuleBulkSubjectAccess, map[string]string{
 				"distinct_subjects": strconv.Itoa(n),
@@ -293,8 +309,8 @@ func (d *Detector) evaluate(ctx context.Context, e *engine.Engine, c *compiled, 
 // observe records that ev's actor read ev's subject at time at, and
 // reports whether that takes the actor over limit distinct subjects within
 // the window (once per window).
-func (d *Detector) observe(ctx context.Context, e *engine.Engine, ev *trailv1.Event, at time.Time, limit int) (int, bool) {
-	k := actorKey{ev.GetTenantId(), ev.GetActor().GetId()}
+func (d *Detector) observe(ctx context.Context, e *engine.Engine, ev *access, at time.Time, limit int) (int, bool) {
+	k := actorKey{ev.tenant, ev.actor}
 	d.mu.Lock()
 	w := d.lookup(k)
 	if w == nil {
@@ -313,8 +329,8 @@ func (d *Detector) observe(ctx context.Context, e *engine.Engine, ev *trailv1.Ev
 			delete(w.subjects, s)
 		}
 	}
-	if last, ok := w.subjects[ev.GetSubjectId()]; !ok || at.After(last) {
-		w.subjects[ev.GetSubjectId()] = at
+	if last, ok := w.subjects[ev.subject]; !ok || at.After(last) {
+		w.subjects[ev.subject] = at
 	}
 	n := len(w.subjects)
 	if n <= limit || at.Before(w.quietTil) {
@@ -456,23 +472,23 @@ func (d *Detector) scan(ctx context.Context, e *engine.Engine, q engine.Query, f
 // anomaly builds the anomaly event for rule on ev. Everything in it comes
 // from ev and the rule, so a retried batch yields the identical event,
 // which the log deduplicates by its id.
-func anomaly(ev *trailv1.Event, rule string, attrs map[string]string) *trailv1.Event {
-	sum := sha256.Sum256([]byte(rule + "\x00" + ev.GetEventId()))
+func anomaly(ev *access, rule string, attrs map[string]string) *trailv1.Event {
+	sum := sha256.Sum256([]byte(rule + "\x00" + ev.eventID))
 	attrs["rule"] = rule
-	attrs["event_id"] = ev.GetEventId()
-	attrs["actor_id"] = ev.GetActor().GetId()
+	attrs["event_id"] = ev.eventID
+	attrs["actor_id"] = ev.actor
 	return &trailv1.Event{
-		TenantId:      ev.GetTenantId(),
+		TenantId:      ev.tenant,
 		EventId:       "anomaly/" + rule + "/" + hex.EncodeToString(sum[:16]),
 		Category:      trailv1.Category_CATEGORY_SECURITY,
 		Action:        ActionSecurityAnomaly,
 		Outcome:       trailv1.Outcome_OUTCOME_SUCCESS,
 		Actor:         &trailv1.Actor{Id: detectorActor, Type: "system"},
-		SubjectId:     ev.GetSubjectId(),
-		Target:        &trailv1.Target{Type: "actor", Id: ev.GetActor().GetId()},
+		SubjectId:     ev.subject,
+		Target:        &trailv1.Target{Type: "actor", Id: ev.actor},
 		SourceService: "trail",
-		TraceId:       ev.GetTraceId(),
-		OccurredAt:    timestamppb.New(ev.GetOccurredAt().AsTime()),
+		TraceId:       ev.traceID,
+		OccurredAt:    timestamppb.New(ev.at),
 		Attributes:    attrs,
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/trailaudit/trail/engine"
+	"github.com/trailaudit/trail/engine/eventwire"
 	trailv1 "github.com/trailaudit/trail/proto/trail/v1"
 )
 
@@ -42,7 +43,7 @@ func anomalyEngine(t *testing.T, rules *trailv1.AnomalyRules) *engine.Engine {
 // monday10 is a Monday, 10:00 UTC.
 var monday10 = time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
 
-func access(id, actor, subject, purpose string, at time.Time) *trailv1.Event {
+func dataAccess(id, actor, subject, purpose string, at time.Time) *trailv1.Event {
 	return &trailv1.Event{
 		TenantId: "acme", EventId: id, Category: trailv1.Category_CATEGORY_DATA_ACCESS,
 		Action: "record.view", Outcome: trailv1.Outcome_OUTCOME_SUCCESS,
@@ -51,9 +52,22 @@ func access(id, actor, subject, purpose string, at time.Time) *trailv1.Event {
 	}
 }
 
+// wire reads events as the write path hands them to an inspector.
+func wire(t testing.TB, evs []*trailv1.Event) []*eventwire.Event {
+	t.Helper()
+	out := make([]*eventwire.Event, len(evs))
+	for i, ev := range evs {
+		out[i] = new(eventwire.Event)
+		if _, err := eventwire.Marshal(ev, out[i]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return out
+}
+
 func inspect(t *testing.T, d *Detector, e *engine.Engine, evs ...*trailv1.Event) []*trailv1.Event {
 	t.Helper()
-	out, err := d.Inspect(context.Background(), e, evs)
+	out, err := d.Inspect(context.Background(), e, wire(t, evs))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -143,9 +157,9 @@ func TestPurposeRules(t *testing.T) {
 	e := anomalyEngine(t, &trailv1.AnomalyRules{TenantId: "acme", ValidPurposeCodes: []string{"case-work", "benefit-claim"}})
 	d := NewDetector()
 	out := inspect(t, d, e,
-		access("ok", "alice", "s1", "case-work", monday10),
-		access("none", "alice", "s2", "", monday10),
-		access("unknown", "alice", "s3", "curiosity", monday10),
+		dataAccess("ok", "alice", "s1", "case-work", monday10),
+		dataAccess("none", "alice", "s2", "", monday10),
+		dataAccess("unknown", "alice", "s3", "curiosity", monday10),
 	)
 	if got := rulesOf(out); len(got) != 2 || got[0] != RuleMissingPurpose || got[1] != RuleMissingPurpose {
 		t.Fatalf("rules fired %v, want two %s", got, RuleMissingPurpose)
@@ -166,24 +180,24 @@ func TestBulkSubjectAccess(t *testing.T) {
 	var fired []*trailv1.Event
 	// 150 subjects in 50 minutes: within the limit.
 	for i := range 150 {
-		fired = append(fired, inspect(t, d, e, access(fmt.Sprintf("a%d", i), "mallory", fmt.Sprintf("citizen-%d", i), "audit", monday10.Add(time.Duration(i)*20*time.Second)))...)
+		fired = append(fired, inspect(t, d, e, dataAccess(fmt.Sprintf("a%d", i), "mallory", fmt.Sprintf("citizen-%d", i), "audit", monday10.Add(time.Duration(i)*20*time.Second)))...)
 	}
 	// Reading one of them again adds no distinct subject.
-	fired = append(fired, inspect(t, d, e, access("again", "mallory", "citizen-3", "audit", monday10.Add(51*time.Minute)))...)
+	fired = append(fired, inspect(t, d, e, dataAccess("again", "mallory", "citizen-3", "audit", monday10.Add(51*time.Minute)))...)
 	if len(fired) != 0 {
 		t.Fatalf("%d anomalies at or below the threshold: %v", len(fired), rulesOf(fired))
 	}
 	// The 151st distinct subject within the hour crosses it, once.
-	fired = inspect(t, d, e, access("a150", "mallory", "citizen-150", "audit", monday10.Add(52*time.Minute)))
+	fired = inspect(t, d, e, dataAccess("a150", "mallory", "citizen-150", "audit", monday10.Add(52*time.Minute)))
 	if len(fired) != 1 || fired[0].GetAttributes()["rule"] != RuleBulkSubjectAccess || fired[0].GetAttributes()["distinct_subjects"] != "151" {
 		t.Fatalf("anomalies %v, want one %s over 151 subjects", fired, RuleBulkSubjectAccess)
 	}
-	fired = inspect(t, d, e, access("a151", "mallory", "citizen-151", "audit", monday10.Add(53*time.Minute)))
+	fired = inspect(t, d, e, dataAccess("a151", "mallory", "citizen-151", "audit", monday10.Add(53*time.Minute)))
 	if len(fired) != 0 {
 		t.Fatalf("flagged twice within the hour: %v", rulesOf(fired))
 	}
 	// Another actor is counted on its own.
-	if out := inspect(t, d, e, access("b1", "bob", "citizen-1", "audit", monday10)); len(out) != 0 {
+	if out := inspect(t, d, e, dataAccess("b1", "bob", "citizen-1", "audit", monday10)); len(out) != 0 {
 		t.Fatalf("bob flagged: %v", rulesOf(out))
 	}
 }
@@ -193,7 +207,7 @@ func TestBulkAccessSlowReaderNotFlagged(t *testing.T) {
 	d := NewDetector()
 	// 300 subjects, one every 30 seconds: at most 120 in any hour.
 	for i := range 300 {
-		if out := inspect(t, d, e, access(fmt.Sprintf("a%d", i), "carol", fmt.Sprintf("s%d", i), "audit", monday10.Add(time.Duration(i)*30*time.Second))); len(out) != 0 {
+		if out := inspect(t, d, e, dataAccess(fmt.Sprintf("a%d", i), "carol", fmt.Sprintf("s%d", i), "audit", monday10.Add(time.Duration(i)*30*time.Second))); len(out) != 0 {
 			t.Fatalf("flagged at access %d: %v", i, rulesOf(out))
 		}
 	}
@@ -203,7 +217,7 @@ func TestDetectorMemoryBound(t *testing.T) {
 	e := anomalyEngine(t, nil)
 	d := &Detector{MaxActors: 10}
 	for i := range 100 {
-		inspect(t, d, e, access(fmt.Sprintf("a%d", i), fmt.Sprintf("actor-%d", i), "s", "audit", monday10))
+		inspect(t, d, e, dataAccess(fmt.Sprintf("a%d", i), fmt.Sprintf("actor-%d", i), "s", "audit", monday10))
 	}
 	if d.lru.Len() != 10 || len(d.actors) != 10 {
 		t.Fatalf("tracking %d actors (%d in the map), bound 10", d.lru.Len(), len(d.actors))
@@ -213,12 +227,12 @@ func TestDetectorMemoryBound(t *testing.T) {
 func TestInspectSkipsAndDisables(t *testing.T) {
 	d := NewDetector()
 	e := anomalyEngine(t, &trailv1.AnomalyRules{TenantId: "acme", Disabled: true})
-	if out := inspect(t, d, e, access("x", "alice", "s1", "", monday10)); len(out) != 0 {
+	if out := inspect(t, d, e, dataAccess("x", "alice", "s1", "", monday10)); len(out) != 0 {
 		t.Fatalf("disabled rules fired: %v", rulesOf(out))
 	}
-	sys := access("y", "alice", "s1", "", monday10)
+	sys := dataAccess("y", "alice", "s1", "", monday10)
 	sys.TenantId = engine.SystemTenant
-	login := access("z", "alice", "s1", "", monday10)
+	login := dataAccess("z", "alice", "s1", "", monday10)
 	login.Category = trailv1.Category_CATEGORY_AUTHENTICATION
 	e2 := anomalyEngine(t, nil)
 	if out := inspect(t, d, e2, sys, login); len(out) != 0 {
@@ -230,7 +244,7 @@ func TestInspectSkipsAndDisables(t *testing.T) {
 // which the engine then deduplicates instead of storing twice.
 func TestAnomalyDeterministic(t *testing.T) {
 	e := anomalyEngine(t, &trailv1.AnomalyRules{TenantId: "acme", WorkingHoursStart: "08:00", WorkingHoursEnd: "18:00"})
-	ev := access("late", "alice", "s1", "", monday10.Add(12*time.Hour))
+	ev := dataAccess("late", "alice", "s1", "", monday10.Add(12*time.Hour))
 	a := inspect(t, NewDetector(), e, ev)
 	b := inspect(t, NewDetector(), e, proto.Clone(ev).(*trailv1.Event))
 	if len(a) != 2 || len(a) != len(b) {
@@ -259,11 +273,12 @@ func BenchmarkDetectorInspect(b *testing.B) {
 	d := NewDetector()
 	batch := make([]*trailv1.Event, 100)
 	for i := range batch {
-		batch[i] = access(fmt.Sprintf("e%d", i), fmt.Sprintf("actor-%d", i%20), fmt.Sprintf("s%d", i), "audit", monday10.Add(time.Duration(i)*time.Second))
+		batch[i] = dataAccess(fmt.Sprintf("e%d", i), fmt.Sprintf("actor-%d", i%20), fmt.Sprintf("s%d", i), "audit", monday10.Add(time.Duration(i)*time.Second))
 	}
+	wired := wire(b, batch)
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := d.Inspect(context.Background(), e, batch); err != nil {
+		if _, err := d.Inspect(context.Background(), e, wired); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -294,7 +309,7 @@ func TestDetectorWarmsFromTheLog(t *testing.T) {
 		e := anomalyEngine(t, nil)
 		var before []*trailv1.Event
 		for i := range 100 {
-			before = append(before, access(fmt.Sprintf("a%d", i), "mallory", fmt.Sprintf("c%d", i), "audit", monday10.Add(time.Duration(i)*10*time.Second)))
+			before = append(before, dataAccess(fmt.Sprintf("a%d", i), "mallory", fmt.Sprintf("c%d", i), "audit", monday10.Add(time.Duration(i)*10*time.Second)))
 		}
 		if out := inspect(t, NewDetector(), e, before...); len(out) != 0 {
 			t.Fatalf("old leader flagged %v", rulesOf(out))
@@ -304,7 +319,7 @@ func TestDetectorWarmsFromTheLog(t *testing.T) {
 		fresh := NewDetector() // the new leader's
 		var fired []*trailv1.Event
 		for i := 100; i < 151; i++ {
-			fired = append(fired, inspect(t, fresh, e, access(fmt.Sprintf("a%d", i), "mallory", fmt.Sprintf("c%d", i), "audit", monday10.Add(30*time.Minute+time.Duration(i)*time.Second)))...)
+			fired = append(fired, inspect(t, fresh, e, dataAccess(fmt.Sprintf("a%d", i), "mallory", fmt.Sprintf("c%d", i), "audit", monday10.Add(30*time.Minute+time.Duration(i)*time.Second)))...)
 		}
 		if len(fired) != 1 || fired[0].GetAttributes()["event_id"] != "a150" || fired[0].GetAttributes()["distinct_subjects"] != "151" {
 			t.Fatalf("new leader flagged %v; want one bulk access at a150 over 151 subjects", fired)
@@ -315,7 +330,7 @@ func TestDetectorWarmsFromTheLog(t *testing.T) {
 		old := NewDetector()
 		var burst, flags []*trailv1.Event
 		for i := range 151 {
-			ev := access(fmt.Sprintf("a%d", i), "mallory", fmt.Sprintf("c%d", i), "audit", monday10.Add(time.Duration(i)*10*time.Second))
+			ev := dataAccess(fmt.Sprintf("a%d", i), "mallory", fmt.Sprintf("c%d", i), "audit", monday10.Add(time.Duration(i)*10*time.Second))
 			burst = append(burst, ev)
 			flags = append(flags, inspect(t, old, e, ev)...)
 		}
@@ -326,7 +341,7 @@ func TestDetectorWarmsFromTheLog(t *testing.T) {
 
 		fresh := NewDetector()
 		for i := 151; i < 302; i++ {
-			if out := inspect(t, fresh, e, access(fmt.Sprintf("a%d", i), "mallory", fmt.Sprintf("c%d", i), "audit", monday10.Add(30*time.Minute+time.Duration(i)*time.Second))); len(out) != 0 {
+			if out := inspect(t, fresh, e, dataAccess(fmt.Sprintf("a%d", i), "mallory", fmt.Sprintf("c%d", i), "audit", monday10.Add(30*time.Minute+time.Duration(i)*time.Second))); len(out) != 0 {
 				t.Fatalf("flagged again within the hour at a%d: %v", i, rulesOf(out))
 			}
 		}
@@ -380,10 +395,10 @@ func TestDetectorConcurrentFirstSight(t *testing.T) {
 				var batch []*trailv1.Event
 				for a := range actors {
 					n := c*perCaller + i
-					batch = append(batch, access(fmt.Sprintf("c%d-%d-%d", c, i, a), fmt.Sprintf("actor-%d", a),
+					batch = append(batch, dataAccess(fmt.Sprintf("c%d-%d-%d", c, i, a), fmt.Sprintf("actor-%d", a),
 						fmt.Sprintf("s%d", n), "audit", monday10.Add(time.Duration(n)*time.Second)))
 				}
-				out, err := d.Inspect(context.Background(), e, batch)
+				out, err := d.Inspect(context.Background(), e, wire(t, batch))
 				if err != nil {
 					t.Error(err)
 					return

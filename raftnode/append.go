@@ -7,35 +7,27 @@ import (
 	"time"
 
 	"github.com/trailaudit/trail/engine"
+	"github.com/trailaudit/trail/engine/eventwire"
 	"github.com/trailaudit/trail/merkle"
 	trailv1 "github.com/trailaudit/trail/proto/trail/v1"
 )
 
-// chunk is a run of a caller's valid events that fits one Raft entry.
+// chunk is a run of a caller's events that fits one Raft entry.
 type chunk struct {
 	index  []int // positions in the caller's slice
-	events []*trailv1.Event
-	data   [][]byte // marshalled events
+	events []*eventwire.Checked
+	data   [][]byte // their canonical encodings
 	bytes  int
 }
 
-// prepare validates and encodes events. Invalid events get their error in
-// results and go no further, so they never reach the log; valid ones are
-// cut into chunks that each fit one entry.
-func (n *Node) prepare(events []*trailv1.Event) ([]engine.Result, []chunk) {
+// prepare cuts events into chunks that each fit one entry. An event too
+// large for an entry gets its error in results and goes no further.
+func (n *Node) prepare(events []eventwire.Checked) ([]engine.Result, []chunk) {
 	results := make([]engine.Result, len(events))
 	var chunks []chunk
 	var cur chunk
-	for i, ev := range events {
-		if err := engine.ValidateEvent(ev); err != nil {
-			results[i].Err = err
-			continue
-		}
-		b, err := marshalEvent(ev)
-		if err != nil {
-			results[i].Err = fmt.Errorf("%w: encode: %v", engine.ErrInvalidEvent, err)
-			continue
-		}
+	for i := range events {
+		b := events[i].Bytes
 		if len(b) > n.cfg.Engine.MaxEntryBytes {
 			results[i].Err = fmt.Errorf("%w: event of %d bytes, limit %d", engine.ErrEntryTooLarge, len(b), n.cfg.Engine.MaxEntryBytes)
 			continue
@@ -45,7 +37,7 @@ func (n *Node) prepare(events []*trailv1.Event) ([]engine.Result, []chunk) {
 			cur = chunk{}
 		}
 		cur.index = append(cur.index, i)
-		cur.events = append(cur.events, ev)
+		cur.events = append(cur.events, &events[i])
 		cur.data = append(cur.data, b)
 		cur.bytes += len(b)
 	}
@@ -55,15 +47,65 @@ func (n *Node) prepare(events []*trailv1.Event) ([]engine.Result, []chunk) {
 	return results, chunks
 }
 
-// Append commits events through Raft and returns one result per event, in
-// order, once they are applied on the leader: a receipt, or why the event
-// was rejected (engine.ErrInvalidEvent, engine.ErrEntryTooLarge,
-// engine.ErrEventIDConflict). Any node accepts appends; followers forward
-// them to the leader. While no leader is known, Append retries until ctx
-// ends. An *AmbiguousError means some events may have been committed:
-// retry with the same event ids. Large calls are committed as several
-// entries, in order.
+// Append validates and encodes decoded events and appends them as
+// AppendChecked does; an invalid event gets its error in the results and
+// never reaches the log.
 func (n *Node) Append(ctx context.Context, events []*trailv1.Event) ([]engine.Result, error) {
+	checked, results, pos := checkEvents(events)
+	res, err := n.AppendChecked(ctx, checked)
+	if err != nil {
+		return nil, err
+	}
+	for j, r := range res {
+		results[pos[j]] = r
+	}
+	return results, nil
+}
+
+// checkEvents encodes and validates decoded events: the valid ones, the
+// results with the invalid ones' errors, and where each valid one goes.
+func checkEvents(events []*trailv1.Event) ([]eventwire.Checked, []engine.Result, []int) {
+	results := make([]engine.Result, len(events))
+	checked := make([]eventwire.Checked, 0, len(events))
+	pos := make([]int, 0, len(events))
+	for i, ev := range events {
+		c, err := checkEvent(ev)
+		if err != nil {
+			results[i].Err = err
+			continue
+		}
+		checked = append(checked, c)
+		pos = append(pos, i)
+	}
+	return checked, results, pos
+}
+
+func checkEvent(ev *trailv1.Event) (eventwire.Checked, error) {
+	if ev == nil {
+		return eventwire.Checked{}, fmt.Errorf("%w: event is empty", engine.ErrInvalidEvent)
+	}
+	var c eventwire.Checked
+	b, err := eventwire.Marshal(ev, &c.Event)
+	if err != nil {
+		return eventwire.Checked{}, err
+	}
+	if err := eventwire.Validate(&c.Event); err != nil {
+		return eventwire.Checked{}, err
+	}
+	c.Bytes = b
+	return c, nil
+}
+
+// AppendChecked commits events, canonical and valid (eventwire.Check),
+// through Raft and returns one result per event, in order, once they are
+// applied on the leader: a receipt, or why the event was rejected
+// (engine.ErrEntryTooLarge, engine.ErrEventIDConflict, or what the state
+// machine's own validation says). Any node accepts appends; followers
+// forward them to the leader. While no leader is known, AppendChecked
+// retries until ctx ends. An *AmbiguousError means some events may have
+// been committed: retry with the same event ids. Large calls are committed
+// as several entries, in order.
+func (n *Node) AppendChecked(ctx context.Context, events []eventwire.Checked) ([]engine.Result, error) {
 	if n.closed.Load() {
 		return nil, ErrClosed
 	}
@@ -91,7 +133,7 @@ func (n *Node) appendChunk(ctx context.Context, c chunk) ([]engine.Result, error
 	}
 	remote := func(ctx context.Context, addr string) error {
 		req := &trailv1.RaftForwardRequest{Op: &trailv1.RaftForwardRequest_Append{
-			Append: &trailv1.RaftForwardAppend{Events: c.events},
+			Append: &trailv1.RaftForwardAppend{Encoded: c.data},
 		}}
 		resp, err := n.forward(ctx, "append", addr, req)
 		if err != nil {
@@ -111,18 +153,39 @@ func (n *Node) appendChunk(ctx context.Context, c chunk) ([]engine.Result, error
 	return out, nil
 }
 
-// appendOnLeader serves a forwarded append on the leader: the same
-// validation as Append, then straight into the batcher.
-func (n *Node) appendOnLeader(ctx context.Context, events []*trailv1.Event) ([]engine.Result, error) {
-	results, chunks := n.prepare(events)
+// appendOnLeader serves a forwarded append on the leader. The follower
+// sends canonical encodings, read here once more for the inspector (a
+// node of an older version sends decoded events, encoded here).
+func (n *Node) appendOnLeader(ctx context.Context, req *trailv1.RaftForwardAppend) ([]engine.Result, error) {
+	var checked []eventwire.Checked
+	var results []engine.Result
+	var pos []int
+	if len(req.GetEvents()) > 0 {
+		checked, results, pos = checkEvents(req.GetEvents())
+	} else {
+		results = make([]engine.Result, len(req.GetEncoded()))
+		for i, b := range req.GetEncoded() {
+			c, err := eventwire.Check(b)
+			if err != nil {
+				results[i].Err = err
+				continue
+			}
+			checked = append(checked, c)
+			pos = append(pos, i)
+		}
+	}
+	res, chunks := n.prepare(checked)
 	for _, c := range chunks {
 		r, err := n.submitAppend(ctx, c)
 		if err != nil {
 			return nil, err
 		}
-		for j, res := range r {
-			results[c.index[j]] = res
+		for j, x := range r {
+			res[c.index[j]] = x
 		}
+	}
+	for j, r := range res {
+		results[pos[j]] = r
 	}
 	return results, nil
 }

@@ -32,7 +32,7 @@ func TestEncodeAppendMatchesProto(t *testing.T) {
 			for i := range tc.n {
 				ev := event("acme", fmt.Sprintf("e%d", i))
 				evs = append(evs, ev)
-				b, err := marshalEvent(ev)
+				b, err := proto.MarshalOptions{Deterministic: true}.Marshal(ev)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -59,23 +59,23 @@ func TestEncodeAppendMatchesProto(t *testing.T) {
 	}
 }
 
-// TestAppendEventBytes checks that the events' bytes found in an append
-// command are exactly those it was built from, and that anything else
-// yields none (the state machine then encodes the events itself).
-func TestAppendEventBytes(t *testing.T) {
+// TestAppendOf checks that an append command read without decoding gives
+// exactly the time and event bytes it was built from, and that any other
+// command or unreadable bytes are not taken for an append.
+func TestAppendOf(t *testing.T) {
 	var raw [][]byte
 	for i := range 5 {
 		ev := event("acme", fmt.Sprintf("e%d", i))
 		ev.Attributes = map[string]string{"a": "1", "b": "2", "c": "3"}
-		b, err := marshalEvent(ev)
+		b, err := proto.MarshalOptions{Deterministic: true}.Marshal(ev)
 		if err != nil {
 			t.Fatal(err)
 		}
 		raw = append(raw, b)
 	}
-	got := appendEventBytes(encodeAppend(7, raw))
-	if len(got) != len(raw) {
-		t.Fatalf("%d events found, want %d", len(got), len(raw))
+	tm, got, ok := appendOf(encodeAppend(7, raw))
+	if !ok || tm != 7 || len(got) != len(raw) {
+		t.Fatalf("appendOf = %d, %d events, %v; want 7, %d, true", tm, len(got), ok, len(raw))
 	}
 	for i := range raw {
 		if !bytes.Equal(got[i], raw[i]) {
@@ -84,9 +84,12 @@ func TestAppendEventBytes(t *testing.T) {
 	}
 	seal, _ := proto.Marshal(&trailv1.RaftCommand{Command: &trailv1.RaftCommand_Seal{Seal: &trailv1.RaftSeal{Tenant: "a"}}})
 	full := encodeAppend(7, raw)
-	for name, data := range map[string][]byte{"seal": seal, "truncated": full[:len(full)-3], "garbage": {0xff, 0xff}, "empty": nil} {
-		if got := appendEventBytes(data); len(got) == len(raw) {
-			t.Errorf("%s: %d events found", name, len(got))
+	// An append followed by a seal on the wire is a seal: the oneof's last field wins.
+	appendThenSeal := append(append([]byte(nil), full...), seal...)
+	for name, data := range map[string][]byte{"seal": seal, "append then seal": appendThenSeal,
+		"truncated": full[:len(full)-3], "garbage": {0xff, 0xff}, "empty": nil} {
+		if _, got, ok := appendOf(data); ok {
+			t.Errorf("%s: taken for an append of %d events", name, len(got))
 		}
 	}
 }
@@ -128,14 +131,17 @@ func FuzzDecodeCommand(f *testing.F) {
 		if err != nil {
 			return
 		}
-		// An append's events as found in the bytes are its events.
-		if a := cmd.GetAppend(); a != nil {
-			if raw := appendEventBytes(data); len(raw) == len(a.GetEvents()) {
-				for i, r := range raw {
-					ev := new(trailv1.Event)
-					if err := proto.Unmarshal(r, ev); err != nil || !proto.Equal(ev, a.GetEvents()[i]) {
-						t.Fatalf("event %d found in the bytes is not the decoded event: %v", i, err)
-					}
+		// An append's events as found in the bytes are its events, and
+		// anything appendOf reads is what proto decodes.
+		if tm, raw, ok := appendOf(data); ok {
+			a := cmd.GetAppend()
+			if a == nil || tm != a.GetTimeUnixNano() || len(raw) != len(a.GetEvents()) {
+				t.Fatalf("appendOf read %d events at %d, proto decodes %v", len(raw), tm, cmd)
+			}
+			for i, r := range raw {
+				ev := new(trailv1.Event)
+				if err := proto.Unmarshal(r, ev); err != nil || !proto.Equal(ev, a.GetEvents()[i]) {
+					t.Fatalf("event %d found in the bytes is not the decoded event: %v", i, err)
 				}
 			}
 		}

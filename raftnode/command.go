@@ -14,6 +14,7 @@ import (
 // for encoding an append without marshalling its events a second time.
 const (
 	fieldCommandAppend   = 1
+	fieldCommandLast     = 5 // drop_segment, the oneof's last field
 	fieldAppendTime      = 1
 	fieldAppendEvents    = 2
 	fieldAppendCanonical = 3
@@ -49,67 +50,75 @@ func encodeAppend(t int64, events [][]byte) []byte {
 	return protowire.AppendVarint(b, 1)
 }
 
-// appendEventBytes returns the encoded events of an append command's
-// payload, as they stand in it, or nil if data is not an append.
-func appendEventBytes(data []byte) [][]byte {
-	inner := field(data, fieldCommandAppend)
-	if inner == nil {
-		return nil
+// appendOf reads an append command from a Raft entry's payload without
+// decoding its events: the sequencer time and each event's bytes as they
+// stand in the entry. ok is false for any other command and for a payload
+// it cannot read, which decodeCommand then handles.
+func appendOf(data []byte) (t int64, events [][]byte, ok bool) {
+	var inner []byte
+	oneof := protowire.Number(0)
+	for b := data; len(b) > 0; {
+		num, typ, n := protowire.ConsumeTag(b)
+		if n < 0 {
+			return 0, nil, false
+		}
+		b = b[n:]
+		m := protowire.ConsumeFieldValue(num, typ, b)
+		if m < 0 {
+			return 0, nil, false
+		}
+		if num >= fieldCommandAppend && num <= fieldCommandLast {
+			// Of a oneof's fields the last on the wire wins, and repeated
+			// occurrences of a message field merge: their bytes concatenate.
+			if num != oneof {
+				inner = nil
+			}
+			oneof = num
+			if num == fieldCommandAppend && typ == protowire.BytesType {
+				v, _ := protowire.ConsumeBytes(b)
+				if inner == nil {
+					inner = v // the usual single occurrence: no copy
+				} else {
+					inner = append(inner[:len(inner):len(inner)], v...)
+				}
+			}
+		}
+		b = b[m:]
 	}
-	var out [][]byte
+	if oneof != fieldCommandAppend {
+		return 0, nil, false
+	}
 	for len(inner) > 0 {
 		num, typ, n := protowire.ConsumeTag(inner)
 		if n < 0 {
-			return nil
+			return 0, nil, false
 		}
 		inner = inner[n:]
-		if num == fieldAppendEvents && typ == protowire.BytesType {
+		switch {
+		case num == fieldAppendEvents && typ == protowire.BytesType:
 			v, m := protowire.ConsumeBytes(inner)
 			if m < 0 {
-				return nil
+				return 0, nil, false
 			}
-			out = append(out, v)
+			events = append(events, v)
+			inner = inner[m:]
+			continue
+		case num == fieldAppendTime && typ == protowire.VarintType:
+			v, m := protowire.ConsumeVarint(inner)
+			if m < 0 {
+				return 0, nil, false
+			}
+			t = int64(v)
 			inner = inner[m:]
 			continue
 		}
 		m := protowire.ConsumeFieldValue(num, typ, inner)
 		if m < 0 {
-			return nil
+			return 0, nil, false
 		}
 		inner = inner[m:]
 	}
-	return out
-}
-
-// field returns the last length-delimited field num of a message's
-// encoding (proto merges repeated occurrences of a message field; an
-// append command has one), or nil.
-func field(data []byte, num protowire.Number) []byte {
-	var found []byte
-	for len(data) > 0 {
-		n, typ, k := protowire.ConsumeTag(data)
-		if k < 0 {
-			return nil
-		}
-		data = data[k:]
-		m := protowire.ConsumeFieldValue(n, typ, data)
-		if m < 0 {
-			return nil
-		}
-		if n == num && typ == protowire.BytesType {
-			v, _ := protowire.ConsumeBytes(data)
-			found = v
-		}
-		data = data[m:]
-	}
-	return found
-}
-
-// marshalEvent encodes an event deterministically, as append commands
-// carry it (canonical) and the engine stores it: a retried event must
-// encode to the same bytes, or the log would take it for a conflict.
-func marshalEvent(ev *trailv1.Event) ([]byte, error) {
-	return proto.MarshalOptions{Deterministic: true}.Marshal(ev)
+	return t, events, true
 }
 
 // encodeCommand marshals a command other than an append.

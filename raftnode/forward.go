@@ -187,7 +187,7 @@ func (n *Node) handleForward(req *trailv1.RaftForwardRequest) *trailv1.RaftForwa
 	}
 	switch op := req.Op.(type) {
 	case *trailv1.RaftForwardRequest_Append:
-		results, err := n.appendOnLeader(ctx, op.Append.GetEvents())
+		results, err := n.appendOnLeader(ctx, op.Append)
 		if err != nil {
 			return &trailv1.RaftForwardResponse{Error: encodeError(err)}
 		}

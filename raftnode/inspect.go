@@ -5,15 +5,18 @@ import (
 	"fmt"
 
 	"github.com/trailaudit/trail/engine"
+	"github.com/trailaudit/trail/engine/eventwire"
 	trailv1 "github.com/trailaudit/trail/proto/trail/v1"
 )
 
 // Inspector examines a batch of valid events on the leader before it is
 // proposed and returns events to append with it. It runs on the leader
 // only, so it may keep state and read the clock: what it returns is in
-// the log, and the replicas apply the log, not the inspector.
+// the log, and the replicas apply the log, not the inspector. It sees the
+// events as the write path read them (package eventwire), not decoded:
+// decoding every event for it would cost more than the rest of an append.
 type Inspector interface {
-	Inspect(ctx context.Context, e *engine.Engine, events []*trailv1.Event) ([]*trailv1.Event, error)
+	Inspect(ctx context.Context, e *engine.Engine, events []*eventwire.Event) ([]*trailv1.Event, error)
 }
 
 // submitAppend proposes a chunk on the leader, with the events the
@@ -42,9 +45,13 @@ func (n *Node) submitAppend(ctx context.Context, c chunk) ([]engine.Result, erro
 // failure or an invalid event from it is logged and dropped: the
 // producer's events must not fail because a derived record could not be
 // made.
-func (n *Node) inspect(ctx context.Context, events []*trailv1.Event) [][]byte {
+func (n *Node) inspect(ctx context.Context, checked []*eventwire.Checked) [][]byte {
 	if n.cfg.Inspector == nil {
 		return nil
+	}
+	events := make([]*eventwire.Event, len(checked))
+	for i, c := range checked {
+		events[i] = &c.Event
 	}
 	e, release := n.AcquireEngine()
 	extra, err := n.cfg.Inspector.Inspect(ctx, e, events)
@@ -55,16 +62,16 @@ func (n *Node) inspect(ctx context.Context, events []*trailv1.Event) [][]byte {
 	}
 	var out [][]byte
 	for _, ev := range extra {
-		if err := engine.ValidateEvent(ev); err != nil {
+		c, err := checkEvent(ev)
+		if err != nil {
 			n.log.Warn("inspector returned an invalid event", "event_id", ev.GetEventId(), "err", err)
 			continue
 		}
-		b, err := marshalEvent(ev)
-		if err != nil || len(b) > n.cfg.Engine.MaxEntryBytes {
-			n.log.Warn("inspector returned an unencodable event", "event_id", ev.GetEventId(), "err", err, "bytes", len(b))
+		if len(c.Bytes) > n.cfg.Engine.MaxEntryBytes {
+			n.log.Warn("inspector returned an event too large for an entry", "event_id", ev.GetEventId(), "bytes", len(c.Bytes))
 			continue
 		}
-		out = append(out, b)
+		out = append(out, c.Bytes)
 	}
 	return out
 }

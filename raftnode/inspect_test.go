@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/trailaudit/trail/engine"
+	"github.com/trailaudit/trail/engine/eventwire"
 	trailv1 "github.com/trailaudit/trail/proto/trail/v1"
 )
 
@@ -15,18 +16,18 @@ import (
 // "flag", and fails on an event whose action is "inspector-fails".
 type echoInspector struct{}
 
-func (echoInspector) Inspect(_ context.Context, _ *engine.Engine, evs []*trailv1.Event) ([]*trailv1.Event, error) {
+func (echoInspector) Inspect(_ context.Context, _ *engine.Engine, evs []*eventwire.Event) ([]*trailv1.Event, error) {
 	var out []*trailv1.Event
 	for _, ev := range evs {
-		switch ev.GetAction() {
+		switch string(ev.Action) {
 		case "inspector-fails":
 			return nil, errors.New("inspector down")
 		case "flag":
-			d := event(ev.GetTenantId(), "derived/"+ev.GetEventId())
+			d := event(string(ev.TenantID), "derived/"+string(ev.EventID))
 			d.Action = "derived"
 			out = append(out, d)
 		case "flag-invalid":
-			out = append(out, &trailv1.Event{TenantId: ev.GetTenantId()})
+			out = append(out, &trailv1.Event{TenantId: string(ev.TenantID)})
 		}
 	}
 	return out, nil

@@ -901,8 +901,13 @@ func (x *RaftRootRequest) GetSize() uint64 {
 }
 
 type RaftForwardAppend struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Events        []*Event               `protobuf:"bytes,1,rep,name=events,proto3" json:"events,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Decoded events, as nodes before format 2 sent them; the leader encodes
+	// them canonically.
+	Events []*Event `protobuf:"bytes,1,rep,name=events,proto3" json:"events,omitempty"`
+	// Canonical encodings (the bytes an append entry carries), read once by
+	// the follower that received them and passed on as they are.
+	Encoded       [][]byte `protobuf:"bytes,2,rep,name=encoded,proto3" json:"encoded,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -940,6 +945,13 @@ func (*RaftForwardAppend) Descriptor() ([]byte, []int) {
 func (x *RaftForwardAppend) GetEvents() []*Event {
 	if x != nil {
 		return x.Events
+	}
+	return nil
+}
+
+func (x *RaftForwardAppend) GetEncoded() [][]byte {
+	if x != nil {
+		return x.Encoded
 	}
 	return nil
 }
@@ -1440,9 +1452,10 @@ const file_trail_v1_raft_proto_rawDesc = "" +
 	"\x0fRaftRootRequest\x12\x16\n" +
 	"\x06tenant\x18\x01 \x01(\tR\x06tenant\x12\x1c\n" +
 	"\tpartition\x18\x02 \x01(\tR\tpartition\x12\x12\n" +
-	"\x04size\x18\x03 \x01(\x04R\x04size\"<\n" +
+	"\x04size\x18\x03 \x01(\x04R\x04size\"V\n" +
 	"\x11RaftForwardAppend\x12'\n" +
-	"\x06events\x18\x01 \x03(\v2\x0f.trail.v1.EventR\x06events\"4\n" +
+	"\x06events\x18\x01 \x03(\v2\x0f.trail.v1.EventR\x06events\x12\x18\n" +
+	"\aencoded\x18\x02 \x03(\fR\aencoded\"4\n" +
 	"\bRaftJoin\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x18\n" +
 	"\aaddress\x18\x02 \x01(\tR\aaddress\"\x1c\n" +
