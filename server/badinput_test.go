@@ -36,8 +36,6 @@ func TestBadInput(t *testing.T) {
 
 	noAction := event("acme", "x1")
 	noAction.Action = ""
-	piiNoPurpose := event("acme", "x2")
-	piiNoPurpose.PiiFieldsAccessed = []string{"email"}
 	hugeAttr := event("acme", "x3")
 	hugeAttr.Attributes["blob"] = strings.Repeat("z", 200<<10)
 	badTime := event("acme", "x4")
@@ -54,10 +52,6 @@ func TestBadInput(t *testing.T) {
 		}, codes.InvalidArgument},
 		{"no event", func(ctx context.Context) error {
 			_, err := e.ingest.Append(ctx, &trailv1.AppendRequest{})
-			return err
-		}, codes.InvalidArgument},
-		{"PII access without purpose", func(ctx context.Context) error {
-			_, err := e.ingest.Append(ctx, &trailv1.AppendRequest{Event: piiNoPurpose})
 			return err
 		}, codes.InvalidArgument},
 		{"invalid occurred_at", func(ctx context.Context) error {

@@ -4,6 +4,7 @@ import (
 	"context"
 
 	"github.com/trailaudit/trail/engine"
+	"github.com/trailaudit/trail/engine/eventwire"
 	trailv1 "github.com/trailaudit/trail/proto/trail/v1"
 	"github.com/trailaudit/trail/raftnode"
 )
@@ -14,8 +15,11 @@ import (
 // used, and names only what the server calls.
 type Cluster interface {
 	// Append commits events on a quorum, forwarding to the leader when
-	// needed, and returns one result per event, in order.
+	// needed, and returns one result per event, in order. AppendChecked
+	// does the same for events already read and checked (eventwire), as
+	// the ingest path has them; Append encodes and checks decoded ones.
 	Append(ctx context.Context, events []*trailv1.Event) ([]engine.Result, error)
+	AppendChecked(ctx context.Context, events []eventwire.Checked) ([]engine.Result, error)
 	// ApplySettings commits setting operations (API keys) through Raft, so
 	// that every node holds the same settings at the same index.
 	ApplySettings(ctx context.Context, ops []engine.SettingOp) error

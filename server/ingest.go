@@ -8,9 +8,9 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
-	"google.golang.org/protobuf/proto"
 
 	"github.com/trailaudit/trail/engine"
+	"github.com/trailaudit/trail/engine/eventwire"
 	trailv1 "github.com/trailaudit/trail/proto/trail/v1"
 )
 
@@ -18,7 +18,9 @@ import (
 // what the leader already has; replication lag is normally milliseconds.
 const visibleWait = 5 * time.Second
 
-// ingestService implements trail.v1.IngestService.
+// ingestService serves trail.v1.IngestService through ingestServiceDesc:
+// its methods take requests undecoded (rawcodec.go). The embedded type
+// only satisfies the generated interface, which RegisterService checks.
 type ingestService struct {
 	trailv1.UnimplementedIngestServiceServer
 	s *Server
@@ -31,8 +33,12 @@ type appendOutcome struct {
 	err     error
 }
 
-func (is *ingestService) Append(ctx context.Context, req *trailv1.AppendRequest) (*trailv1.AppendResponse, error) {
-	out, err := is.s.appendEvents(ctx, []*trailv1.Event{req.GetEvent()})
+func (is *ingestService) appendOne(ctx context.Context, req *rawRequest) (any, error) {
+	ev, err := singleEvent(req.data)
+	if err != nil {
+		return nil, err
+	}
+	out, err := is.s.appendEncoded(ctx, [][]byte{ev})
 	if err != nil {
 		return nil, err
 	}
@@ -42,24 +48,24 @@ func (is *ingestService) Append(ctx context.Context, req *trailv1.AppendRequest)
 	return &trailv1.AppendResponse{Receipt: out[0].receipt}, nil
 }
 
-func (is *ingestService) AppendBatch(ctx context.Context, req *trailv1.AppendBatchRequest) (*trailv1.AppendBatchResponse, error) {
+func (is *ingestService) appendBatchRaw(ctx context.Context, req *rawRequest) (any, error) {
 	return is.s.appendBatch(ctx, req)
 }
 
-// AppendStream appends each request as one batch and answers each with its
+// appendStream appends each request as one batch and answers each with its
 // durable ack, in order. Batches are appended one at a time, so a stream's
 // events keep their order in the log; throughput comes from many streams
 // (the cluster group-commits concurrent calls). On shutdown the stream ends
 // with UNAVAILABLE after the batch in flight: unacked batches are safe to
 // resend elsewhere because appends are idempotent by event_id.
-func (is *ingestService) AppendStream(stream grpc.BidiStreamingServer[trailv1.AppendBatchRequest, trailv1.AppendBatchResponse]) error {
+func (is *ingestService) appendStream(stream grpc.ServerStream) error {
 	ctx := stream.Context()
-	reqs := make(chan *trailv1.AppendBatchRequest)
+	reqs := make(chan *rawRequest)
 	recvErr := make(chan error, 1)
 	go func() {
 		for {
-			req, err := stream.Recv()
-			if err != nil {
+			req := new(rawRequest)
+			if err := stream.RecvMsg(req); err != nil {
 				recvErr <- err
 				return
 			}
@@ -84,15 +90,19 @@ func (is *ingestService) AppendStream(stream grpc.BidiStreamingServer[trailv1.Ap
 			if err != nil {
 				return err
 			}
-			if err := stream.Send(resp); err != nil {
+			if err := stream.SendMsg(resp); err != nil {
 				return err
 			}
 		}
 	}
 }
 
-func (s *Server) appendBatch(ctx context.Context, req *trailv1.AppendBatchRequest) (*trailv1.AppendBatchResponse, error) {
-	out, err := s.appendEvents(ctx, req.GetEvents())
+func (s *Server) appendBatch(ctx context.Context, req *rawRequest) (*trailv1.AppendBatchResponse, error) {
+	events, err := batchEvents(req.data)
+	if err != nil {
+		return nil, err
+	}
+	out, err := s.appendEncoded(ctx, events)
 	if err != nil {
 		return nil, err
 	}
@@ -107,12 +117,13 @@ func (s *Server) appendBatch(ctx context.Context, req *trailv1.AppendBatchReques
 	return resp, nil
 }
 
-// appendEvents checks limits and permissions, validates each event, and
-// hands the valid ones to the cluster in one call. A batch that touches a
-// tenant the caller may not append to is refused whole: nothing of it is
-// appended. Invalid events are rejected here, before they cost a Raft
-// entry; the engine validates again on apply.
-func (s *Server) appendEvents(ctx context.Context, events []*trailv1.Event) ([]appendOutcome, error) {
+// appendEncoded checks limits and permissions, reads and validates each
+// encoded event, and hands the valid ones to the cluster in one call. A
+// batch that touches a tenant the caller may not append to is refused
+// whole: nothing of it is appended. Invalid events are rejected here,
+// before they cost a Raft entry; the state machine validates again on
+// apply.
+func (s *Server) appendEncoded(ctx context.Context, events [][]byte) ([]appendOutcome, error) {
 	p, err := principalFrom(ctx)
 	if err != nil {
 		return nil, err
@@ -121,21 +132,31 @@ func (s *Server) appendEvents(ctx context.Context, events []*trailv1.Event) ([]a
 		return nil, err
 	}
 	out := make([]appendOutcome, len(events))
-	valid := make([]*trailv1.Event, 0, len(events))
-	for i, ev := range events {
-		if err := checkTenant(ev.GetTenantId()); err != nil {
+	valid := make([]eventwire.Checked, 0, len(events))
+	pos := make([]int, 0, len(events))
+	for i, raw := range events {
+		var c eventwire.Checked
+		canon, err := eventwire.Canonicalize(raw, &c.Event)
+		if err != nil {
 			out[i].err = err
 			continue
 		}
-		if err := p.check(permAppend, ev.GetTenantId()); err != nil {
-			s.auditDenied(ctx, p, ev.GetTenantId(), err)
+		tenant := string(c.Event.TenantID)
+		if err := checkTenant(tenant); err != nil {
+			out[i].err = err
+			continue
+		}
+		if err := p.check(permAppend, tenant); err != nil {
+			s.auditDenied(ctx, p, tenant, err)
 			return nil, err
 		}
-		if err := engine.ValidateEvent(ev); err != nil {
+		if err := eventwire.Validate(&c.Event); err != nil {
 			out[i].err = err
 			continue
 		}
-		valid = append(valid, ev)
+		c.Bytes = canon
+		valid = append(valid, c)
+		pos = append(pos, i)
 	}
 	if len(valid) == 0 {
 		s.countOutcomes(out)
@@ -151,19 +172,32 @@ func (s *Server) appendEvents(ctx context.Context, events []*trailv1.Event) ([]a
 		return nil, err
 	}
 	applied := s.visibleIndex(ctx, results)
-	j := 0
-	for i := range out {
-		if out[i].err != nil {
-			continue
-		}
-		if r := results[j]; r.Err != nil {
+	for j, r := range results {
+		i := pos[j]
+		if r.Err != nil {
 			out[i].err = r.Err
 		} else {
 			out[i].receipt = receiptProto(r.Receipt, applied)
 		}
-		j++
 	}
 	s.countOutcomes(out)
+	return out, nil
+}
+
+// checkOwnEvents encodes and checks events the server makes itself
+// (retention and hold records); an invalid one is a bug, and an error.
+func checkOwnEvents(events []*trailv1.Event) ([]eventwire.Checked, error) {
+	out := make([]eventwire.Checked, len(events))
+	for i, ev := range events {
+		b, err := eventwire.Marshal(ev, &out[i].Event)
+		if err == nil {
+			err = eventwire.Validate(&out[i].Event)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("record %s: %w", ev.GetEventId(), err)
+		}
+		out[i].Bytes = b
+	}
 	return out, nil
 }
 
@@ -171,11 +205,11 @@ func (s *Server) appendEvents(ctx context.Context, events []*trailv1.Event) ([]a
 // retries while no leader is known; CommitTimeout bounds that, so that a
 // leaderless cluster answers UNAVAILABLE (retry, with the same event ids)
 // rather than holding calls that carry no deadline forever.
-func (s *Server) commit(ctx context.Context, events []*trailv1.Event) ([]engine.Result, error) {
+func (s *Server) commit(ctx context.Context, events []eventwire.Checked) ([]engine.Result, error) {
 	start := time.Now()
 	cctx, cancel := context.WithTimeout(ctx, s.cfg.CommitTimeout)
 	defer cancel()
-	results, err := s.cluster.Append(cctx, events)
+	results, err := s.cluster.AppendChecked(cctx, events)
 	if err != nil {
 		if ctx.Err() == nil && cctx.Err() != nil {
 			return nil, fmt.Errorf("%w: batch of %d events not committed within %s; retry with the same event ids: %v",
@@ -220,13 +254,13 @@ func (s *Server) visibleIndex(ctx context.Context, results []engine.Result) uint
 	return s.cluster.AppliedIndex()
 }
 
-func (s *Server) checkBatchLimits(events []*trailv1.Event) error {
+func (s *Server) checkBatchLimits(events [][]byte) error {
 	if len(events) > s.cfg.MaxBatchEvents {
 		return fmt.Errorf("%w: %d events in one batch, limit %d", errTooLarge, len(events), s.cfg.MaxBatchEvents)
 	}
 	size := 0
 	for _, ev := range events {
-		size += proto.Size(ev)
+		size += len(ev)
 	}
 	if size > s.cfg.MaxBatchBytes {
 		return fmt.Errorf("%w: %d bytes of events in one batch, limit %d", errTooLarge, size, s.cfg.MaxBatchBytes)

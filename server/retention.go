@@ -411,7 +411,10 @@ func (s *Server) dropPruned(ctx context.Context, eng *engine.Engine, tenant stri
 // access-audit queue: records of retention and legal holds must not be
 // dropped. Their event ids are fixed, so a retry never appends twice.
 func (s *Server) appendDurable(ctx context.Context, events ...*trailv1.Event) error {
-	var err error
+	checked, err := checkOwnEvents(events)
+	if err != nil {
+		return err
+	}
 	for attempt := range durableAttempts {
 		if attempt > 0 {
 			select {
@@ -421,7 +424,7 @@ func (s *Server) appendDurable(ctx context.Context, events ...*trailv1.Event) er
 			}
 		}
 		var results []engine.Result
-		if results, err = s.commit(ctx, events); err == nil {
+		if results, err = s.commit(ctx, checked); err == nil {
 			return firstResultError(results)
 		}
 		if codeOf(err) != codes.Unavailable {

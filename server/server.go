@@ -257,6 +257,7 @@ func (s *Server) maxRecvBytes() int { return s.cfg.MaxBatchBytes + recvSlack }
 func (s *Server) newGRPCServer() *grpc.Server {
 	opts := []grpc.ServerOption{
 		grpc.MaxRecvMsgSize(s.maxRecvBytes()),
+		grpc.ForceServerCodecV2(newIngestCodec()),
 		grpc.ChainUnaryInterceptor(s.unaryInterceptor),
 		grpc.ChainStreamInterceptor(s.streamInterceptor),
 		// Tails are long-lived; keepalives find dead consumers.
@@ -267,7 +268,7 @@ func (s *Server) newGRPCServer() *grpc.Server {
 		opts = append(opts, grpc.Creds(gatewayCreds{credentials.NewTLS(t)}))
 	}
 	g := grpc.NewServer(opts...)
-	trailv1.RegisterIngestServiceServer(g, &ingestService{s: s})
+	g.RegisterService(ingestServiceDesc(), &ingestService{s: s})
 	trailv1.RegisterReadServiceServer(g, &readService{s: s})
 	trailv1.RegisterProofServiceServer(g, &proofService{s: s})
 	trailv1.RegisterAdminServiceServer(g, &adminService{s: s})
