@@ -174,7 +174,7 @@ func (r *appendRun) row(ctx context.Context, dir string, n int, rate float64) (r
 	ps := make([]*producer, n)
 	for i := range ps {
 		ps[i] = &producer{
-			client: tgt.ingest(i), src: tmpl.source(r.id+"-"+filepath.Base(dir), i, c.batch, ""),
+			conn: tgt.conn(i), src: tmpl.source(r.id+"-"+filepath.Base(dir), i, c.batch, ""),
 			batch: c.batch, stream: c.stream, window: c.window,
 		}
 		if rate > 0 {

@@ -3,8 +3,10 @@ package main
 import (
 	"crypto/rand"
 	"encoding/hex"
+	"fmt"
 	"strconv"
 
+	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/trailaudit/trail/internal/eventgen"
@@ -44,41 +46,50 @@ func runID() string {
 	return hex.EncodeToString(b[:])
 }
 
-// eventSource hands one worker its events. It owns private copies of the
-// templates because it rewrites their ids; gRPC has serialized a message
-// by the time the call that sent it returns (or SendMsg, for streams), so
-// a copy may be reused as soon as the batch holding it has been sent.
+// eventSource hands one worker its events, already encoded: each template
+// is an event's canonical encoding split around its event id
+// (eventgen.Template), stamped with a fresh id per use. Producers send the
+// bytes as they are (rawMessage), as a client that encodes canonically
+// would, so the load generator neither marshals nor makes the server
+// re-encode anything.
 type eventSource struct {
-	events []*trailv1.Event
+	tmpls  []eventgen.Template
 	next   int
 	prefix string
 	seq    uint64
-	tenant string // when set, overrides every event's tenant
 }
 
 // source returns worker w's events; size bounds how many events one batch
-// may hold.
+// may hold. tenant, when set, overrides every event's tenant.
 func (t *templates) source(run string, w, size int, tenant string) *eventSource {
 	n := max(size, 256)
-	s := &eventSource{events: make([]*trailv1.Event, n), prefix: run + "-" + strconv.Itoa(w) + "-", tenant: tenant}
+	s := &eventSource{tmpls: make([]eventgen.Template, n), prefix: run + "-" + strconv.Itoa(w) + "-"}
 	for i := range n {
-		s.events[i] = proto.CloneOf(t.events[(w*7919+i)%len(t.events)])
+		ev := proto.CloneOf(t.events[(w*7919+i)%len(t.events)])
 		if tenant != "" {
-			s.events[i].TenantId = tenant
+			ev.TenantId = tenant
 		}
+		tm, err := eventgen.NewTemplate(ev)
+		if err != nil {
+			panic(fmt.Sprintf("bench: template of a generated event: %v", err)) // a bug in eventgen
+		}
+		s.tmpls[i] = tm
 	}
 	return s
 }
 
-// batch fills dst with the next n events.
-func (s *eventSource) batch(dst []*trailv1.Event, n int) []*trailv1.Event {
-	dst = dst[:0]
+// request encodes the next n events as an AppendBatchRequest, which for
+// one event is also an AppendRequest: both carry their events in field 1.
+func (s *eventSource) request(n int) []byte {
+	var b []byte
 	for range n {
-		ev := s.events[s.next]
-		s.next = (s.next + 1) % len(s.events)
-		ev.EventId = s.prefix + strconv.FormatUint(s.seq, 10)
+		t := s.tmpls[s.next]
+		s.next = (s.next + 1) % len(s.tmpls)
+		id := s.prefix + strconv.FormatUint(s.seq, 10)
 		s.seq++
-		dst = append(dst, ev)
+		b = protowire.AppendTag(b, 1, protowire.BytesType)
+		b = protowire.AppendVarint(b, uint64(t.Len(len(id))))
+		b = t.Append(b, id)
 	}
-	return dst
+	return b
 }

@@ -66,7 +66,7 @@ func loadLog(ctx context.Context, tgt *target, tmpl *templates, run, tenant stri
 	ps := make([]*producer, loaders)
 	for i := range ps {
 		ps[i] = &producer{
-			client: tgt.ingest(i), src: tmpl.source(run+"-load", i, batch, tenant),
+			conn: tgt.conn(i), src: tmpl.source(run+"-load", i, batch, tenant),
 			batch: batch, budget: b, onReceipt: tr.observe,
 		}
 	}

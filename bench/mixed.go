@@ -132,7 +132,7 @@ func benchMixed(ctx context.Context, c mixedConfig) (_ *mixedReport, err error) 
 	for i := range ws {
 		ws[i] = &mixedWorker{
 			cfg: &c, rng: rand.New(rand.NewPCG(uint64(i), 0x6d6978)), tr: tr, actors: actorsByTenant(tmpl),
-			app:    &producer{client: tgt.ingest(i), src: tmpl.source(run+"-mixed", i, c.batch, ""), batch: c.batch, onReceipt: tr.observe},
+			app:    &producer{conn: tgt.conn(i), src: tmpl.source(run+"-mixed", i, c.batch, ""), batch: c.batch, onReceipt: tr.observe},
 			prover: newProver(tgt.proofs(i), uint64(i), c.verifyEvery, tgt.verifier),
 			reads:  tgt.reads(i),
 		}

@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
@@ -55,7 +56,7 @@ func (s *appendStats) add(o *appendStats) {
 // producer appends events in one of three ways: unary Append (batch 1),
 // AppendBatch, or batches on one AppendStream with several in flight.
 type producer struct {
-	client   trailv1.IngestServiceClient
+	conn     grpc.ClientConnInterface
 	src      *eventSource
 	batch    int
 	stream   bool
@@ -71,7 +72,6 @@ type producer struct {
 	// budget, when set, is shared by producers that together append a
 	// fixed number of events (loading a log) instead of running for a time.
 	budget *budget
-	buf    []*trailv1.Event
 }
 
 // budget is a number of events left to append, shared by producers.
@@ -128,29 +128,29 @@ func (p *producer) run(ctx, stop context.Context) *appendStats {
 // call makes one append call of n events, due at due, retrying it with
 // the same events while the cluster answers UNAVAILABLE.
 func (p *producer) call(ctx context.Context, st *appendStats, n int, due time.Time) {
-	p.buf = p.src.batch(p.buf, n)
-	st.sent += int64(len(p.buf))
+	req := &rawMessage{p.src.request(n)}
+	st.sent += int64(n)
 	st.calls++
 	cctx, cancel := context.WithTimeout(ctx, callTimeout)
 	defer cancel()
 	for attempt := 0; ; attempt++ {
 		var err error
 		if p.batch == 1 {
-			var resp *trailv1.AppendResponse
-			if resp, err = p.client.Append(cctx, &trailv1.AppendRequest{Event: p.buf[0]}); err == nil {
+			resp := new(trailv1.AppendResponse)
+			if err = p.conn.Invoke(cctx, trailv1.IngestService_Append_FullMethodName, req, resp, sendRaw()); err == nil {
 				p.receipt(st, resp.GetReceipt())
 			}
 		} else {
-			var resp *trailv1.AppendBatchResponse
-			if resp, err = p.client.AppendBatch(cctx, &trailv1.AppendBatchRequest{Events: p.buf}); err == nil {
-				p.results(st, resp, len(p.buf), nil)
+			resp := new(trailv1.AppendBatchResponse)
+			if err = p.conn.Invoke(cctx, trailv1.IngestService_AppendBatch_FullMethodName, req, resp, sendRaw()); err == nil {
+				p.results(st, resp, n, nil)
 			}
 		}
 		if err == nil {
 			break
 		}
 		if status.Code(err) != codes.Unavailable || !backoff(cctx, attempt) {
-			st.fail(err, len(p.buf))
+			st.fail(err, n)
 			break
 		}
 		st.retries++
@@ -224,7 +224,7 @@ func (p *producer) runStream(ctx, stop context.Context) *appendStats {
 func (p *producer) stream1(ctx, stop context.Context, sched *schedule) (_ *appendStats, broken bool) {
 	sent := newAppendStats() // the sender's counts
 	acks := newAppendStats() // the receiver's
-	stream, err := p.client.AppendStream(ctx)
+	stream, err := p.conn.NewStream(ctx, &trailv1.IngestService_ServiceDesc.Streams[0], trailv1.IngestService_AppendStream_FullMethodName, sendRaw())
 	if err != nil {
 		sent.fail(err, 0)
 		return sent, true
@@ -246,7 +246,8 @@ func (p *producer) stream1(ctx, stop context.Context, sched *schedule) (_ *appen
 				acks.fail(brokenErr, f.n)
 				continue
 			}
-			resp, err := stream.Recv()
+			resp := new(trailv1.AppendBatchResponse)
+			err := stream.RecvMsg(resp)
 			if err == io.EOF {
 				err = errors.New("append stream: closed with batches unacknowledged")
 			}
@@ -264,16 +265,16 @@ func (p *producer) stream1(ctx, stop context.Context, sched *schedule) (_ *appen
 		if !ok || n == 0 {
 			break
 		}
-		p.buf = p.src.batch(p.buf, n)
+		req := &rawMessage{p.src.request(n)}
 		select {
-		case pending <- inFlight{due, len(p.buf)}:
+		case pending <- inFlight{due, n}:
 		case <-failed:
 			broken = true
 			continue
 		}
-		sent.sent += int64(len(p.buf))
+		sent.sent += int64(n)
 		sent.calls++
-		if err := stream.Send(&trailv1.AppendBatchRequest{Events: p.buf}); err != nil {
+		if err := stream.SendMsg(req); err != nil {
 			broken = true // the receiver sees the stream's real error
 		}
 	}
@@ -281,7 +282,7 @@ func (p *producer) stream1(ctx, stop context.Context, sched *schedule) (_ *appen
 	<-recvDone
 	stream.CloseSend()
 	for {
-		if _, err := stream.Recv(); err != nil {
+		if err := stream.RecvMsg(new(trailv1.AppendBatchResponse)); err != nil {
 			break
 		}
 	}
