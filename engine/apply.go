@@ -181,7 +181,6 @@ type applier struct {
 	e      *Engine
 	index  uint64 // of the batch being applied
 	ev     eventwire.Event
-	entry  []byte // the entry being encoded
 	term   []byte // the posting term being built
 	target []byte // a target term
 	// dirty lists the partitions and tenants the batches touched, in
@@ -233,12 +232,16 @@ func (a *applier) appendEvent(c *chunk, raw []byte, t int64, out [][]Result, bi,
 	if leaf == 0 {
 		link = op.link
 	}
-	a.entry = appendEntry(a.entry[:0], eventBytes, seq, op.month, leaf, ts.head.LastLeaf, link)
-	if len(a.entry) > a.e.opts.MaxEntryBytes {
-		return Result{Err: fmt.Errorf("%w: %d bytes encoded, limit %d", ErrEntryTooLarge, len(a.entry), a.e.opts.MaxEntryBytes)}, nil
+	// Encoded straight into the batch's bytes for the entries file.
+	start := len(op.entries)
+	op.entries = appendEntry(op.entries, eventBytes, seq, op.month, leaf, ts.head.LastLeaf, link)
+	entry := op.entries[start:]
+	if len(entry) > a.e.opts.MaxEntryBytes {
+		op.entries = op.entries[:start]
+		return Result{Err: fmt.Errorf("%w: %d bytes encoded, limit %d", ErrEntryTooLarge, len(entry), a.e.opts.MaxEntryBytes)}, nil
 	}
-	leafHash := merkle.LeafHash(a.entry)
-	op.appendLeaf(a.entry, leafHash)
+	leafHash := merkle.LeafHash(entry)
+	op.appendLeaf(leafHash)
 	if leaf == 0 {
 		op.cat.FirstTime = seq
 	}
@@ -252,7 +255,7 @@ func (a *applier) appendEvent(c *chunk, raw []byte, t int64, out [][]Result, bi,
 	a.touch(ts, op)
 	a.added = append(a.added, addedRecord{part: op, batch: bi, result: i})
 	return Result{Receipt: Receipt{
-		Tenant: string(ev.TenantID), EventID: string(ev.EventID), Partition: op.p.Month,
+		Tenant: ts.id, EventID: string(ev.EventID), Partition: op.p.Month,
 		LeafIndex: leaf, LeafHash: leafHash, SequencerTime: time.Unix(0, seq).UTC(), Index: a.index,
 	}}, nil
 }

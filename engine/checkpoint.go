@@ -2,6 +2,7 @@ package engine
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -296,6 +297,15 @@ func (e *Engine) growBloom() {
 	e.filter = bf
 }
 
+// takeSpare returns the buffers of the last retired chunk, if any.
+func (e *Engine) takeSpare() *chunk {
+	e.spareMu.Lock()
+	defer e.spareMu.Unlock()
+	s := e.spare
+	e.spare = nil
+	return s
+}
+
 // kv is one key of the metadata sstable.
 type kv struct{ k, v []byte }
 
@@ -342,7 +352,7 @@ func (e *Engine) freeze() *checkpointJob {
 		for p, first := range c.starts {
 			j.meta = append(j.meta, kv{leafChunkKey(p, first), binary.BigEndian.AppendUint64(nil, c.seq)})
 		}
-		e.flushing, e.cur = c, newChunk(c.seq+1, e.opts.ChunkEvents)
+		e.flushing, e.cur = c, newChunk(c.seq+1, e.opts.ChunkEvents, e.takeSpare())
 	}
 	j.dirs, e.newDirs = e.newDirs, nil
 	return j
@@ -384,6 +394,10 @@ func (e *Engine) runJob(j *checkpointJob) (err error) {
 		e.chunks = append(e.chunks, j.info)
 		e.flushing = nil
 		e.stateMu.Unlock()
+		spare := j.chunk.retire()
+		e.spareMu.Lock()
+		e.spare = spare
+		e.spareMu.Unlock()
 	}
 	return nil
 }
@@ -414,13 +428,13 @@ func syncDirs(root string, dirs []string) error {
 func (e *Engine) ingest(c *chunk, meta []kv) error {
 	var files []sstFile
 	if c != nil && len(c.recs) > 0 {
-		files = append(files, sstFile{"dedup.sst", c.writeDedup})
+		files = append(files, sstFile{"dedup.sst", 0, c.writeDedup})
 	}
 	if c != nil && !c.postings.empty() {
-		files = append(files, sstFile{"postings.sst", c.writePostings})
+		files = append(files, sstFile{"postings.sst", postingsLevel, c.writePostings})
 	}
 	slices.SortFunc(meta, func(a, b kv) int { return bytes.Compare(a.k, b.k) })
-	files = append(files, sstFile{"meta.sst", func(w *sstable.Writer) error {
+	files = append(files, sstFile{"meta.sst", 0, func(w *sstable.Writer) error {
 		for _, m := range meta {
 			if err := w.Set(m.k, m.v); err != nil {
 				return err
@@ -431,15 +445,21 @@ func (e *Engine) ingest(c *chunk, meta []kv) error {
 	return e.ingestFiles(files...)
 }
 
-// sstFile is one sstable of an ingest, written by write in key order.
+// sstFile is one sstable of an ingest, written by write in key order with
+// the options of the level it is expected to land in.
 type sstFile struct {
 	name  string
+	level int
 	write func(w *sstable.Writer) error
 }
 
+// postingsLevel is where posting lists land: the bottom, since no other
+// file overlaps them (keys.go).
+const postingsLevel = 6
+
 // ingestFile ingests one sstable.
-func (e *Engine) ingestFile(name string, write func(w *sstable.Writer) error) error {
-	return e.ingestFiles(sstFile{name, write})
+func (e *Engine) ingestFile(name string, level int, write func(w *sstable.Writer) error) error {
+	return e.ingestFiles(sstFile{name, level, write})
 }
 
 // ingestFiles writes the sstables in a scratch directory and ingests them
@@ -456,7 +476,7 @@ func (e *Engine) ingestFiles(files ...sstFile) error {
 	paths := make([]string, 0, len(files))
 	for _, f := range files {
 		path := filepath.Join(dir, f.name)
-		if err := e.writeSST(path, f.write); err != nil {
+		if err := e.writeSST(path, f.level, f.write); err != nil {
 			return fmt.Errorf("write %s: %w", f.name, err)
 		}
 		paths = append(paths, path)
@@ -469,12 +489,18 @@ func (e *Engine) ingestFiles(files ...sstFile) error {
 
 // writeSST writes one sstable, in the format the database writes, and
 // syncs it.
-func (e *Engine) writeSST(path string, write func(w *sstable.Writer) error) error {
+func (e *Engine) writeSST(path string, level int, write func(w *sstable.Writer) error) error {
 	f, err := vfs.Default.Create(path, vfs.WriteCategoryUnspecified)
 	if err != nil {
 		return err
 	}
-	opts := e.popts.MakeWriterOptions(len(e.popts.Levels)-1, e.db.TableFormat())
+	opts := e.popts.MakeWriterOptions(level, e.db.TableFormat())
+	if level == postingsLevel {
+		// Posting lists are read by seeking to a term, never probed for
+		// a key that may be absent: a filter would only cost.
+		opts.FilterPolicy = nil
+		opts.Compression = sstable.SnappyCompression
+	}
 	w := sstable.NewWriter(objstorageprovider.NewFileWritable(f), opts)
 	if err := write(w); err != nil {
 		w.Close()
@@ -485,15 +511,30 @@ func (e *Engine) writeSST(path string, write func(w *sstable.Writer) error) erro
 
 // writeDedup writes the chunk's dedup records in key order.
 func (c *chunk) writeDedup(w *sstable.Writer) error {
-	order := make([]int32, len(c.recs))
+	// Identities compare as two big-endian words: integer comparisons
+	// instead of byte comparisons, sixty thousand times a chunk.
+	type ref struct{ hi, lo uint64 }
+	order := make([]struct {
+		ref
+		i int32
+	}, len(c.recs))
 	for i := range order {
-		order[i] = int32(i)
+		id := &c.recs[i].id
+		order[i].hi, order[i].lo, order[i].i = binary.BigEndian.Uint64(id[:8]), binary.BigEndian.Uint64(id[8:]), int32(i)
 	}
-	slices.SortFunc(order, func(a, b int32) int { return bytes.Compare(c.recs[a].id[:], c.recs[b].id[:]) })
+	slices.SortFunc(order, func(a, b struct {
+		ref
+		i int32
+	}) int {
+		if c := cmp.Compare(a.hi, b.hi); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.lo, b.lo)
+	})
 	key := make([]byte, 1+len(identity{}))
 	key[0] = prefixDedup
-	for _, i := range order {
-		r := &c.recs[i]
+	for _, o := range order {
+		r := &c.recs[o.i]
 		copy(key[1:], r.id[:])
 		if err := w.Set(key, r.rec.marshal()); err != nil {
 			return err

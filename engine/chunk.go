@@ -54,27 +54,57 @@ type chunk struct {
 	minTime int64
 	maxTime int64
 	events  int
+	// retired is set, under mu, once the chunk is in Pebble and its
+	// buffers go to the next chunk: a reader that still holds it then
+	// reads Pebble instead.
+	retired bool
 }
 
-// newChunk returns an empty chunk sized for events events, so that
-// filling it does not grow its maps and slices.
-func newChunk(seq uint64, events int) *chunk {
+// newChunk returns an empty chunk, reusing the buffers of spare, a retired
+// chunk, when there is one: a chunk's slices and maps grow to tens of
+// megabytes, and growing or zeroing new ones was a measurable share of an
+// append. Without a spare its dedup map is sized for events events.
+func newChunk(seq uint64, events int, spare *chunk) *chunk {
+	if spare == nil {
+		return &chunk{
+			seq:      seq,
+			dedup:    make(map[identity]int32, events),
+			postings: newChunkPostings(),
+			starts:   make(map[Partition]uint64),
+		}
+	}
+	clear(spare.dedup)
+	clear(spare.starts)
 	return &chunk{
 		seq:      seq,
-		dedup:    make(map[identity]int32, events),
-		recs:     make([]chunkDedup, 0, events),
-		hashes:   make([]uint64, 0, events),
-		postings: newChunkPostings(events),
-		starts:   make(map[Partition]uint64),
+		dedup:    spare.dedup,
+		recs:     spare.recs[:0],
+		hashes:   spare.hashes[:0],
+		postings: spare.postings.reuse(),
+		starts:   spare.starts,
 	}
+}
+
+// retire marks the chunk retired and returns it as a spare for newChunk.
+func (c *chunk) retire() *chunk {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.retired = true
+	spare := &chunk{dedup: c.dedup, recs: c.recs, hashes: c.hashes, postings: c.postings, starts: c.starts}
+	c.dedup, c.recs, c.hashes, c.postings, c.starts = nil, nil, nil, chunkPostings{}, nil
+	return spare
 }
 
 func (c *chunk) empty() bool { return len(c.recs) == 0 && c.postings.empty() }
 
-// lookup returns the dedup record of id held by the chunk.
+// lookup returns the dedup record of id held by the chunk; a retired
+// chunk holds none (Pebble has them).
 func (c *chunk) lookup(id identity) (dedupRecord, bool) {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
+	if c.retired {
+		return dedupRecord{}, false
+	}
 	i, ok := c.dedup[id]
 	if !ok {
 		return dedupRecord{}, false
@@ -111,11 +141,21 @@ func (c *chunk) noteEvent(p Partition, leaf uint64, seq int64) {
 	}
 }
 
-// leaves returns the postings of a term key of kind, in leaf order.
-func (c *chunk) leaves(kind IndexKind, term []byte, prefixLen int) []uint64 {
+// leaves returns the postings of a term key of kind, in leaf order;
+// retired reports that the chunk was retired and Pebble has them.
+func (c *chunk) leaves(kind IndexKind, term []byte, prefixLen int) (leaves []uint64, retired bool) {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
-	return c.postings.leaves(kind, term, prefixLen)
+	if c.retired {
+		return nil, true
+	}
+	return c.postings.leaves(kind, term, prefixLen), false
+}
+
+func (c *chunk) isRetired() bool {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.retired
 }
 
 // months returns the months of tenant the chunk holds entries of, oldest
@@ -124,6 +164,9 @@ func (c *chunk) months(tenant string) []Month {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
 	var out []Month
+	if c.retired {
+		return nil
+	}
 	for p := range c.starts {
 		if p.Tenant == tenant {
 			out = append(out, p.Month)

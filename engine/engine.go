@@ -15,6 +15,7 @@ import (
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/bloom"
+	"github.com/cockroachdb/pebble/v2/sstable"
 	"github.com/cockroachdb/pebble/v2/vfs"
 
 	"github.com/trailaudit/trail/engine/segment"
@@ -92,6 +93,10 @@ type Engine struct {
 	filter  *dedupFilter
 	hashLog *hashLog
 	flush   *flushState // the checkpoint running in the background, if any
+	// spare is a retired chunk whose buffers the next chunk reuses; the
+	// background checkpoint hands it over.
+	spareMu sync.Mutex
+	spare   *chunk
 
 	// stateMu guards the maps and chunk pointers readers look up; the
 	// writer takes it only to change them.
@@ -186,7 +191,7 @@ func (e *Engine) load(ctx context.Context) error {
 	}
 	e.applied.Store(m.applied)
 	e.durable.Store(m.applied)
-	e.cur = newChunk(m.nextChunk, e.opts.ChunkEvents)
+	e.cur = newChunk(m.nextChunk, e.opts.ChunkEvents, nil)
 	if e.chunks, err = e.readChunks(ctx); err != nil {
 		return err
 	}
@@ -333,8 +338,11 @@ func pebbleOptions(opts Options, cache *pebble.Cache) *pebble.Options {
 	}
 	// A "maybe" from the dedup filter, an event-id read and a prune probe
 	// a key that is usually absent: bloom filters make that miss cheap.
+	// Only dedup records and metadata are ever compacted: random
+	// identities and small records, which do not compress.
 	for i := range popts.Levels {
 		popts.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
+		popts.Levels[i].Compression = func() *sstable.CompressionProfile { return sstable.NoCompression }
 	}
 	// Filled in here, not only by Open, because the engine writes the
 	// sstables it ingests with the same level options.

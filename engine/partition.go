@@ -32,7 +32,12 @@ func ParseMonth(s string) (Month, error) {
 	return Month{Year: y, Month: time.Month(m)}, nil
 }
 
-func (m Month) String() string { return fmt.Sprintf("%04d-%02d", m.Year, int(m.Month)) }
+func (m Month) String() string {
+	if m.Year < 0 || m.Year > 9999 {
+		return fmt.Sprintf("%04d-%02d", m.Year, int(m.Month))
+	}
+	return string(m.AppendText(make([]byte, 0, 7)))
+}
 
 // Start is the first instant of the month.
 func (m Month) Start() time.Time { return time.Date(m.Year, m.Month, 1, 0, 0, 0, 0, time.UTC) }
@@ -79,4 +84,12 @@ func compareMonths(a, b Month) int {
 		return 1
 	}
 	return 0
+}
+
+// AppendText appends "YYYY-MM" for years 0..9999: String without fmt, for
+// paths that format a month per event.
+func (m Month) AppendText(b []byte) []byte {
+	y, mo := m.Year, int(m.Month)
+	return append(b, byte('0'+y/1000%10), byte('0'+y/100%10), byte('0'+y/10%10), byte('0'+y%10), '-',
+		byte('0'+mo/10), byte('0'+mo%10))
 }

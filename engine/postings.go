@@ -43,10 +43,12 @@ type denseTerm struct {
 }
 
 // posting is one leaf in a dense term's list; next links the term's
-// postings in append order (-1 ends the list).
+// postings in append order (-1 ends the list), for readers of the chunk
+// in memory.
 type posting struct {
 	leaf uint64
 	next int32
+	term int32
 }
 
 // sparsePosting is one leaf of a sparse term, whose key is
@@ -62,18 +64,21 @@ type sparsePosting struct {
 // subjects (the people whose data it is) and targets (records).
 func sparseKind(k IndexKind) bool { return k == IndexSubject || k == IndexTarget }
 
-// newChunkPostings sizes the slices that grow with every event for a
-// chunk of events events. The dense map is left to grow: dense terms are
-// few, and a map sized for the worst case spreads them over more cache
-// lines than a lookup can afford.
-func newChunkPostings(events int) chunkPostings {
-	const termsPerEvent, sparsePerEvent, termBytes = 8, 2, 48
+// newChunkPostings returns empty postings. Nothing is sized ahead: a
+// chunk-sized allocation costs more to zero than growing does to copy,
+// and the dense map stays more compact, so its lookups hit the cache.
+func newChunkPostings() chunkPostings {
+	return chunkPostings{prefixes: make(map[string]uint16), dense: make(map[uint64]int32)}
+}
+
+// reuse empties the postings for a new chunk, keeping their memory.
+func (cp *chunkPostings) reuse() chunkPostings {
+	clear(cp.prefixes)
+	clear(cp.dense)
 	return chunkPostings{
-		prefixes:    make(map[string]uint16),
-		dense:       make(map[uint64]int32),
-		posts:       make([]posting, 0, events*termsPerEvent),
-		sparse:      make([]sparsePosting, 0, events*sparsePerEvent),
-		sparseArena: make([]byte, 0, events*sparsePerEvent*termBytes),
+		prefixes: cp.prefixes, dense: cp.dense, prefixKeys: cp.prefixKeys[:0],
+		terms: cp.terms[:0], arena: cp.arena[:0], posts: cp.posts[:0],
+		sparse: cp.sparse[:0], sparseArena: cp.sparseArena[:0],
 	}
 }
 
@@ -108,8 +113,8 @@ func (cp *chunkPostings) add(kind IndexKind, term []byte, prefixLen int, leaf ui
 		return
 	}
 	p := int32(len(cp.posts))
-	cp.posts = append(cp.posts, posting{leaf: leaf, next: -1})
 	if t := cp.findDense(term, mixed); t >= 0 {
+		cp.posts = append(cp.posts, posting{leaf: leaf, next: -1, term: t})
 		dt := &cp.terms[t]
 		cp.posts[dt.last].next = p
 		dt.last = p
@@ -119,9 +124,11 @@ func (cp *chunkPostings) add(kind IndexKind, term []byte, prefixLen int, leaf ui
 	if !ok {
 		same = -1
 	}
+	t := int32(len(cp.terms))
+	cp.posts = append(cp.posts, posting{leaf: leaf, next: -1, term: t})
 	start := uint32(len(cp.arena))
 	cp.arena = append(cp.arena, term...)
-	cp.dense[mixed] = int32(len(cp.terms))
+	cp.dense[mixed] = t
 	cp.terms = append(cp.terms, denseTerm{pid: pid, hash: hash, start: start, end: uint32(len(cp.arena)), first: p, last: p, same: same})
 }
 
@@ -159,6 +166,28 @@ func (cp *chunkPostings) leaves(kind IndexKind, term []byte, prefixLen int) []ui
 		out = append(out, cp.posts[p].leaf)
 	}
 	return out
+}
+
+// groupDense lays out every dense term's leaves contiguously, in append
+// (leaf) order: term t's are grouped[starts[t]:starts[t+1]]. A counting
+// sort reads the postings in order and writes each once; following each
+// term's links instead would wait on a cache miss per posting.
+func (cp *chunkPostings) groupDense() (grouped []uint64, starts []int32) {
+	starts = make([]int32, len(cp.terms)+1)
+	for i := range cp.posts {
+		starts[cp.posts[i].term+1]++
+	}
+	for t := 1; t < len(starts); t++ {
+		starts[t] += starts[t-1]
+	}
+	next := slices.Clone(starts[:len(cp.terms)])
+	grouped = make([]uint64, len(cp.posts))
+	for i := range cp.posts {
+		p := &cp.posts[i]
+		grouped[next[p.term]] = p.leaf
+		next[p.term]++
+	}
+	return grouped, starts
 }
 
 // sortItem is a dense term or a sparse posting, placed for writing. It
@@ -199,6 +228,9 @@ func (cp *chunkPostings) each(fn func(term []byte, leaves []uint64) error) error
 		}
 		return cp.sparseArena[it.start:it.end]
 	}
+	// Terms sort by prefix rank, then value hash: integers. Items equal on
+	// both are the same term (a sparse term's postings, in leaf order)
+	// unless two values collide on 64 bits; such a run is sorted by key.
 	slices.SortFunc(items, func(a, b sortItem) int {
 		if c := cmp.Compare(a.rank, b.rank); c != 0 {
 			return c
@@ -206,25 +238,37 @@ func (cp *chunkPostings) each(fn func(term []byte, leaves []uint64) error) error
 		if c := cmp.Compare(a.hash, b.hash); c != 0 {
 			return c
 		}
-		if c := bytes.Compare(key(&a), key(&b)); c != 0 {
-			return c
-		}
 		return cmp.Compare(a.leaf, b.leaf)
 	})
-	var leaves []uint64
+	for i := 0; i < len(items); {
+		j := i + 1
+		for j < len(items) && items[j].rank == items[i].rank && items[j].hash == items[i].hash {
+			j++
+		}
+		run := items[i:j]
+		for _, it := range run[1:] {
+			if !bytes.Equal(key(&it), key(&run[0])) {
+				slices.SortStableFunc(run, func(a, b sortItem) int { return bytes.Compare(key(&a), key(&b)) })
+				break
+			}
+		}
+		i = j
+	}
+	grouped, starts := cp.groupDense()
+	var buf []uint64 // a sparse term's leaves
 	for i := 0; i < len(items); {
 		it := &items[i]
 		k := key(it)
-		leaves = leaves[:0]
+		var leaves []uint64
 		if it.dense >= 0 {
-			for p := cp.terms[it.dense].first; p >= 0; p = cp.posts[p].next {
-				leaves = append(leaves, cp.posts[p].leaf)
-			}
+			leaves = grouped[starts[it.dense]:starts[it.dense+1]]
 			i++
 		} else {
+			buf = buf[:0]
 			for ; i < len(items) && items[i].dense < 0 && items[i].hash == it.hash && bytes.Equal(key(&items[i]), k); i++ {
-				leaves = append(leaves, items[i].leaf)
+				buf = append(buf, items[i].leaf)
 			}
+			leaves = buf
 		}
 		if err := fn(k, leaves); err != nil {
 			return err

@@ -206,7 +206,7 @@ func (pr *postingRemoval) commit(ctx context.Context) error {
 	if len(changes) == 0 {
 		return nil
 	}
-	return pr.e.ingestFile("postings.sst", func(w *sstable.Writer) error {
+	return pr.e.ingestFile("postings.sst", postingsLevel, func(w *sstable.Writer) error {
 		for _, c := range changes {
 			var err error
 			if c.value == nil {

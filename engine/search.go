@@ -456,13 +456,23 @@ func (e *Engine) chunkLists(it *pebble.Iterator, c searchable, tenant string, te
 	if c.mem != nil {
 		var out []monthList
 		var key []byte
+		retired := false
 		for _, m := range c.mem.months(tenant) {
 			key = termKey(key, tenant, term.kind, term.value, m)
-			if leaves := c.mem.leaves(term.kind, key, len(tenant)+2); len(leaves) > 0 {
+			leaves, gone := c.mem.leaves(term.kind, key, len(tenant)+2)
+			if gone {
+				retired = true
+				break
+			}
+			if len(leaves) > 0 {
 				out = append(out, monthList{month: m, leaves: leaves})
 			}
 		}
-		return out, nil
+		if !retired && !c.mem.isRetired() {
+			return out, nil
+		}
+		// Checkpointed and retired since the search listed it: its
+		// lists are in Pebble now.
 	}
 	prefix := postingPrefix(c.seq, tenant, term.kind, term.value)
 	var out []monthList

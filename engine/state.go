@@ -61,9 +61,9 @@ func (op *openPartition) publish() {
 	op.pub.Store(&c)
 }
 
-// appendLeaf adds one entry to the batch.
-func (op *openPartition) appendLeaf(entry []byte, leaf merkle.Hash) {
-	op.entries = append(op.entries, entry...)
+// appendLeaf adds to the batch the entry just encoded at the end of
+// op.entries, whose leaf hash is leaf.
+func (op *openPartition) appendLeaf(leaf merkle.Hash) {
 	end := uint64(op.at.entries) + uint64(len(op.entries))
 	op.offsets = append(op.offsets, byte(end>>56), byte(end>>48), byte(end>>40), byte(end>>32),
 		byte(end>>24), byte(end>>16), byte(end>>8), byte(end))
