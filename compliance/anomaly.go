@@ -217,6 +217,14 @@ type Detector struct {
 	mu     sync.Mutex
 	actors map[actorKey]*list.Element
 	lru    list.List // of *actorWindow, most recently active at the front
+
+	// rules caches the tenants' compiled rules, valid for one engine at
+	// one settings version: reading and decoding them from the settings
+	// on every batch was most of the detector's cost.
+	rulesMu      sync.Mutex
+	rulesEngine  *engine.Engine
+	rulesVersion uint64
+	rules        map[string]*compiled
 }
 
 type actorKey struct{ tenant, actor string }
@@ -248,26 +256,15 @@ func accessOf(ev *eventwire.Event) *access {
 // the anomaly events to append after them. Events of the system tenant
 // and anomaly events themselves are never inspected.
 func (d *Detector) Inspect(ctx context.Context, e *engine.Engine, events []*eventwire.Event) ([]*trailv1.Event, error) {
-	rules := map[string]*compiled{}
 	var out []*trailv1.Event
 	for _, ev := range events {
 		if ev.Category != int32(trailv1.Category_CATEGORY_DATA_ACCESS) || string(ev.TenantID) == engine.SystemTenant {
 			continue
 		}
 		a := accessOf(ev)
-		c, ok := rules[a.tenant]
-		if !ok {
-			r, err := ReadRules(e, a.tenant)
-			if err != nil {
-				return nil, err
-			}
-			if c, err = compileRules(r); err != nil {
-				// Rules are checked when set; a stored rule that no longer
-				// compiles (a time zone gone from tzdata) must not stop
-				// ingestion, so the tenant's off-hours rule is skipped.
-				c = &compiled{rules: r, loc: time.UTC}
-			}
-			rules[a.tenant] = c
+		c, err := d.tenantRules(e, a.tenant)
+		if err != nil {
+			return nil, err
 		}
 		if c.rules.GetDisabled() {
 			continue
@@ -275,6 +272,37 @@ func (d *Detector) Inspect(ctx context.Context, e *engine.Engine, events []*even
 		out = append(out, d.evaluate(ctx, e, c, a)...)
 	}
 	return out, ctx.Err()
+}
+
+// tenantRules returns a tenant's compiled rules, from the cache while the
+// settings have not changed since they were read.
+func (d *Detector) tenantRules(e *engine.Engine, tenant string) (*compiled, error) {
+	version := e.SettingsVersion()
+	d.rulesMu.Lock()
+	if d.rulesEngine != e || d.rulesVersion != version {
+		d.rulesEngine, d.rulesVersion, d.rules = e, version, map[string]*compiled{}
+	}
+	c, ok := d.rules[tenant]
+	d.rulesMu.Unlock()
+	if ok {
+		return c, nil
+	}
+	r, err := ReadRules(e, tenant)
+	if err != nil {
+		return nil, err
+	}
+	if c, err = compileRules(r); err != nil {
+		// Rules are checked when set; a stored rule that no longer
+		// compiles (a time zone gone from tzdata) must not stop
+		// ingestion, so the tenant's off-hours rule is skipped.
+		c = &compiled{rules: r, loc: time.UTC}
+	}
+	d.rulesMu.Lock()
+	if d.rulesEngine == e && d.rulesVersion == version {
+		d.rules[tenant] = c
+	}
+	d.rulesMu.Unlock()
+	return c, nil
 }
 
 func (d *Detector) evaluate(ctx context.Context, e *engine.Engine, c *compiled, ev *access) []*trailv1.Event {
