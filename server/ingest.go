@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/protobuf/encoding/protowire"
 
 	"github.com/trailaudit/trail/engine"
 	"github.com/trailaudit/trail/engine/eventwire"
@@ -29,8 +30,8 @@ type ingestService struct {
 // appendOutcome is the result of one event of a call: a receipt or the
 // reason it was rejected.
 type appendOutcome struct {
-	receipt *trailv1.Receipt
-	err     error
+	result engine.Receipt
+	err    error
 }
 
 func (is *ingestService) appendOne(ctx context.Context, req *rawRequest) (any, error) {
@@ -38,14 +39,16 @@ func (is *ingestService) appendOne(ctx context.Context, req *rawRequest) (any, e
 	if err != nil {
 		return nil, err
 	}
-	out, err := is.s.appendEncoded(ctx, [][]byte{ev})
+	out, applied, err := is.s.appendEncoded(ctx, [][]byte{ev})
 	if err != nil {
 		return nil, err
 	}
 	if out[0].err != nil {
 		return nil, out[0].err
 	}
-	return &trailv1.AppendResponse{Receipt: out[0].receipt}, nil
+	b := protowire.AppendTag(nil, fieldAppendResponseReceipt, protowire.BytesType)
+	b = appendNested(b, func(m []byte) []byte { return appendReceipt(m, out[0].result, applied) })
+	return &rawResponse{b}, nil
 }
 
 func (is *ingestService) appendBatchRaw(ctx context.Context, req *rawRequest) (any, error) {
@@ -97,24 +100,16 @@ func (is *ingestService) appendStream(stream grpc.ServerStream) error {
 	}
 }
 
-func (s *Server) appendBatch(ctx context.Context, req *rawRequest) (*trailv1.AppendBatchResponse, error) {
+func (s *Server) appendBatch(ctx context.Context, req *rawRequest) (*rawResponse, error) {
 	events, err := batchEvents(req.data)
 	if err != nil {
 		return nil, err
 	}
-	out, err := s.appendEncoded(ctx, events)
+	out, applied, err := s.appendEncoded(ctx, events)
 	if err != nil {
 		return nil, err
 	}
-	resp := &trailv1.AppendBatchResponse{Results: make([]*trailv1.AppendResult, len(out))}
-	for i, o := range out {
-		if o.err != nil {
-			resp.Results[i] = &trailv1.AppendResult{Result: &trailv1.AppendResult_Error{Error: errorMessage(o.err)}}
-		} else {
-			resp.Results[i] = &trailv1.AppendResult{Result: &trailv1.AppendResult_Receipt{Receipt: o.receipt}}
-		}
-	}
-	return resp, nil
+	return &rawResponse{appendBatchResponse(out, applied)}, nil
 }
 
 // appendEncoded checks limits and permissions, reads and validates each
@@ -122,16 +117,16 @@ func (s *Server) appendBatch(ctx context.Context, req *rawRequest) (*trailv1.App
 // batch that touches a tenant the caller may not append to is refused
 // whole: nothing of it is appended. Invalid events are rejected here,
 // before they cost a Raft entry; the state machine validates again on
-// apply.
-func (s *Server) appendEncoded(ctx context.Context, events [][]byte) ([]appendOutcome, error) {
+// apply. applied is the index the receipts carry (see visibleIndex).
+func (s *Server) appendEncoded(ctx context.Context, events [][]byte) (out []appendOutcome, applied uint64, err error) {
 	p, err := principalFrom(ctx)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	if err := s.checkBatchLimits(events); err != nil {
-		return nil, err
+		return nil, 0, err
 	}
-	out := make([]appendOutcome, len(events))
+	out = make([]appendOutcome, len(events))
 	valid := make([]eventwire.Checked, 0, len(events))
 	pos := make([]int, 0, len(events))
 	for i, raw := range events {
@@ -148,7 +143,7 @@ func (s *Server) appendEncoded(ctx context.Context, events [][]byte) ([]appendOu
 		}
 		if err := p.check(permAppend, tenant); err != nil {
 			s.auditDenied(ctx, p, tenant, err)
-			return nil, err
+			return nil, 0, err
 		}
 		if err := eventwire.Validate(&c.Event); err != nil {
 			out[i].err = err
@@ -160,28 +155,23 @@ func (s *Server) appendEncoded(ctx context.Context, events [][]byte) ([]appendOu
 	}
 	if len(valid) == 0 {
 		s.countOutcomes(out)
-		return out, nil
+		return out, s.cluster.AppliedIndex(), nil
 	}
 	// A nearly full disk is refused here, before anything is proposed:
 	// inside the replicated state machine a write cannot be refused.
-	if err := s.cfg.Cluster.Engine().CheckSpace(); err != nil {
-		return nil, err
+	if err := s.space.check(); err != nil {
+		return nil, 0, err
 	}
 	results, err := s.commit(ctx, valid)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
-	applied := s.visibleIndex(ctx, results)
+	applied = s.visibleIndex(ctx, results)
 	for j, r := range results {
-		i := pos[j]
-		if r.Err != nil {
-			out[i].err = r.Err
-		} else {
-			out[i].receipt = receiptProto(r.Receipt, applied)
-		}
+		out[pos[j]] = appendOutcome{result: r.Receipt, err: r.Err}
 	}
 	s.countOutcomes(out)
-	return out, nil
+	return out, applied, nil
 }
 
 // checkOwnEvents encodes and checks events the server makes itself
@@ -273,7 +263,7 @@ func (s *Server) countOutcomes(out []appendOutcome) {
 		switch {
 		case o.err != nil:
 			s.metrics.appended.WithLabelValues("rejected").Inc()
-		case o.receipt.GetDuplicate():
+		case o.result.Duplicate:
 			s.metrics.appended.WithLabelValues("duplicate").Inc()
 		default:
 			s.metrics.appended.WithLabelValues("appended").Inc()

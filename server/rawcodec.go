@@ -33,7 +33,12 @@ func newIngestCodec() ingestCodec { return ingestCodec{proto: encoding.GetCodecV
 
 func (c ingestCodec) Name() string { return grpcproto.Name }
 
-func (c ingestCodec) Marshal(v any) (mem.BufferSlice, error) { return c.proto.Marshal(v) }
+func (c ingestCodec) Marshal(v any) (mem.BufferSlice, error) {
+	if r, ok := v.(*rawResponse); ok {
+		return mem.BufferSlice{mem.SliceBuffer(r.data)}, nil
+	}
+	return c.proto.Marshal(v)
+}
 
 func (c ingestCodec) Unmarshal(data mem.BufferSlice, v any) error {
 	if r, ok := v.(*rawRequest); ok {

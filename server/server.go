@@ -186,6 +186,7 @@ type Server struct {
 	log     *slog.Logger
 	cluster Cluster
 	keys    keyStore
+	space   spaceGate
 	metrics *metrics
 	audit   *auditLog
 	notify  *notifier
@@ -228,7 +229,8 @@ func New(cfg Config) (*Server, error) {
 	if err := cfg.check(); err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, cluster: cfg.Cluster, keys: keyStore{cluster: cfg.Cluster, cache: newKeyCache()}}
+	s := &Server{cfg: cfg, log: cfg.Logger, cluster: cfg.Cluster, keys: keyStore{cluster: cfg.Cluster, cache: newKeyCache()},
+		space: spaceGate{probe: func() error { return cfg.Cluster.Engine().CheckSpace() }, every: spaceCheckEvery}}
 	s.life, s.stopLife = context.WithCancel(context.Background())
 	s.audit = newAuditLog(cfg.Cluster, cfg.Cluster.Status().ID, cfg.AuditQueue, cfg.CommitTimeout, s.log)
 	s.metrics = newMetrics(cfg.Cluster, func() float64 { return float64(len(s.audit.queue)) })
