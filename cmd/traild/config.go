@@ -43,6 +43,8 @@ type Config struct {
 	LogLevel        string
 	LogFormat       string
 	ShutdownTimeout time.Duration
+	// DebugAddr, when set, serves Go's runtime profiles (/debug/pprof/).
+	DebugAddr string
 
 	// set records where each explicitly configured setting came from
 	// ("file", "env" or "flag"), by file key. Settings absent from it have

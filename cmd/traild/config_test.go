@@ -205,6 +205,8 @@ func TestCheck(t *testing.T) {
 		{"API on every interface needs TLS", []string{"--grpc-addr", "0.0.0.0:7070"}, "grpc_addr 0.0.0.0:7070 is not a loopback address"},
 		{"HTTP on a host name needs TLS", []string{"--http-addr", "node1:7080"}, "http_addr node1:7080 is not a loopback address"},
 		{"Raft off loopback needs TLS", []string{"--raft-bind", "10.0.0.1:7000"}, "raft.bind 10.0.0.1:7000 is not a loopback address"},
+		{"profiles only on loopback", []string{"--debug-addr", "0.0.0.0:6060", "--insecure-plaintext"}, "debug_addr 0.0.0.0:6060: want a loopback address"},
+		{"profiles need a port", []string{"--debug-addr", "localhost"}, "debug_addr localhost: want a loopback address"},
 		{"explicit plaintext", []string{"--grpc-addr", "0.0.0.0:7070", "--raft-bind", "10.0.0.1:7000", "--insecure-plaintext"}, ""},
 		{"wildcard Raft needs advertise", []string{"--raft-bind", "0.0.0.0:7000", "--insecure-plaintext"}, "set raft.advertise"},
 		{"wildcard Raft with advertise", []string{"--raft-bind", "0.0.0.0:7000", "--raft-advertise", "node1:7000", "--insecure-plaintext"}, ""},

@@ -156,6 +156,16 @@ func (d *daemon) run(ctx context.Context) error {
 	if d.env.started != nil {
 		d.env.started(d.bound)
 	}
+	if d.lis.debug != nil {
+		dctx, stopDebug := context.WithCancel(ctx)
+		defer stopDebug()
+		go func() {
+			if err := serveDebug(dctx, d.lis.debug); err != nil {
+				d.log.Warn("debug listener stopped", "err", err)
+			}
+		}()
+		d.log.Info("serving runtime profiles", "debug_addr", d.lis.debug.Addr().String())
+	}
 	rctx, stopReconcile := context.WithCancel(ctx)
 	defer stopReconcile()
 	reconcileErr := make(chan error, 1)

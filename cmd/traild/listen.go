@@ -8,11 +8,12 @@ import (
 	"syscall"
 )
 
-// listeners are the node's three ports. They are all opened before
-// anything is written or started, so a port in use stops traild at once,
-// with its name, instead of after the node has half started.
+// listeners are the node's three ports, and the debug port when it is
+// configured. They are all opened before anything is written or started,
+// so a port in use stops traild at once, with its name, instead of after
+// the node has half started.
 type listeners struct {
-	raft, grpc, http net.Listener
+	raft, grpc, http, debug net.Listener
 }
 
 // addrs are the addresses actually bound, which differ from the
@@ -31,7 +32,11 @@ func listenAll(ctx context.Context, c *Config) (*listeners, error) {
 		{"raft.bind", c.Raft.Bind, &l.raft},
 		{"grpc_addr", c.GRPCAddr, &l.grpc},
 		{"http_addr", c.HTTPAddr, &l.http},
+		{"debug_addr", c.DebugAddr, &l.debug},
 	} {
+		if p.addr == "" {
+			continue // debug_addr off
+		}
 		ln, err := lc.Listen(ctx, "tcp", p.addr)
 		if err != nil {
 			l.close()
@@ -52,7 +57,7 @@ func (l *listeners) addrs() addrs {
 // close closes whatever is open; the node and the server close the
 // listeners they were given, so this is for failures before that.
 func (l *listeners) close() {
-	for _, ln := range []net.Listener{l.raft, l.grpc, l.http} {
+	for _, ln := range []net.Listener{l.raft, l.grpc, l.http, l.debug} {
 		if ln != nil {
 			ln.Close()
 		}

@@ -34,6 +34,13 @@ func (c *Config) check() error {
 			return fmt.Errorf("%s: %w", a.key, err)
 		}
 	}
+	if c.DebugAddr != "" {
+		// Profiles show the program's internals and cost CPU to take:
+		// never on a network address, whatever insecure_plaintext says.
+		if host, _, err := splitAddr(c.DebugAddr); err != nil || !isLoopback(host) {
+			return fmt.Errorf("debug_addr %s: want a loopback address with a port (%v)", c.DebugAddr, err)
+		}
+	}
 	if err := c.checkAdvertise(); err != nil {
 		return err
 	}
