@@ -81,7 +81,7 @@ func (t *templates) source(run string, w, size int, tenant string) *eventSource 
 // request encodes the next n events as an AppendBatchRequest, which for
 // one event is also an AppendRequest: both carry their events in field 1.
 func (s *eventSource) request(n int) []byte {
-	var b []byte
+	b := make([]byte, 0, n*(s.tmpls[s.next].Len(len(s.prefix)+12)+8))
 	for range n {
 		t := s.tmpls[s.next]
 		s.next = (s.next + 1) % len(s.tmpls)

@@ -140,6 +140,11 @@ func (p *producer) call(ctx context.Context, st *appendStats, n int, due time.Ti
 			if err = p.conn.Invoke(cctx, trailv1.IngestService_Append_FullMethodName, req, resp, sendRaw()); err == nil {
 				p.receipt(st, resp.GetReceipt())
 			}
+		} else if p.onReceipt == nil {
+			resp := new(rawMessage)
+			if err = p.conn.Invoke(cctx, trailv1.IngestService_AppendBatch_FullMethodName, req, resp, sendRaw()); err == nil {
+				p.tally(st, resp.b, n, nil)
+			}
 		} else {
 			resp := new(trailv1.AppendBatchResponse)
 			if err = p.conn.Invoke(cctx, trailv1.IngestService_AppendBatch_FullMethodName, req, resp, sendRaw()); err == nil {
@@ -183,6 +188,27 @@ func (p *producer) receipt(st *appendStats, r *trailv1.Receipt) {
 	if p.onReceipt != nil {
 		p.onReceipt(r)
 	}
+}
+
+// tally counts a batch's outcomes from the response's encoding.
+func (p *producer) tally(st *appendStats, resp []byte, n int, err error) {
+	receipts, dups, failed := 0, 0, 0
+	firstErr := ""
+	if err == nil {
+		receipts, dups, failed, firstErr, err = tallyResults(resp)
+	}
+	if err == nil && receipts+failed != n {
+		err = errors.New("append batch: result count differs from event count")
+	}
+	if err != nil {
+		st.fail(err, n)
+		return
+	}
+	if failed > 0 {
+		st.fail(errors.New(firstErr), failed)
+	}
+	st.acked += int64(receipts)
+	st.dups += int64(dups)
 }
 
 func (p *producer) results(st *appendStats, resp *trailv1.AppendBatchResponse, n int, err error) {
@@ -246,12 +272,20 @@ func (p *producer) stream1(ctx, stop context.Context, sched *schedule) (_ *appen
 				acks.fail(brokenErr, f.n)
 				continue
 			}
-			resp := new(trailv1.AppendBatchResponse)
-			err := stream.RecvMsg(resp)
-			if err == io.EOF {
-				err = errors.New("append stream: closed with batches unacknowledged")
+			var err error
+			if p.onReceipt == nil {
+				resp := new(rawMessage)
+				if err = stream.RecvMsg(resp); err == io.EOF {
+					err = errors.New("append stream: closed with batches unacknowledged")
+				}
+				p.tally(acks, resp.b, f.n, err)
+			} else {
+				resp := new(trailv1.AppendBatchResponse)
+				if err = stream.RecvMsg(resp); err == io.EOF {
+					err = errors.New("append stream: closed with batches unacknowledged")
+				}
+				p.results(acks, resp, f.n, err)
 			}
-			p.results(acks, resp, f.n, err)
 			acks.lat.record(time.Since(f.due))
 			if err != nil {
 				brokenErr = err
