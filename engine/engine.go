@@ -245,17 +245,28 @@ func (e *Engine) Sync() error {
 }
 
 // Close checkpoints what was applied, unless the engine failed, and
-// releases the database and files.
-func (e *Engine) Close() error {
+// releases the database and files: a clean shutdown leaves nothing to
+// replay.
+func (e *Engine) Close() error { return e.close(true) }
+
+// Abandon releases the database and files without a checkpoint, leaving
+// them as a crash would: what was applied since the last checkpoint is in
+// the files but recorded nowhere, and the next Open truncates it for Raft
+// to replay. For an engine being discarded, and for tests that crash a
+// node in process.
+func (e *Engine) Abandon() error { return e.close(false) }
+
+func (e *Engine) close(checkpoint bool) error {
 	if !e.closed.CompareAndSwap(false, true) {
 		return nil
 	}
 	e.writeMu.Lock()
 	defer e.writeMu.Unlock()
 	var errs []error
-	if e.failed.Load() == nil {
+	if checkpoint && e.failed.Load() == nil {
 		errs = append(errs, e.checkpointNow())
 	} else {
+		// A background checkpoint must end before the database closes.
 		e.waitFlush()
 	}
 	errs = append(errs, e.closeFiles())

@@ -446,3 +446,40 @@ func decodeEntryEventBytes(t testing.TB, entry []byte) []byte {
 	}
 	return b
 }
+
+// Close checkpoints; Abandon leaves the state a crash would, which a
+// reopen cuts back to the last checkpoint for Raft to replay.
+func TestAbandonLeavesReplay(t *testing.T) {
+	dir := t.TempDir()
+	e := openEngine(t, dir)
+	applyOK(t, e, 1, nov, event("acme", "a"))
+	if err := e.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	applyOK(t, e, 2, nov, event("acme", "b"))
+	if e.AppliedIndex() != 2 || e.DurableIndex() != 1 {
+		t.Fatalf("applied %d durable %d, want 2 and 1", e.AppliedIndex(), e.DurableIndex())
+	}
+	if err := e.Abandon(); err != nil {
+		t.Fatal(err)
+	}
+	e = openEngine(t, dir)
+	if e.AppliedIndex() != 1 {
+		t.Fatalf("reopened at %d after abandon, want the checkpoint's 1", e.AppliedIndex())
+	}
+	if _, _, err := e.EntryByEventID(context.Background(), "acme", "b"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("an event after the checkpoint survived abandon: %v", err)
+	}
+	r := applyOK(t, e, 2, nov, event("acme", "b"))[0] // Raft's replay
+	if r.LeafIndex != 1 || r.Duplicate {
+		t.Fatalf("replayed receipt %+v", r)
+	}
+	if err := e.Close(); err != nil {
+		t.Fatal(err)
+	}
+	e = openEngine(t, dir)
+	if e.AppliedIndex() != 2 {
+		t.Fatalf("reopened at %d after close, want 2", e.AppliedIndex())
+	}
+	checkPartition(t, e, mustPartition(t, "acme", "2026-11"))
+}

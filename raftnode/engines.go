@@ -37,8 +37,11 @@ type engineHandle struct {
 	gen    int
 	refs   atomic.Int64
 	remove atomic.Bool // set when retired: the directory goes on close
-	closed chan struct{}
-	log    *slog.Logger
+	// abandon closes the engine without a checkpoint: its directory is
+	// going, or the node is being killed (tests).
+	abandon atomic.Bool
+	closed  chan struct{}
+	log     *slog.Logger
 }
 
 func newHandle(e *engine.Engine, dir string, gen int, log *slog.Logger) *engineHandle {
@@ -51,7 +54,11 @@ func (h *engineHandle) release() {
 	if h.refs.Add(-1) != 0 {
 		return
 	}
-	if err := h.e.Close(); err != nil {
+	closeEngine := h.e.Close
+	if h.remove.Load() || h.abandon.Load() {
+		closeEngine = h.e.Abandon
+	}
+	if err := closeEngine(); err != nil {
 		h.log.Error("raftnode: close engine", "dir", h.dir, "err", err)
 	}
 	if h.remove.Load() {
@@ -220,6 +227,8 @@ func (s *engineSlot) close(sync bool) error {
 	var err error
 	if sync {
 		err = cur.e.Sync()
+	} else {
+		cur.abandon.Store(true)
 	}
 	for _, r := range retired {
 		r.timer.Stop()
