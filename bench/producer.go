@@ -25,7 +25,7 @@ type appendStats struct {
 	sent, acked, dups, failed, calls int64
 	// retries are calls repeated, with the same event ids, after the
 	// cluster answered UNAVAILABLE (no leader, or leadership lost while
-	// committing): what DESIGN.md invariant 8 asks of producers.
+	// committing): what invariant 8 asks of producers.
 	retries  int64
 	firstErr string
 	lat      *latencyHist

@@ -130,7 +130,7 @@ func (s *verification) content(p *partState, e *entryLine) (*trailv1.PartitionLi
 	return en.GetPrevPartition(), nil
 }
 
-// link checks the entry's place in the linear chain (DESIGN invariant 3).
+// link checks the entry's place in the linear chain (invariant 3).
 // A leaf that directly follows the previous one in the bundle (the next
 // leaf of the partition, or leaf 0 of the partition its link names right
 // after that partition's last leaf) must record its leaf hash; otherwise a

@@ -197,7 +197,7 @@ func ValidPurpose(rules *trailv1.AnomalyRules, code string) bool {
 // Detector evaluates the anomaly rules on ingest. The leader runs it on
 // every batch before proposing it, and the anomaly events it returns go
 // into the same Raft entry as the events that caused them, so the log
-// holds them atomically and every replica holds the same ones (DESIGN.md
+// holds them atomically and every replica holds the same ones (docs/architecture.md
 // invariant 6 concerns the FSM; the detector runs before it, on the
 // leader only).
 //

@@ -8,5 +8,5 @@
 // package depends only on the engine and the API types: the server decides
 // when to act on the rules and the replication layer carries the actions.
 // FilterHeld is the one function that runs inside the state machine; like
-// everything there it reads only the engine's state (DESIGN.md invariant 6).
+// everything there it reads only the engine's state (invariant 6).
 package compliance

@@ -14,7 +14,7 @@ import (
 	trailv1 "github.com/trailaudit/trail/proto/trail/v1"
 )
 
-// A legal hold keeps matching entries from retention (DESIGN.md invariant
+// A legal hold keeps matching entries from retention (invariant
 // 9). Holds are settings ("hold/<id>" -> LegalHold, deterministic proto
 // encoding); a released hold stays stored, with its release recorded, so
 // the history of holds can be listed, but it no longer matches anything.

@@ -18,7 +18,7 @@ const (
 	MaxRetentionDays = 3653
 )
 
-// Default retention per category (DESIGN.md "Event model").
+// Default retention per category (docs/architecture.md "Event model").
 const (
 	retention2y  = 730
 	retention7y  = 2557

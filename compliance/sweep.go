@@ -18,7 +18,7 @@ import (
 
 // Retention sweep: which entries have outlived their policy, how their
 // pruning is cut into Raft commands, and the tombstone records that log
-// each pruning in the system tenant (DESIGN.md invariant 9).
+// each pruning in the system tenant (invariant 9).
 
 // Actions of the records a sweep writes to the system tenant.
 const (
@@ -110,7 +110,7 @@ type Chunk struct {
 // PlanPrunes walks the expired entries of tenant as of asOf and calls fn
 // with chunks of at most maxLeaves unheld leaves; it returns how many
 // expired entries holds kept. Chunks bound both the Raft command and the
-// memory of a sweep, whatever the size of the log (DESIGN.md invariant 7);
+// memory of a sweep, whatever the size of the log (invariant 7);
 // they should still be large, since pruning a sealed partition rewrites
 // its segment file once per chunk.
 func PlanPrunes(ctx context.Context, e *engine.Engine, tenant string, asOf time.Time, holds Holds, maxLeaves int, fn func(Chunk) error) (held uint64, err error) {

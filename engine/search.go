@@ -21,7 +21,7 @@ import (
 // IndexKind names a secondary index.
 type IndexKind byte
 
-// The secondary indexes of DESIGN.md ("Storage engine"). Time is not an
+// The secondary indexes of docs/architecture.md, "Storage engine". Time is not an
 // index: sequencer time is monotonic per tenant, so (partition, leaf) order
 // is time order.
 const (

@@ -22,7 +22,7 @@ func (id NodeID) String() string {
 // Appender is the compact range [0, size) of a tree: the roots of the perfect
 // subtrees along its right edge, one per set bit of size. That is all the
 // state needed to append a leaf and to compute the root, so memory is
-// O(log n) however large the tree grows (DESIGN invariant 7).
+// O(log n) however large the tree grows (invariant 7).
 //
 // An Appender is not safe for concurrent use.
 type Appender struct {

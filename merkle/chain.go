@@ -2,7 +2,7 @@ package merkle
 
 import "fmt"
 
-// ChainVerifier checks the linear chain of DESIGN invariant 3: every entry
+// ChainVerifier checks the linear chain of invariant 3: every entry
 // records prev_leaf_hash, the leaf hash of the tenant's entry before it, so
 // dropping, reordering or inserting an entry anywhere breaks a link even
 // across partitions. Feed it the entries in order.

@@ -7,7 +7,7 @@ import (
 
 // MemoryNodes is a NodeReader FOR TESTS AND TOOLS: it keeps every node of the
 // tree in memory (about two hashes per leaf), which production code must not
-// do (DESIGN invariant 7). Use it to build reference trees, to compute proofs
+// do (invariant 7). Use it to build reference trees, to compute proofs
 // over a handful of leaves in a tool, and to check a tile-backed reader.
 //
 // ReadNodes may be called concurrently; Append may not be called

@@ -21,13 +21,13 @@
 // deadline. When Raft reports that leadership was lost while an entry was
 // being committed, the entry may or may not be in the log: Append returns an
 // *AmbiguousError and the caller retries with the same event ids, which the
-// engine deduplicates (DESIGN.md invariant 8).
+// engine deduplicates (invariant 8).
 //
 // # Determinism
 //
 // The state machine never reads the clock or random numbers: the sequencer
 // time travels inside the command, and every replica applies the same bytes
-// (DESIGN.md invariant 6). Entries at or below the engine's applied index are
+// (invariant 6). Entries at or below the engine's applied index are
 // skipped on replay (invariant 10).
 //
 // # Raft log

@@ -40,7 +40,7 @@ var (
 // Raft lost leadership (or shut down) while the entry was being committed,
 // or the caller's deadline ended while a forwarded request was in doubt.
 // Retrying with the same event ids is safe: the engine returns the original
-// receipt for an event_id already in the log (DESIGN.md invariant 8).
+// receipt for an event_id already in the log (invariant 8).
 type AmbiguousError struct {
 	Op  string
 	Err error

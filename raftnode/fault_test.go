@@ -107,7 +107,7 @@ func TestPartitionLeader(t *testing.T) {
 // with only its synced data while the cluster is under load. Restarted
 // from the clones, the cluster must hold every append acknowledged before
 // the crash (the engine's unsynced writes are replayed from the fsync'd
-// Raft log, DESIGN.md invariant 10).
+// Raft log, invariant 10).
 func TestRestartAll(t *testing.T) {
 	c := newCluster(t, 3, func(cfg *Config) { cfg.LogStore = LogStorePebble })
 	mems := make([]*vfs.MemFS, 3)

@@ -30,7 +30,7 @@ type applyResult struct {
 // raft.BatchingFSM. Raft calls ApplyBatch, Snapshot and Restore from one
 // goroutine, so they never overlap each other.
 //
-// Nothing here reads the clock or random numbers (DESIGN.md invariant 6):
+// Nothing here reads the clock or random numbers (invariant 6):
 // the sequencer time comes from the command.
 type fsm struct {
 	engines *engineSlot
@@ -377,7 +377,7 @@ type fsmSnapshot struct {
 // Persist implements raft.FSMSnapshot: a header, then the engine's archive.
 // Before reporting success it syncs the live engine: once the snapshot is
 // done Raft may drop the log it covers, so the engine must no longer need
-// that log to recover (DESIGN.md invariant 10).
+// that log to recover (invariant 10).
 func (s *fsmSnapshot) Persist(sink raft.SnapshotSink) error {
 	err := s.persist(sink)
 	if err != nil {

@@ -26,7 +26,7 @@ type raftStore interface {
 
 // openRaftStore opens the configured kind of Raft log under raftDir. Both
 // kinds fsync every append: a follower acknowledges an entry only once it
-// is on stable storage, which is what makes a quorum ack durable (DESIGN.md
+// is on stable storage, which is what makes a quorum ack durable (docs/architecture.md
 // invariant 10). A node never switches kinds silently: the other kind's
 // directory existing is an error.
 func openRaftStore(cfg *Config, raftDir string, log *slog.Logger) (raftStore, error) {

@@ -17,7 +17,7 @@ import (
 )
 
 // Integrity comparison between replicas: the FSM is deterministic
-// (DESIGN.md invariant 6), so every node must hold the same root for a
+// (invariant 6), so every node must hold the same root for a
 // partition at a given size. A node asks each other server of the Raft
 // configuration for its root over the forwarding connection; the receiver
 // answers from its own engine and never routes the request.

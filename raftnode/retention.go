@@ -8,7 +8,7 @@ import (
 	trailv1 "github.com/trailaudit/trail/proto/trail/v1"
 )
 
-// Retention goes through Raft like every other change (DESIGN.md invariant
+// Retention goes through Raft like every other change (invariant
 // 9): the leader proposes which payloads to prune and which segment files
 // to drop, and every replica applies the same commands at the same index.
 

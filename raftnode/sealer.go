@@ -8,7 +8,7 @@ import (
 	"github.com/trailaudit/trail/engine"
 )
 
-// runSealer seals months that have ended (DESIGN.md "Storage engine"). It
+// runSealer seals months that have ended (docs/architecture.md "Storage engine"). It
 // runs on every node but proposes only while this node leads, so a seal is
 // a Raft command like any other and every replica seals the same partition
 // at the same index. A seal the engine refuses (already sealed by a

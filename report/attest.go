@@ -184,7 +184,7 @@ func checkpointOf(signed []byte, logName, tenant, partition string) (merkle.Chec
 	return cp, nil
 }
 
-// origin is a partition's checkpoint origin (DESIGN.md invariant 5).
+// origin is a partition's checkpoint origin (invariant 5).
 func origin(logName, tenant, partition string) string {
 	return logName + "/" + tenant + "/" + partition
 }

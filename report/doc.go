@@ -12,7 +12,7 @@
 // # Content
 //
 // Every row of a report is derived from the entry bytes of one leaf, which
-// the JSON report carries verbatim (DESIGN.md invariant 1): a verifier
+// the JSON report carries verbatim (invariant 1): a verifier
 // recomputes the leaf hash from those bytes, proves the leaf, and rebuilds
 // the row from the decoded entry, so no field of a row rests on the report's
 // word alone. The canonical content is the compact JSON encoding of

@@ -23,7 +23,7 @@ import (
 
 // Access auditing: every read, search, tail and proof a caller makes, and
 // every administrative call, is itself appended to the system tenant
-// (DESIGN.md "Auth": reads are audited). Appending happens off the request
+// (docs/architecture.md "API": reads are audited). Appending happens off the request
 // path, in batches, through a bounded queue: an audited read never waits
 // for Raft, and when the queue overflows events are dropped and counted
 // (trail_access_audit_dropped_total) rather than stalling callers.

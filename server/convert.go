@@ -12,7 +12,7 @@ import (
 )
 
 // Conversions between engine values and API messages. Entry bytes are
-// passed through untouched (DESIGN.md invariant 1): the decoded Entry is a
+// passed through untouched (invariant 1): the decoded Entry is a
 // convenience next to them, never a replacement.
 
 func receiptProto(r engine.Receipt, appliedIndex uint64) *trailv1.Receipt {

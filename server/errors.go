@@ -82,7 +82,7 @@ func codeOf(err error) codes.Code {
 // isNoLeader reports whether err means the write could not reach a leader,
 // or lost it while committing. Both are worth retrying, as is an ambiguous
 // outcome (raftnode.ErrAmbiguous): an append retried with the same
-// event_id is never applied twice (DESIGN.md invariant 8).
+// event_id is never applied twice (invariant 8).
 func isNoLeader(err error) bool {
 	for _, target := range []error{
 		raft.ErrNotLeader, raft.ErrLeadershipLost, raft.ErrLeadershipTransferInProgress,

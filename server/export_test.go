@@ -76,7 +76,7 @@ func (e *env) verifyBundle(b []byte) *bundle.Report {
 
 // crossCheck verifies every checkpoint and run proof of a bundle with
 // transparency-dev's checkpoint parser, compact ranges and proof verifier
-// (DESIGN invariants 2 and 5), independently of package bundle: each run's
+// (invariants 2 and 5), independently of package bundle: each run's
 // prefix and leaves give the root at the run's end, which must be the
 // checkpoint's root or consistent with it.
 func (e *env) crossCheck(b []byte, tenant string) {

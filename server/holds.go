@@ -13,7 +13,7 @@ import (
 	trailv1 "github.com/trailaudit/trail/proto/trail/v1"
 )
 
-// Legal holds (DESIGN.md invariant 9): a held entry is never pruned. A hold
+// Legal holds (invariant 9): a held entry is never pruned. A hold
 // is a setting committed through Raft; the state machine checks holds on
 // every prune (compliance.FilterHeld), so a hold protects its entries from
 // the moment it commits, whatever a sweep already planned. Creating and

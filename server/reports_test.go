@@ -70,7 +70,7 @@ func (e *env) entityHistory(token string, req *trailv1.EntityHistoryRequest) (do
 
 // mustVerify verifies a JSON report offline with the log key, and checks
 // every row's proof again with transparency-dev/merkle against the signed
-// checkpoints (DESIGN.md invariant 2).
+// checkpoints (invariant 2).
 func (e *env) mustVerify(doc []byte) (*report.Verified, *report.Content) {
 	e.t.Helper()
 	res, err := report.Verify(doc, e.verifier, "")

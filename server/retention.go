@@ -17,7 +17,7 @@ import (
 	trailv1 "github.com/trailaudit/trail/proto/trail/v1"
 )
 
-// Retention (DESIGN.md invariant 9): per-tenant policies, a dry run, and
+// Retention (invariant 9): per-tenant policies, a dry run, and
 // the sweep that prunes expired payloads through Raft, logs each pruning
 // as a signed tombstone in the system tenant, and drops segment files
 // left with nothing but hashes. The rules live in package compliance; this

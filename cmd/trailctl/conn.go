@@ -26,7 +26,7 @@ const maxRecvBytes = 64 << 20
 
 // retryServiceConfig makes gRPC retry calls that failed with UNAVAILABLE
 // (no leader during an election, a node restarting). Appends are safe to
-// retry because the server deduplicates by event_id (DESIGN.md invariant 8),
+// retry because the server deduplicates by event_id (invariant 8),
 // and reads and proofs have no effects. AdminService is left out: a retried
 // CreateAPIKey whose first attempt did commit would create a second key.
 const retryServiceConfig = `{

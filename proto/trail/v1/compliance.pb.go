@@ -79,7 +79,7 @@ func (ReportFormat) EnumDescriptor() ([]byte, []int) {
 }
 
 // RetentionPolicy is how long one tenant keeps the payloads of one
-// category. Defaults (DESIGN.md): authentication 2 years; authorization,
+// category. Defaults (docs/architecture.md): authentication 2 years; authorization,
 // data_access, data_modification, workflow, system 7 years; financial,
 // compliance, security 10 years.
 type RetentionPolicy struct {
