@@ -188,7 +188,7 @@ func BenchmarkSeal(b *testing.B) {
 			b.Fatal(err)
 		}
 		b.StopTimer()
-		st, err := os.Stat(segmentPath(e.opts.Dir, p))
+		st, err := os.Stat(mustSegmentPath(b, e.opts.Dir, p))
 		if err != nil {
 			b.Fatal(err)
 		}

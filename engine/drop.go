@@ -110,7 +110,7 @@ func (e *Engine) drop(index uint64, p Partition) (refusal, err error) {
 // file is unreachable (reads never open it) and Open retries the deletion.
 func (e *Engine) removeDroppedSegment(p Partition) {
 	e.segments.forget(p)
-	if err := removeSegmentFile(segmentPath(e.opts.Dir, p)); err != nil {
+	if err := removeSegmentFile(e.opts.Dir, p); err != nil {
 		e.opts.Logger.Warn("dropped partition: delete segment file; retried at the next open", "partition", p.String(), "err", err)
 		return
 	}
@@ -121,9 +121,13 @@ func (e *Engine) removeDroppedSegment(p Partition) {
 	e.opts.Logger.Info("partition dropped by retention", "partition", p.String())
 }
 
-// removeSegmentFile deletes path, tolerating a file already gone, and
-// syncs the directory so the deletion is durable.
-func removeSegmentFile(path string) error {
+// removeSegmentFile deletes p's segment file, tolerating a file already
+// gone, and syncs the directory so the deletion is durable.
+func removeSegmentFile(dir string, p Partition) error {
+	path, err := segmentPath(dir, p)
+	if err != nil {
+		return err
+	}
 	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return err
 	}
@@ -151,7 +155,7 @@ func (e *Engine) finishPendingDrops(ctx context.Context) error {
 		return fmt.Errorf("engine: pending drops: %w", err)
 	}
 	for _, p := range todo {
-		if err := removeSegmentFile(segmentPath(e.opts.Dir, p)); err != nil {
+		if err := removeSegmentFile(e.opts.Dir, p); err != nil {
 			return fmt.Errorf("engine: finish drop of %s: %w", p, err)
 		}
 		if err := e.db.Delete(pendingDropKey(p), pebble.Sync); err != nil {

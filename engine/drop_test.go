@@ -62,7 +62,7 @@ func TestDropSegmentRefusals(t *testing.T) {
 			}
 		})
 	}
-	if _, err := os.Stat(segmentPath(e.opts.Dir, novP)); err != nil {
+	if _, err := os.Stat(mustSegmentPath(t, e.opts.Dir, novP)); err != nil {
 		t.Fatalf("refused drop touched the segment: %v", err)
 	}
 	if err := e.DropSegment(ctx, e.AppliedIndex(), novP); !errors.Is(err, ErrAlreadyApplied) {
@@ -82,7 +82,7 @@ func TestDropSegment(t *testing.T) {
 	if err := e.DropSegment(ctx, e.AppliedIndex()+1, novP); err != nil {
 		t.Fatalf("DropSegment: %v", err)
 	}
-	if _, err := os.Stat(segmentPath(dir, novP)); !errors.Is(err, fs.ErrNotExist) {
+	if _, err := os.Stat(mustSegmentPath(t, dir, novP)); !errors.Is(err, fs.ErrNotExist) {
 		t.Fatalf("segment file still there: %v", err)
 	}
 	checkDropped(t, e, novP, decP, final)
@@ -169,7 +169,7 @@ func TestInterruptedDropIsFinishedOnOpen(t *testing.T) {
 	ctx := context.Background()
 	novP, decP := fillTwoMonths(t, e, 30)
 	final := sealAndPruneAll(t, e, novP)
-	path := segmentPath(dir, novP)
+	path := mustSegmentPath(t, dir, novP)
 	seg, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)

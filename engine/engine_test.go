@@ -483,3 +483,45 @@ func TestAbandonLeavesReplay(t *testing.T) {
 	}
 	checkPartition(t, e, mustPartition(t, "acme", "2026-11"))
 }
+
+// Tenant ids name directories (invariant 12): ids that could name
+// anything but a tenant's own directory are refused at apply, and a
+// command naming one is refused on every replica alike, advancing the
+// applied index, instead of failing the state machine.
+func TestTenantIDsThatCouldNamePaths(t *testing.T) {
+	e := openEngine(t, t.TempDir())
+	ctx := context.Background()
+	bad := []string{".", "..", "...", "-", "-x", ".hidden", "2026-10.seg", "a/b", `a\b`, "Acme", "_other", "a b", strings.Repeat("a", 64), ""}
+	index := uint64(0)
+	for _, id := range bad {
+		index++
+		res, err := e.Apply(ctx, &Batch{Index: index, Time: nov, Events: []*trailv1.Event{event(id, "e")}})
+		if err != nil {
+			t.Fatalf("tenant %q: apply failed as a whole: %v", id, err)
+		}
+		if !errors.Is(res[0].Err, ErrInvalidEvent) || !strings.Contains(res[0].Err.Error(), "tenant_id") {
+			t.Fatalf("tenant %q: %v, want an invalid tenant_id", id, res[0].Err)
+		}
+		p := Partition{Tenant: id, Month: Month{2026, 10}}
+		for name, cmd := range map[string]func(uint64) error{
+			"seal":  func(i uint64) error { return e.Seal(ctx, i, p, dec5) },
+			"prune": func(i uint64) error { _, err := e.Prune(ctx, i, p, []uint64{0}); return err },
+			"drop":  func(i uint64) error { return e.DropSegment(ctx, i, p) },
+		} {
+			index++
+			if err := cmd(index); !errors.Is(err, ErrNotFound) {
+				t.Fatalf("%s of tenant %q: %v, want a refusal (ErrNotFound)", name, id, err)
+			}
+		}
+	}
+	for _, path := range []struct{ tenant, name string }{{"..", "x"}, {"a", "../b"}, {"a", "b/c"}, {"a", ".."}} {
+		if _, err := tenantPath(t.TempDir(), path.tenant, path.name); err == nil {
+			t.Errorf("tenantPath(%q, %q) accepted", path.tenant, path.name)
+		}
+	}
+	for _, good := range []string{"acme", "a", "tenant-00", "x_y-z", SystemTenant, strings.Repeat("a", 63)} {
+		if err := ValidateTenantID(good); err != nil {
+			t.Errorf("tenant %q refused: %v", good, err)
+		}
+	}
+}

@@ -279,7 +279,7 @@ func sealNovember(t testing.TB, e *Engine, p Partition) {
 // flipSegmentByte changes one byte in the middle of p's segment file.
 func flipSegmentByte(t testing.TB, dir string, p Partition) {
 	t.Helper()
-	path := segmentPath(dir, p)
+	path := mustSegmentPath(t, dir, p)
 	b, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
@@ -327,4 +327,13 @@ func overwriteNode(t testing.TB, e *Engine, p Partition, id merkle.NodeID, h mer
 func dirExists(dir string) bool {
 	_, err := os.Stat(dir)
 	return err == nil
+}
+
+func mustSegmentPath(t testing.TB, dir string, p Partition) string {
+	t.Helper()
+	path, err := segmentPath(dir, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return path
 }

@@ -51,6 +51,9 @@ func (e *Engine) Prune(ctx context.Context, index uint64, p Partition, leaves []
 	if err := e.checkpointNow(); err != nil {
 		return 0, err
 	}
+	if err := checkPartitionName(p); err != nil {
+		return 0, fmt.Errorf("engine: prune %s: %w", p, err)
+	}
 	leaves = slices.Compact(slices.Sorted(slices.Values(leaves)))
 	n, err := e.prune(ctx, index, p, leaves)
 	if err != nil {
@@ -270,7 +273,10 @@ func entryEventBytes(entry []byte) ([]byte, error) {
 // rewriteSegment replaces p's segment with one where leaves are pruned,
 // verifies it, and clears the pending-prune record.
 func (e *Engine) rewriteSegment(ctx context.Context, p Partition, cat catalogRecord, leaves []uint64) error {
-	path := segmentPath(e.opts.Dir, p)
+	path, err := segmentPath(e.opts.Dir, p)
+	if err != nil {
+		return err
+	}
 	old, err := segment.Open(path, segment.ReaderOptions{})
 	if err != nil {
 		return fmt.Errorf("rewrite: %w", err)

@@ -102,7 +102,7 @@ func TestInterruptedSegmentPruneIsFinishedOnOpen(t *testing.T) {
 	novP, _ := fillTwoMonths(t, e, 30)
 	sealNovember(t, e, novP)
 	before := checkPartition(t, e, novP)
-	path := segmentPath(dir, novP)
+	path := mustSegmentPath(t, dir, novP)
 	unpruned, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)

@@ -52,13 +52,27 @@ func (e *Engine) command(index uint64, name string, p Partition, op func() (refu
 	if err := e.checkpointNow(); err != nil {
 		return fmt.Errorf("engine: %s %s: %w", name, p, err)
 	}
-	refusal, err := op()
+	// A partition name no append could have made is refused on every
+	// replica alike, before it can name a path.
+	refusal, err := checkPartitionName(p), error(nil)
+	if refusal == nil {
+		refusal, err = op()
+	}
 	if err != nil {
 		return fmt.Errorf("engine: %s %s: %w", name, p, err)
 	}
 	if refusal != nil {
 		e.applied.Store(index)
 		return fmt.Errorf("engine: %s %s: %w", name, p, refusal)
+	}
+	return nil
+}
+
+// checkPartitionName refuses a partition whose tenant id breaks the
+// grammar (invariant 12): it cannot exist.
+func checkPartitionName(p Partition) error {
+	if err := ValidateTenantID(p.Tenant); err != nil {
+		return fmt.Errorf("%w: %v", ErrNotFound, err)
 	}
 	return nil
 }
@@ -94,7 +108,10 @@ func (e *Engine) seal(ctx context.Context, index uint64, p Partition, at time.Ti
 		return fmt.Errorf("%w (seal time %s)", ErrMonthNotEnded, at.UTC().Format(time.RFC3339)), nil
 	}
 	cat := op.catalogRecord()
-	path := segmentPath(e.opts.Dir, p)
+	path, err := segmentPath(e.opts.Dir, p)
+	if err != nil {
+		return nil, err
+	}
 	if err := e.writeSegment(ctx, op, cat, path); err != nil {
 		return nil, err
 	}

@@ -4,15 +4,16 @@ import (
 	"container/list"
 	"errors"
 	"fmt"
-	"path/filepath"
 	"sync"
 
 	"github.com/trailaudit/trail/engine/segment"
 )
 
-// segmentPath is where the segment file of a sealed partition lives.
-func segmentPath(dir string, p Partition) string {
-	return filepath.Join(segmentRoot(dir), p.Tenant, p.Month.String()+".seg")
+// segmentPath is where the segment file of a sealed partition lives:
+// segments/<tenant>/<YYYY-MM>.seg, refused for a tenant id that could name
+// anything else (invariant 12).
+func segmentPath(dir string, p Partition) (string, error) {
+	return tenantPath(segmentRoot(dir), p.Tenant, p.Month.String()+".seg")
 }
 
 // segmentCache keeps at most max segment readers open, least recently used
@@ -51,7 +52,11 @@ func (c *segmentCache) acquire(p Partition) (*segmentHandle, error) {
 	c.mu.Unlock()
 
 	// Open outside the lock: it reads and hashes the whole file.
-	r, err := segment.Open(segmentPath(c.dir, p), segment.ReaderOptions{})
+	path, err := segmentPath(c.dir, p)
+	if err != nil {
+		return nil, err
+	}
+	r, err := segment.Open(path, segment.ReaderOptions{})
 	if err != nil {
 		if errors.Is(err, segment.ErrCorrupt) {
 			return nil, fmt.Errorf("%w: %v", ErrCorrupt, err)

@@ -249,7 +249,7 @@ func TestVerifyDroppedAndMissingSegments(t *testing.T) {
 	applyOK(t, e, e.AppliedIndex()+1, nov, event("other", "o-1"), event("other", "o-2"))
 	sealNovember(t, e, other)
 	e.Close()
-	if err := os.Remove(segmentPath(dir, other)); err != nil {
+	if err := os.Remove(mustSegmentPath(t, dir, other)); err != nil {
 		t.Fatal(err)
 	}
 	e = openEngine(t, dir)
