@@ -223,6 +223,7 @@ func (n *Node) onLeader(ctx context.Context, op string,
 		if n.closed.Load() {
 			return ErrClosed
 		}
+		changed := n.health.leaders.wait() // before reading the leader: no change is missed
 		addr, id := n.raft.LeaderWithID()
 		var err error
 		switch {
@@ -231,7 +232,7 @@ func (n *Node) onLeader(ctx context.Context, op string,
 		case string(id) == n.cfg.ID:
 			err = local(ctx)
 		default:
-			err = remote(ctx, string(addr))
+			err = untilClosed(ctx, changed, func(ctx context.Context) error { return remote(ctx, string(addr)) })
 		}
 		if err == nil || !retryable(err) {
 			return err
@@ -254,6 +255,25 @@ func (n *Node) onLeader(ctx context.Context, op string,
 		}
 		backoff = min(2*backoff, maxBackoff)
 	}
+}
+
+// untilClosed runs fn with a context cancelled when ch closes. A call
+// forwarded to a leader that stopped answering (a paused process, a
+// one-way partition) would otherwise wait for the caller's deadline even
+// after the others elected a new leader; cancelled, it fails as a
+// forwarding error, which onLeader retries on the new leader (appends are
+// idempotent by event_id, the other forwarded commands by design).
+func untilClosed(ctx context.Context, ch <-chan struct{}, fn func(context.Context) error) error {
+	cctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		select {
+		case <-ch:
+			cancel()
+		case <-cctx.Done():
+		}
+	}()
+	return fn(cctx)
 }
 
 func encodeResults(rs []engine.Result) []*trailv1.RaftEventResult {

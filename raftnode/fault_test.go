@@ -264,3 +264,31 @@ func TestRecoverLostQuorum(t *testing.T) {
 	minAcked(t, &h, 20)
 	h.check(t, c.converge(tenants))
 }
+
+// TestForwardToFrozenLeader pauses the leader the way SIGSTOP does: its
+// connections stay open and go silent. An append forwarded to it from a
+// follower must be re-routed to the leader the others elect, well before
+// the caller's deadline, instead of waiting for it (issue 13, item 3).
+func TestForwardToFrozenLeader(t *testing.T) {
+	c := newCluster(t, 3, nil)
+	c.boot()
+	old := c.leader(10 * time.Second)
+	f := (old + 1) % 3
+	// A forward first, so the follower holds a pooled connection to it.
+	appendOK(t, c.nodes[f], event("acme", "warm"))
+	c.net.freeze(c.addrs[old])
+	defer c.net.thaw()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	start := time.Now()
+	res, err := c.nodes[f].Append(ctx, []*trailv1.Event{event("acme", "during-freeze")})
+	if err != nil || res[0].Err != nil {
+		t.Fatalf("append through %s while the leader is frozen: %v %v", c.ids[f], err, res)
+	}
+	if d := time.Since(start); d > 15*time.Second {
+		t.Fatalf("append took %s: it waited for the frozen leader", d)
+	}
+	if leader, _ := c.nodes[f].Leader(); leader == c.ids[old] {
+		t.Fatalf("the frozen node %s is still the leader", leader)
+	}
+}

@@ -27,13 +27,35 @@ import (
 // dials through it, so a test can cut a node off (both directions, new
 // and established connections) and heal it.
 type faultNet struct {
-	mu    sync.Mutex
-	down  map[string]bool // isolated node addresses
-	conns map[*faultConn]struct{}
+	mu     sync.Mutex
+	down   map[string]bool // isolated node addresses
+	frozen map[string]bool // paused nodes: connections stay open, nothing flows
+	conns  map[*faultConn]struct{}
 }
 
 func newFaultNet() *faultNet {
-	return &faultNet{down: make(map[string]bool), conns: make(map[*faultConn]struct{})}
+	return &faultNet{down: make(map[string]bool), frozen: make(map[string]bool), conns: make(map[*faultConn]struct{})}
+}
+
+// freeze makes addr behave like a paused process: connections to and
+// from it, old and new, stay open, what is written to them is lost, and
+// reads wait (until a deadline, a close or thaw).
+func (f *faultNet) freeze(addr string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.frozen[addr] = true
+}
+
+func (f *faultNet) thaw() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	clear(f.frozen)
+}
+
+func (f *faultNet) isFrozen(c *faultConn) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.frozen[c.from] || f.frozen[c.to]
 }
 
 type faultConn struct {
@@ -41,9 +63,51 @@ type faultConn struct {
 	from, to string
 	f        *faultNet
 	once     sync.Once
+	closed   atomic.Bool
+	readDL   atomic.Pointer[time.Time]
+}
+
+func (c *faultConn) SetDeadline(t time.Time) error {
+	c.readDL.Store(&t)
+	return c.Conn.SetDeadline(t)
+}
+
+func (c *faultConn) SetReadDeadline(t time.Time) error {
+	c.readDL.Store(&t)
+	return c.Conn.SetReadDeadline(t)
+}
+
+// waitThawed blocks while the connection is frozen, as a read from a
+// paused peer does.
+func (c *faultConn) waitThawed() error {
+	for c.f.isFrozen(c) {
+		if c.closed.Load() {
+			return net.ErrClosed
+		}
+		if dl := c.readDL.Load(); dl != nil && !dl.IsZero() && time.Now().After(*dl) {
+			return os.ErrDeadlineExceeded
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	return nil
+}
+
+func (c *faultConn) Read(p []byte) (int, error) {
+	if err := c.waitThawed(); err != nil {
+		return 0, err
+	}
+	return c.Conn.Read(p)
+}
+
+func (c *faultConn) Write(p []byte) (int, error) {
+	if c.f.isFrozen(c) {
+		return len(p), nil // into a paused peer's full buffers, as far as the writer knows
+	}
+	return c.Conn.Write(p)
 }
 
 func (c *faultConn) Close() error {
+	c.closed.Store(true)
 	c.once.Do(func() {
 		c.f.mu.Lock()
 		delete(c.f.conns, c)

@@ -310,6 +310,10 @@ type peerHealth struct {
 
 	mu  sync.Mutex
 	bad map[string]bool
+
+	// leaders is broadcast whenever this node observes a new leader (or
+	// none): calls forwarded to the one before are then re-routed.
+	leaders notifier
 }
 
 func watchPeers(r *raft.Raft) *peerHealth {
@@ -342,6 +346,9 @@ func (h *peerHealth) run() {
 				clear(h.bad) // a new term starts with fresh replication
 			}
 			h.mu.Unlock()
+			if _, ok := o.Data.(raft.LeaderObservation); ok {
+				h.leaders.broadcast()
+			}
 		case <-h.done:
 			return
 		}
