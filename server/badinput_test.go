@@ -288,15 +288,20 @@ func hasRetryInfo(err error) bool {
 
 // behindCluster reports a commit index ahead of what this node applied
 // while behind is set, as a restarted node does until it has replayed.
+// With leaderless set it knows no leader, as a node cut off by a
+// partition.
 type behindCluster struct {
 	Cluster
-	behind *atomic.Bool
+	behind, leaderless *atomic.Bool
 }
 
 func (b behindCluster) Status() raftnode.Status {
 	st := b.Cluster.Status()
 	if b.behind.Load() {
 		st.CommitIndex = st.RaftApplied + 10
+	}
+	if b.leaderless.Load() {
+		st.LeaderID = ""
 	}
 	return st
 }
@@ -305,9 +310,11 @@ func (b behindCluster) Status() raftnode.Status {
 // what it knows to be committed is not ready; once it has caught up it
 // stays ready while applying lags a little.
 func TestReadyWaitsForCatchUp(t *testing.T) {
-	var behind atomic.Bool
+	var behind, leaderless atomic.Bool
 	behind.Store(true)
-	e := newEnv(t, envOptions{tune: func(c *Config) { c.Cluster = behindCluster{Cluster: c.Cluster, behind: &behind} }})
+	e := newEnv(t, envOptions{tune: func(c *Config) {
+		c.Cluster = behindCluster{Cluster: c.Cluster, behind: &behind, leaderless: &leaderless}
+	}})
 	if code, body, _ := e.rest("GET", "/readyz", "", nil); code != http.StatusServiceUnavailable || !strings.Contains(string(body), "catching up") {
 		t.Fatalf("readyz while behind: HTTP %d: %s", code, body)
 	}
@@ -318,5 +325,53 @@ func TestReadyWaitsForCatchUp(t *testing.T) {
 	behind.Store(true)
 	if code, body, _ := e.rest("GET", "/readyz", "", nil); code != http.StatusOK {
 		t.Fatalf("readyz lagging after catching up once: HTTP %d: %s", code, body)
+	}
+	// A partition cuts it off; when it heals, the node must catch up again
+	// before it is ready (issue 13, item 2).
+	leaderless.Store(true)
+	if code, body, _ := e.rest("GET", "/readyz", "", nil); code != http.StatusServiceUnavailable {
+		t.Fatalf("readyz cut off from the leader: HTTP %d: %s", code, body)
+	}
+	leaderless.Store(false)
+	if code, body, _ := e.rest("GET", "/readyz", "", nil); code != http.StatusServiceUnavailable || !strings.Contains(string(body), "catching up") {
+		t.Fatalf("readyz behind after the partition healed: HTTP %d: %s", code, body)
+	}
+	behind.Store(false)
+	if code, body, _ := e.rest("GET", "/readyz", "", nil); code != http.StatusOK {
+		t.Fatalf("readyz caught up after the partition: HTTP %d: %s", code, body)
+	}
+}
+
+// laggingCluster is a node that has applied nothing the leader has: a
+// follower replaying after a restart or a healed partition.
+type laggingCluster struct{ Cluster }
+
+func (laggingCluster) AppliedIndex() uint64 { return 0 }
+
+func (laggingCluster) WaitApplied(ctx context.Context, _ uint64) error {
+	<-ctx.Done()
+	return ctx.Err()
+}
+
+// TestAppendDoesNotWaitForLocalApply: an append through a node that lags
+// is answered as soon as the leader committed it, with the entry's index
+// for read-your-writes, instead of waiting for the node to catch up
+// (issue 13, item 2).
+func TestAppendDoesNotWaitForLocalApply(t *testing.T) {
+	e := newEnv(t, envOptions{tune: func(c *Config) { c.Cluster = laggingCluster{c.Cluster} }})
+	ctx, cancel := context.WithTimeout(e.ctx(e.admin), 2*time.Second)
+	defer cancel()
+	start := time.Now()
+	resp, err := e.ingest.Append(ctx, &trailv1.AppendRequest{Event: event("acme", "lagging-1")})
+	if err != nil {
+		t.Fatalf("append through a lagging node: %v", err)
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Fatalf("append took %s", d)
+	}
+	// The entry's own index: a read given it as min_index on any node
+	// waits until that node holds the event.
+	if resp.GetReceipt().GetAppliedIndex() == 0 {
+		t.Fatal("receipt without an index to read it at")
 	}
 }

@@ -204,6 +204,10 @@ func (s *Server) serveReady(w http.ResponseWriter, r *http.Request) {
 	case st.Failed != nil:
 		http.Error(w, "state machine failed: "+st.Failed.Error(), http.StatusServiceUnavailable)
 	case st.LeaderID == "":
+		// Cut off from the leader (a partition, or an election): whatever
+		// was committed meanwhile must be applied again before this node
+		// is ready, so the catch-up check starts over.
+		s.caughtUpOnce.Store(false)
 		http.Error(w, "no Raft leader known", http.StatusServiceUnavailable)
 	case !s.caughtUp(r.Context(), st):
 		http.Error(w, fmt.Sprintf("catching up: applied %d of %d committed entries", st.RaftApplied, st.CommitIndex), http.StatusServiceUnavailable)

@@ -15,10 +15,6 @@ import (
 	trailv1 "github.com/trailaudit/trail/proto/trail/v1"
 )
 
-// visibleWait bounds how long an append waits for this node to apply
-// what the leader already has; replication lag is normally milliseconds.
-const visibleWait = 5 * time.Second
-
 // ingestService serves trail.v1.IngestService through ingestServiceDesc:
 // its methods take requests undecoded (rawcodec.go). The embedded type
 // only satisfies the generated interface, which RegisterService checks.
@@ -166,7 +162,7 @@ func (s *Server) appendEncoded(ctx context.Context, events [][]byte) (out []appe
 	if err != nil {
 		return nil, 0, err
 	}
-	applied = s.visibleIndex(ctx, results)
+	applied = s.visibleIndex(results)
 	for j, r := range results {
 		out[pos[j]] = appendOutcome{result: r.Receipt, err: r.Err}
 	}
@@ -215,33 +211,24 @@ func (s *Server) commit(ctx context.Context, events []eventwire.Checked) ([]engi
 	return results, nil
 }
 
-// visibleIndex waits, briefly, until this node has applied the entry
-// holding the call's last new event and returns its applied index, which
-// receipts carry as applied_index. The cluster answers once the leader has
-// applied; when this node is a follower it may not have yet, and a reader
-// told to wait for the returned index must find the event. When the wait
-// fails the append has still succeeded, so the index is reported unknown
-// (0) rather than failing the call. Calls whose events were all
-// duplicates need no wait: their entries were applied before the call.
-func (s *Server) visibleIndex(ctx context.Context, results []engine.Result) uint64 {
+// visibleIndex is the index receipts carry as applied_index: a Raft
+// index at which the call's new events are applied, so that a read given
+// it as min_index on any node waits until that node has them. The cluster
+// answers once the leader has applied them; this node, when it is a
+// follower catching up, may not have yet, and then the entry's own index
+// is returned without waiting for the local apply: the events are
+// committed, and a follower that rejoined after a partition or restart
+// must not hold producers while it replays (issue 13, item 2). Calls
+// whose events were all duplicates carry this node's applied index: their
+// entries were applied before the call.
+func (s *Server) visibleIndex(results []engine.Result) uint64 {
 	var last uint64
 	for _, r := range results {
 		if r.Err == nil && !r.Receipt.Duplicate {
 			last = max(last, r.Receipt.Index)
 		}
 	}
-	if last == 0 {
-		return s.cluster.AppliedIndex()
-	}
-	if applied := s.cluster.AppliedIndex(); applied >= last {
-		return applied // the common case on the leader: no wait at all
-	}
-	wctx, cancel := context.WithTimeout(ctx, visibleWait)
-	defer cancel()
-	if err := s.cluster.WaitApplied(wctx, last); err != nil {
-		return 0
-	}
-	return s.cluster.AppliedIndex()
+	return max(last, s.cluster.AppliedIndex())
 }
 
 func (s *Server) checkBatchLimits(events [][]byte) error {

@@ -184,12 +184,16 @@ func (ks keyStore) put(ctx context.Context, rec *keyRecord) error {
 	return ks.awaitLocal(ctx, key, b)
 }
 
+// keyVisibleWait bounds how long a key change waits for this node to
+// apply it; replication lag is normally milliseconds.
+const keyVisibleWait = 5 * time.Second
+
 // awaitLocal waits until this node's engine holds value under key. The
 // cluster answers once the leader has applied a change; on a follower, a
 // key just created would not authenticate yet and, worse, a key just
 // revoked would still work here. Replication lag is normally milliseconds.
 func (ks keyStore) awaitLocal(ctx context.Context, key string, value []byte) error {
-	wctx, cancel := context.WithTimeout(ctx, visibleWait)
+	wctx, cancel := context.WithTimeout(ctx, keyVisibleWait)
 	defer cancel()
 	err := ks.cluster.WaitFor(wctx, func(e *engine.Engine) (bool, error) {
 		v, err := e.Setting(key)
