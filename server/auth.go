@@ -128,7 +128,11 @@ func principalFrom(ctx context.Context) (*principal, error) {
 // was meant.
 func authenticate(ctx context.Context, ks keyStore) (*principal, error) {
 	md, _ := metadata.FromIncomingContext(ctx)
-	vals := md.Get("authorization")
+	return authenticateHeader(md.Get("authorization"), ks)
+}
+
+// authenticateHeader authenticates the values of an authorization header.
+func authenticateHeader(vals []string, ks keyStore) (*principal, error) {
 	switch len(vals) {
 	case 0:
 		return nil, errNoCredentials

@@ -69,7 +69,7 @@ func TestBadInput(t *testing.T) {
 		{"too many events", func(ctx context.Context) error {
 			_, err := e.ingest.AppendBatch(ctx, &trailv1.AppendBatchRequest{Events: events("acme", "many", maxEvents+1)})
 			return err
-		}, codes.ResourceExhausted},
+		}, codes.InvalidArgument},
 		{"too many bytes", func(ctx context.Context) error {
 			evs := events("acme", "fat", 2)
 			for _, ev := range evs {
@@ -77,7 +77,7 @@ func TestBadInput(t *testing.T) {
 			}
 			_, err := e.ingest.AppendBatch(ctx, &trailv1.AppendBatchRequest{Events: evs})
 			return err
-		}, codes.ResourceExhausted},
+		}, codes.InvalidArgument},
 		{"message beyond the gRPC limit", func(ctx context.Context) error {
 			ev := event("acme", "giant")
 			ev.Attributes["blob"] = strings.Repeat("g", 1<<20)
@@ -183,7 +183,7 @@ func TestBadInput(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		want := []codes.Code{codes.OK, codes.InvalidArgument, codes.AlreadyExists, codes.ResourceExhausted, codes.InvalidArgument, codes.OK}
+		want := []codes.Code{codes.OK, codes.InvalidArgument, codes.AlreadyExists, codes.InvalidArgument, codes.InvalidArgument, codes.OK}
 		for i, r := range resp.GetResults() {
 			got := codes.OK
 			if r.GetError() != nil {

@@ -28,6 +28,8 @@ var (
 	errBadRequest = errors.New("invalid request")
 	// errTooLarge marks a request beyond the configured limits.
 	errTooLarge = errors.New("request too large")
+	// errResultTooLarge marks a query whose answer would exceed a limit.
+	errResultTooLarge = errors.New("result too large")
 	// errUnavailable marks a condition that retrying later may clear.
 	errUnavailable = errors.New("unavailable")
 	// errPrecondition marks a request the cluster's current state refuses.
@@ -61,10 +63,13 @@ func codeOf(err error) codes.Code {
 		return codes.DataLoss
 	case errors.Is(err, engine.ErrInvalidEvent), errors.Is(err, engine.ErrBadQuery),
 		errors.Is(err, engine.ErrBadSize), errors.Is(err, engine.ErrBadSetting),
-		errors.Is(err, errBadRequest):
+		errors.Is(err, errBadRequest), errors.Is(err, errResultTooLarge):
 		return codes.InvalidArgument
-	case errors.Is(err, engine.ErrEntryTooLarge), errors.Is(err, errTooLarge), errors.Is(err, errSlowConsumer),
-		errors.Is(err, engine.ErrDiskFull):
+	case errors.Is(err, engine.ErrEntryTooLarge), errors.Is(err, errTooLarge):
+		// Not RESOURCE_EXHAUSTED, which tells clients to retry: the same
+		// request will never fit. REST answers 413 (tooLarge).
+		return codes.InvalidArgument
+	case errors.Is(err, errSlowConsumer), errors.Is(err, engine.ErrDiskFull):
 		return codes.ResourceExhausted
 	case errors.Is(err, engine.ErrEventIDConflict):
 		return codes.AlreadyExists
@@ -106,6 +111,9 @@ func toStatus(err error) error {
 		return st.Err()
 	}
 	code := codeOf(err)
+	if errors.Is(err, engine.ErrEntryTooLarge) || errors.Is(err, errTooLarge) {
+		return tooLarge(err)
+	}
 	switch code {
 	case codes.Internal:
 		return status.Error(codes.Internal, "internal error")
@@ -117,6 +125,20 @@ func toStatus(err error) error {
 		return st.Err()
 	}
 	return status.Error(code, err.Error())
+}
+
+// reasonTooLarge is the ErrorInfo reason of requests refused for their
+// size, which REST answers with 413.
+const reasonTooLarge = "REQUEST_TOO_LARGE"
+
+// tooLarge is the status of a request beyond a size limit: INVALID_ARGUMENT
+// (the message names the limit) with an ErrorInfo saying why.
+func tooLarge(err error) error {
+	st := status.New(codes.InvalidArgument, err.Error())
+	if d, derr := st.WithDetails(&errdetails.ErrorInfo{Reason: reasonTooLarge, Domain: "trail.audit"}); derr == nil {
+		st = d
+	}
+	return st.Err()
 }
 
 // grpcStatus returns the status carried by err, if it is (or wraps) one.

@@ -2,11 +2,14 @@ package server
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"io"
 	"math"
 	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
@@ -44,10 +47,10 @@ func (s *Server) newGateway() (*gateway, error) {
 	if err != nil {
 		return nil, fmt.Errorf("server: gateway connection: %w", err)
 	}
-	json := &runtime.JSONPb{
+	json := strictJSON{&runtime.JSONPb{
 		MarshalOptions:   protojson.MarshalOptions{UseProtoNames: true, EmitUnpopulated: false},
 		UnmarshalOptions: protojson.UnmarshalOptions{DiscardUnknown: false},
-	}
+	}}
 	mux := runtime.NewServeMux(
 		runtime.WithMarshalerOption(runtime.MIMEWildcard, json),
 		runtime.WithErrorHandler(httpErrorHandler),
@@ -70,8 +73,29 @@ func (s *Server) newGateway() (*gateway, error) {
 
 func (g *gateway) close() { g.conn.Close() }
 
+// strictJSON is the gateway's JSON with one difference: a request body
+// must hold exactly one value. The stock decoder stops after the first,
+// so "{event}{event2}" or "{event} xyz" stored the first event and
+// dropped the rest without a word.
+type strictJSON struct{ *runtime.JSONPb }
+
+func (j strictJSON) NewDecoder(r io.Reader) runtime.Decoder {
+	dec := json.NewDecoder(r)
+	w := runtime.DecoderWrapper{Decoder: dec, UnmarshalOptions: j.UnmarshalOptions}
+	return runtime.DecoderFunc(func(v any) error {
+		if err := w.Decode(v); err != nil {
+			return err
+		}
+		if _, err := dec.Token(); err != io.EOF {
+			return status.Error(codes.InvalidArgument, "request body holds more than one JSON value")
+		}
+		return nil
+	})
+}
+
 // httpErrorHandler is the gateway's default error handler plus a
-// Retry-After header for errors carrying RetryInfo (no leader).
+// Retry-After header for errors carrying RetryInfo (no leader), and 413
+// for requests beyond a size limit (see tooLarge).
 func httpErrorHandler(ctx context.Context, mux *runtime.ServeMux, m runtime.Marshaler, w http.ResponseWriter, r *http.Request, err error) {
 	if st, ok := status.FromError(err); ok {
 		for _, d := range st.Details() {
@@ -80,8 +104,31 @@ func httpErrorHandler(ctx context.Context, mux *runtime.ServeMux, m runtime.Mars
 				w.Header().Set("Retry-After", strconv.Itoa(max(secs, 1)))
 			}
 		}
+		if requestTooLarge(st) {
+			w = statusWriter{ResponseWriter: w, code: http.StatusRequestEntityTooLarge}
+		}
 	}
 	runtime.DefaultHTTPErrorHandler(ctx, mux, m, w, r, err)
+}
+
+// statusWriter writes code instead of whatever status the wrapped handler
+// chooses.
+type statusWriter struct {
+	http.ResponseWriter
+	code int
+}
+
+func (s statusWriter) WriteHeader(int) { s.ResponseWriter.WriteHeader(s.code) }
+
+// requestTooLarge reports a request refused for its size: marked by
+// tooLarge, or refused by gRPC's own message limit.
+func requestTooLarge(st *status.Status) bool {
+	for _, d := range st.Details() {
+		if ei, ok := d.(*errdetails.ErrorInfo); ok && ei.GetReason() == reasonTooLarge {
+			return true
+		}
+	}
+	return st.Code() == codes.ResourceExhausted && strings.Contains(st.Message(), "larger than max")
 }
 
 // httpHandler routes the HTTP listener: the REST API, its OpenAPI
@@ -106,17 +153,37 @@ func (s *Server) httpHandler() http.Handler {
 	return mux
 }
 
-// limitBody refuses request bodies far beyond what the gRPC side accepts.
-// JSON is larger than protobuf (base64, field names), hence the factor;
-// the gRPC limit still applies to the converted request.
+// bodyReadTimeout bounds the time to send a request body. Without it a
+// client trickling bodies held a connection, and a goroutine, for as long
+// as it liked, before anything about it was checked.
+const bodyReadTimeout = 30 * time.Second
+
+// limitBody guards the REST API's request bodies: a request whose key does
+// not authenticate is refused before its body is read, a body far beyond
+// what the gRPC side accepts is refused with 413 (JSON is larger than
+// protobuf, hence the factor; the gRPC limit still applies to the
+// converted request), and a body must arrive within bodyReadTimeout.
 func (s *Server) limitBody(next http.Handler) http.Handler {
 	limit := int64(4 * s.maxRecvBytes())
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fail := func(err error) {
+			// Closing the connection spares net/http reading the unread
+			// body before it answers, which a trickling client would
+			// drag out.
+			w.Header().Set("Connection", "close")
+			runtime.HTTPError(r.Context(), s.gateway.mux, s.gateway.json, w, r, toStatus(err))
+		}
+		if r.Body != nil && r.Body != http.NoBody {
+			if _, err := authenticateHeader(r.Header.Values("Authorization"), s.keys); err != nil {
+				fail(err)
+				return
+			}
+		}
 		if r.ContentLength > limit {
-			err := status.Errorf(codes.ResourceExhausted, "request body of %d bytes exceeds %d", r.ContentLength, limit)
-			runtime.HTTPError(r.Context(), s.gateway.mux, s.gateway.json, w, r, err)
+			fail(fmt.Errorf("%w: request body of %d bytes, limit %d", errTooLarge, r.ContentLength, limit))
 			return
 		}
+		http.NewResponseController(w).SetReadDeadline(time.Now().Add(s.cfg.bodyTimeout))
 		r.Body = http.MaxBytesReader(w, r.Body, limit)
 		next.ServeHTTP(w, r)
 	})

@@ -118,7 +118,7 @@ func (ps *proofService) GetInclusionProof(ctx context.Context, req *trailv1.GetI
 func (ps *proofService) prove(ctx context.Context, ac *access, req *trailv1.GetInclusionProofRequest) (engine.ProvedEntry, error) {
 	eng := ps.s.cluster.Engine()
 	switch {
-	case req.GetEventId() != "" && req.GetPartition() != "":
+	case req.GetEventId() != "" && (req.GetPartition() != "" || req.GetLeafIndex() != 0):
 		return engine.ProvedEntry{}, badRequest("give either event_id, or partition and leaf_index, not both")
 	case req.GetEventId() != "":
 		ac.eventIDs = []string{req.GetEventId()}
@@ -131,6 +131,8 @@ func (ps *proofService) prove(ctx context.Context, ac *access, req *trailv1.GetI
 			return engine.ProvedEntry{}, err
 		}
 		return eng.ProveLeaf(ctx, p, req.GetLeafIndex(), req.GetTreeSize())
+	case req.GetLeafIndex() != 0:
+		return engine.ProvedEntry{}, badRequest("leaf_index needs the partition it is a leaf of")
 	}
 	return engine.ProvedEntry{}, badRequest("event_id, or partition and leaf_index, is required")
 }

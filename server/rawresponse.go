@@ -15,6 +15,7 @@ type rawResponse struct{ data []byte }
 const (
 	fieldAppendResponseReceipt = 1 // AppendResponse.receipt
 	fieldBatchResults          = 1 // AppendBatchResponse.results
+	fieldBatchFailed           = 2 // AppendBatchResponse.failed
 	fieldResultReceipt         = 1 // AppendResult.receipt
 	fieldResultError           = 2 // AppendResult.error
 	fieldErrorCode             = 1
@@ -36,10 +37,18 @@ const (
 func appendBatchResponse(out []appendOutcome, applied uint64) []byte {
 	b := make([]byte, 0, len(out)*160)
 	var msg []byte
+	failed := 0
 	for _, o := range out {
+		if o.err != nil {
+			failed++
+		}
 		msg = appendResult(msg[:0], o, applied)
 		b = protowire.AppendTag(b, fieldBatchResults, protowire.BytesType)
 		b = protowire.AppendBytes(b, msg)
+	}
+	if failed > 0 {
+		b = protowire.AppendTag(b, fieldBatchFailed, protowire.VarintType)
+		b = protowire.AppendVarint(b, uint64(failed))
 	}
 	return b
 }

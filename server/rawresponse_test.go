@@ -35,6 +35,7 @@ func TestRawResponsesMatchProto(t *testing.T) {
 			want := &trailv1.AppendBatchResponse{}
 			for _, o := range out {
 				if o.err != nil {
+					want.Failed++
 					want.Results = append(want.Results, &trailv1.AppendResult{Result: &trailv1.AppendResult_Error{Error: errorMessage(o.err)}})
 				} else {
 					want.Results = append(want.Results, &trailv1.AppendResult{Result: &trailv1.AppendResult_Receipt{Receipt: receiptProto(o.result, applied)}})

@@ -43,7 +43,7 @@ func (rs *readService) GetEvent(ctx context.Context, req *trailv1.GetEventReques
 		return nil, err
 	}
 	switch {
-	case req.GetEventId() != "" && req.GetPartition() != "":
+	case req.GetEventId() != "" && (req.GetPartition() != "" || req.GetLeafIndex() != 0):
 		return nil, badRequest("give either event_id, or partition and leaf_index, not both")
 	case req.GetEventId() != "":
 		ac.eventIDs = []string{req.GetEventId()}
@@ -56,6 +56,8 @@ func (rs *readService) GetEvent(ctx context.Context, req *trailv1.GetEventReques
 			ac.eventIDs = []string{id}
 		}
 		return resp, err
+	case req.GetLeafIndex() != 0:
+		return nil, badRequest("leaf_index needs the partition it is a leaf of")
 	}
 	return nil, badRequest("event_id, or partition and leaf_index, is required")
 }

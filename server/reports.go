@@ -180,9 +180,9 @@ func reportEntries(ctx context.Context, eng *engine.Engine, q engine.Query) ([]r
 			total += len(h.Data)
 			switch {
 			case len(out) == reportRowLimit:
-				return nil, fmt.Errorf("%w: more than %d events match; narrow the time range (from, to)", errTooLarge, reportRowLimit)
+				return nil, fmt.Errorf("%w: more than %d events match; narrow the time range (from, to)", errResultTooLarge, reportRowLimit)
 			case total > maxReportBytes:
-				return nil, fmt.Errorf("%w: the matching events exceed %d MiB; narrow the time range (from, to)", errTooLarge, maxReportBytes>>20)
+				return nil, fmt.Errorf("%w: the matching events exceed %d MiB; narrow the time range (from, to)", errResultTooLarge, maxReportBytes>>20)
 			}
 			out = append(out, report.LogEntry{Partition: h.Partition.Month.String(), LeafIndex: h.LeafIndex, Data: h.Data})
 		}
@@ -224,7 +224,7 @@ func (s *Server) buildReport(ctx context.Context, ac *access, rr reportRequest,
 	ac.eventIDs = ids
 	if rr.format == report.FormatPDF && content.Summary.Rows > report.MaxPDFRows {
 		return nil, fmt.Errorf("%w: %d rows; a PDF report holds at most %d: use JSON or CSV, or narrow the time range (from, to)",
-			errTooLarge, content.Summary.Rows, report.MaxPDFRows)
+			errResultTooLarge, content.Summary.Rows, report.MaxPDFRows)
 	}
 	doc, err := report.Attest(ctx, content, reportProver{s: s, eng: eng, tenant: content.TenantID}, s.cfg.Signer)
 	if err != nil {

@@ -281,7 +281,7 @@ func TestReportRowLimit(t *testing.T) {
 	reportRowLimit = 4
 	po := e.key(trailv1.Role_ROLE_PRIVACY_OFFICER, "acme")
 	_, err := e.piiReport(po, &trailv1.PIIAccessReportRequest{TenantId: "acme", SubjectId: "citizen-7"})
-	wantCode(t, err, codes.ResourceExhausted)
+	wantCode(t, err, codes.InvalidArgument)
 	if err == nil || !strings.Contains(err.Error(), "narrow the time range") {
 		t.Errorf("error %v does not say what to do", err)
 	}

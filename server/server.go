@@ -63,7 +63,8 @@ type Config struct {
 
 	// MaxBatchEvents and MaxBatchBytes bound one AppendBatch or one
 	// AppendStream message (defaults 10000 events, 8 MiB of encoded
-	// events). Larger batches fail with RESOURCE_EXHAUSTED.
+	// events). Larger batches fail with INVALID_ARGUMENT naming the limit
+	// (REST: 413).
 	MaxBatchEvents int
 	MaxBatchBytes  int
 
@@ -100,8 +101,10 @@ type Config struct {
 
 	Logger *slog.Logger
 
-	// searchBytes overrides defaultSearchBytes in tests.
+	// searchBytes overrides defaultSearchBytes, bodyTimeout
+	// bodyReadTimeout, in tests.
 	searchBytes int
+	bodyTimeout time.Duration
 }
 
 func (c *Config) setDefaults() {
@@ -122,6 +125,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.TailStall <= 0 {
 		c.TailStall = DefaultTailStall
+	}
+	if c.bodyTimeout <= 0 {
+		c.bodyTimeout = bodyReadTimeout
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))

@@ -468,8 +468,13 @@ func (*AppendResult_Receipt) isAppendResult_Result() {}
 func (*AppendResult_Error) isAppendResult_Result() {}
 
 type AppendBatchResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Results       []*AppendResult        `protobuf:"bytes,1,rep,name=results,proto3" json:"results,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// One per event of the request, in order.
+	Results []*AppendResult `protobuf:"bytes,1,rep,name=results,proto3" json:"results,omitempty"`
+	// How many of results are errors: the call succeeds (and a REST call
+	// answers 200) even when every event was rejected, so check this, or
+	// each result.
+	Failed        uint32 `protobuf:"varint,2,opt,name=failed,proto3" json:"failed,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -509,6 +514,13 @@ func (x *AppendBatchResponse) GetResults() []*AppendResult {
 		return x.Results
 	}
 	return nil
+}
+
+func (x *AppendBatchResponse) GetFailed() uint32 {
+	if x != nil {
+		return x.Failed
+	}
+	return 0
 }
 
 // StoredEntry is one leaf as stored. entry_bytes are exactly the bytes that
@@ -2606,9 +2618,10 @@ const file_trail_v1_trail_proto_rawDesc = "" +
 	"\fAppendResult\x12-\n" +
 	"\areceipt\x18\x01 \x01(\v2\x11.trail.v1.ReceiptH\x00R\areceipt\x12'\n" +
 	"\x05error\x18\x02 \x01(\v2\x0f.trail.v1.ErrorH\x00R\x05errorB\b\n" +
-	"\x06result\"G\n" +
+	"\x06result\"_\n" +
 	"\x13AppendBatchResponse\x120\n" +
-	"\aresults\x18\x01 \x03(\v2\x16.trail.v1.AppendResultR\aresults\"\xe4\x01\n" +
+	"\aresults\x18\x01 \x03(\v2\x16.trail.v1.AppendResultR\aresults\x12\x16\n" +
+	"\x06failed\x18\x02 \x01(\rR\x06failed\"\xe4\x01\n" +
 	"\vStoredEntry\x12\x1b\n" +
 	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x1c\n" +
 	"\tpartition\x18\x02 \x01(\tR\tpartition\x12\x1d\n" +
