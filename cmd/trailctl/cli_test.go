@@ -212,6 +212,9 @@ func TestUsageErrors(t *testing.T) {
 	}{
 		{[]string{"frobnicate"}, "unknown command"},
 		{[]string{"cluster", "explode"}, "unknown command"},
+		{[]string{"--token", "trail_secret", "frobnicate"}, `unknown command "frobnicate"`},
+		{[]string{"--frob", "x", "search"}, "flag -frob cannot come before the command"},
+		{[]string{"--token", "trail_secret", "search"}, "usage: trailctl search"},
 		{[]string{"get"}, "usage: trailctl get TENANT EVENT_ID"},
 		{[]string{"get", "acme"}, "give EVENT_ID, or --partition and --leaf"},
 		{[]string{"get", "acme", "e-1", "--partition", "2026-11"}, "not both"},
@@ -238,6 +241,10 @@ func TestUsageErrors(t *testing.T) {
 			r := runCLI(t, "", tc.args...)
 			if r.code != exitUsage || !strings.Contains(r.stderr, tc.want) {
 				t.Errorf("exit %d, stderr %q; want exit 2 and %q", r.code, r.stderr, tc.want)
+			}
+			// A secret given on the command line is never echoed.
+			if strings.Contains(r.stderr+r.stdout, "trail_secret") {
+				t.Errorf("the token was printed: %q", r.stderr)
 			}
 		})
 	}

@@ -66,21 +66,72 @@ func run(ctx context.Context, e *env, args []string) int {
 		printUsage(e.stdout)
 		return exitOK
 	}
-	cmd, rest, ok := lookup(args)
-	if !ok {
-		fmt.Fprintf(e.stderr, "trailctl: unknown command %q\n\n", strings.Join(args[:min(2, len(args))], " "))
+	global, args, err := leadingFlags(args)
+	if err != nil {
+		fmt.Fprintf(e.stderr, "trailctl: %v\n\n", err)
 		printUsage(e.stderr)
 		return exitUsage
 	}
-	err := cmd.run(ctx, e, rest)
+	cmd, rest, ok := lookup(args)
+	if !ok {
+		// Only the words that could name a command are echoed: never a
+		// flag's value, which may be an API key.
+		fmt.Fprintf(e.stderr, "trailctl: unknown command %q\n\n", strings.Join(commandWords(args), " "))
+		printUsage(e.stderr)
+		return exitUsage
+	}
+	err = cmd.run(ctx, e, append(global, rest...))
 	if err != nil && !errors.Is(err, errHelp) {
 		fmt.Fprintf(e.stderr, "trailctl %s: %v\n", cmd.name, err)
 	}
 	return exitCode(err)
 }
 
+// leadingFlags splits off the connection and output flags given before the
+// command ("trailctl --token T --addr A search ..."), which the command
+// then parses as its own. Any other leading flag is an error, named
+// without its value.
+func leadingFlags(args []string) (flags, rest []string, err error) {
+	if len(args) == 0 || !strings.HasPrefix(args[0], "-") {
+		return nil, args, nil
+	}
+	fs := newFlagSet("")
+	var conn connFlags
+	conn.register(fs)
+	fs.Bool("json", false, "")
+	if err := fs.Parse(args); err != nil {
+		name, _, _ := strings.Cut(strings.TrimLeft(args[0], "-"), "=")
+		for _, a := range args {
+			if strings.HasPrefix(a, "-") {
+				if n, _, _ := strings.Cut(strings.TrimLeft(a, "-"), "="); fs.Lookup(n) == nil {
+					name = n
+					break
+				}
+			}
+		}
+		return nil, nil, fmt.Errorf("flag -%s cannot come before the command (only connection flags and --json can)", name)
+	}
+	rest = fs.Args()
+	return args[:len(args)-len(rest)], rest, nil
+}
+
+// commandWords are the first two arguments that do not look like flags.
+func commandWords(args []string) []string {
+	var out []string
+	for _, a := range args {
+		if len(out) == 2 || strings.HasPrefix(a, "-") {
+			break
+		}
+		out = append(out, a)
+	}
+	return out
+}
+
 // lookup finds the command named by the first one or two arguments.
 func lookup(args []string) (command, []string, bool) {
+	if len(args) == 0 {
+		return command{}, nil, false
+	}
 	for _, c := range commands() {
 		group, sub, grouped := strings.Cut(c.name, " ")
 		switch {
