@@ -32,7 +32,7 @@ const (
 const ActionSecurityAnomaly = "audit.security_anomaly"
 
 // DefaultMaxDistinctSubjects is the default threshold of the bulk-access
-// rule: an actor reading more distinct subjects than this within an hour.
+// rule: an actor reading this many distinct subjects within an hour.
 const DefaultMaxDistinctSubjects = 150
 
 // anomalyWindow is the span of the bulk-access rule.
@@ -47,7 +47,7 @@ var ErrBadRules = errors.New("invalid anomaly rules")
 func anomalyKey(tenant string) string { return "anomaly/" + tenant }
 
 // DefaultRules are the rules of a tenant that has set none: bulk access
-// over 150 subjects an hour and data access without a purpose code.
+// to 150 or more subjects an hour and data access without a purpose code.
 // Working hours are not assumed: the off-hours rule applies only once a
 // tenant sets them, since no default fits every organisation.
 func DefaultRules(tenant string) *trailv1.AnomalyRules {
@@ -202,7 +202,7 @@ func ValidPurpose(rules *trailv1.AnomalyRules, code string) bool {
 // leader only).
 //
 // The bulk-access rule keeps, per (tenant, actor), the distinct subjects
-// read in the last hour of occurred_at time: at most threshold+1 of them,
+// read in the last hour of occurred_at time: at most threshold of them,
 // and at most MaxActors actors (least recently active dropped first), so
 // memory is bounded whatever the load. The first time a detector sees an
 // actor (a new leader's detector, or an actor dropped from the cache) it
@@ -232,7 +232,8 @@ type actorKey struct{ tenant, actor string }
 type actorWindow struct {
 	key      actorKey
 	subjects map[string]time.Time // subject -> latest access
-	quietTil time.Time            // flagged: not again before this
+	quietTil time.Time            // bulk access flagged: not again before this
+	offTil   time.Time            // off-hours alert raised: it covers accesses before this
 }
 
 // NewDetector returns a detector with empty windows.
@@ -257,6 +258,7 @@ func accessOf(ev *eventwire.Event) *access {
 // and anomaly events themselves are never inspected.
 func (d *Detector) Inspect(ctx context.Context, e *engine.Engine, events []*eventwire.Event) ([]*trailv1.Event, error) {
 	var out []*trailv1.Event
+	var raised map[actorKey]*trailv1.Event // this batch's off-hours alerts
 	for _, ev := range events {
 		if ev.Category != int32(trailv1.Category_CATEGORY_DATA_ACCESS) || string(ev.TenantID) == engine.SystemTenant {
 			continue
@@ -269,7 +271,10 @@ func (d *Detector) Inspect(ctx context.Context, e *engine.Engine, events []*even
 		if c.rules.GetDisabled() {
 			continue
 		}
-		out = append(out, d.evaluate(ctx, e, c, a)...)
+		if raised == nil {
+			raised = map[actorKey]*trailv1.Event{}
+		}
+		out = append(out, d.evaluate(ctx, e, c, a, raised)...)
 	}
 	return out, ctx.Err()
 }
@@ -305,7 +310,7 @@ func (d *Detector) tenantRules(e *engine.Engine, tenant string) (*compiled, erro
 	return c, nil
 }
 
-func (d *Detector) evaluate(ctx context.Context, e *engine.Engine, c *compiled, ev *access) []*trailv1.Event {
+func (d *Detector) evaluate(ctx context.Context, e *engine.Engine, c *compiled, ev *access, raised map[actorKey]*trailv1.Event) []*trailv1.Event {
 	var out []*trailv1.Event
 	at := ev.at
 	if !ValidPurpose(c.rules, ev.purpose) {
@@ -315,18 +320,23 @@ func (d *Detector) evaluate(ctx context.Context, e *engine.Engine, c *compiled, 
 		}
 		out = append(out, anomaly(ev, RuleMissingPurpose, map[string]string{"reason": reason}))
 	}
-	if c.offHours(at) {
-		out = append(out, anomaly(ev, RuleOffHours, map[string]string{
-			"local_time":    at.In(c.loc).Format("2006-01-02 15:04 Mon"),
-			"time_zone":     c.loc.String(),
-			"working_hours": c.rules.GetWorkingHoursStart() + "-" + c.rules.GetWorkingHoursEnd(),
-		}))
+	off := c.offHours(at)
+	if !off && ev.subject == "" {
+		return out
+	}
+	limit := int(c.rules.GetMaxDistinctSubjectsPerHour())
+	w := d.window(ctx, e, ev, at, limit)
+	defer d.mu.Unlock()
+	if off {
+		if a := w.offHours(ev, at, c, raised); a != nil {
+			out = append(out, a)
+		}
 	}
 	if ev.subject != "" {
-		if n, hit := d.observe(ctx, e, ev, at, int(c.rules.GetMaxDistinctSubjectsPerHour())); hit {
+		if n, hit := w.observe(ev.subject, at, limit); hit {
 			out = append(out, anomaly(ev, RuleBulkSubjectAccess, map[string]string{
 				"distinct_subjects": strconv.Itoa(n),
-				"threshold":         strconv.Itoa(int(c.rules.GetMaxDistinctSubjectsPerHour())),
+				"threshold":         strconv.Itoa(limit),
 				"window":            anomalyWindow.String(),
 			}))
 		}
@@ -334,34 +344,69 @@ func (d *Detector) evaluate(ctx context.Context, e *engine.Engine, c *compiled, 
 	return out
 }
 
-// observe records that ev's actor read ev's subject at time at, and
-// reports whether that takes the actor over limit distinct subjects within
-// the window (once per window).
-func (d *Detector) observe(ctx context.Context, e *engine.Engine, ev *access, at time.Time, limit int) (int, bool) {
+// window returns ev's actor's window, warmed from the log if the detector
+// has not seen the actor, with d.mu held: the caller unlocks it.
+func (d *Detector) window(ctx context.Context, e *engine.Engine, ev *access, at time.Time, limit int) *actorWindow {
 	k := actorKey{ev.tenant, ev.actor}
 	d.mu.Lock()
-	w := d.lookup(k)
-	if w == nil {
-		// The warm-up searches the log: other actors' events, and other
-		// calls' proposals, go on meanwhile. A call that warmed the same
-		// actor at the same time is merged with, not overwritten.
-		d.mu.Unlock()
-		warmed := &actorWindow{key: k, subjects: map[string]time.Time{}}
-		d.warm(ctx, e, warmed, at, limit)
-		d.mu.Lock()
-		w = d.adopt(warmed)
+	if w := d.lookup(k); w != nil {
+		return w
 	}
-	defer d.mu.Unlock()
+	// The warm-up searches the log: other actors' events, and other
+	// calls' proposals, go on meanwhile. A call that warmed the same
+	// actor at the same time is merged with, not overwritten.
+	d.mu.Unlock()
+	warmed := &actorWindow{key: k, subjects: map[string]time.Time{}}
+	d.warm(ctx, e, warmed, at, limit)
+	d.mu.Lock()
+	return d.adopt(warmed)
+}
+
+// offHours returns the off-hours alert for an access outside working
+// hours at time at, or nil when an alert raised within the last window
+// already covers it. An alert counts, in its "accesses" attribute, the
+// actor's off-hours accesses in the batch that raised it (raised holds the
+// batch's alerts): a burst sent in one request is one alert with its
+// size, and one spread over many requests is still one alert, whose
+// window_end says how long it covers the actor. Alerting on the first
+// access rather than at the end of the burst keeps the alert timely; the
+// burst itself is one search away (actor, window_start to window_end).
+func (w *actorWindow) offHours(ev *access, at time.Time, c *compiled, raised map[actorKey]*trailv1.Event) *trailv1.Event {
+	if at.Before(w.offTil) {
+		if a := raised[w.key]; a != nil {
+			n, _ := strconv.Atoi(a.Attributes["accesses"])
+			a.Attributes["accesses"] = strconv.Itoa(n + 1)
+		}
+		return nil
+	}
+	w.offTil = at.Add(anomalyWindow)
+	a := anomaly(ev, RuleOffHours, map[string]string{
+		"local_time":    at.In(c.loc).Format("2006-01-02 15:04 Mon"),
+		"time_zone":     c.loc.String(),
+		"working_hours": c.rules.GetWorkingHoursStart() + "-" + c.rules.GetWorkingHoursEnd(),
+		"window":        anomalyWindow.String(),
+		"window_start":  at.Format(time.RFC3339Nano),
+		"window_end":    w.offTil.Format(time.RFC3339Nano),
+		"accesses":      "1",
+	})
+	raised[w.key] = a
+	return a
+}
+
+// observe records that the actor read subject at time at, and reports
+// whether that brings the actor to limit distinct subjects within the
+// window (once per window).
+func (w *actorWindow) observe(subject string, at time.Time, limit int) (int, bool) {
 	for s, t := range w.subjects {
 		if !t.After(at.Add(-anomalyWindow)) {
 			delete(w.subjects, s)
 		}
 	}
-	if last, ok := w.subjects[ev.subject]; !ok || at.After(last) {
-		w.subjects[ev.subject] = at
+	if last, ok := w.subjects[subject]; !ok || at.After(last) {
+		w.subjects[subject] = at
 	}
 	n := len(w.subjects)
-	if n <= limit || at.Before(w.quietTil) {
+	if n < limit || at.Before(w.quietTil) {
 		return n, false
 	}
 	// Flagged: start a fresh window, so the next flag needs another full
@@ -417,6 +462,9 @@ func (w *actorWindow) merge(o *actorWindow) {
 	if o.quietTil.After(w.quietTil) {
 		w.quietTil = o.quietTil
 	}
+	if o.offTil.After(w.offTil) {
+		w.offTil = o.offTil
+	}
 	w.dropBeforeFlag()
 }
 
@@ -459,17 +507,27 @@ func (d *Detector) warm(ctx context.Context, e *engine.Engine, w *actorWindow, a
 				w.subjects[ev.GetSubjectId()] = t
 			}
 		}
-		return len(w.subjects) <= limit
+		return len(w.subjects) < limit
 	})
 	flags := engine.Query{Tenant: w.key.tenant, TargetType: "actor", TargetID: w.key.actor, Action: ActionSecurityAnomaly,
 		From: from, NewestFirst: true, Limit: 100}
 	d.scan(ctx, e, flags, func(ev *trailv1.Event) bool {
 		t := ev.GetOccurredAt().AsTime()
-		if ev.GetAttributes()["rule"] == RuleBulkSubjectAccess && t.After(at.Add(-anomalyWindow)) && !t.After(at) {
-			w.quietTil = t.Add(anomalyWindow)
-			return false
+		if !t.After(at.Add(-anomalyWindow)) || t.After(at) {
+			return true
 		}
-		return true
+		// Newest first: the first flag of each rule is its latest.
+		switch ev.GetAttributes()["rule"] {
+		case RuleBulkSubjectAccess:
+			if w.quietTil.IsZero() {
+				w.quietTil = t.Add(anomalyWindow)
+			}
+		case RuleOffHours:
+			if w.offTil.IsZero() {
+				w.offTil = t.Add(anomalyWindow)
+			}
+		}
+		return w.quietTil.IsZero() || w.offTil.IsZero()
 	})
 	if at.Before(w.quietTil) {
 		// Flagged already: the window restarted then, as observe does.

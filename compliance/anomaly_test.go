@@ -178,27 +178,85 @@ func TestBulkSubjectAccess(t *testing.T) {
 	e := anomalyEngine(t, nil) // defaults: 150 subjects an hour
 	d := NewDetector()
 	var fired []*trailv1.Event
-	// 150 subjects in 50 minutes: within the limit.
-	for i := range 150 {
+	// 149 subjects in 50 minutes: below the threshold.
+	for i := range 149 {
 		fired = append(fired, inspect(t, d, e, dataAccess(fmt.Sprintf("a%d", i), "mallory", fmt.Sprintf("citizen-%d", i), "audit", monday10.Add(time.Duration(i)*20*time.Second)))...)
 	}
 	// Reading one of them again adds no distinct subject.
 	fired = append(fired, inspect(t, d, e, dataAccess("again", "mallory", "citizen-3", "audit", monday10.Add(51*time.Minute)))...)
 	if len(fired) != 0 {
-		t.Fatalf("%d anomalies at or below the threshold: %v", len(fired), rulesOf(fired))
+		t.Fatalf("%d anomalies below the threshold: %v", len(fired), rulesOf(fired))
 	}
-	// The 151st distinct subject within the hour crosses it, once.
-	fired = inspect(t, d, e, dataAccess("a150", "mallory", "citizen-150", "audit", monday10.Add(52*time.Minute)))
-	if len(fired) != 1 || fired[0].GetAttributes()["rule"] != RuleBulkSubjectAccess || fired[0].GetAttributes()["distinct_subjects"] != "151" {
-		t.Fatalf("anomalies %v, want one %s over 151 subjects", fired, RuleBulkSubjectAccess)
+	// "150 records in one hour": the 150th distinct subject fires, once.
+	fired = inspect(t, d, e, dataAccess("a149", "mallory", "citizen-149", "audit", monday10.Add(52*time.Minute)))
+	if len(fired) != 1 || fired[0].GetAttributes()["rule"] != RuleBulkSubjectAccess || fired[0].GetAttributes()["distinct_subjects"] != "150" {
+		t.Fatalf("anomalies %v, want one %s at 150 subjects", fired, RuleBulkSubjectAccess)
 	}
-	fired = inspect(t, d, e, dataAccess("a151", "mallory", "citizen-151", "audit", monday10.Add(53*time.Minute)))
+	fired = inspect(t, d, e, dataAccess("a150", "mallory", "citizen-150", "audit", monday10.Add(53*time.Minute)))
 	if len(fired) != 0 {
 		t.Fatalf("flagged twice within the hour: %v", rulesOf(fired))
 	}
 	// Another actor is counted on its own.
 	if out := inspect(t, d, e, dataAccess("b1", "bob", "citizen-1", "audit", monday10)); len(out) != 0 {
 		t.Fatalf("bob flagged: %v", rulesOf(out))
+	}
+}
+
+// TestOffHoursOncePerWindow: a night burst raises one off-hours alert per
+// actor per hour, counting the accesses of the request that raised it;
+// the next hour's accesses raise the next alert.
+func TestOffHoursOncePerWindow(t *testing.T) {
+	e := anomalyEngine(t, &trailv1.AnomalyRules{TenantId: "acme", WorkingHoursStart: "08:00", WorkingHoursEnd: "18:00"})
+	d := NewDetector()
+	night := monday10.Add(13 * time.Hour) // 23:00
+	offHours := func(out []*trailv1.Event) []*trailv1.Event {
+		var got []*trailv1.Event
+		for _, a := range out {
+			if a.GetAttributes()["rule"] == RuleOffHours {
+				got = append(got, a)
+			}
+		}
+		return got
+	}
+	var first []*trailv1.Event
+	for i := range 40 {
+		first = append(first, dataAccess(fmt.Sprintf("n%d", i), "mallory", fmt.Sprintf("c%d", i), "audit", night.Add(time.Duration(i)*10*time.Second)))
+	}
+	// Another actor in the same request gets its own alert.
+	first = append(first, dataAccess("o1", "oscar", "c1", "audit", night))
+	got := offHours(inspect(t, d, e, first...))
+	if len(got) != 2 {
+		t.Fatalf("%d off-hours alerts for one request of two actors, want 2", len(got))
+	}
+	want := map[string]string{"mallory": "40", "oscar": "1"}
+	for _, a := range got {
+		attrs := a.GetAttributes()
+		if attrs["accesses"] != want[attrs["actor_id"]] || attrs["window"] != "1h0m0s" {
+			t.Fatalf("alert for %s: %v, want %s accesses in a 1h window", attrs["actor_id"], attrs, want[attrs["actor_id"]])
+		}
+	}
+	mallory := got[0]
+	if mallory.GetAttributes()["actor_id"] != "mallory" {
+		mallory = got[1]
+	}
+	if a := mallory.GetAttributes(); a["event_id"] != "n0" || a["window_start"] != night.Format(time.RFC3339Nano) ||
+		a["window_end"] != night.Add(time.Hour).Format(time.RFC3339Nano) {
+		t.Fatalf("alert %v, want raised at n0 covering 23:00-00:00", a)
+	}
+	// Later requests within the hour are covered by that alert.
+	for i := 40; i < 160; i++ {
+		if out := offHours(inspect(t, d, e, dataAccess(fmt.Sprintf("n%d", i), "mallory", fmt.Sprintf("c%d", i), "audit", night.Add(time.Duration(i)*20*time.Second)))); len(out) != 0 {
+			t.Fatalf("second off-hours alert within the hour at n%d: %v", i, out[0].GetAttributes())
+		}
+	}
+	// An hour after the first, a new window opens.
+	if out := offHours(inspect(t, d, e, dataAccess("late", "mallory", "c1", "audit", night.Add(61*time.Minute)))); len(out) != 1 {
+		t.Fatalf("%d alerts for the next hour's access, want 1", len(out))
+	}
+	// A new leader's detector finds the alert in the log and stays quiet.
+	applyAll(t, e, 2, night, append(first, mallory))
+	if out := offHours(inspect(t, NewDetector(), e, dataAccess("after", "mallory", "c2", "audit", night.Add(30*time.Minute)))); len(out) != 0 {
+		t.Fatalf("a new leader raised the alert again: %v", out[0].GetAttributes())
 	}
 }
 
@@ -321,8 +379,8 @@ func TestDetectorWarmsFromTheLog(t *testing.T) {
 		for i := 100; i < 151; i++ {
 			fired = append(fired, inspect(t, fresh, e, dataAccess(fmt.Sprintf("a%d", i), "mallory", fmt.Sprintf("c%d", i), "audit", monday10.Add(30*time.Minute+time.Duration(i)*time.Second)))...)
 		}
-		if len(fired) != 1 || fired[0].GetAttributes()["event_id"] != "a150" || fired[0].GetAttributes()["distinct_subjects"] != "151" {
-			t.Fatalf("new leader flagged %v; want one bulk access at a150 over 151 subjects", fired)
+		if len(fired) != 1 || fired[0].GetAttributes()["event_id"] != "a149" || fired[0].GetAttributes()["distinct_subjects"] != "150" {
+			t.Fatalf("new leader flagged %v; want one bulk access at a149, the 150th subject", fired)
 		}
 	})
 	t.Run("flagged before the leader change", func(t *testing.T) {
