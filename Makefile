@@ -38,7 +38,7 @@ proto:
 		--plugin=protoc-gen-grpc-gateway=$(GOBIN)/protoc-gen-grpc-gateway --grpc-gateway_out=proto \
 		--grpc-gateway_opt=paths=source_relative,grpc_api_configuration=proto/trail/v1/gateway.yaml \
 		--plugin=protoc-gen-openapiv2=$(GOBIN)/protoc-gen-openapiv2 --openapiv2_out=proto \
-		--openapiv2_opt=grpc_api_configuration=proto/trail/v1/gateway.yaml,allow_merge=true,merge_file_name=trail \
+		--openapiv2_opt=grpc_api_configuration=proto/trail/v1/gateway.yaml,openapi_configuration=proto/trail/v1/openapi.yaml,json_names_for_fields=false,allow_merge=true,merge_file_name=trail \
 		proto/trail/v1/event.proto proto/trail/v1/trail.proto proto/trail/v1/compliance.proto $(wildcard proto/trail/v1/raft.proto)
 
 ## proto-check: fail if the committed generated code is stale

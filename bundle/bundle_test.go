@@ -7,11 +7,15 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"reflect"
 	"strings"
 	"testing"
 	"testing/iotest"
 	"time"
 
+	"golang.org/x/mod/sumdb/note"
+
+	"github.com/trailaudit/trail/filter"
 	"github.com/trailaudit/trail/merkle"
 	trailv1 "github.com/trailaudit/trail/proto/trail/v1"
 )
@@ -91,7 +95,7 @@ func TestRoundTrip(t *testing.T) {
 			name: "gaps, as a filtered export has",
 			log:  func() *fakeLog { return newFakeLog(t, key, 6) },
 			opts: exportOpts{
-				filters: Filters{Action: "record.view"},
+				filters: filter.Filter{Actions: []string{"record.view"}},
 				skip:    func(_ string, leaf uint64) bool { return leaf == 2 || leaf == 3 },
 			},
 			check: func(t *testing.T, r *Report) {
@@ -248,7 +252,7 @@ func TestTampering(t *testing.T) {
 		}},
 		{name: "header filters edited", want: ErrManifest, edit: func(t *testing.T, ls [][]byte) [][]byte {
 			// A filter every entry still matches: only the digest tells.
-			rewrite(t, ls, 0, func(h *Header) { h.Filters.From = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC) })
+			rewrite(t, ls, 0, func(h *Header) { h.Filter.From = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC) })
 			return ls
 		}},
 		{name: "manifest digest recomputed after editing the header", want: ErrSignature, edit: func(t *testing.T, ls [][]byte) [][]byte {
@@ -369,9 +373,17 @@ func TestMisbehavingLog(t *testing.T) {
 			}
 		}, exportOpts{}, ErrEntry, "not in partition"},
 		{"entry outside the declared time range", nil,
-			exportOpts{filters: Filters{From: time.Date(2026, 10, 1, 9, 0, 2, 0, time.UTC)}}, ErrFilter, "time range"},
+			exportOpts{filters: filter.Filter{From: time.Date(2026, 10, 1, 9, 0, 2, 0, time.UTC)}}, ErrFilter, "outside [2026-10-01T09:00:02Z"},
 		{"entry outside the declared actor", nil,
-			exportOpts{filters: Filters{ActorID: "user-0"}}, ErrFilter, "actor"},
+			exportOpts{filters: filter.Filter{ActorIDs: []string{"user-0"}}}, ErrFilter, `actor "user-1" is not "user-0"`},
+		{"entry outside the declared actors", nil,
+			exportOpts{filters: filter.Filter{ActorIDs: []string{"user-0", "user-2"}}}, ErrFilter, "is not one of user-0,user-2"},
+		{"entry outside the declared categories", nil,
+			exportOpts{filters: filter.Filter{Categories: []trailv1.Category{trailv1.Category_CATEGORY_SECURITY, trailv1.Category_CATEGORY_SYSTEM}}}, ErrFilter, "category data_access is not system,security"},
+		{"entry outside the declared purpose", nil,
+			exportOpts{filters: filter.Filter{PurposeCodes: []string{"case-handling"}}}, ErrFilter, `purpose code "" is not "case-handling"`},
+		{"entry outside the declared PII fields", nil,
+			exportOpts{filters: filter.Filter{PIIFields: []string{"field-0"}}}, ErrFilter, `include none of "field-0"`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -474,21 +486,103 @@ func TestMaxLine(t *testing.T) {
 	}
 }
 
-func TestFiltersString(t *testing.T) {
-	f := Filters{From: time.Date(2026, 10, 1, 0, 0, 0, 0, time.UTC), Category: "CATEGORY_DATA_ACCESS"}
-	if got, want := f.String(), "from=2026-10-01T00:00:00Z category=CATEGORY_DATA_ACCESS"; got != want {
-		t.Errorf("got %q, want %q", got, want)
+// TestFilteredExports: an export made with sets of values verifies when
+// every entry matches one value of each field.
+func TestFilteredExports(t *testing.T) {
+	key := newTestKey(t, testLog)
+	for _, tc := range []struct {
+		name string
+		f    filter.Filter
+		keep func(i uint64) bool // which leaves of a partition match f
+	}{
+		{"two actors", filter.Filter{ActorIDs: []string{"user-0", "user-2"}}, func(i uint64) bool { return i%3 != 1 }},
+		{"categories", filter.Filter{Categories: []trailv1.Category{trailv1.Category_CATEGORY_SECURITY, trailv1.Category_CATEGORY_DATA_ACCESS}}, func(uint64) bool { return true }},
+		{"purpose and PII field", filter.Filter{PurposeCodes: []string{"case-handling"}, PIIFields: []string{"field-2", "nothing"}}, func(i uint64) bool { return i%4 == 2 }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			b := newFakeLog(t, key, 8, 6).export(exportOpts{filters: tc.f, skip: func(_ string, leaf uint64) bool { return !tc.keep(leaf) }})
+			r, err := verify(t, key.vkey, b)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := tc.f.Clone()
+			want.Normalize()
+			if !reflect.DeepEqual(r.Filter, want) || !strings.Contains(strings.Join(r.Notes, "\n"), "the export is filtered ("+want.String()+")") {
+				t.Fatalf("report filter %#v, want %#v, notes %q", r.Filter, want, r.Notes)
+			}
+		})
 	}
-	if got := (Filters{}).String(); got != "all entries" {
-		t.Errorf("got %q", got)
+}
+
+// TestFormat2Header: a trail-bundle/2 header, with its one value per
+// field, is still read; its filters become the report's Filter.
+func TestFormat2Header(t *testing.T) {
+	key := newTestKey(t, testLog)
+	v3 := filter.Filter{ActorIDs: []string{"user-0"}, Categories: []trailv1.Category{trailv1.Category_CATEGORY_DATA_ACCESS}}
+	export := func(header func(map[string]any)) []byte {
+		b := newFakeLog(t, key, 6).export(exportOpts{filters: v3, skip: func(_ string, leaf uint64) bool { return leaf%3 != 0 }})
+		ls := lines(b)
+		var h map[string]any
+		if err := json.Unmarshal(ls[0], &h); err != nil {
+			t.Fatal(err)
+		}
+		header(h)
+		delete(h, "type")
+		hb, err := json.Marshal(h)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ls[0] = append(append([]byte(`{"type":"header",`), hb[1:]...), '\n') // "type" leads every line
+		ls = redigest(t, ls, func(*Manifest) {})
+		resign(t, key, ls)
+		return bytes.Join(ls, nil)
 	}
-	req := &trailv1.ExportRequest{Category: trailv1.Category_CATEGORY_SECURITY, ActorId: "a"}
-	if got := FiltersOf(req); got.Category != "CATEGORY_SECURITY" || got.ActorID != "a" || !got.Selective() {
-		t.Errorf("FiltersOf: %+v", got)
+	v2 := func(h map[string]any) {
+		delete(h, "filter")
+		h["format"] = "trail-bundle/2"
+		h["filters"] = map[string]any{"actor_id": "user-0", "category": "CATEGORY_DATA_ACCESS"}
 	}
-	if err := (Filters{Category: "nope"}).check(); err == nil {
-		t.Error("unknown category accepted")
+	r, err := verify(t, key.vkey, export(v2))
+	if err != nil {
+		t.Fatalf("format 2 bundle: %v", err)
 	}
+	if !reflect.DeepEqual(r.Filter, v3) {
+		t.Fatalf("format 2 filters read as %+v, want %+v", r.Filter, v3)
+	}
+	for _, tc := range []struct {
+		name   string
+		header func(map[string]any)
+		inText string
+	}{
+		{"format 3 with format 2 filters", func(h map[string]any) { h["filters"] = map[string]any{"actor_id": "user-0"} }, "another format's filters"},
+		{"format 2 without its filters", func(h map[string]any) { h["format"] = "trail-bundle/2"; delete(h, "filter") }, "another format's filters"},
+		{"format 2 with an unknown category", func(h map[string]any) {
+			v2(h)
+			h["filters"] = map[string]any{"category": "CATEGORY_GOSSIP"}
+		}, `"CATEGORY_GOSSIP" is not a category`},
+		{"format 4", func(h map[string]any) { h["format"] = "trail-bundle/4" }, "this verifier reads"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			expectFailure(t, key.vkey, export(tc.header), ErrMalformed, tc.inText)
+		})
+	}
+}
+
+// resign signs the manifest of ls again with key, as a log holding the key
+// could.
+func resign(t *testing.T, key testKey, ls [][]byte) {
+	t.Helper()
+	var h Header
+	if err := json.Unmarshal(ls[0], &h); err != nil {
+		t.Fatal(err)
+	}
+	rewrite(t, ls, len(ls)-1, func(m *Manifest) {
+		signed, err := note.Sign(&note.Note{Text: noteText(h.LogName, h.Tenant, m)}, key.signer)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m.SignedNote = string(signed)
+	})
 }
 
 // Run proofs: each forgery of a run line, its entries or its run_end is

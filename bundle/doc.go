@@ -5,15 +5,17 @@
 // the [Verifier] behind "trailctl verify --bundle"; both work in constant
 // memory, whatever the size of the export.
 //
-// # Format (trail-bundle/2)
+// # Format (trail-bundle/3)
 //
 // A bundle is JSON Lines: one JSON object per line, each line ending in
 // "\n", each object starting with its "type" key. Bytes are standard
 // base64, hashes included.
 //
 //	header       exactly once, first: format, log name, tenant, the export's
-//	             filters, creation time, the log key's name and hash and,
-//	             when the server knows it, the verifier key text
+//	             selection ("filter", a filter.Filter, normalized: each
+//	             field's values sorted), creation time, the log key's name
+//	             and hash and, when the server knows it, the verifier key
+//	             text
 //	checkpoint   once per partition covered, before that partition's
 //	             runs, partitions in month order: the C2SP signed note and
 //	             (unsigned conveniences) its size and root
@@ -52,7 +54,9 @@
 // mistaken for a checkpoint: its second line is not a tree size.
 //
 // Version 1 carried an inclusion proof on every entry line; verifiers
-// refuse it with a message saying so.
+// refuse it with a message saying so. Version 2 is version 3 with one
+// value per filter field, under the header key "filters"; verifiers read
+// it as the equivalent filter.
 //
 // # Verification
 //

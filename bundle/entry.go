@@ -115,7 +115,7 @@ func (s *verification) content(p *partState, e *entryLine) (*trailv1.PartitionLi
 		return nil, failf(ErrEntry, "sequencer time %s goes back before %s", t.Format(time.RFC3339Nano), s.last.Format(time.RFC3339Nano))
 	}
 	s.last = t
-	if why := s.hdr.Filters.mismatch(f, t, s.category); why != "" {
+	if why := mismatch(&s.hdr.Filter, f, t); why != "" {
 		return nil, failf(ErrFilter, "leaf %d of %s: %s", e.leafIndex, p.Partition, why)
 	}
 	if !f.hasPrevPartition {

@@ -7,6 +7,7 @@ import (
 
 	"google.golang.org/protobuf/encoding/protowire"
 
+	"github.com/trailaudit/trail/filter"
 	trailv1 "github.com/trailaudit/trail/proto/trail/v1"
 )
 
@@ -41,6 +42,8 @@ const (
 	fieldEventActor     = 6
 	fieldEventSubjectID = 7
 	fieldEventTarget    = 8
+	fieldEventPIIFields = 9
+	fieldEventPurpose   = 10
 	fieldActorID        = 1
 	fieldTargetType     = 1
 	fieldTargetID       = 2
@@ -62,6 +65,8 @@ type entryFields struct {
 	tenant, partition, action    []byte
 	actorID, subjectID           []byte
 	targetType, targetID         []byte
+	purposeCode                  []byte
+	piiFields                    []string
 	prevLeafHash                 []byte
 	category                     int32
 	leafIndex                    uint64
@@ -142,6 +147,12 @@ func decodeEvent(b []byte, f *entryFields) error {
 			if err = want(typ, protowire.BytesType, "target"); err == nil {
 				err = decodeTarget(v, f)
 			}
+		case fieldEventPIIFields:
+			err = want(typ, protowire.BytesType, "pii_fields_accessed")
+			f.piiFields = append(f.piiFields, string(v))
+		case fieldEventPurpose:
+			err = want(typ, protowire.BytesType, "purpose_code")
+			f.purposeCode = v
 		}
 		if err != nil {
 			return err
@@ -260,24 +271,16 @@ func (f *entryFields) sequencerTime() (time.Time, bool) {
 	return time.Unix(f.seqSeconds, int64(f.seqNanos)).UTC(), true
 }
 
-// mismatch names the first of the filters the entry does not match, or
-// returns "". t is its sequencer time; category is the number of
-// f.Category's name (checked when the header was read).
-func (f Filters) mismatch(en *entryFields, t time.Time, category int32) string {
-	switch {
-	case !f.InTime(t):
-		return "sequencer time outside the export's time range"
-	case f.ActorID != "" && string(en.actorID) != f.ActorID:
-		return fmt.Sprintf("actor %q, export is of actor %q", en.actorID, f.ActorID)
-	case f.SubjectID != "" && string(en.subjectID) != f.SubjectID:
-		return fmt.Sprintf("subject %q, export is of subject %q", en.subjectID, f.SubjectID)
-	case f.TargetType != "" && string(en.targetType) != f.TargetType,
-		f.TargetID != "" && string(en.targetID) != f.TargetID:
-		return fmt.Sprintf("target %s/%s, export is of target %s/%s", en.targetType, en.targetID, f.TargetType, f.TargetID)
-	case f.Category != "" && en.category != category:
-		return fmt.Sprintf("category %s, export is of category %s", trailv1.Category(en.category), f.Category)
-	case f.Action != "" && string(en.action) != f.Action:
-		return fmt.Sprintf("action %q, export is of action %q", en.action, f.Action)
+// mismatch names the first field of the export's filter the entry does
+// not match, or returns "". t is its sequencer time.
+func mismatch(f *filter.Filter, en *entryFields, t time.Time) string {
+	ev := filter.Event{
+		SequencerTime: t, ActorID: string(en.actorID), SubjectID: string(en.subjectID),
+		TargetType: string(en.targetType), TargetID: string(en.targetID), Category: trailv1.Category(en.category),
+		Action: string(en.action), PurposeCode: string(en.purposeCode), PIIFields: en.piiFields,
+	}
+	if why := f.Mismatch(&ev); why != "" {
+		return why + ", outside the export's filter"
 	}
 	return ""
 }

@@ -11,6 +11,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/trailaudit/trail/filter"
 	"github.com/trailaudit/trail/merkle"
 	trailv1 "github.com/trailaudit/trail/proto/trail/v1"
 )
@@ -95,12 +96,15 @@ func (l *fakeLog) addPartition(n int) {
 			Event: &trailv1.Event{
 				TenantId: testTenant, EventId: fmt.Sprintf("%s-%d", p.month, i),
 				Category: trailv1.Category_CATEGORY_DATA_ACCESS, Action: "record.view",
-				Outcome:    trailv1.Outcome_OUTCOME_SUCCESS,
-				Actor:      &trailv1.Actor{Id: fmt.Sprintf("user-%d", i%3), Type: "user"},
-				SubjectId:  fmt.Sprintf("citizen-%d", i%5),
-				Target:     &trailv1.Target{Type: "record", Id: fmt.Sprint(i)},
-				OccurredAt: timestamppb.New(l.clock),
-				Attributes: map[string]string{"i": fmt.Sprint(i), "pad": l.pad},
+				Outcome:   trailv1.Outcome_OUTCOME_SUCCESS,
+				Actor:     &trailv1.Actor{Id: fmt.Sprintf("user-%d", i%3), Type: "user"},
+				SubjectId: fmt.Sprintf("citizen-%d", i%5),
+				// Every other access lists PII fields and a purpose.
+				PiiFieldsAccessed: piiOf(i),
+				PurposeCode:       purposeOf(i),
+				Target:            &trailv1.Target{Type: "record", Id: fmt.Sprint(i)},
+				OccurredAt:        timestamppb.New(l.clock),
+				Attributes:        map[string]string{"i": fmt.Sprint(i), "pad": l.pad},
 			},
 			SequencerTime: timestamppb.New(l.clock),
 			Partition:     p.month,
@@ -126,11 +130,25 @@ func (l *fakeLog) addPartition(n int) {
 	}
 }
 
+func piiOf(i int) []string {
+	if i%2 == 1 {
+		return nil
+	}
+	return []string{"name", fmt.Sprintf("field-%d", i%4)}
+}
+
+func purposeOf(i int) string {
+	if i%2 == 1 {
+		return ""
+	}
+	return "case-handling"
+}
+
 func (l *fakeLog) prune(part, leaf int) { l.parts[part].entries[leaf] = nil }
 
 // exportOpts shape fakeLog.export.
 type exportOpts struct {
-	filters Filters
+	filters filter.Filter
 	// cpSize is each partition's checkpoint size (default: its size).
 	cpSize map[string]uint64
 	// skip leaves out entries (by partition and leaf).
@@ -146,7 +164,7 @@ func (l *fakeLog) export(o exportOpts) []byte {
 	l.t.Helper()
 	var buf bytes.Buffer
 	w, err := NewWriter(&buf, Header{
-		LogName: testLog, Tenant: testTenant, Filters: o.filters,
+		LogName: testLog, Tenant: testTenant, Filter: o.filters,
 		Created: time.Date(2026, 12, 5, 10, 0, 0, 0, time.UTC),
 		KeyName: l.key.signer.Name(), KeyHash: fmt.Sprintf("%08x", l.key.signer.KeyHash()), VKey: o.vkey,
 	})

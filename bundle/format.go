@@ -6,12 +6,14 @@ import (
 	"strings"
 	"time"
 
+	"github.com/trailaudit/trail/filter"
 	trailv1 "github.com/trailaudit/trail/proto/trail/v1"
 )
 
 // Format is the format version a header names; verifiers refuse others.
-// Version 1 proved every entry on its own; version 2 proves runs.
-const Format = "trail-bundle/2"
+// Version 1 proved every entry on its own; version 2 proves runs; version
+// 3 records the export's selection as a filter.Filter (sets of values).
+const Format = "trail-bundle/3"
 
 // ContentType is the media type of a bundle, and FileExt its file name
 // extension.
@@ -31,10 +33,13 @@ const (
 	TypeManifest    = "manifest"
 )
 
-// Filters are the selection an export was made with. Zero values are not
-// filters. From and To bound sequencer time as [From, To); the other
-// fields must match the entry exactly, as search filters do.
-type Filters struct {
+// formatV2 is the previous format: the same lines, but a header whose
+// "filters" held one value per field. Verifiers still read it.
+const formatV2 = "trail-bundle/2"
+
+// v2Filters are a trail-bundle/2 header's filters. Zero values are not
+// filters.
+type v2Filters struct {
 	From       time.Time `json:"from,omitzero"`
 	To         time.Time `json:"to,omitzero"`
 	ActorID    string    `json:"actor_id,omitempty"`
@@ -45,83 +50,41 @@ type Filters struct {
 	Action     string    `json:"action,omitempty"`
 }
 
-// FiltersOf returns the filters of an export request.
-func FiltersOf(req *trailv1.ExportRequest) Filters {
-	f := Filters{
-		ActorID: req.GetActorId(), SubjectID: req.GetSubjectId(),
-		TargetType: req.GetTargetType(), TargetID: req.GetTargetId(), Action: req.GetAction(),
+// filter returns the selection f describes.
+func (f *v2Filters) filter() (filter.Filter, error) {
+	out := filter.Filter{From: f.From, To: f.To}
+	one := func(v string) []string {
+		if v == "" {
+			return nil
+		}
+		return []string{v}
 	}
-	if req.GetFrom() != nil {
-		f.From = req.GetFrom().AsTime().UTC()
-	}
-	if req.GetTo() != nil {
-		f.To = req.GetTo().AsTime().UTC()
-	}
-	if c := req.GetCategory(); c != trailv1.Category_CATEGORY_UNSPECIFIED {
-		f.Category = c.String()
-	}
-	return f
-}
-
-// Selective reports whether any filter other than time is set: then the
-// bundle holds the matching entries only, not a contiguous slice of the log.
-func (f Filters) Selective() bool {
-	return f.ActorID != "" || f.SubjectID != "" || f.TargetType != "" || f.TargetID != "" ||
-		f.Category != "" || f.Action != ""
-}
-
-// check rejects filters no export could have been made with.
-func (f Filters) check() error {
-	if !f.From.IsZero() && !f.To.IsZero() && !f.From.Before(f.To) {
-		return fmt.Errorf("filter time range [%s, %s) is empty", f.From.Format(time.RFC3339Nano), f.To.Format(time.RFC3339Nano))
+	out.ActorIDs, out.SubjectIDs, out.Actions = one(f.ActorID), one(f.SubjectID), one(f.Action)
+	if f.TargetType != "" || f.TargetID != "" {
+		out.Targets = []filter.Target{{Type: f.TargetType, ID: f.TargetID}}
 	}
 	if f.Category != "" {
-		if _, ok := trailv1.Category_value[f.Category]; !ok {
-			return fmt.Errorf("filter category %q is not a category", f.Category)
+		c, ok := trailv1.Category_value[f.Category]
+		if !ok || c == 0 {
+			return filter.Filter{}, fmt.Errorf("filter category %q is not a category", f.Category)
 		}
+		out.Categories = []trailv1.Category{trailv1.Category(c)}
 	}
-	return nil
-}
-
-// InTime reports whether sequencer time t lies in [From, To).
-func (f Filters) InTime(t time.Time) bool {
-	return (f.From.IsZero() || !t.Before(f.From)) && (f.To.IsZero() || t.Before(f.To))
-}
-
-// String describes the filters for reports: "all entries" when none is set.
-func (f Filters) String() string {
-	var parts []string
-	add := func(k, v string) {
-		if v != "" {
-			parts = append(parts, k+"="+v)
-		}
-	}
-	if !f.From.IsZero() {
-		add("from", f.From.Format(time.RFC3339Nano))
-	}
-	if !f.To.IsZero() {
-		add("to", f.To.Format(time.RFC3339Nano))
-	}
-	add("actor", f.ActorID)
-	add("subject", f.SubjectID)
-	add("target_type", f.TargetType)
-	add("target_id", f.TargetID)
-	add("category", f.Category)
-	add("action", f.Action)
-	if len(parts) == 0 {
-		return "all entries"
-	}
-	return strings.Join(parts, " ")
+	return out, out.Check()
 }
 
 // Header is the first line of a bundle.
 type Header struct {
-	Type    string    `json:"type"`
-	Format  string    `json:"format"`
-	LogName string    `json:"log_name"`
-	Tenant  string    `json:"tenant"`
-	Filters Filters   `json:"filters"`
-	Created time.Time `json:"created"`
+	Type    string `json:"type"`
+	Format  string `json:"format"`
+	LogName string `json:"log_name"`
+	Tenant  string `json:"tenant"`
+	// Filter is the selection the export was made with (trail-bundle/3).
+	Filter filter.Filter `json:"filter"`
+	// V2Filters is where a trail-bundle/2 header kept it; a verifier moves
+	// it into Filter. Writers never set it.
+	V2Filters *v2Filters `json:"filters,omitempty"`
+	Created   time.Time  `json:"created"`
 	// KeyName and KeyHash identify the log key ("name+hash" as signature
 	// lines name it); VKey is its full verifier key text when the server
 	// knows it. All three are informational: a verifier uses the key it

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/trailaudit/trail/filter"
 	"github.com/trailaudit/trail/merkle"
 )
 
@@ -16,7 +17,7 @@ type Report struct {
 	Format  string
 	LogName string
 	Tenant  string
-	Filters Filters
+	Filter  filter.Filter
 	Created time.Time
 	Key     string // the trusted key, "name+hash"
 
@@ -55,7 +56,7 @@ type PartitionReport struct {
 }
 
 func (r *Report) setHeader(h *Header) {
-	r.Format, r.LogName, r.Tenant, r.Filters, r.Created = h.Format, h.LogName, h.Tenant, h.Filters, h.Created
+	r.Format, r.LogName, r.Tenant, r.Filter, r.Created = h.Format, h.LogName, h.Tenant, h.Filter, h.Created
 }
 
 func (r *Report) note(format string, args ...any) {
@@ -75,8 +76,8 @@ func (r *Report) finish(parts []partState) {
 	if r.Pruned > 0 {
 		r.note("%d entries are pruned (retention removed their payload): only their leaf hashes are proven, and their own link to the entry before cannot be checked", r.Pruned)
 	}
-	if r.Filters.Selective() {
-		r.note("the export is filtered (%s): it holds the matching entries, each proven, but cannot prove that no other entry matches", r.Filters)
+	if r.Filter.Selective() {
+		r.note("the export is filtered (%s): it holds the matching entries, each proven, but cannot prove that no other entry matches", r.Filter.String())
 	}
 	if r.notesDropped > 0 {
 		r.Notes = append(r.Notes, fmt.Sprintf("%d more notes not shown", r.notesDropped))
@@ -86,7 +87,7 @@ func (r *Report) finish(parts []partState) {
 // Summary states what was verified, one "OK ..." line per fact.
 func (r *Report) Summary() []string {
 	out := []string{fmt.Sprintf("OK bundle %s of tenant %s (log %s, %s), created %s, %d lines",
-		r.Format, r.Tenant, r.LogName, r.Filters, r.Created.UTC().Format(time.RFC3339), r.Lines)}
+		r.Format, r.Tenant, r.LogName, r.Filter.String(), r.Created.UTC().Format(time.RFC3339), r.Lines)}
 	for _, p := range r.Partitions {
 		out = append(out, fmt.Sprintf("OK checkpoint %s size %d root %s signed by key %s", p.Origin, p.Size, p.Root, r.Key))
 	}

@@ -15,7 +15,6 @@ import (
 	"golang.org/x/mod/sumdb/note"
 
 	"github.com/trailaudit/trail/merkle"
-	trailv1 "github.com/trailaudit/trail/proto/trail/v1"
 )
 
 // Verifier checks bundles against the one thing an auditor trusts: the
@@ -78,15 +77,14 @@ type verification struct {
 	rep *Report
 	typ string // type of the current line
 
-	hdr      *Header
-	category int32       // the number of the header's category filter
-	parts    []partState // in bundle order; one per checkpoint
-	run      *runState   // the open run, if any
-	prev     *leafState  // the last entry
-	chain    *merkle.ChainVerifier
-	last     time.Time
-	pending  *pendingLink
-	done     bool // the manifest was read
+	hdr     *Header
+	parts   []partState // in bundle order; one per checkpoint
+	run     *runState   // the open run, if any
+	prev    *leafState  // the last entry
+	chain   *merkle.ChainVerifier
+	last    time.Time
+	pending *pendingLink
+	done    bool // the manifest was read
 
 	// digest is the manifest digest of the lines so far (digest.go).
 	digest hash.Hash
@@ -220,20 +218,29 @@ func (s *verification) header(line []byte) error {
 	if h.Format == "trail-bundle/1" {
 		return failf(ErrMalformed, "format %q proves each entry on its own and is no longer read; export the bundle again to get %q", h.Format, Format)
 	}
-	if h.Format != Format {
-		return failf(ErrMalformed, "format %q, this verifier reads %q", h.Format, Format)
+	switch {
+	case h.Format == Format && h.V2Filters == nil:
+	case h.Format == formatV2 && h.V2Filters != nil:
+		f, err := h.V2Filters.filter()
+		if err != nil {
+			return failf(ErrMalformed, "%v", err)
+		}
+		h.Filter, h.V2Filters = f, nil
+	case h.Format == Format || h.Format == formatV2:
+		return failf(ErrMalformed, "format %q with a header of another format's filters", h.Format)
+	default:
+		return failf(ErrMalformed, "format %q, this verifier reads %q and %q", h.Format, Format, formatV2)
 	}
 	if h.Tenant == "" || strings.ContainsAny(h.Tenant, "/\n") {
 		return failf(ErrMalformed, "tenant %q is not a tenant id", h.Tenant)
 	}
-	if err := h.Filters.check(); err != nil {
+	if err := h.Filter.Check(); err != nil {
 		return failf(ErrMalformed, "%v", err)
 	}
 	if err := s.checkKey(&h); err != nil {
 		return err
 	}
 	s.hdr = &h
-	s.category = trailv1.Category_value[h.Filters.Category]
 	s.rep.setHeader(&h)
 	return nil
 }

@@ -44,15 +44,18 @@ type openRun struct {
 }
 
 // NewWriter writes h's header line to w and returns a Writer for the rest
-// of the bundle. Type and Format are filled in.
+// of the bundle. Type and Format are filled in, and the filter is written
+// normalized.
 func NewWriter(w io.Writer, h Header) (*Writer, error) {
 	if h.LogName == "" || h.Tenant == "" {
 		return nil, errors.New("bundle: header needs a log name and a tenant")
 	}
-	if err := h.Filters.check(); err != nil {
+	if err := h.Filter.Check(); err != nil {
 		return nil, fmt.Errorf("bundle: header: %w", err)
 	}
-	h.Type, h.Format = TypeHeader, Format
+	h.Type, h.Format, h.V2Filters = TypeHeader, Format, nil
+	h.Filter = h.Filter.Clone()
+	h.Filter.Normalize() // one spelling per selection
 	bw := &Writer{w: w, digest: sha256.New(), logName: h.LogName, tenant: h.Tenant}
 	if err := bw.line(h); err != nil {
 		return nil, err

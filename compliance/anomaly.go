@@ -18,6 +18,7 @@ import (
 
 	"github.com/trailaudit/trail/engine"
 	"github.com/trailaudit/trail/engine/eventwire"
+	"github.com/trailaudit/trail/filter"
 	trailv1 "github.com/trailaudit/trail/proto/trail/v1"
 )
 
@@ -498,8 +499,9 @@ func (d *Detector) warm(ctx context.Context, e *engine.Engine, w *actorWindow, a
 		return
 	}
 	from := at.Add(-2 * anomalyWindow)
-	accesses := engine.Query{Tenant: w.key.tenant, ActorID: w.key.actor, Category: trailv1.Category_CATEGORY_DATA_ACCESS,
-		From: from, NewestFirst: true, Limit: engine.MaxSearchLimit, MaxBytes: 4 << 20}
+	accesses := engine.Query{Tenant: w.key.tenant, Filter: filter.Filter{ActorIDs: []string{w.key.actor},
+		Categories: []trailv1.Category{trailv1.Category_CATEGORY_DATA_ACCESS}, From: from},
+		NewestFirst: true, Limit: engine.MaxSearchLimit, MaxBytes: 4 << 20}
 	d.scan(ctx, e, accesses, func(ev *trailv1.Event) bool {
 		t := ev.GetOccurredAt().AsTime()
 		if ev.GetSubjectId() != "" && t.After(at.Add(-anomalyWindow)) && !t.After(at) {
@@ -509,8 +511,8 @@ func (d *Detector) warm(ctx context.Context, e *engine.Engine, w *actorWindow, a
 		}
 		return len(w.subjects) < limit
 	})
-	flags := engine.Query{Tenant: w.key.tenant, TargetType: "actor", TargetID: w.key.actor, Action: ActionSecurityAnomaly,
-		From: from, NewestFirst: true, Limit: 100}
+	flags := engine.Query{Tenant: w.key.tenant, Filter: filter.Filter{Targets: []filter.Target{{Type: "actor", ID: w.key.actor}},
+		Actions: []string{ActionSecurityAnomaly}, From: from}, NewestFirst: true, Limit: 100}
 	d.scan(ctx, e, flags, func(ev *trailv1.Event) bool {
 		t := ev.GetOccurredAt().AsTime()
 		if !t.After(at.Add(-anomalyWindow)) || t.After(at) {

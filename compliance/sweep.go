@@ -13,6 +13,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/trailaudit/trail/engine"
+	"github.com/trailaudit/trail/filter"
 	trailv1 "github.com/trailaudit/trail/proto/trail/v1"
 )
 
@@ -66,7 +67,7 @@ func Expired(ctx context.Context, e *engine.Engine, tenant string, asOf time.Tim
 
 func expiredIn(ctx context.Context, e *engine.Engine, pol *trailv1.RetentionPolicy, asOf time.Time, holds Holds, fn func([]Candidate) error) error {
 	period := retentionPeriod(pol)
-	q := engine.Query{Tenant: pol.GetTenantId(), Category: pol.GetCategory(), To: asOf.Add(-period),
+	q := engine.Query{Tenant: pol.GetTenantId(), Filter: filter.Filter{Categories: []trailv1.Category{pol.GetCategory()}, To: asOf.Add(-period)},
 		Limit: expiredPageSize, MaxBytes: expiredPageBytes}
 	for {
 		res, err := e.Search(ctx, q)

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/trailaudit/trail/filter"
 	trailv1 "github.com/trailaudit/trail/proto/trail/v1"
 )
 
@@ -60,7 +61,7 @@ func assertPruned(t *testing.T, e *Engine, p Partition, before PartitionInfo, pr
 	// Every event of the fixtures is by alice: the index must return
 	// exactly the unpruned leaves of p.
 	inP := 0
-	for _, h := range searchAll(t, e, Query{Tenant: p.Tenant, ActorID: "alice", Limit: 1000}) {
+	for _, h := range searchAll(t, e, Query{Tenant: p.Tenant, Filter: filter.Filter{ActorIDs: []string{"alice"}}, Limit: 1000}) {
 		if h.Partition != p {
 			continue
 		}

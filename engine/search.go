@@ -9,12 +9,12 @@ import (
 	"fmt"
 	"math"
 	"slices"
-	"time"
 
 	"github.com/cockroachdb/pebble/v2"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/trailaudit/trail/engine/eventwire"
+	"github.com/trailaudit/trail/filter"
 	trailv1 "github.com/trailaudit/trail/proto/trail/v1"
 )
 
@@ -104,19 +104,11 @@ func eventTerms(ev *eventwire.Event) []indexTerm {
 	return terms
 }
 
-// Query selects a tenant's entries. Every set filter must match; zero
-// values are not filters. From and To bound sequencer time as [From, To).
+// Query selects a tenant's entries: those its Filter matches, in log
+// order or newest first, a page at a time.
 type Query struct {
-	Tenant      string
-	ActorID     string
-	SubjectID   string
-	TargetType  string
-	TargetID    string
-	Category    trailv1.Category
-	Action      string
-	PurposeCode string
-	PIIField    string
-	From, To    time.Time
+	Tenant string
+	filter.Filter
 	NewestFirst bool
 	Limit       int    // default 100, at most MaxSearchLimit
 	Cursor      string // from a previous SearchResult
@@ -199,11 +191,8 @@ func (e *Engine) Search(ctx context.Context, q Query) (SearchResult, error) {
 	if q.Limit > MaxSearchLimit {
 		return SearchResult{}, fmt.Errorf("%w: limit %d above %d", ErrBadQuery, q.Limit, MaxSearchLimit)
 	}
-	if (q.TargetType == "") != (q.TargetID == "") {
-		return SearchResult{}, fmt.Errorf("%w: target filter needs both target_type and target_id", ErrBadQuery)
-	}
-	if !q.From.IsZero() && !q.To.IsZero() && !q.From.Before(q.To) {
-		return SearchResult{}, fmt.Errorf("%w: time range is empty", ErrBadQuery)
+	if err := q.Filter.Check(); err != nil {
+		return SearchResult{}, fmt.Errorf("%w: %w", ErrBadQuery, err)
 	}
 	s := &searcher{e: e, q: q, views: make(map[Month]*view)}
 	defer s.close()
@@ -215,8 +204,8 @@ func (e *Engine) Search(ctx context.Context, q Query) (SearchResult, error) {
 		s.after = &c
 	}
 	var err error
-	if term, ok := q.indexTerm(); ok {
-		err = s.scanIndex(ctx, term)
+	if terms := q.indexTerms(); len(terms) > 0 {
+		err = s.scanIndex(ctx, terms)
 	} else {
 		err = s.scanLog(ctx)
 	}
@@ -226,49 +215,48 @@ func (e *Engine) Search(ctx context.Context, q Query) (SearchResult, error) {
 	return s.res, nil
 }
 
-// indexTerm picks the index to scan: the most selective filter set.
-func (q *Query) indexTerm() (indexTerm, bool) {
-	switch {
-	case q.SubjectID != "":
-		return indexTerm{IndexSubject, q.SubjectID}, true
-	case q.ActorID != "":
-		return indexTerm{IndexActor, q.ActorID}, true
-	case q.TargetID != "":
-		return indexTerm{IndexTarget, string(targetTerm(q.TargetType, q.TargetID))}, true
-	case q.PIIField != "":
-		return indexTerm{IndexPIIField, q.PIIField}, true
-	case q.PurposeCode != "":
-		return indexTerm{IndexPurpose, q.PurposeCode}, true
-	case q.Action != "":
-		return indexTerm{IndexAction, q.Action}, true
-	case q.Category != trailv1.Category_CATEGORY_UNSPECIFIED:
-		return indexTerm{IndexCategory, q.Category.String()}, true
+// indexTerms picks the index to scan: the posting lists of the most
+// selective field the filter sets, one per value (their union holds every
+// hit). Search checks the other fields on each candidate.
+func (q *Query) indexTerms() []indexTerm {
+	terms := func(kind IndexKind, values []string) []indexTerm {
+		out := make([]indexTerm, len(values))
+		for i, v := range values {
+			out[i] = indexTerm{kind, v}
+		}
+		return out
 	}
-	return indexTerm{}, false
+	f := &q.Filter
+	switch {
+	case len(f.SubjectIDs) > 0:
+		return terms(IndexSubject, f.SubjectIDs)
+	case len(f.ActorIDs) > 0:
+		return terms(IndexActor, f.ActorIDs)
+	case len(f.Targets) > 0:
+		out := make([]indexTerm, len(f.Targets))
+		for i, t := range f.Targets {
+			out[i] = indexTerm{IndexTarget, string(targetTerm(t.Type, t.ID))}
+		}
+		return out
+	case len(f.PIIFields) > 0:
+		return terms(IndexPIIField, f.PIIFields)
+	case len(f.PurposeCodes) > 0:
+		return terms(IndexPurpose, f.PurposeCodes)
+	case len(f.Actions) > 0:
+		return terms(IndexAction, f.Actions)
+	case len(f.Categories) > 0:
+		out := make([]indexTerm, len(f.Categories))
+		for i, c := range f.Categories {
+			out[i] = indexTerm{IndexCategory, c.String()}
+		}
+		return out
+	}
+	return nil
 }
 
 func (q *Query) matches(en *trailv1.Entry) bool {
-	ev := en.GetEvent()
-	t := en.GetSequencerTime().AsTime()
-	switch {
-	case !q.From.IsZero() && t.Before(q.From), !q.To.IsZero() && !t.Before(q.To):
-		return false
-	case q.SubjectID != "" && ev.GetSubjectId() != q.SubjectID,
-		q.ActorID != "" && ev.GetActor().GetId() != q.ActorID,
-		q.TargetID != "" && (ev.GetTarget().GetId() != q.TargetID || ev.GetTarget().GetType() != q.TargetType),
-		q.PurposeCode != "" && ev.GetPurposeCode() != q.PurposeCode,
-		q.Action != "" && ev.GetAction() != q.Action,
-		q.Category != trailv1.Category_CATEGORY_UNSPECIFIED && ev.GetCategory() != q.Category:
-		return false
-	case q.PIIField != "":
-		for _, f := range ev.GetPiiFieldsAccessed() {
-			if f == q.PIIField {
-				return true
-			}
-		}
-		return false
-	}
-	return true
+	ev := filter.EventOf(en)
+	return q.Filter.Match(&ev)
 }
 
 // monthRange is the partitions the time filter allows.
@@ -369,7 +357,7 @@ func (s *searcher) pastRange(en *trailv1.Entry) bool {
 // the one being checkpointed and the current one. A tenant's leaves in a
 // later chunk come after those of an earlier one, so the walk is in log
 // order.
-func (s *searcher) scanIndex(ctx context.Context, term indexTerm) error {
+func (s *searcher) scanIndex(ctx context.Context, terms []indexTerm) error {
 	chunks := s.e.searchChunks(s.q)
 	forward := !s.q.NewestFirst
 	lo, hi := s.q.monthRange()
@@ -387,7 +375,7 @@ func (s *searcher) scanIndex(ctx context.Context, term indexTerm) error {
 		if s.after != nil && (forward && c.seq < s.after.chunk || !forward && c.seq > s.after.chunk) {
 			continue
 		}
-		lists, err := s.e.chunkLists(it, c, s.q.Tenant, term)
+		lists, err := s.e.unionLists(it, c, s.q.Tenant, terms)
 		if err != nil {
 			return err
 		}
@@ -449,6 +437,40 @@ func (e *Engine) searchChunks(q Query) []searchable {
 type monthList struct {
 	month  Month
 	leaves []uint64
+}
+
+// unionLists returns the union of the terms' lists in chunk c, oldest
+// month first, each month's leaves ascending and without repeats (an
+// event may carry several of the PII fields asked for).
+func (e *Engine) unionLists(it *pebble.Iterator, c searchable, tenant string, terms []indexTerm) ([]monthList, error) {
+	if len(terms) == 1 {
+		return e.chunkLists(it, c, tenant, terms[0])
+	}
+	byMonth := map[Month][]uint64{}
+	for _, t := range terms {
+		lists, err := e.chunkLists(it, c, tenant, t)
+		if err != nil {
+			return nil, err
+		}
+		for _, l := range lists {
+			byMonth[l.month] = append(byMonth[l.month], l.leaves...)
+		}
+	}
+	out := make([]monthList, 0, len(byMonth))
+	for m, leaves := range byMonth {
+		slices.Sort(leaves)
+		out = append(out, monthList{month: m, leaves: slices.Compact(leaves)})
+	}
+	slices.SortFunc(out, func(a, b monthList) int {
+		switch {
+		case a.month.Before(b.month):
+			return -1
+		case b.month.Before(a.month):
+			return 1
+		}
+		return 0
+	})
+	return out, nil
 }
 
 // chunkLists returns a term's lists in chunk c, oldest month first.

@@ -7,11 +7,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/trailaudit/trail/filter"
 	trailv1 "github.com/trailaudit/trail/proto/trail/v1"
 )
 
 // searchFixture: 60 events over Nov and Dec; even ones by alice on citizen-1
-// reading "name" for CASE_MGMT, odd ones by bob logging in.
+// reading "name" and "address" for CASE_MGMT, odd ones by bob logging in.
 func searchFixture(t *testing.T, perBatch int) *Engine {
 	e := openEngine(t, t.TempDir())
 	var batch []*trailv1.Event
@@ -23,7 +24,7 @@ func searchFixture(t *testing.T, perBatch int) *Engine {
 			ev.Action = "record.view"
 			ev.SubjectId = "citizen-1"
 			ev.Target = &trailv1.Target{Type: "record", Id: "r-1"}
-			ev.PiiFieldsAccessed = []string{"name"}
+			ev.PiiFieldsAccessed = []string{"name", "address"}
 			ev.PurposeCode = "CASE_MGMT"
 		} else {
 			ev.Actor.Id = "bob"
@@ -41,13 +42,24 @@ func searchFixture(t *testing.T, perBatch int) *Engine {
 func TestSearch(t *testing.T) {
 	// One event per batch: one posting per index key. Ten per batch: posting
 	// lists that pagination has to enter in the middle.
+	// Reopened, the postings are read from Pebble rather than from the
+	// chunk in memory.
 	for _, perBatch := range []int{1, 10} {
-		t.Run(fmt.Sprintf("perBatch=%d", perBatch), func(t *testing.T) { testSearch(t, perBatch) })
+		for _, reopen := range []bool{false, true} {
+			t.Run(fmt.Sprintf("perBatch=%d/reopened=%v", perBatch, reopen), func(t *testing.T) { testSearch(t, perBatch, reopen) })
+		}
 	}
 }
 
-func testSearch(t *testing.T, perBatch int) {
+func testSearch(t *testing.T, perBatch int, reopen bool) {
 	e := searchFixture(t, perBatch)
+	if reopen {
+		dir := e.opts.Dir
+		if err := e.Close(); err != nil {
+			t.Fatal(err)
+		}
+		e = openEngine(t, dir)
+	}
 	ctx := context.Background()
 	cut := nov.Add(time.Duration(20/perBatch*perBatch) * 24 * time.Hour) // a batch boundary
 	cases := []struct {
@@ -56,18 +68,26 @@ func testSearch(t *testing.T, perBatch int) {
 		want int
 	}{
 		{"all", Query{}, 60},
-		{"actor", Query{ActorID: "alice"}, 30},
-		{"subject", Query{SubjectID: "citizen-1"}, 30},
-		{"target", Query{TargetType: "record", TargetID: "r-1"}, 30},
-		{"category", Query{Category: trailv1.Category_CATEGORY_AUTHENTICATION}, 30},
-		{"action", Query{Action: "record.view"}, 30},
-		{"purpose", Query{PurposeCode: "CASE_MGMT"}, 30},
-		{"pii", Query{PIIField: "name"}, 30},
-		{"two filters", Query{ActorID: "bob", SubjectID: "citizen-1"}, 0},
-		{"time from", Query{From: cut}, 20},
-		{"time to", Query{To: cut}, 40},
-		{"subject in time", Query{SubjectID: "citizen-1", From: cut}, 10},
-		{"unknown value", Query{ActorID: "carol"}, 0},
+		{"actor", fq(filter.Filter{ActorIDs: []string{"alice"}}), 30},
+		{"subject", fq(filter.Filter{SubjectIDs: []string{"citizen-1"}}), 30},
+		{"target", fq(filter.Filter{Targets: []filter.Target{{Type: "record", ID: "r-1"}}}), 30},
+		{"category", fq(filter.Filter{Categories: []trailv1.Category{trailv1.Category_CATEGORY_AUTHENTICATION}}), 30},
+		{"action", fq(filter.Filter{Actions: []string{"record.view"}}), 30},
+		{"purpose", fq(filter.Filter{PurposeCodes: []string{"CASE_MGMT"}}), 30},
+		{"pii", fq(filter.Filter{PIIFields: []string{"name"}}), 30},
+		{"two filters", fq(filter.Filter{ActorIDs: []string{"bob"}, SubjectIDs: []string{"citizen-1"}}), 0},
+		{"time from", fq(filter.Filter{From: cut}), 20},
+		{"time to", fq(filter.Filter{To: cut}), 40},
+		{"subject in time", fq(filter.Filter{SubjectIDs: []string{"citizen-1"}, From: cut}), 10},
+		{"unknown value", fq(filter.Filter{ActorIDs: []string{"carol"}}), 0},
+		// Sets: the union of the values' posting lists, each hit once.
+		{"two actors", fq(filter.Filter{ActorIDs: []string{"bob", "alice"}}), 60},
+		{"two categories", fq(filter.Filter{Categories: []trailv1.Category{trailv1.Category_CATEGORY_AUTHENTICATION, trailv1.Category_CATEGORY_DATA_ACCESS}}), 60},
+		{"a category set with one absent", fq(filter.Filter{Categories: []trailv1.Category{trailv1.Category_CATEGORY_SECURITY, trailv1.Category_CATEGORY_DATA_ACCESS}}), 30},
+		{"PII fields an event has both of", fq(filter.Filter{PIIFields: []string{"address", "name"}}), 30},
+		{"set and field", fq(filter.Filter{ActorIDs: []string{"alice", "bob"}, Categories: []trailv1.Category{trailv1.Category_CATEGORY_AUTHENTICATION}}), 30},
+		{"set and time", fq(filter.Filter{ActorIDs: []string{"alice", "bob"}, To: cut}), 40},
+		{"purpose set and pii", fq(filter.Filter{PurposeCodes: []string{"CASE_MGMT", "FRAUD"}, PIIFields: []string{"name"}, From: cut}), 10},
 	}
 	for _, c := range cases {
 		for _, newest := range []bool{false, true} {
@@ -91,13 +111,15 @@ func testSearch(t *testing.T, perBatch int) {
 		}
 	}
 	// Every hit can be proven.
-	hits := searchAll(t, e, Query{Tenant: "acme", SubjectID: "citizen-1", Limit: 100})
+	hits := searchAll(t, e, Query{Tenant: "acme", Filter: filter.Filter{SubjectIDs: []string{"citizen-1"}}, Limit: 100})
 	for _, h := range hits {
 		if _, _, err := e.InclusionProof(ctx, h.Partition, h.LeafIndex, 0); err != nil {
 			t.Fatal(err)
 		}
 	}
 }
+
+func fq(f filter.Filter) Query { return Query{Filter: f} }
 
 func searchAll(t *testing.T, e *Engine, q Query) []Hit {
 	t.Helper()
@@ -124,8 +146,9 @@ func TestSearchBadQueries(t *testing.T) {
 		{Tenant: ""},
 		{Tenant: "a b"},
 		{Tenant: "acme", Limit: MaxSearchLimit + 1},
-		{Tenant: "acme", TargetType: "record"},
-		{Tenant: "acme", From: nov, To: nov},
+		{Tenant: "acme", Filter: filter.Filter{Targets: []filter.Target{{Type: "record"}}}},
+		{Tenant: "acme", Filter: filter.Filter{From: nov, To: nov}},
+		{Tenant: "acme", Filter: filter.Filter{ActorIDs: []string{""}}},
 		{Tenant: "acme", Cursor: "!!!"},
 		{Tenant: "acme", Cursor: encodeCursor(position{m: Month{2026, 11}, leaf: 3}, true)}, // newest cursor, oldest query
 	}
@@ -142,7 +165,7 @@ func TestSearchBadQueries(t *testing.T) {
 
 func TestSearchMaxBytes(t *testing.T) {
 	e := searchFixture(t, 10)
-	q := Query{Tenant: "acme", ActorID: "alice", MaxBytes: 1}
+	q := Query{Tenant: "acme", Filter: filter.Filter{ActorIDs: []string{"alice"}}, MaxBytes: 1}
 	res, err := e.Search(context.Background(), q)
 	if err != nil || len(res.Hits) != 1 || res.NextCursor == "" {
 		t.Fatalf("MaxBytes 1: %d hits, cursor %q, %v", len(res.Hits), res.NextCursor, err)

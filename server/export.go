@@ -4,19 +4,15 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/trailaudit/trail/bundle"
 	"github.com/trailaudit/trail/engine"
+	"github.com/trailaudit/trail/filter"
 	trailv1 "github.com/trailaudit/trail/proto/trail/v1"
 )
 
@@ -65,21 +61,17 @@ func (c *complianceService) Export(req *trailv1.ExportRequest, stream grpc.Serve
 	if err := checkTenant(tenant); err != nil {
 		return err
 	}
-	perm := permRead
-	if req.GetSubjectId() != "" {
-		perm = permPIIReport
-	}
-	ac, err := c.s.authorize(ctx, perm, trailv1.Category_CATEGORY_COMPLIANCE, tenant)
+	q, err := exportQuery(req)
 	if err != nil {
 		return err
 	}
-	x := &exporter{s: c.s, tenant: tenant, sizes: make(map[engine.Month]uint64)}
-	defer func() { x.record(ac, err); ac.finish(err) }()
-	if x.q, err = exportQuery(req); err != nil {
+	ac, err := c.s.authorize(ctx, filterPerm(&q.Filter), trailv1.Category_CATEGORY_COMPLIANCE, tenant)
+	if err != nil {
 		return err
 	}
-	x.filters = bundle.FiltersOf(req)
-	ac.set("filters", x.filters.String())
+	x := &exporter{s: c.s, tenant: tenant, q: q, sizes: make(map[engine.Month]uint64)}
+	defer func() { x.record(ac, err); ac.finish(err) }()
+	ac.set("filters", q.Filter.String())
 	if err := c.s.waitApplied(ctx, req.GetMinIndex()); err != nil {
 		return err
 	}
@@ -93,39 +85,25 @@ func (c *complianceService) Export(req *trailv1.ExportRequest, stream grpc.Serve
 
 // exportQuery validates the request and turns it into a search query.
 func exportQuery(req *trailv1.ExportRequest) (engine.Query, error) {
-	q := engine.Query{
-		Tenant: req.GetTenantId(), ActorID: req.GetActorId(), SubjectID: req.GetSubjectId(),
-		TargetType: req.GetTargetType(), TargetID: req.GetTargetId(), Category: req.GetCategory(),
-		Action: req.GetAction(), Limit: engine.MaxSearchLimit, MaxBytes: exportSearchBytes,
+	f, err := filter.Merge(filter.Legacy{
+		ActorID: req.GetActorId(), SubjectID: req.GetSubjectId(), TargetType: req.GetTargetType(), TargetID: req.GetTargetId(),
+		Category: req.GetCategory(), Action: req.GetAction(), From: req.GetFrom(), To: req.GetTo(),
+	}, req.GetFilter())
+	if err != nil {
+		return engine.Query{}, badRequest("%v", err)
 	}
-	var err error
-	if q.From, err = optionalTime("from", req.GetFrom()); err != nil {
-		return engine.Query{}, err
-	}
-	if q.To, err = optionalTime("to", req.GetTo()); err != nil {
-		return engine.Query{}, err
-	}
-	switch {
-	case !q.From.IsZero() && !q.To.IsZero() && !q.From.Before(q.To):
-		return engine.Query{}, badRequest("from must be before to")
-	case (q.TargetType == "") != (q.TargetID == ""):
-		return engine.Query{}, badRequest("target_type and target_id go together")
-	case trailv1.Category_name[int32(q.Category)] == "":
-		return engine.Query{}, badRequest("category %d is not a category", q.Category)
-	}
-	return q, nil
+	return engine.Query{Tenant: req.GetTenantId(), Filter: f, Limit: engine.MaxSearchLimit, MaxBytes: exportSearchBytes}, nil
 }
 
 // exporter is the state of one export.
 type exporter struct {
-	s       *Server
-	eng     *engine.Engine
-	tenant  string
-	q       engine.Query
-	filters bundle.Filters
-	w       *bundle.Writer
-	out     *chunkWriter
-	cur     *exportPart
+	s      *Server
+	eng    *engine.Engine
+	tenant string
+	q      engine.Query
+	w      *bundle.Writer
+	out    *chunkWriter
+	cur    *exportPart
 	// sizes holds the checkpoint size of every partition written so far,
 	// to resolve the partition link of a later leaf 0.
 	sizes    map[engine.Month]uint64
@@ -148,7 +126,7 @@ func (x *exporter) run(ctx context.Context, stream grpc.ServerStreamingServer[tr
 	x.out = &chunkWriter{stream: stream, contentType: bundle.ContentType, filename: exportFilename(x.tenant, created)}
 	signer := x.s.cfg.Signer
 	h := bundle.Header{
-		LogName: x.eng.LogName(), Tenant: x.tenant, Filters: x.filters, Created: created,
+		LogName: x.eng.LogName(), Tenant: x.tenant, Filter: x.q.Filter, Created: created,
 		KeyName: signer.Name(), KeyHash: fmt.Sprintf("%08x", signer.KeyHash()),
 	}
 	switch k, ok := signer.(exportVKeyer); {
@@ -161,7 +139,7 @@ func (x *exporter) run(ctx context.Context, stream grpc.ServerStreamingServer[tr
 	if x.w, err = bundle.NewWriter(x.out, h); err != nil {
 		return err
 	}
-	if x.filters.Selective() {
+	if x.q.Filter.Selective() {
 		err = x.search(ctx)
 	} else {
 		err = x.walk(ctx)
@@ -283,7 +261,7 @@ func (x *exporter) walkPartition(ctx context.Context, p engine.Partition) (done 
 			}
 		}
 	}
-	if x.filters.InTime(pw.lower) && (x.q.To.IsZero() || !x.q.To.Before(p.Month.Next().Start())) {
+	if x.q.Filter.InTime(pw.lower) && (x.q.To.IsZero() || !x.q.To.Before(p.Month.Next().Start())) {
 		return false, x.emitPruned(ctx, pw)
 	}
 	return false, nil
@@ -316,7 +294,7 @@ func (x *exporter) walkEntry(ctx context.Context, pw *exportPrunedRun, se engine
 		pw.count, pw.lower = 0, t
 		return false, nil
 	}
-	if x.filters.InTime(pw.lower) {
+	if x.q.Filter.InTime(pw.lower) {
 		if err := x.emitPruned(ctx, pw); err != nil {
 			return false, err
 		}
@@ -480,8 +458,9 @@ func (x *exporter) link(ctx context.Context, p engine.Partition, l *trailv1.Part
 // than the gateway's JSON-wrapped chunks. It calls Export through the
 // gateway's connection with the metadata the gateway would send, so
 // authentication, authorization and auditing are those of the gRPC call.
-// Query parameters are the ExportRequest's fields by proto name; times are
-// RFC 3339.
+// Query parameters are the ExportRequest's fields, read as the gateway
+// reads them (restnames.go): by proto name, times in RFC 3339, a category
+// by its full or short name.
 func (s *Server) serveExport(w http.ResponseWriter, r *http.Request) {
 	g := s.gateway
 	fail := func(ctx context.Context, err error) { runtime.HTTPError(ctx, g.mux, g.json, w, r, err) }
@@ -491,9 +470,9 @@ func (s *Server) serveExport(w http.ResponseWriter, r *http.Request) {
 		fail(r.Context(), err)
 		return
 	}
-	req, err := exportRequestFromQuery(r)
-	if err != nil {
-		fail(ctx, status.Error(codes.InvalidArgument, err.Error()))
+	req := &trailv1.ExportRequest{TenantId: r.PathValue("tenant_id")}
+	if err := parseQuery(req, r, "tenant_id"); err != nil {
+		fail(ctx, err)
 		return
 	}
 	ctx, cancel := context.WithCancel(ctx)
@@ -504,61 +483,4 @@ func (s *Server) serveExport(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.relayDownload(ctx, w, stream, fail, "export of "+req.GetTenantId())
-}
-
-// exportRequestFromQuery reads an ExportRequest from the route's path and
-// query parameters.
-func exportRequestFromQuery(r *http.Request) (*trailv1.ExportRequest, error) {
-	v := r.URL.Query()
-	req := &trailv1.ExportRequest{
-		TenantId: r.PathValue("tenant_id"), ActorId: v.Get("actor_id"), SubjectId: v.Get("subject_id"),
-		TargetType: v.Get("target_type"), TargetId: v.Get("target_id"), Action: v.Get("action"),
-	}
-	var err error
-	if req.From, err = exportTime(v.Get("from"), "from"); err != nil {
-		return nil, err
-	}
-	if req.To, err = exportTime(v.Get("to"), "to"); err != nil {
-		return nil, err
-	}
-	if s := v.Get("category"); s != "" {
-		if req.Category, err = exportCategory(s); err != nil {
-			return nil, err
-		}
-	}
-	if s := v.Get("min_index"); s != "" {
-		if req.MinIndex, err = strconv.ParseUint(s, 10, 64); err != nil {
-			return nil, fmt.Errorf("min_index: %q is not an unsigned integer", s)
-		}
-	}
-	return req, nil
-}
-
-func exportTime(s, name string) (*timestamppb.Timestamp, error) {
-	if s == "" {
-		return nil, nil
-	}
-	t, err := time.Parse(time.RFC3339Nano, s)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %q is not an RFC 3339 time", name, s)
-	}
-	return timestamppb.New(t), nil
-}
-
-// exportCategory accepts a category as its enum name, with or without the
-// CATEGORY_ prefix and in any case, or as its number.
-func exportCategory(s string) (trailv1.Category, error) {
-	if n, err := strconv.ParseInt(s, 10, 32); err == nil {
-		if _, ok := trailv1.Category_name[int32(n)]; ok {
-			return trailv1.Category(n), nil
-		}
-	}
-	name := strings.ToUpper(s)
-	if !strings.HasPrefix(name, "CATEGORY_") {
-		name = "CATEGORY_" + name
-	}
-	if n, ok := trailv1.Category_value[name]; ok {
-		return trailv1.Category(n), nil
-	}
-	return 0, fmt.Errorf("category: %q is not a category", s)
 }

@@ -450,7 +450,7 @@ func TestExportAudited(t *testing.T) {
 		return got != nil
 	})
 	a := got.GetAttributes()
-	if a["tenant"] != "acme" || a["filters"] != "actor=user-1" || a["entries"] != fmt.Sprint(r.Entries) ||
+	if a["tenant"] != "acme" || a["filters"] != "actor:user-1" || a["entries"] != fmt.Sprint(r.Entries) ||
 		a["manifest_sha256"] != r.SHA256 || got.GetOutcome() != trailv1.Outcome_OUTCOME_SUCCESS {
 		t.Fatalf("access event %v, bundle %d entries sha256 %s", got, r.Entries, r.SHA256)
 	}

@@ -8,6 +8,7 @@ import (
 	"math"
 	"net"
 	"net/http"
+	"reflect"
 	"strconv"
 	"strings"
 	"time"
@@ -20,7 +21,9 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
 
+	"github.com/trailaudit/trail/internal/enumname"
 	trailproto "github.com/trailaudit/trail/proto"
 	trailv1 "github.com/trailaudit/trail/proto/trail/v1"
 	"github.com/trailaudit/trail/raftnode"
@@ -51,6 +54,7 @@ func (s *Server) newGateway() (*gateway, error) {
 		MarshalOptions:   protojson.MarshalOptions{UseProtoNames: true, EmitUnpopulated: false},
 		UnmarshalOptions: protojson.UnmarshalOptions{DiscardUnknown: false},
 	}}
+	useQueryParser() // restnames.go
 	mux := runtime.NewServeMux(
 		runtime.WithMarshalerOption(runtime.MIMEWildcard, json),
 		runtime.WithErrorHandler(httpErrorHandler),
@@ -73,17 +77,21 @@ func (s *Server) newGateway() (*gateway, error) {
 
 func (g *gateway) close() { g.conn.Close() }
 
-// strictJSON is the gateway's JSON with one difference: a request body
-// must hold exactly one value. The stock decoder stops after the first,
-// so "{event}{event2}" or "{event} xyz" stored the first event and
-// dropped the rest without a word.
+// strictJSON is the gateway's JSON with two differences in what it reads.
+// A request body must hold exactly one value: the stock decoder stops
+// after the first, so "{event}{event2}" or "{event} xyz" stored the first
+// event and dropped the rest without a word. And enum values may be given
+// by their short names ("data_access"; see restnames.go).
 type strictJSON struct{ *runtime.JSONPb }
 
 func (j strictJSON) NewDecoder(r io.Reader) runtime.Decoder {
 	dec := json.NewDecoder(r)
-	w := runtime.DecoderWrapper{Decoder: dec, UnmarshalOptions: j.UnmarshalOptions}
 	return runtime.DecoderFunc(func(v any) error {
-		if err := w.Decode(v); err != nil {
+		var raw json.RawMessage
+		if err := dec.Decode(&raw); err != nil {
+			return err
+		}
+		if err := j.Unmarshal(raw, v); err != nil {
 			return err
 		}
 		if _, err := dec.Token(); err != io.EOF {
@@ -91,6 +99,25 @@ func (j strictJSON) NewDecoder(r io.Reader) runtime.Decoder {
 		}
 		return nil
 	})
+}
+
+// Unmarshal decodes one JSON value into v: a message, or a pointer to one
+// (a request's body field), with short enum names; anything else as the
+// stock marshaler does.
+func (j strictJSON) Unmarshal(data []byte, v any) error {
+	m, ok := v.(proto.Message)
+	if !ok {
+		rv := reflect.ValueOf(v)
+		if rv.Kind() != reflect.Pointer || rv.IsNil() || rv.Elem().Kind() != reflect.Pointer ||
+			!rv.Elem().Type().Implements(reflect.TypeFor[proto.Message]()) {
+			return j.JSONPb.Unmarshal(data, v)
+		}
+		if rv.Elem().IsNil() {
+			rv.Elem().Set(reflect.New(rv.Elem().Type().Elem()))
+		}
+		m = rv.Elem().Interface().(proto.Message)
+	}
+	return enumname.Unmarshal(j.UnmarshalOptions, data, m)
 }
 
 // httpErrorHandler is the gateway's default error handler plus a
@@ -204,13 +231,9 @@ func (s *Server) serveCheckpointNote(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	req := &trailv1.GetCheckpointRequest{TenantId: r.PathValue("tenant_id"), Partition: r.PathValue("partition")}
-	for name, dst := range map[string]*uint64{"tree_size": &req.TreeSize, "min_index": &req.MinIndex} {
-		if v := r.URL.Query().Get(name); v != "" {
-			if *dst, err = strconv.ParseUint(v, 10, 64); err != nil {
-				fail(ctx, status.Errorf(codes.InvalidArgument, "%s: %q is not an unsigned integer", name, v))
-				return
-			}
-		}
+	if err := parseQuery(req, r, "tenant_id", "partition"); err != nil {
+		fail(ctx, err)
+		return
 	}
 	resp, err := trailv1.NewProofServiceClient(g.conn).GetCheckpoint(ctx, req)
 	if err != nil {

@@ -22,6 +22,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/trailaudit/trail/engine"
+	"github.com/trailaudit/trail/filter"
 	"github.com/trailaudit/trail/merkle"
 	trailv1 "github.com/trailaudit/trail/proto/trail/v1"
 	"github.com/trailaudit/trail/raftnode"
@@ -147,7 +148,7 @@ func findPartition(t *testing.T, r *trailv1.IntegrityReport, tenant string) *tra
 // entriesWith returns a tenant's entries with the given action.
 func entriesWith(t *testing.T, e *env, tenant, action string) []*trailv1.Entry {
 	t.Helper()
-	res, err := e.node.Engine().Search(context.Background(), engine.Query{Tenant: tenant, Action: action, Limit: engine.MaxSearchLimit})
+	res, err := e.node.Engine().Search(context.Background(), engine.Query{Tenant: tenant, Filter: filter.Filter{Actions: []string{action}}, Limit: engine.MaxSearchLimit})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,6 +9,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/trailaudit/trail/engine"
+	"github.com/trailaudit/trail/filter"
 	trailv1 "github.com/trailaudit/trail/proto/trail/v1"
 )
 
@@ -107,11 +108,11 @@ func (rs *readService) Search(ctx context.Context, req *trailv1.SearchRequest) (
 	if err := checkTenant(tenant); err != nil {
 		return nil, err
 	}
-	perm := permRead
-	if req.GetSubjectId() != "" || req.GetPiiField() != "" {
-		perm = permPIIReport
+	q, err := searchQuery(req)
+	if err != nil {
+		return nil, err
 	}
-	ac, err := rs.s.authorize(ctx, perm, trailv1.Category_CATEGORY_DATA_ACCESS, tenant)
+	ac, err := rs.s.authorize(ctx, filterPerm(&q.Filter), trailv1.Category_CATEGORY_DATA_ACCESS, tenant)
 	if err != nil {
 		return nil, err
 	}
@@ -120,10 +121,6 @@ func (rs *readService) Search(ctx context.Context, req *trailv1.SearchRequest) (
 		ac.set("query", string(b))
 	}
 	if err := rs.s.waitApplied(ctx, req.GetMinIndex()); err != nil {
-		return nil, err
-	}
-	q, err := searchQuery(req)
-	if err != nil {
 		return nil, err
 	}
 	res, err := rs.search(ctx, q)
@@ -167,28 +164,25 @@ func (rs *readService) search(ctx context.Context, q engine.Query) (engine.Searc
 }
 
 func searchQuery(req *trailv1.SearchRequest) (engine.Query, error) {
-	q := engine.Query{
-		Tenant:      req.GetTenantId(),
-		ActorID:     req.GetActorId(),
-		SubjectID:   req.GetSubjectId(),
-		TargetType:  req.GetTargetType(),
-		TargetID:    req.GetTargetId(),
-		Category:    req.GetCategory(),
-		Action:      req.GetAction(),
-		PurposeCode: req.GetPurposeCode(),
-		PIIField:    req.GetPiiField(),
-		NewestFirst: req.GetNewestFirst(),
-		Limit:       int(req.GetLimit()),
-		Cursor:      req.GetCursor(),
+	f, err := filter.Merge(filter.Legacy{
+		ActorID: req.GetActorId(), SubjectID: req.GetSubjectId(), TargetType: req.GetTargetType(), TargetID: req.GetTargetId(),
+		Category: req.GetCategory(), Action: req.GetAction(), PurposeCode: req.GetPurposeCode(), PIIField: req.GetPiiField(),
+		From: req.GetFrom(), To: req.GetTo(),
+	}, req.GetFilter())
+	if err != nil {
+		return engine.Query{}, badRequest("%v", err)
 	}
-	var err error
-	if q.From, err = optionalTime("from", req.GetFrom()); err != nil {
-		return engine.Query{}, err
+	return engine.Query{Tenant: req.GetTenantId(), Filter: f, NewestFirst: req.GetNewestFirst(),
+		Limit: int(req.GetLimit()), Cursor: req.GetCursor()}, nil
+}
+
+// filterPerm is the permission a selection needs: one by data subject or
+// PII field is a report on people's data.
+func filterPerm(f *filter.Filter) permission {
+	if len(f.SubjectIDs) > 0 || len(f.PIIFields) > 0 {
+		return permPIIReport
 	}
-	if q.To, err = optionalTime("to", req.GetTo()); err != nil {
-		return engine.Query{}, err
-	}
-	return q, nil
+	return permRead
 }
 
 // optionalTime converts an optional timestamp; nil is the zero time, which

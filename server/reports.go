@@ -4,14 +4,15 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"strconv"
 	"time"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"google.golang.org/grpc"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/trailaudit/trail/engine"
+	"github.com/trailaudit/trail/filter"
 	"github.com/trailaudit/trail/merkle"
 	trailv1 "github.com/trailaudit/trail/proto/trail/v1"
 	"github.com/trailaudit/trail/report"
@@ -67,7 +68,7 @@ func (c *complianceService) PIIAccessReport(req *trailv1.PIIAccessReportRequest,
 	if err != nil {
 		return err
 	}
-	rr.query = engine.Query{Tenant: tenant, SubjectID: req.GetSubjectId(), Category: trailv1.Category_CATEGORY_DATA_ACCESS, From: rr.from, To: rr.to}
+	rr.query = engine.Query{Tenant: tenant, Filter: filter.Filter{SubjectIDs: []string{req.GetSubjectId()}, Categories: []trailv1.Category{trailv1.Category_CATEGORY_DATA_ACCESS}, From: rr.from, To: rr.to}}
 	// The valid codes are the tenant's anomaly rules': a report flags
 	// exactly the accesses the missing_purpose_code rule flags.
 	valid, err := c.s.tenantPurposeCodes(ctx, tenant)
@@ -107,7 +108,7 @@ func (c *complianceService) EntityHistory(req *trailv1.EntityHistoryRequest, str
 	if err != nil {
 		return err
 	}
-	rr.query = engine.Query{Tenant: tenant, TargetType: req.GetTargetType(), TargetID: req.GetTargetId(), From: rr.from, To: rr.to}
+	rr.query = engine.Query{Tenant: tenant, Filter: filter.Filter{Targets: []filter.Target{{Type: req.GetTargetType(), ID: req.GetTargetId()}}, From: rr.from, To: rr.to}}
 	doc, err := c.s.buildReport(ctx, ac, rr, func(logName string, entries []report.LogEntry) (*report.Content, error) {
 		q := report.EntityHistoryQuery{Tenant: tenant, TargetType: req.GetTargetType(), TargetID: req.GetTargetId(), From: rr.from, To: rr.to}
 		return report.NewEntityHistory(logName, q, time.Now(), entries)
@@ -280,77 +281,38 @@ func (p reportProver) InclusionProof(ctx context.Context, partition string, leaf
 }
 
 // servePIIAccessReport answers the PII access report route with the
-// document itself (GET ...?from=&to=&format=json|csv|pdf&min_index=). Like
-// serveCheckpointNote, it calls the gRPC method through the gateway's
-// connection, so authentication, authorization and auditing are the gRPC
-// call's.
+// document itself (GET ...?from=&to=&format=json|csv|pdf|bundle&min_index=; the
+// query parameters are the request's fields, read as the gateway reads
+// them, restnames.go). Like serveCheckpointNote, it calls the gRPC method
+// through the gateway's connection, so authentication, authorization and
+// auditing are the gRPC call's.
 func (s *Server) servePIIAccessReport(w http.ResponseWriter, r *http.Request) {
 	req := &trailv1.PIIAccessReportRequest{TenantId: r.PathValue("tenant_id"), SubjectId: r.PathValue("subject_id")}
-	s.serveReport(w, r, "/trail.v1.ComplianceService/PIIAccessReport", piiReportPattern,
-		func(q reportQuery) { req.From, req.To, req.Format, req.MinIndex = q.from, q.to, q.format, q.minIndex },
+	s.serveReport(w, r, "/trail.v1.ComplianceService/PIIAccessReport", piiReportPattern, req,
 		func(ctx context.Context, c trailv1.ComplianceServiceClient) (grpc.ServerStreamingClient[trailv1.DownloadChunk], error) {
 			return c.PIIAccessReport(ctx, req)
-		})
+		}, "tenant_id", "subject_id")
 }
 
 // serveEntityHistory answers the entity history route with the document.
 func (s *Server) serveEntityHistory(w http.ResponseWriter, r *http.Request) {
 	req := &trailv1.EntityHistoryRequest{TenantId: r.PathValue("tenant_id"), TargetType: r.PathValue("target_type"), TargetId: r.PathValue("target_id")}
-	s.serveReport(w, r, "/trail.v1.ComplianceService/EntityHistory", historyReportPattern,
-		func(q reportQuery) { req.From, req.To, req.Format, req.MinIndex = q.from, q.to, q.format, q.minIndex },
+	s.serveReport(w, r, "/trail.v1.ComplianceService/EntityHistory", historyReportPattern, req,
 		func(ctx context.Context, c trailv1.ComplianceServiceClient) (grpc.ServerStreamingClient[trailv1.DownloadChunk], error) {
 			return c.EntityHistory(ctx, req)
-		})
+		}, "tenant_id", "target_type", "target_id")
 }
 
-// reportQuery is a report route's query string.
-type reportQuery struct {
-	from, to *timestamppb.Timestamp
-	format   trailv1.ReportFormat
-	minIndex uint64
-}
-
-func parseReportQuery(r *http.Request) (reportQuery, error) {
-	var q reportQuery
-	vals := r.URL.Query()
-	for name, dst := range map[string]**timestamppb.Timestamp{"from": &q.from, "to": &q.to} {
-		if v := vals.Get(name); v != "" {
-			t, err := time.Parse(time.RFC3339Nano, v)
-			if err != nil {
-				return q, badRequest("%s: %q is not an RFC 3339 time", name, v)
-			}
-			*dst = timestamppb.New(t)
-		}
-	}
-	if v := vals.Get("format"); v != "" {
-		f, err := report.ParseFormat(v)
-		if err != nil {
-			return q, badRequest("format: %v", err)
-		}
-		q.format = map[report.Format]trailv1.ReportFormat{
-			report.FormatJSON: trailv1.ReportFormat_REPORT_FORMAT_JSON,
-			report.FormatCSV:  trailv1.ReportFormat_REPORT_FORMAT_CSV,
-			report.FormatPDF:  trailv1.ReportFormat_REPORT_FORMAT_PDF,
-		}[f]
-	}
-	if v := vals.Get("min_index"); v != "" {
-		n, err := strconv.ParseUint(v, 10, 64)
-		if err != nil {
-			return q, badRequest("min_index: %q is not an unsigned integer", v)
-		}
-		q.minIndex = n
-	}
-	return q, nil
-}
-
-// serveReport runs one report call through the gateway connection and
-// relays the document: Content-Type and Content-Disposition from the first
-// chunk, then the bytes. An error before the first chunk is an ordinary
-// gateway error response; one after it aborts the response, so a client
-// never mistakes a cut document for a whole one.
-func (s *Server) serveReport(w http.ResponseWriter, r *http.Request, method, pattern string,
-	setQuery func(reportQuery),
-	call func(context.Context, trailv1.ComplianceServiceClient) (grpc.ServerStreamingClient[trailv1.DownloadChunk], error)) {
+// serveReport sets req's fields from the query string (pathParams are
+// set from the path already), runs one report call through the gateway
+// connection and relays the document: Content-Type and
+// Content-Disposition from the first chunk, then the bytes. An error
+// before the first chunk is an ordinary gateway error response; one after
+// it aborts the response, so a client never mistakes a cut document for a
+// whole one.
+func (s *Server) serveReport(w http.ResponseWriter, r *http.Request, method, pattern string, req proto.Message,
+	call func(context.Context, trailv1.ComplianceServiceClient) (grpc.ServerStreamingClient[trailv1.DownloadChunk], error),
+	pathParams ...string) {
 	g := s.gateway
 	fail := func(ctx context.Context, err error) { runtime.HTTPError(ctx, g.mux, g.json, w, r, toStatus(err)) }
 	ctx, err := runtime.AnnotateContext(r.Context(), g.mux, r, method, runtime.WithHTTPPathPattern(pattern))
@@ -358,12 +320,10 @@ func (s *Server) serveReport(w http.ResponseWriter, r *http.Request, method, pat
 		fail(r.Context(), err)
 		return
 	}
-	q, err := parseReportQuery(r)
-	if err != nil {
+	if err := parseQuery(req, r, pathParams...); err != nil {
 		fail(ctx, err)
 		return
 	}
-	setQuery(q)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	stream, err := call(ctx, trailv1.NewComplianceServiceClient(g.conn))

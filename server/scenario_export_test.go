@@ -6,6 +6,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -51,7 +52,7 @@ func TestScenarioAuditorVerifiesExport(t *testing.T) {
 	logins := filepath.Join(dir, "logins"+bundle.FileExt)
 	downloadTo(t, f, auditor, &trailv1.ExportRequest{TenantId: tenant, Category: trailv1.Category_CATEGORY_AUTHENTICATION}, logins)
 	rl := verifyFile(t, e, logins)
-	if rl.Entries == 0 || rl.Entries >= r.Entries || rl.Filters.Category != "CATEGORY_AUTHENTICATION" ||
+	if rl.Entries == 0 || rl.Entries >= r.Entries || !slices.Equal(rl.Filter.Categories, []trailv1.Category{trailv1.Category_CATEGORY_AUTHENTICATION}) ||
 		rl.RunProofs < 2 || rl.RunProofs > rl.Entries {
 		t.Fatalf("filtered export: report %+v", rl)
 	}

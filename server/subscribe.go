@@ -13,6 +13,7 @@ import (
 
 	"github.com/trailaudit/trail/compliance"
 	"github.com/trailaudit/trail/engine"
+	"github.com/trailaudit/trail/filter"
 	trailv1 "github.com/trailaudit/trail/proto/trail/v1"
 )
 
@@ -232,7 +233,7 @@ func (sub *subscription) entryEvents(ctx context.Context, e *engine.Engine) erro
 // entriesOf sends the entries with action after sub.after, and returns the
 // position of the last one.
 func (sub *subscription) entriesOf(ctx context.Context, e *engine.Engine, action string) (logPosition, error) {
-	q := engine.Query{Tenant: sub.tenant, Action: action, From: sub.since, Limit: engine.MaxSearchLimit}
+	q := engine.Query{Tenant: sub.tenant, Filter: filter.Filter{Actions: []string{action}, From: sub.since}, Limit: engine.MaxSearchLimit}
 	var last logPosition
 	for {
 		res, err := e.Search(ctx, q)

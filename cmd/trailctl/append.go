@@ -12,6 +12,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/trailaudit/trail/internal/enumname"
 	trailv1 "github.com/trailaudit/trail/proto/trail/v1"
 )
 
@@ -119,11 +120,11 @@ func fromFlags(ev *trailv1.Event, now time.Time) *trailv1.Event {
 }
 
 // decodeEvent parses one event in protojson (proto field names or JSON
-// names, enums by name), strictly: a misspelt field is an error, not a
-// silently dropped value.
+// names, enums by full or short name: CATEGORY_DATA_ACCESS or data_access),
+// strictly: a misspelt field is an error, not a silently dropped value.
 func decodeEvent(b []byte) (*trailv1.Event, error) {
 	ev := new(trailv1.Event)
-	if err := protojson.Unmarshal(b, ev); err != nil {
+	if err := enumname.Unmarshal(protojson.UnmarshalOptions{}, b, ev); err != nil {
 		return nil, fmt.Errorf("invalid event JSON: %w", err)
 	}
 	return ev, nil

@@ -57,8 +57,14 @@ func TestExportAndVerifyBundle(t *testing.T) {
 
 	// Filtered, verified on download; and to stdout.
 	out = rs.runOK(t, rs.admin, "export", "--tenant", "acme", "--actor", "user-1", "-o", filepath.Join(dir, "u1.jsonl"), "--vkey", vkey)
-	if !strings.Contains(out, "OK manifest") || !strings.Contains(out, "actor=user-1") {
+	if !strings.Contains(out, "OK manifest") || !strings.Contains(out, "actor:user-1") {
 		t.Errorf("export --vkey output:\n%s", out)
+	}
+	// Sets of values: several categories, actors and actions at once.
+	out = rs.runOK(t, rs.admin, "export", "--tenant", "acme", "--category", "data_access,security", "--category", "system",
+		"--actor", "user-0", "--actor", "user-1", "--action", "record.view", "-o", filepath.Join(dir, "set.jsonl"), "--vkey", vkey)
+	if !strings.Contains(out, "OK 20 entries") || !strings.Contains(out, "actor:user-0,user-1 category:data_access,system,security action:record.view") {
+		t.Errorf("export with sets of values:\n%s", out)
 	}
 	stdout := rs.runOK(t, rs.admin, "export", "--tenant", "acme", "--from", "2020-01-01", "-o", "-")
 	if !strings.HasPrefix(stdout, `{"type":"header"`) || !strings.Contains(stdout, `"type":"manifest"`) {
@@ -93,6 +99,9 @@ func TestExportAndVerifyBundle(t *testing.T) {
 		{"export without tenant", []string{"export", "-o", "x"}, exitUsage, "--tenant"},
 		{"export to stdout with vkey", []string{"export", "--tenant", "acme", "-o", "-", "--vkey", vkey}, exitUsage, "does not go with -o -"},
 		{"export target type alone", []string{"export", "--tenant", "acme", "--target-type", "record"}, exitUsage, "go together"},
+		{"export target without id", []string{"export", "--tenant", "acme", "--target", "record"}, exitUsage, "want TYPE/ID"},
+		{"export unknown category", []string{"export", "--tenant", "acme", "--category", "data_access,gossip"}, exitUsage, `unknown category "gossip"`},
+		{"export empty purpose", []string{"export", "--tenant", "acme", "--purpose", ""}, exitUsage, "purpose_codes: an empty value matches nothing"},
 		{"export by subject as admin", []string{"export", "--tenant", "acme", "--subject", "c-1", "-o", filepath.Join(dir, "s.jsonl")}, exitOK, ""},
 	}
 	for _, tc := range tests {

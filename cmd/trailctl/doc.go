@@ -38,6 +38,7 @@
 //	        --subject --target-type --target-id --pii-field... --purpose --source
 //	        --trace-id --occurred-at (default now) --attr K=V...]
 //	append - [flags]                one event as protojson on stdin; flags set override it
+//	                                (enum values in full or short: CATEGORY_DATA_ACCESS, data_access)
 //	append --jsonl FILE|- [--batch 500 --batch-bytes 4MiB --window 4] [flags]
 //	                                JSON Lines of events over one AppendStream, one durable
 //	                                ack per batch, a progress bar on stderr when it is a

@@ -22,23 +22,15 @@ import (
 
 // exportFlags configure "trailctl export".
 type exportFlags struct {
-	req      trailv1.ExportRequest
-	category string
-	from, to string
-	out      string
-	trust    trustFlags
+	req    trailv1.ExportRequest
+	filter filterFlags
+	out    string
+	trust  trustFlags
 }
 
 func (f *exportFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.req.TenantId, "tenant", "", "the tenant to export (required)")
-	fs.StringVar(&f.from, "from", "", "entries sequenced at or after `TIME` (RFC 3339 or YYYY-MM-DD)")
-	fs.StringVar(&f.to, "to", "", "entries sequenced before `TIME` (RFC 3339 or YYYY-MM-DD)")
-	fs.StringVar(&f.req.ActorId, "actor", "", "only entries of this actor id")
-	fs.StringVar(&f.req.SubjectId, "subject", "", "only entries about this data subject (needs the privacy_officer role)")
-	fs.StringVar(&f.req.TargetType, "target-type", "", "only entries on this target type (with --target-id)")
-	fs.StringVar(&f.req.TargetId, "target-id", "", "only entries on this target id (with --target-type)")
-	fs.StringVar(&f.category, "category", "", "only entries of this category (authentication, data_access, ...)")
-	fs.StringVar(&f.req.Action, "action", "", "only entries of this action, e.g. user.login")
+	f.filter.register(fs, "only entries")
 	fs.Uint64Var(&f.req.MinIndex, "min-index", 0, "wait until the node has applied this Raft index")
 	fs.StringVar(&f.out, "o", "", "write the bundle to `FILE` (- for stdout; default: the server's file name, in the current directory)")
 	fs.StringVar(&f.out, "out", "", "same as -o")
@@ -51,22 +43,9 @@ func (f *exportFlags) request() (*trailv1.ExportRequest, error) {
 	if err := validTenant(req.GetTenantId()); err != nil {
 		return nil, usageErrorf("--tenant: %v", err)
 	}
-	if (req.GetTargetType() == "") != (req.GetTargetId() == "") {
-		return nil, usageErrorf("--target-type and --target-id go together")
-	}
-	if f.category != "" {
-		c, err := parseCategory(f.category)
-		if err != nil {
-			return nil, usageErrorf("--category: %v", err)
-		}
-		req.Category = c
-	}
 	var err error
-	if req.From, err = optionalTime(f.from); err != nil {
-		return nil, usageErrorf("--from: %v", err)
-	}
-	if req.To, err = optionalTime(f.to); err != nil {
-		return nil, usageErrorf("--to: %v", err)
+	if req.Filter, err = f.filter.filter(); err != nil {
+		return nil, err
 	}
 	return req, nil
 }

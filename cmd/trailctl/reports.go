@@ -11,6 +11,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/trailaudit/trail/internal/enumname"
 	trailv1 "github.com/trailaudit/trail/proto/trail/v1"
 	"github.com/trailaudit/trail/report"
 )
@@ -50,7 +51,11 @@ func (f *reportFlags) common() (format trailv1.ReportFormat, from, to *timestamp
 	if err := validTenant(f.tenant); err != nil {
 		return 0, nil, nil, usageErrorf("--tenant: %v", err)
 	}
-	rf, err := report.ParseFormat(f.format)
+	name := f.format
+	if v, ok := enumname.Lookup(trailv1.ReportFormat(0).Descriptor(), name); ok && v.Number() != 0 {
+		name = enumname.Short(v) // the API's name, REPORT_FORMAT_PDF
+	}
+	rf, err := report.ParseFormat(name)
 	if err != nil {
 		return 0, nil, nil, usageErrorf("--format: %v", err)
 	}

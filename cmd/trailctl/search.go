@@ -11,26 +11,16 @@ import (
 	trailv1 "github.com/trailaudit/trail/proto/trail/v1"
 )
 
-// searchFlags are the filters of "trailctl search".
+// searchFlags are the flags of "trailctl search".
 type searchFlags struct {
-	req      trailv1.SearchRequest
-	category string
-	from, to string
-	limit    uint
-	all      bool
+	req    trailv1.SearchRequest
+	filter filterFlags
+	limit  uint
+	all    bool
 }
 
 func (s *searchFlags) register(fs *flag.FlagSet) {
-	fs.StringVar(&s.req.ActorId, "actor", "", "actor id")
-	fs.StringVar(&s.req.SubjectId, "subject", "", "data subject id (a report on a person's data: needs the privacy_officer role)")
-	fs.StringVar(&s.req.TargetType, "target-type", "", "target entity type")
-	fs.StringVar(&s.req.TargetId, "target-id", "", "target entity id (with --target-type)")
-	fs.StringVar(&s.category, "category", "", "category (authentication, authorization, data_access, ...)")
-	fs.StringVar(&s.req.Action, "action", "", "action, e.g. user.login")
-	fs.StringVar(&s.req.PurposeCode, "purpose", "", "purpose code")
-	fs.StringVar(&s.req.PiiField, "pii-field", "", "PII field accessed (needs the privacy_officer role)")
-	fs.StringVar(&s.from, "from", "", "sequenced at or after `TIME` (RFC 3339 or YYYY-MM-DD)")
-	fs.StringVar(&s.to, "to", "", "sequenced before `TIME` (RFC 3339 or YYYY-MM-DD)")
+	s.filter.register(fs, "entries")
 	fs.BoolVar(&s.req.NewestFirst, "newest", false, "newest entries first")
 	fs.UintVar(&s.limit, "limit", 0, "entries per page (default: the server's, 100; at most 1000)")
 	fs.StringVar(&s.req.Cursor, "cursor", "", "continue from the cursor a previous page printed")
@@ -48,19 +38,9 @@ func (s *searchFlags) request(tenant string) (*trailv1.SearchRequest, error) {
 		return nil, usageErrorf("--limit is at most 1000")
 	}
 	req.Limit = uint32(s.limit)
-	if s.category != "" {
-		c, err := parseCategory(s.category)
-		if err != nil {
-			return nil, usageErrorf("--category: %v", err)
-		}
-		req.Category = c
-	}
 	var err error
-	if req.From, err = optionalTime(s.from); err != nil {
-		return nil, usageErrorf("--from: %v", err)
-	}
-	if req.To, err = optionalTime(s.to); err != nil {
-		return nil, usageErrorf("--to: %v", err)
+	if req.Filter, err = s.filter.filter(); err != nil {
+		return nil, err
 	}
 	return req, nil
 }

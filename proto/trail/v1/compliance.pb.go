@@ -1400,17 +1400,20 @@ func (x *EntityHistoryRequest) GetMinIndex() uint64 {
 }
 
 type ExportRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	TenantId      string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
-	From          *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=from,proto3" json:"from,omitempty"`
-	To            *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=to,proto3" json:"to,omitempty"`
-	ActorId       string                 `protobuf:"bytes,4,opt,name=actor_id,json=actorId,proto3" json:"actor_id,omitempty"`
-	SubjectId     string                 `protobuf:"bytes,5,opt,name=subject_id,json=subjectId,proto3" json:"subject_id,omitempty"`
-	TargetType    string                 `protobuf:"bytes,6,opt,name=target_type,json=targetType,proto3" json:"target_type,omitempty"`
-	TargetId      string                 `protobuf:"bytes,7,opt,name=target_id,json=targetId,proto3" json:"target_id,omitempty"`
-	Category      Category               `protobuf:"varint,8,opt,name=category,proto3,enum=trail.v1.Category" json:"category,omitempty"`
-	Action        string                 `protobuf:"bytes,9,opt,name=action,proto3" json:"action,omitempty"`
-	MinIndex      uint64                 `protobuf:"varint,10,opt,name=min_index,json=minIndex,proto3" json:"min_index,omitempty"`
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	TenantId   string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	From       *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=from,proto3" json:"from,omitempty"`
+	To         *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=to,proto3" json:"to,omitempty"`
+	ActorId    string                 `protobuf:"bytes,4,opt,name=actor_id,json=actorId,proto3" json:"actor_id,omitempty"`
+	SubjectId  string                 `protobuf:"bytes,5,opt,name=subject_id,json=subjectId,proto3" json:"subject_id,omitempty"`
+	TargetType string                 `protobuf:"bytes,6,opt,name=target_type,json=targetType,proto3" json:"target_type,omitempty"`
+	TargetId   string                 `protobuf:"bytes,7,opt,name=target_id,json=targetId,proto3" json:"target_id,omitempty"`
+	Category   Category               `protobuf:"varint,8,opt,name=category,proto3,enum=trail.v1.Category" json:"category,omitempty"`
+	Action     string                 `protobuf:"bytes,9,opt,name=action,proto3" json:"action,omitempty"`
+	MinIndex   uint64                 `protobuf:"varint,10,opt,name=min_index,json=minIndex,proto3" json:"min_index,omitempty"`
+	// The selection; the single-valued fields above are its older spelling,
+	// and a field may be given one way or the other, not both.
+	Filter        *Filter `protobuf:"bytes,11,opt,name=filter,proto3" json:"filter,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1513,6 +1516,13 @@ func (x *ExportRequest) GetMinIndex() uint64 {
 		return x.MinIndex
 	}
 	return 0
+}
+
+func (x *ExportRequest) GetFilter() *Filter {
+	if x != nil {
+		return x.Filter
+	}
+	return nil
 }
 
 type PeerRoot struct {
@@ -1891,8 +1901,8 @@ type AnomalyRules struct {
 	state    protoimpl.MessageState `protogen:"open.v1"`
 	TenantId string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
 	Disabled bool                   `protobuf:"varint,2,opt,name=disabled,proto3" json:"disabled,omitempty"`
-	// An actor reading more distinct subjects than this within an hour
-	// (default 150).
+	// Flag an actor once it has read this many distinct subjects within an
+	// hour (default 150).
 	MaxDistinctSubjectsPerHour uint32 `protobuf:"varint,3,opt,name=max_distinct_subjects_per_hour,json=maxDistinctSubjectsPerHour,proto3" json:"max_distinct_subjects_per_hour,omitempty"`
 	// Working hours "HH:MM" in time_zone (IANA name, default UTC), and the
 	// working days (1 = Monday .. 7 = Sunday; default Monday to Friday).
@@ -2447,7 +2457,7 @@ const file_trail_v1_compliance_proto_rawDesc = "" +
 	"\x04from\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x04from\x12*\n" +
 	"\x02to\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\x02to\x12.\n" +
 	"\x06format\x18\x06 \x01(\x0e2\x16.trail.v1.ReportFormatR\x06format\x12\x1b\n" +
-	"\tmin_index\x18\a \x01(\x04R\bminIndex\"\xe5\x02\n" +
+	"\tmin_index\x18\a \x01(\x04R\bminIndex\"\x8f\x03\n" +
 	"\rExportRequest\x12\x1b\n" +
 	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12.\n" +
 	"\x04from\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x04from\x12*\n" +
@@ -2461,7 +2471,8 @@ const file_trail_v1_compliance_proto_rawDesc = "" +
 	"\bcategory\x18\b \x01(\x0e2\x12.trail.v1.CategoryR\bcategory\x12\x16\n" +
 	"\x06action\x18\t \x01(\tR\x06action\x12\x1b\n" +
 	"\tmin_index\x18\n" +
-	" \x01(\x04R\bminIndex\"l\n" +
+	" \x01(\x04R\bminIndex\x12(\n" +
+	"\x06filter\x18\v \x01(\v2\x10.trail.v1.FilterR\x06filter\"l\n" +
 	"\bPeerRoot\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12\x1b\n" +
 	"\troot_hash\x18\x02 \x01(\fR\brootHash\x12\x14\n" +
@@ -2599,8 +2610,9 @@ var file_trail_v1_compliance_proto_goTypes = []any{
 	(*DomainEvent)(nil),                   // 33: trail.v1.DomainEvent
 	(Category)(0),                         // 34: trail.v1.Category
 	(*timestamppb.Timestamp)(nil),         // 35: google.protobuf.Timestamp
-	(*StoredEntry)(nil),                   // 36: trail.v1.StoredEntry
-	(*Checkpoint)(nil),                    // 37: trail.v1.Checkpoint
+	(*Filter)(nil),                        // 36: trail.v1.Filter
+	(*StoredEntry)(nil),                   // 37: trail.v1.StoredEntry
+	(*Checkpoint)(nil),                    // 38: trail.v1.Checkpoint
 }
 var file_trail_v1_compliance_proto_depIdxs = []int32{
 	34, // 0: trail.v1.RetentionPolicy.category:type_name -> trail.v1.Category
@@ -2630,50 +2642,51 @@ var file_trail_v1_compliance_proto_depIdxs = []int32{
 	35, // 24: trail.v1.ExportRequest.from:type_name -> google.protobuf.Timestamp
 	35, // 25: trail.v1.ExportRequest.to:type_name -> google.protobuf.Timestamp
 	34, // 26: trail.v1.ExportRequest.category:type_name -> trail.v1.Category
-	22, // 27: trail.v1.PartitionIntegrity.peers:type_name -> trail.v1.PeerRoot
-	35, // 28: trail.v1.IntegrityReport.started_at:type_name -> google.protobuf.Timestamp
-	35, // 29: trail.v1.IntegrityReport.finished_at:type_name -> google.protobuf.Timestamp
-	23, // 30: trail.v1.IntegrityReport.partitions:type_name -> trail.v1.PartitionIntegrity
-	24, // 31: trail.v1.VerifyIntegrityResponse.report:type_name -> trail.v1.IntegrityReport
-	27, // 32: trail.v1.GetAnomalyRulesResponse.rules:type_name -> trail.v1.AnomalyRules
-	27, // 33: trail.v1.SetAnomalyRulesRequest.rules:type_name -> trail.v1.AnomalyRules
-	27, // 34: trail.v1.SetAnomalyRulesResponse.rules:type_name -> trail.v1.AnomalyRules
-	35, // 35: trail.v1.DomainEvent.time:type_name -> google.protobuf.Timestamp
-	36, // 36: trail.v1.DomainEvent.entry:type_name -> trail.v1.StoredEntry
-	37, // 37: trail.v1.DomainEvent.checkpoint:type_name -> trail.v1.Checkpoint
-	2,  // 38: trail.v1.ComplianceService.SetRetentionPolicy:input_type -> trail.v1.SetRetentionPolicyRequest
-	4,  // 39: trail.v1.ComplianceService.ListRetentionPolicies:input_type -> trail.v1.ListRetentionPoliciesRequest
-	7,  // 40: trail.v1.ComplianceService.RetentionDryRun:input_type -> trail.v1.RetentionDryRunRequest
-	9,  // 41: trail.v1.ComplianceService.RunRetentionSweep:input_type -> trail.v1.RunRetentionSweepRequest
-	12, // 42: trail.v1.ComplianceService.CreateLegalHold:input_type -> trail.v1.CreateLegalHoldRequest
-	14, // 43: trail.v1.ComplianceService.ReleaseLegalHold:input_type -> trail.v1.ReleaseLegalHoldRequest
-	16, // 44: trail.v1.ComplianceService.ListLegalHolds:input_type -> trail.v1.ListLegalHoldsRequest
-	19, // 45: trail.v1.ComplianceService.PIIAccessReport:input_type -> trail.v1.PIIAccessReportRequest
-	20, // 46: trail.v1.ComplianceService.EntityHistory:input_type -> trail.v1.EntityHistoryRequest
-	21, // 47: trail.v1.ComplianceService.Export:input_type -> trail.v1.ExportRequest
-	25, // 48: trail.v1.ComplianceService.VerifyIntegrity:input_type -> trail.v1.VerifyIntegrityRequest
-	28, // 49: trail.v1.ComplianceService.GetAnomalyRules:input_type -> trail.v1.GetAnomalyRulesRequest
-	30, // 50: trail.v1.ComplianceService.SetAnomalyRules:input_type -> trail.v1.SetAnomalyRulesRequest
-	32, // 51: trail.v1.ComplianceService.Subscribe:input_type -> trail.v1.SubscribeRequest
-	3,  // 52: trail.v1.ComplianceService.SetRetentionPolicy:output_type -> trail.v1.SetRetentionPolicyResponse
-	5,  // 53: trail.v1.ComplianceService.ListRetentionPolicies:output_type -> trail.v1.ListRetentionPoliciesResponse
-	8,  // 54: trail.v1.ComplianceService.RetentionDryRun:output_type -> trail.v1.RetentionDryRunResponse
-	10, // 55: trail.v1.ComplianceService.RunRetentionSweep:output_type -> trail.v1.RunRetentionSweepResponse
-	13, // 56: trail.v1.ComplianceService.CreateLegalHold:output_type -> trail.v1.CreateLegalHoldResponse
-	15, // 57: trail.v1.ComplianceService.ReleaseLegalHold:output_type -> trail.v1.ReleaseLegalHoldResponse
-	17, // 58: trail.v1.ComplianceService.ListLegalHolds:output_type -> trail.v1.ListLegalHoldsResponse
-	18, // 59: trail.v1.ComplianceService.PIIAccessReport:output_type -> trail.v1.DownloadChunk
-	18, // 60: trail.v1.ComplianceService.EntityHistory:output_type -> trail.v1.DownloadChunk
-	18, // 61: trail.v1.ComplianceService.Export:output_type -> trail.v1.DownloadChunk
-	26, // 62: trail.v1.ComplianceService.VerifyIntegrity:output_type -> trail.v1.VerifyIntegrityResponse
-	29, // 63: trail.v1.ComplianceService.GetAnomalyRules:output_type -> trail.v1.GetAnomalyRulesResponse
-	31, // 64: trail.v1.ComplianceService.SetAnomalyRules:output_type -> trail.v1.SetAnomalyRulesResponse
-	33, // 65: trail.v1.ComplianceService.Subscribe:output_type -> trail.v1.DomainEvent
-	52, // [52:66] is the sub-list for method output_type
-	38, // [38:52] is the sub-list for method input_type
-	38, // [38:38] is the sub-list for extension type_name
-	38, // [38:38] is the sub-list for extension extendee
-	0,  // [0:38] is the sub-list for field type_name
+	36, // 27: trail.v1.ExportRequest.filter:type_name -> trail.v1.Filter
+	22, // 28: trail.v1.PartitionIntegrity.peers:type_name -> trail.v1.PeerRoot
+	35, // 29: trail.v1.IntegrityReport.started_at:type_name -> google.protobuf.Timestamp
+	35, // 30: trail.v1.IntegrityReport.finished_at:type_name -> google.protobuf.Timestamp
+	23, // 31: trail.v1.IntegrityReport.partitions:type_name -> trail.v1.PartitionIntegrity
+	24, // 32: trail.v1.VerifyIntegrityResponse.report:type_name -> trail.v1.IntegrityReport
+	27, // 33: trail.v1.GetAnomalyRulesResponse.rules:type_name -> trail.v1.AnomalyRules
+	27, // 34: trail.v1.SetAnomalyRulesRequest.rules:type_name -> trail.v1.AnomalyRules
+	27, // 35: trail.v1.SetAnomalyRulesResponse.rules:type_name -> trail.v1.AnomalyRules
+	35, // 36: trail.v1.DomainEvent.time:type_name -> google.protobuf.Timestamp
+	37, // 37: trail.v1.DomainEvent.entry:type_name -> trail.v1.StoredEntry
+	38, // 38: trail.v1.DomainEvent.checkpoint:type_name -> trail.v1.Checkpoint
+	2,  // 39: trail.v1.ComplianceService.SetRetentionPolicy:input_type -> trail.v1.SetRetentionPolicyRequest
+	4,  // 40: trail.v1.ComplianceService.ListRetentionPolicies:input_type -> trail.v1.ListRetentionPoliciesRequest
+	7,  // 41: trail.v1.ComplianceService.RetentionDryRun:input_type -> trail.v1.RetentionDryRunRequest
+	9,  // 42: trail.v1.ComplianceService.RunRetentionSweep:input_type -> trail.v1.RunRetentionSweepRequest
+	12, // 43: trail.v1.ComplianceService.CreateLegalHold:input_type -> trail.v1.CreateLegalHoldRequest
+	14, // 44: trail.v1.ComplianceService.ReleaseLegalHold:input_type -> trail.v1.ReleaseLegalHoldRequest
+	16, // 45: trail.v1.ComplianceService.ListLegalHolds:input_type -> trail.v1.ListLegalHoldsRequest
+	19, // 46: trail.v1.ComplianceService.PIIAccessReport:input_type -> trail.v1.PIIAccessReportRequest
+	20, // 47: trail.v1.ComplianceService.EntityHistory:input_type -> trail.v1.EntityHistoryRequest
+	21, // 48: trail.v1.ComplianceService.Export:input_type -> trail.v1.ExportRequest
+	25, // 49: trail.v1.ComplianceService.VerifyIntegrity:input_type -> trail.v1.VerifyIntegrityRequest
+	28, // 50: trail.v1.ComplianceService.GetAnomalyRules:input_type -> trail.v1.GetAnomalyRulesRequest
+	30, // 51: trail.v1.ComplianceService.SetAnomalyRules:input_type -> trail.v1.SetAnomalyRulesRequest
+	32, // 52: trail.v1.ComplianceService.Subscribe:input_type -> trail.v1.SubscribeRequest
+	3,  // 53: trail.v1.ComplianceService.SetRetentionPolicy:output_type -> trail.v1.SetRetentionPolicyResponse
+	5,  // 54: trail.v1.ComplianceService.ListRetentionPolicies:output_type -> trail.v1.ListRetentionPoliciesResponse
+	8,  // 55: trail.v1.ComplianceService.RetentionDryRun:output_type -> trail.v1.RetentionDryRunResponse
+	10, // 56: trail.v1.ComplianceService.RunRetentionSweep:output_type -> trail.v1.RunRetentionSweepResponse
+	13, // 57: trail.v1.ComplianceService.CreateLegalHold:output_type -> trail.v1.CreateLegalHoldResponse
+	15, // 58: trail.v1.ComplianceService.ReleaseLegalHold:output_type -> trail.v1.ReleaseLegalHoldResponse
+	17, // 59: trail.v1.ComplianceService.ListLegalHolds:output_type -> trail.v1.ListLegalHoldsResponse
+	18, // 60: trail.v1.ComplianceService.PIIAccessReport:output_type -> trail.v1.DownloadChunk
+	18, // 61: trail.v1.ComplianceService.EntityHistory:output_type -> trail.v1.DownloadChunk
+	18, // 62: trail.v1.ComplianceService.Export:output_type -> trail.v1.DownloadChunk
+	26, // 63: trail.v1.ComplianceService.VerifyIntegrity:output_type -> trail.v1.VerifyIntegrityResponse
+	29, // 64: trail.v1.ComplianceService.GetAnomalyRules:output_type -> trail.v1.GetAnomalyRulesResponse
+	31, // 65: trail.v1.ComplianceService.SetAnomalyRules:output_type -> trail.v1.SetAnomalyRulesResponse
+	33, // 66: trail.v1.ComplianceService.Subscribe:output_type -> trail.v1.DomainEvent
+	53, // [53:67] is the sub-list for method output_type
+	39, // [39:53] is the sub-list for method input_type
+	39, // [39:39] is the sub-list for extension type_name
+	39, // [39:39] is the sub-list for extension extendee
+	0,  // [0:39] is the sub-list for field type_name
 }
 
 func init() { file_trail_v1_compliance_proto_init() }

@@ -748,6 +748,122 @@ func (x *GetEventResponse) GetReceipt() *Receipt {
 	return nil
 }
 
+// Filter selects a tenant's events; search and export share it. Every
+// field given must match; the values of a repeated field are alternatives
+// (categories [data_access, authentication] selects either). From and to
+// bound sequencer time as [from, to).
+type Filter struct {
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	ActorIds   []string               `protobuf:"bytes,1,rep,name=actor_ids,json=actorIds,proto3" json:"actor_ids,omitempty"`
+	SubjectIds []string               `protobuf:"bytes,2,rep,name=subject_ids,json=subjectIds,proto3" json:"subject_ids,omitempty"`
+	// Each target needs both type and id.
+	Targets      []*Target  `protobuf:"bytes,3,rep,name=targets,proto3" json:"targets,omitempty"`
+	Categories   []Category `protobuf:"varint,4,rep,packed,name=categories,proto3,enum=trail.v1.Category" json:"categories,omitempty"`
+	Actions      []string   `protobuf:"bytes,5,rep,name=actions,proto3" json:"actions,omitempty"`
+	PurposeCodes []string   `protobuf:"bytes,6,rep,name=purpose_codes,json=purposeCodes,proto3" json:"purpose_codes,omitempty"`
+	// Events that accessed any of these PII fields.
+	PiiFields     []string               `protobuf:"bytes,7,rep,name=pii_fields,json=piiFields,proto3" json:"pii_fields,omitempty"`
+	From          *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=from,proto3" json:"from,omitempty"`
+	To            *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=to,proto3" json:"to,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Filter) Reset() {
+	*x = Filter{}
+	mi := &file_trail_v1_trail_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Filter) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Filter) ProtoMessage() {}
+
+func (x *Filter) ProtoReflect() protoreflect.Message {
+	mi := &file_trail_v1_trail_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Filter.ProtoReflect.Descriptor instead.
+func (*Filter) Descriptor() ([]byte, []int) {
+	return file_trail_v1_trail_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *Filter) GetActorIds() []string {
+	if x != nil {
+		return x.ActorIds
+	}
+	return nil
+}
+
+func (x *Filter) GetSubjectIds() []string {
+	if x != nil {
+		return x.SubjectIds
+	}
+	return nil
+}
+
+func (x *Filter) GetTargets() []*Target {
+	if x != nil {
+		return x.Targets
+	}
+	return nil
+}
+
+func (x *Filter) GetCategories() []Category {
+	if x != nil {
+		return x.Categories
+	}
+	return nil
+}
+
+func (x *Filter) GetActions() []string {
+	if x != nil {
+		return x.Actions
+	}
+	return nil
+}
+
+func (x *Filter) GetPurposeCodes() []string {
+	if x != nil {
+		return x.PurposeCodes
+	}
+	return nil
+}
+
+func (x *Filter) GetPiiFields() []string {
+	if x != nil {
+		return x.PiiFields
+	}
+	return nil
+}
+
+func (x *Filter) GetFrom() *timestamppb.Timestamp {
+	if x != nil {
+		return x.From
+	}
+	return nil
+}
+
+func (x *Filter) GetTo() *timestamppb.Timestamp {
+	if x != nil {
+		return x.To
+	}
+	return nil
+}
+
+// SearchRequest: the single-valued fields are the older spelling of a
+// one-value filter; a field may be given one way or the other, not both.
 type SearchRequest struct {
 	state       protoimpl.MessageState `protogen:"open.v1"`
 	TenantId    string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
@@ -765,14 +881,15 @@ type SearchRequest struct {
 	Limit       uint32                 `protobuf:"varint,13,opt,name=limit,proto3" json:"limit,omitempty"`
 	Cursor      string                 `protobuf:"bytes,14,opt,name=cursor,proto3" json:"cursor,omitempty"`
 	// Wait until this node has applied at least this Raft index.
-	MinIndex      uint64 `protobuf:"varint,15,opt,name=min_index,json=minIndex,proto3" json:"min_index,omitempty"`
+	MinIndex      uint64  `protobuf:"varint,15,opt,name=min_index,json=minIndex,proto3" json:"min_index,omitempty"`
+	Filter        *Filter `protobuf:"bytes,16,opt,name=filter,proto3" json:"filter,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *SearchRequest) Reset() {
 	*x = SearchRequest{}
-	mi := &file_trail_v1_trail_proto_msgTypes[10]
+	mi := &file_trail_v1_trail_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -784,7 +901,7 @@ func (x *SearchRequest) String() string {
 func (*SearchRequest) ProtoMessage() {}
 
 func (x *SearchRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_trail_v1_trail_proto_msgTypes[10]
+	mi := &file_trail_v1_trail_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -797,7 +914,7 @@ func (x *SearchRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SearchRequest.ProtoReflect.Descriptor instead.
 func (*SearchRequest) Descriptor() ([]byte, []int) {
-	return file_trail_v1_trail_proto_rawDescGZIP(), []int{10}
+	return file_trail_v1_trail_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *SearchRequest) GetTenantId() string {
@@ -905,6 +1022,13 @@ func (x *SearchRequest) GetMinIndex() uint64 {
 	return 0
 }
 
+func (x *SearchRequest) GetFilter() *Filter {
+	if x != nil {
+		return x.Filter
+	}
+	return nil
+}
+
 type SearchResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Entries       []*StoredEntry         `protobuf:"bytes,1,rep,name=entries,proto3" json:"entries,omitempty"`
@@ -915,7 +1039,7 @@ type SearchResponse struct {
 
 func (x *SearchResponse) Reset() {
 	*x = SearchResponse{}
-	mi := &file_trail_v1_trail_proto_msgTypes[11]
+	mi := &file_trail_v1_trail_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -927,7 +1051,7 @@ func (x *SearchResponse) String() string {
 func (*SearchResponse) ProtoMessage() {}
 
 func (x *SearchResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_trail_v1_trail_proto_msgTypes[11]
+	mi := &file_trail_v1_trail_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -940,7 +1064,7 @@ func (x *SearchResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SearchResponse.ProtoReflect.Descriptor instead.
 func (*SearchResponse) Descriptor() ([]byte, []int) {
-	return file_trail_v1_trail_proto_rawDescGZIP(), []int{11}
+	return file_trail_v1_trail_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *SearchResponse) GetEntries() []*StoredEntry {
@@ -969,7 +1093,7 @@ type TailRequest struct {
 
 func (x *TailRequest) Reset() {
 	*x = TailRequest{}
-	mi := &file_trail_v1_trail_proto_msgTypes[12]
+	mi := &file_trail_v1_trail_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -981,7 +1105,7 @@ func (x *TailRequest) String() string {
 func (*TailRequest) ProtoMessage() {}
 
 func (x *TailRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_trail_v1_trail_proto_msgTypes[12]
+	mi := &file_trail_v1_trail_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -994,7 +1118,7 @@ func (x *TailRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TailRequest.ProtoReflect.Descriptor instead.
 func (*TailRequest) Descriptor() ([]byte, []int) {
-	return file_trail_v1_trail_proto_rawDescGZIP(), []int{12}
+	return file_trail_v1_trail_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *TailRequest) GetTenantId() string {
@@ -1027,7 +1151,7 @@ type TailResponse struct {
 
 func (x *TailResponse) Reset() {
 	*x = TailResponse{}
-	mi := &file_trail_v1_trail_proto_msgTypes[13]
+	mi := &file_trail_v1_trail_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1039,7 +1163,7 @@ func (x *TailResponse) String() string {
 func (*TailResponse) ProtoMessage() {}
 
 func (x *TailResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_trail_v1_trail_proto_msgTypes[13]
+	mi := &file_trail_v1_trail_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1052,7 +1176,7 @@ func (x *TailResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TailResponse.ProtoReflect.Descriptor instead.
 func (*TailResponse) Descriptor() ([]byte, []int) {
-	return file_trail_v1_trail_proto_rawDescGZIP(), []int{13}
+	return file_trail_v1_trail_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *TailResponse) GetEntry() *StoredEntry {
@@ -1075,7 +1199,7 @@ type Checkpoint struct {
 
 func (x *Checkpoint) Reset() {
 	*x = Checkpoint{}
-	mi := &file_trail_v1_trail_proto_msgTypes[14]
+	mi := &file_trail_v1_trail_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1087,7 +1211,7 @@ func (x *Checkpoint) String() string {
 func (*Checkpoint) ProtoMessage() {}
 
 func (x *Checkpoint) ProtoReflect() protoreflect.Message {
-	mi := &file_trail_v1_trail_proto_msgTypes[14]
+	mi := &file_trail_v1_trail_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1100,7 +1224,7 @@ func (x *Checkpoint) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Checkpoint.ProtoReflect.Descriptor instead.
 func (*Checkpoint) Descriptor() ([]byte, []int) {
-	return file_trail_v1_trail_proto_rawDescGZIP(), []int{14}
+	return file_trail_v1_trail_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *Checkpoint) GetSignedNote() string {
@@ -1145,7 +1269,7 @@ type GetCheckpointRequest struct {
 
 func (x *GetCheckpointRequest) Reset() {
 	*x = GetCheckpointRequest{}
-	mi := &file_trail_v1_trail_proto_msgTypes[15]
+	mi := &file_trail_v1_trail_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1157,7 +1281,7 @@ func (x *GetCheckpointRequest) String() string {
 func (*GetCheckpointRequest) ProtoMessage() {}
 
 func (x *GetCheckpointRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_trail_v1_trail_proto_msgTypes[15]
+	mi := &file_trail_v1_trail_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1170,7 +1294,7 @@ func (x *GetCheckpointRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetCheckpointRequest.ProtoReflect.Descriptor instead.
 func (*GetCheckpointRequest) Descriptor() ([]byte, []int) {
-	return file_trail_v1_trail_proto_rawDescGZIP(), []int{15}
+	return file_trail_v1_trail_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *GetCheckpointRequest) GetTenantId() string {
@@ -1210,7 +1334,7 @@ type GetCheckpointResponse struct {
 
 func (x *GetCheckpointResponse) Reset() {
 	*x = GetCheckpointResponse{}
-	mi := &file_trail_v1_trail_proto_msgTypes[16]
+	mi := &file_trail_v1_trail_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1222,7 +1346,7 @@ func (x *GetCheckpointResponse) String() string {
 func (*GetCheckpointResponse) ProtoMessage() {}
 
 func (x *GetCheckpointResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_trail_v1_trail_proto_msgTypes[16]
+	mi := &file_trail_v1_trail_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1235,7 +1359,7 @@ func (x *GetCheckpointResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetCheckpointResponse.ProtoReflect.Descriptor instead.
 func (*GetCheckpointResponse) Descriptor() ([]byte, []int) {
-	return file_trail_v1_trail_proto_rawDescGZIP(), []int{16}
+	return file_trail_v1_trail_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *GetCheckpointResponse) GetCheckpoint() *Checkpoint {
@@ -1262,7 +1386,7 @@ type GetInclusionProofRequest struct {
 
 func (x *GetInclusionProofRequest) Reset() {
 	*x = GetInclusionProofRequest{}
-	mi := &file_trail_v1_trail_proto_msgTypes[17]
+	mi := &file_trail_v1_trail_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1274,7 +1398,7 @@ func (x *GetInclusionProofRequest) String() string {
 func (*GetInclusionProofRequest) ProtoMessage() {}
 
 func (x *GetInclusionProofRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_trail_v1_trail_proto_msgTypes[17]
+	mi := &file_trail_v1_trail_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1287,7 +1411,7 @@ func (x *GetInclusionProofRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetInclusionProofRequest.ProtoReflect.Descriptor instead.
 func (*GetInclusionProofRequest) Descriptor() ([]byte, []int) {
-	return file_trail_v1_trail_proto_rawDescGZIP(), []int{17}
+	return file_trail_v1_trail_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *GetInclusionProofRequest) GetTenantId() string {
@@ -1349,7 +1473,7 @@ type GetInclusionProofResponse struct {
 
 func (x *GetInclusionProofResponse) Reset() {
 	*x = GetInclusionProofResponse{}
-	mi := &file_trail_v1_trail_proto_msgTypes[18]
+	mi := &file_trail_v1_trail_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1361,7 +1485,7 @@ func (x *GetInclusionProofResponse) String() string {
 func (*GetInclusionProofResponse) ProtoMessage() {}
 
 func (x *GetInclusionProofResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_trail_v1_trail_proto_msgTypes[18]
+	mi := &file_trail_v1_trail_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1374,7 +1498,7 @@ func (x *GetInclusionProofResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetInclusionProofResponse.ProtoReflect.Descriptor instead.
 func (*GetInclusionProofResponse) Descriptor() ([]byte, []int) {
-	return file_trail_v1_trail_proto_rawDescGZIP(), []int{18}
+	return file_trail_v1_trail_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *GetInclusionProofResponse) GetPartition() string {
@@ -1441,7 +1565,7 @@ type GetConsistencyProofRequest struct {
 
 func (x *GetConsistencyProofRequest) Reset() {
 	*x = GetConsistencyProofRequest{}
-	mi := &file_trail_v1_trail_proto_msgTypes[19]
+	mi := &file_trail_v1_trail_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1453,7 +1577,7 @@ func (x *GetConsistencyProofRequest) String() string {
 func (*GetConsistencyProofRequest) ProtoMessage() {}
 
 func (x *GetConsistencyProofRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_trail_v1_trail_proto_msgTypes[19]
+	mi := &file_trail_v1_trail_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1466,7 +1590,7 @@ func (x *GetConsistencyProofRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetConsistencyProofRequest.ProtoReflect.Descriptor instead.
 func (*GetConsistencyProofRequest) Descriptor() ([]byte, []int) {
-	return file_trail_v1_trail_proto_rawDescGZIP(), []int{19}
+	return file_trail_v1_trail_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *GetConsistencyProofRequest) GetTenantId() string {
@@ -1517,7 +1641,7 @@ type GetConsistencyProofResponse struct {
 
 func (x *GetConsistencyProofResponse) Reset() {
 	*x = GetConsistencyProofResponse{}
-	mi := &file_trail_v1_trail_proto_msgTypes[20]
+	mi := &file_trail_v1_trail_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1529,7 +1653,7 @@ func (x *GetConsistencyProofResponse) String() string {
 func (*GetConsistencyProofResponse) ProtoMessage() {}
 
 func (x *GetConsistencyProofResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_trail_v1_trail_proto_msgTypes[20]
+	mi := &file_trail_v1_trail_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1542,7 +1666,7 @@ func (x *GetConsistencyProofResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetConsistencyProofResponse.ProtoReflect.Descriptor instead.
 func (*GetConsistencyProofResponse) Descriptor() ([]byte, []int) {
-	return file_trail_v1_trail_proto_rawDescGZIP(), []int{20}
+	return file_trail_v1_trail_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *GetConsistencyProofResponse) GetFromSize() uint64 {
@@ -1591,7 +1715,7 @@ type ListPartitionsRequest struct {
 
 func (x *ListPartitionsRequest) Reset() {
 	*x = ListPartitionsRequest{}
-	mi := &file_trail_v1_trail_proto_msgTypes[21]
+	mi := &file_trail_v1_trail_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1603,7 +1727,7 @@ func (x *ListPartitionsRequest) String() string {
 func (*ListPartitionsRequest) ProtoMessage() {}
 
 func (x *ListPartitionsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_trail_v1_trail_proto_msgTypes[21]
+	mi := &file_trail_v1_trail_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1616,7 +1740,7 @@ func (x *ListPartitionsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListPartitionsRequest.ProtoReflect.Descriptor instead.
 func (*ListPartitionsRequest) Descriptor() ([]byte, []int) {
-	return file_trail_v1_trail_proto_rawDescGZIP(), []int{21}
+	return file_trail_v1_trail_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *ListPartitionsRequest) GetTenantId() string {
@@ -1650,7 +1774,7 @@ type PartitionInfo struct {
 
 func (x *PartitionInfo) Reset() {
 	*x = PartitionInfo{}
-	mi := &file_trail_v1_trail_proto_msgTypes[22]
+	mi := &file_trail_v1_trail_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1662,7 +1786,7 @@ func (x *PartitionInfo) String() string {
 func (*PartitionInfo) ProtoMessage() {}
 
 func (x *PartitionInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_trail_v1_trail_proto_msgTypes[22]
+	mi := &file_trail_v1_trail_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1675,7 +1799,7 @@ func (x *PartitionInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PartitionInfo.ProtoReflect.Descriptor instead.
 func (*PartitionInfo) Descriptor() ([]byte, []int) {
-	return file_trail_v1_trail_proto_rawDescGZIP(), []int{22}
+	return file_trail_v1_trail_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *PartitionInfo) GetPartition() string {
@@ -1743,7 +1867,7 @@ type ListPartitionsResponse struct {
 
 func (x *ListPartitionsResponse) Reset() {
 	*x = ListPartitionsResponse{}
-	mi := &file_trail_v1_trail_proto_msgTypes[23]
+	mi := &file_trail_v1_trail_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1755,7 +1879,7 @@ func (x *ListPartitionsResponse) String() string {
 func (*ListPartitionsResponse) ProtoMessage() {}
 
 func (x *ListPartitionsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_trail_v1_trail_proto_msgTypes[23]
+	mi := &file_trail_v1_trail_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1768,7 +1892,7 @@ func (x *ListPartitionsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListPartitionsResponse.ProtoReflect.Descriptor instead.
 func (*ListPartitionsResponse) Descriptor() ([]byte, []int) {
-	return file_trail_v1_trail_proto_rawDescGZIP(), []int{23}
+	return file_trail_v1_trail_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *ListPartitionsResponse) GetPartitions() []*PartitionInfo {
@@ -1793,7 +1917,7 @@ type APIKey struct {
 
 func (x *APIKey) Reset() {
 	*x = APIKey{}
-	mi := &file_trail_v1_trail_proto_msgTypes[24]
+	mi := &file_trail_v1_trail_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1805,7 +1929,7 @@ func (x *APIKey) String() string {
 func (*APIKey) ProtoMessage() {}
 
 func (x *APIKey) ProtoReflect() protoreflect.Message {
-	mi := &file_trail_v1_trail_proto_msgTypes[24]
+	mi := &file_trail_v1_trail_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1818,7 +1942,7 @@ func (x *APIKey) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use APIKey.ProtoReflect.Descriptor instead.
 func (*APIKey) Descriptor() ([]byte, []int) {
-	return file_trail_v1_trail_proto_rawDescGZIP(), []int{24}
+	return file_trail_v1_trail_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *APIKey) GetId() string {
@@ -1874,7 +1998,7 @@ type CreateAPIKeyRequest struct {
 
 func (x *CreateAPIKeyRequest) Reset() {
 	*x = CreateAPIKeyRequest{}
-	mi := &file_trail_v1_trail_proto_msgTypes[25]
+	mi := &file_trail_v1_trail_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1886,7 +2010,7 @@ func (x *CreateAPIKeyRequest) String() string {
 func (*CreateAPIKeyRequest) ProtoMessage() {}
 
 func (x *CreateAPIKeyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_trail_v1_trail_proto_msgTypes[25]
+	mi := &file_trail_v1_trail_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1899,7 +2023,7 @@ func (x *CreateAPIKeyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateAPIKeyRequest.ProtoReflect.Descriptor instead.
 func (*CreateAPIKeyRequest) Descriptor() ([]byte, []int) {
-	return file_trail_v1_trail_proto_rawDescGZIP(), []int{25}
+	return file_trail_v1_trail_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *CreateAPIKeyRequest) GetRole() Role {
@@ -1934,7 +2058,7 @@ type CreateAPIKeyResponse struct {
 
 func (x *CreateAPIKeyResponse) Reset() {
 	*x = CreateAPIKeyResponse{}
-	mi := &file_trail_v1_trail_proto_msgTypes[26]
+	mi := &file_trail_v1_trail_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1946,7 +2070,7 @@ func (x *CreateAPIKeyResponse) String() string {
 func (*CreateAPIKeyResponse) ProtoMessage() {}
 
 func (x *CreateAPIKeyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_trail_v1_trail_proto_msgTypes[26]
+	mi := &file_trail_v1_trail_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1959,7 +2083,7 @@ func (x *CreateAPIKeyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateAPIKeyResponse.ProtoReflect.Descriptor instead.
 func (*CreateAPIKeyResponse) Descriptor() ([]byte, []int) {
-	return file_trail_v1_trail_proto_rawDescGZIP(), []int{26}
+	return file_trail_v1_trail_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *CreateAPIKeyResponse) GetKey() *APIKey {
@@ -1984,7 +2108,7 @@ type ListAPIKeysRequest struct {
 
 func (x *ListAPIKeysRequest) Reset() {
 	*x = ListAPIKeysRequest{}
-	mi := &file_trail_v1_trail_proto_msgTypes[27]
+	mi := &file_trail_v1_trail_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1996,7 +2120,7 @@ func (x *ListAPIKeysRequest) String() string {
 func (*ListAPIKeysRequest) ProtoMessage() {}
 
 func (x *ListAPIKeysRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_trail_v1_trail_proto_msgTypes[27]
+	mi := &file_trail_v1_trail_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2009,7 +2133,7 @@ func (x *ListAPIKeysRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAPIKeysRequest.ProtoReflect.Descriptor instead.
 func (*ListAPIKeysRequest) Descriptor() ([]byte, []int) {
-	return file_trail_v1_trail_proto_rawDescGZIP(), []int{27}
+	return file_trail_v1_trail_proto_rawDescGZIP(), []int{28}
 }
 
 type ListAPIKeysResponse struct {
@@ -2021,7 +2145,7 @@ type ListAPIKeysResponse struct {
 
 func (x *ListAPIKeysResponse) Reset() {
 	*x = ListAPIKeysResponse{}
-	mi := &file_trail_v1_trail_proto_msgTypes[28]
+	mi := &file_trail_v1_trail_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2033,7 +2157,7 @@ func (x *ListAPIKeysResponse) String() string {
 func (*ListAPIKeysResponse) ProtoMessage() {}
 
 func (x *ListAPIKeysResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_trail_v1_trail_proto_msgTypes[28]
+	mi := &file_trail_v1_trail_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2046,7 +2170,7 @@ func (x *ListAPIKeysResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAPIKeysResponse.ProtoReflect.Descriptor instead.
 func (*ListAPIKeysResponse) Descriptor() ([]byte, []int) {
-	return file_trail_v1_trail_proto_rawDescGZIP(), []int{28}
+	return file_trail_v1_trail_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *ListAPIKeysResponse) GetKeys() []*APIKey {
@@ -2065,7 +2189,7 @@ type RevokeAPIKeyRequest struct {
 
 func (x *RevokeAPIKeyRequest) Reset() {
 	*x = RevokeAPIKeyRequest{}
-	mi := &file_trail_v1_trail_proto_msgTypes[29]
+	mi := &file_trail_v1_trail_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2077,7 +2201,7 @@ func (x *RevokeAPIKeyRequest) String() string {
 func (*RevokeAPIKeyRequest) ProtoMessage() {}
 
 func (x *RevokeAPIKeyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_trail_v1_trail_proto_msgTypes[29]
+	mi := &file_trail_v1_trail_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2090,7 +2214,7 @@ func (x *RevokeAPIKeyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeAPIKeyRequest.ProtoReflect.Descriptor instead.
 func (*RevokeAPIKeyRequest) Descriptor() ([]byte, []int) {
-	return file_trail_v1_trail_proto_rawDescGZIP(), []int{29}
+	return file_trail_v1_trail_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *RevokeAPIKeyRequest) GetId() string {
@@ -2108,7 +2232,7 @@ type RevokeAPIKeyResponse struct {
 
 func (x *RevokeAPIKeyResponse) Reset() {
 	*x = RevokeAPIKeyResponse{}
-	mi := &file_trail_v1_trail_proto_msgTypes[30]
+	mi := &file_trail_v1_trail_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2120,7 +2244,7 @@ func (x *RevokeAPIKeyResponse) String() string {
 func (*RevokeAPIKeyResponse) ProtoMessage() {}
 
 func (x *RevokeAPIKeyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_trail_v1_trail_proto_msgTypes[30]
+	mi := &file_trail_v1_trail_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2133,7 +2257,7 @@ func (x *RevokeAPIKeyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeAPIKeyResponse.ProtoReflect.Descriptor instead.
 func (*RevokeAPIKeyResponse) Descriptor() ([]byte, []int) {
-	return file_trail_v1_trail_proto_rawDescGZIP(), []int{30}
+	return file_trail_v1_trail_proto_rawDescGZIP(), []int{31}
 }
 
 type ClusterNode struct {
@@ -2149,7 +2273,7 @@ type ClusterNode struct {
 
 func (x *ClusterNode) Reset() {
 	*x = ClusterNode{}
-	mi := &file_trail_v1_trail_proto_msgTypes[31]
+	mi := &file_trail_v1_trail_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2161,7 +2285,7 @@ func (x *ClusterNode) String() string {
 func (*ClusterNode) ProtoMessage() {}
 
 func (x *ClusterNode) ProtoReflect() protoreflect.Message {
-	mi := &file_trail_v1_trail_proto_msgTypes[31]
+	mi := &file_trail_v1_trail_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2174,7 +2298,7 @@ func (x *ClusterNode) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterNode.ProtoReflect.Descriptor instead.
 func (*ClusterNode) Descriptor() ([]byte, []int) {
-	return file_trail_v1_trail_proto_rawDescGZIP(), []int{31}
+	return file_trail_v1_trail_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *ClusterNode) GetId() string {
@@ -2220,7 +2344,7 @@ type ClusterStatusRequest struct {
 
 func (x *ClusterStatusRequest) Reset() {
 	*x = ClusterStatusRequest{}
-	mi := &file_trail_v1_trail_proto_msgTypes[32]
+	mi := &file_trail_v1_trail_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2232,7 +2356,7 @@ func (x *ClusterStatusRequest) String() string {
 func (*ClusterStatusRequest) ProtoMessage() {}
 
 func (x *ClusterStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_trail_v1_trail_proto_msgTypes[32]
+	mi := &file_trail_v1_trail_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2245,7 +2369,7 @@ func (x *ClusterStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterStatusRequest.ProtoReflect.Descriptor instead.
 func (*ClusterStatusRequest) Descriptor() ([]byte, []int) {
-	return file_trail_v1_trail_proto_rawDescGZIP(), []int{32}
+	return file_trail_v1_trail_proto_rawDescGZIP(), []int{33}
 }
 
 type ClusterStatusResponse struct {
@@ -2264,7 +2388,7 @@ type ClusterStatusResponse struct {
 
 func (x *ClusterStatusResponse) Reset() {
 	*x = ClusterStatusResponse{}
-	mi := &file_trail_v1_trail_proto_msgTypes[33]
+	mi := &file_trail_v1_trail_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2276,7 +2400,7 @@ func (x *ClusterStatusResponse) String() string {
 func (*ClusterStatusResponse) ProtoMessage() {}
 
 func (x *ClusterStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_trail_v1_trail_proto_msgTypes[33]
+	mi := &file_trail_v1_trail_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2289,7 +2413,7 @@ func (x *ClusterStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterStatusResponse.ProtoReflect.Descriptor instead.
 func (*ClusterStatusResponse) Descriptor() ([]byte, []int) {
-	return file_trail_v1_trail_proto_rawDescGZIP(), []int{33}
+	return file_trail_v1_trail_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *ClusterStatusResponse) GetNodeId() string {
@@ -2351,7 +2475,7 @@ type AddNodeRequest struct {
 
 func (x *AddNodeRequest) Reset() {
 	*x = AddNodeRequest{}
-	mi := &file_trail_v1_trail_proto_msgTypes[34]
+	mi := &file_trail_v1_trail_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2363,7 +2487,7 @@ func (x *AddNodeRequest) String() string {
 func (*AddNodeRequest) ProtoMessage() {}
 
 func (x *AddNodeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_trail_v1_trail_proto_msgTypes[34]
+	mi := &file_trail_v1_trail_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2376,7 +2500,7 @@ func (x *AddNodeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddNodeRequest.ProtoReflect.Descriptor instead.
 func (*AddNodeRequest) Descriptor() ([]byte, []int) {
-	return file_trail_v1_trail_proto_rawDescGZIP(), []int{34}
+	return file_trail_v1_trail_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *AddNodeRequest) GetId() string {
@@ -2401,7 +2525,7 @@ type AddNodeResponse struct {
 
 func (x *AddNodeResponse) Reset() {
 	*x = AddNodeResponse{}
-	mi := &file_trail_v1_trail_proto_msgTypes[35]
+	mi := &file_trail_v1_trail_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2413,7 +2537,7 @@ func (x *AddNodeResponse) String() string {
 func (*AddNodeResponse) ProtoMessage() {}
 
 func (x *AddNodeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_trail_v1_trail_proto_msgTypes[35]
+	mi := &file_trail_v1_trail_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2426,7 +2550,7 @@ func (x *AddNodeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddNodeResponse.ProtoReflect.Descriptor instead.
 func (*AddNodeResponse) Descriptor() ([]byte, []int) {
-	return file_trail_v1_trail_proto_rawDescGZIP(), []int{35}
+	return file_trail_v1_trail_proto_rawDescGZIP(), []int{36}
 }
 
 type RemoveNodeRequest struct {
@@ -2438,7 +2562,7 @@ type RemoveNodeRequest struct {
 
 func (x *RemoveNodeRequest) Reset() {
 	*x = RemoveNodeRequest{}
-	mi := &file_trail_v1_trail_proto_msgTypes[36]
+	mi := &file_trail_v1_trail_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2450,7 +2574,7 @@ func (x *RemoveNodeRequest) String() string {
 func (*RemoveNodeRequest) ProtoMessage() {}
 
 func (x *RemoveNodeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_trail_v1_trail_proto_msgTypes[36]
+	mi := &file_trail_v1_trail_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2463,7 +2587,7 @@ func (x *RemoveNodeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveNodeRequest.ProtoReflect.Descriptor instead.
 func (*RemoveNodeRequest) Descriptor() ([]byte, []int) {
-	return file_trail_v1_trail_proto_rawDescGZIP(), []int{36}
+	return file_trail_v1_trail_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *RemoveNodeRequest) GetId() string {
@@ -2481,7 +2605,7 @@ type RemoveNodeResponse struct {
 
 func (x *RemoveNodeResponse) Reset() {
 	*x = RemoveNodeResponse{}
-	mi := &file_trail_v1_trail_proto_msgTypes[37]
+	mi := &file_trail_v1_trail_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2493,7 +2617,7 @@ func (x *RemoveNodeResponse) String() string {
 func (*RemoveNodeResponse) ProtoMessage() {}
 
 func (x *RemoveNodeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_trail_v1_trail_proto_msgTypes[37]
+	mi := &file_trail_v1_trail_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2506,7 +2630,7 @@ func (x *RemoveNodeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveNodeResponse.ProtoReflect.Descriptor instead.
 func (*RemoveNodeResponse) Descriptor() ([]byte, []int) {
-	return file_trail_v1_trail_proto_rawDescGZIP(), []int{37}
+	return file_trail_v1_trail_proto_rawDescGZIP(), []int{38}
 }
 
 type TransferLeadershipRequest struct {
@@ -2519,7 +2643,7 @@ type TransferLeadershipRequest struct {
 
 func (x *TransferLeadershipRequest) Reset() {
 	*x = TransferLeadershipRequest{}
-	mi := &file_trail_v1_trail_proto_msgTypes[38]
+	mi := &file_trail_v1_trail_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2531,7 +2655,7 @@ func (x *TransferLeadershipRequest) String() string {
 func (*TransferLeadershipRequest) ProtoMessage() {}
 
 func (x *TransferLeadershipRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_trail_v1_trail_proto_msgTypes[38]
+	mi := &file_trail_v1_trail_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2544,7 +2668,7 @@ func (x *TransferLeadershipRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TransferLeadershipRequest.ProtoReflect.Descriptor instead.
 func (*TransferLeadershipRequest) Descriptor() ([]byte, []int) {
-	return file_trail_v1_trail_proto_rawDescGZIP(), []int{38}
+	return file_trail_v1_trail_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *TransferLeadershipRequest) GetId() string {
@@ -2562,7 +2686,7 @@ type TransferLeadershipResponse struct {
 
 func (x *TransferLeadershipResponse) Reset() {
 	*x = TransferLeadershipResponse{}
-	mi := &file_trail_v1_trail_proto_msgTypes[39]
+	mi := &file_trail_v1_trail_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2574,7 +2698,7 @@ func (x *TransferLeadershipResponse) String() string {
 func (*TransferLeadershipResponse) ProtoMessage() {}
 
 func (x *TransferLeadershipResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_trail_v1_trail_proto_msgTypes[39]
+	mi := &file_trail_v1_trail_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2587,7 +2711,7 @@ func (x *TransferLeadershipResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TransferLeadershipResponse.ProtoReflect.Descriptor instead.
 func (*TransferLeadershipResponse) Descriptor() ([]byte, []int) {
-	return file_trail_v1_trail_proto_rawDescGZIP(), []int{39}
+	return file_trail_v1_trail_proto_rawDescGZIP(), []int{40}
 }
 
 var File_trail_v1_trail_proto protoreflect.FileDescriptor
@@ -2641,7 +2765,21 @@ const file_trail_v1_trail_proto_rawDesc = "" +
 	"\tmin_index\x18\x05 \x01(\x04R\bminIndex\"l\n" +
 	"\x10GetEventResponse\x12+\n" +
 	"\x05entry\x18\x01 \x01(\v2\x15.trail.v1.StoredEntryR\x05entry\x12+\n" +
-	"\areceipt\x18\x02 \x01(\v2\x11.trail.v1.ReceiptR\areceipt\"\xf6\x03\n" +
+	"\areceipt\x18\x02 \x01(\v2\x11.trail.v1.ReceiptR\areceipt\"\xe0\x02\n" +
+	"\x06Filter\x12\x1b\n" +
+	"\tactor_ids\x18\x01 \x03(\tR\bactorIds\x12\x1f\n" +
+	"\vsubject_ids\x18\x02 \x03(\tR\n" +
+	"subjectIds\x12*\n" +
+	"\atargets\x18\x03 \x03(\v2\x10.trail.v1.TargetR\atargets\x122\n" +
+	"\n" +
+	"categories\x18\x04 \x03(\x0e2\x12.trail.v1.CategoryR\n" +
+	"categories\x12\x18\n" +
+	"\aactions\x18\x05 \x03(\tR\aactions\x12#\n" +
+	"\rpurpose_codes\x18\x06 \x03(\tR\fpurposeCodes\x12\x1d\n" +
+	"\n" +
+	"pii_fields\x18\a \x03(\tR\tpiiFields\x12.\n" +
+	"\x04from\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\x04from\x12*\n" +
+	"\x02to\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\x02to\"\xa0\x04\n" +
 	"\rSearchRequest\x12\x1b\n" +
 	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x19\n" +
 	"\bactor_id\x18\x02 \x01(\tR\aactorId\x12\x1d\n" +
@@ -2660,7 +2798,8 @@ const file_trail_v1_trail_proto_rawDesc = "" +
 	"\fnewest_first\x18\f \x01(\bR\vnewestFirst\x12\x14\n" +
 	"\x05limit\x18\r \x01(\rR\x05limit\x12\x16\n" +
 	"\x06cursor\x18\x0e \x01(\tR\x06cursor\x12\x1b\n" +
-	"\tmin_index\x18\x0f \x01(\x04R\bminIndex\"b\n" +
+	"\tmin_index\x18\x0f \x01(\x04R\bminIndex\x12(\n" +
+	"\x06filter\x18\x10 \x01(\v2\x10.trail.v1.FilterR\x06filter\"b\n" +
 	"\x0eSearchResponse\x12/\n" +
 	"\aentries\x18\x01 \x03(\v2\x15.trail.v1.StoredEntryR\aentries\x12\x1f\n" +
 	"\vnext_cursor\x18\x02 \x01(\tR\n" +
@@ -2826,7 +2965,7 @@ func file_trail_v1_trail_proto_rawDescGZIP() []byte {
 }
 
 var file_trail_v1_trail_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_trail_v1_trail_proto_msgTypes = make([]protoimpl.MessageInfo, 40)
+var file_trail_v1_trail_proto_msgTypes = make([]protoimpl.MessageInfo, 41)
 var file_trail_v1_trail_proto_goTypes = []any{
 	(Role)(0),                           // 0: trail.v1.Role
 	(*Receipt)(nil),                     // 1: trail.v1.Receipt
@@ -2839,110 +2978,117 @@ var file_trail_v1_trail_proto_goTypes = []any{
 	(*StoredEntry)(nil),                 // 8: trail.v1.StoredEntry
 	(*GetEventRequest)(nil),             // 9: trail.v1.GetEventRequest
 	(*GetEventResponse)(nil),            // 10: trail.v1.GetEventResponse
-	(*SearchRequest)(nil),               // 11: trail.v1.SearchRequest
-	(*SearchResponse)(nil),              // 12: trail.v1.SearchResponse
-	(*TailRequest)(nil),                 // 13: trail.v1.TailRequest
-	(*TailResponse)(nil),                // 14: trail.v1.TailResponse
-	(*Checkpoint)(nil),                  // 15: trail.v1.Checkpoint
-	(*GetCheckpointRequest)(nil),        // 16: trail.v1.GetCheckpointRequest
-	(*GetCheckpointResponse)(nil),       // 17: trail.v1.GetCheckpointResponse
-	(*GetInclusionProofRequest)(nil),    // 18: trail.v1.GetInclusionProofRequest
-	(*GetInclusionProofResponse)(nil),   // 19: trail.v1.GetInclusionProofResponse
-	(*GetConsistencyProofRequest)(nil),  // 20: trail.v1.GetConsistencyProofRequest
-	(*GetConsistencyProofResponse)(nil), // 21: trail.v1.GetConsistencyProofResponse
-	(*ListPartitionsRequest)(nil),       // 22: trail.v1.ListPartitionsRequest
-	(*PartitionInfo)(nil),               // 23: trail.v1.PartitionInfo
-	(*ListPartitionsResponse)(nil),      // 24: trail.v1.ListPartitionsResponse
-	(*APIKey)(nil),                      // 25: trail.v1.APIKey
-	(*CreateAPIKeyRequest)(nil),         // 26: trail.v1.CreateAPIKeyRequest
-	(*CreateAPIKeyResponse)(nil),        // 27: trail.v1.CreateAPIKeyResponse
-	(*ListAPIKeysRequest)(nil),          // 28: trail.v1.ListAPIKeysRequest
-	(*ListAPIKeysResponse)(nil),         // 29: trail.v1.ListAPIKeysResponse
-	(*RevokeAPIKeyRequest)(nil),         // 30: trail.v1.RevokeAPIKeyRequest
-	(*RevokeAPIKeyResponse)(nil),        // 31: trail.v1.RevokeAPIKeyResponse
-	(*ClusterNode)(nil),                 // 32: trail.v1.ClusterNode
-	(*ClusterStatusRequest)(nil),        // 33: trail.v1.ClusterStatusRequest
-	(*ClusterStatusResponse)(nil),       // 34: trail.v1.ClusterStatusResponse
-	(*AddNodeRequest)(nil),              // 35: trail.v1.AddNodeRequest
-	(*AddNodeResponse)(nil),             // 36: trail.v1.AddNodeResponse
-	(*RemoveNodeRequest)(nil),           // 37: trail.v1.RemoveNodeRequest
-	(*RemoveNodeResponse)(nil),          // 38: trail.v1.RemoveNodeResponse
-	(*TransferLeadershipRequest)(nil),   // 39: trail.v1.TransferLeadershipRequest
-	(*TransferLeadershipResponse)(nil),  // 40: trail.v1.TransferLeadershipResponse
-	(*timestamppb.Timestamp)(nil),       // 41: google.protobuf.Timestamp
-	(*Event)(nil),                       // 42: trail.v1.Event
-	(*Entry)(nil),                       // 43: trail.v1.Entry
-	(Category)(0),                       // 44: trail.v1.Category
+	(*Filter)(nil),                      // 11: trail.v1.Filter
+	(*SearchRequest)(nil),               // 12: trail.v1.SearchRequest
+	(*SearchResponse)(nil),              // 13: trail.v1.SearchResponse
+	(*TailRequest)(nil),                 // 14: trail.v1.TailRequest
+	(*TailResponse)(nil),                // 15: trail.v1.TailResponse
+	(*Checkpoint)(nil),                  // 16: trail.v1.Checkpoint
+	(*GetCheckpointRequest)(nil),        // 17: trail.v1.GetCheckpointRequest
+	(*GetCheckpointResponse)(nil),       // 18: trail.v1.GetCheckpointResponse
+	(*GetInclusionProofRequest)(nil),    // 19: trail.v1.GetInclusionProofRequest
+	(*GetInclusionProofResponse)(nil),   // 20: trail.v1.GetInclusionProofResponse
+	(*GetConsistencyProofRequest)(nil),  // 21: trail.v1.GetConsistencyProofRequest
+	(*GetConsistencyProofResponse)(nil), // 22: trail.v1.GetConsistencyProofResponse
+	(*ListPartitionsRequest)(nil),       // 23: trail.v1.ListPartitionsRequest
+	(*PartitionInfo)(nil),               // 24: trail.v1.PartitionInfo
+	(*ListPartitionsResponse)(nil),      // 25: trail.v1.ListPartitionsResponse
+	(*APIKey)(nil),                      // 26: trail.v1.APIKey
+	(*CreateAPIKeyRequest)(nil),         // 27: trail.v1.CreateAPIKeyRequest
+	(*CreateAPIKeyResponse)(nil),        // 28: trail.v1.CreateAPIKeyResponse
+	(*ListAPIKeysRequest)(nil),          // 29: trail.v1.ListAPIKeysRequest
+	(*ListAPIKeysResponse)(nil),         // 30: trail.v1.ListAPIKeysResponse
+	(*RevokeAPIKeyRequest)(nil),         // 31: trail.v1.RevokeAPIKeyRequest
+	(*RevokeAPIKeyResponse)(nil),        // 32: trail.v1.RevokeAPIKeyResponse
+	(*ClusterNode)(nil),                 // 33: trail.v1.ClusterNode
+	(*ClusterStatusRequest)(nil),        // 34: trail.v1.ClusterStatusRequest
+	(*ClusterStatusResponse)(nil),       // 35: trail.v1.ClusterStatusResponse
+	(*AddNodeRequest)(nil),              // 36: trail.v1.AddNodeRequest
+	(*AddNodeResponse)(nil),             // 37: trail.v1.AddNodeResponse
+	(*RemoveNodeRequest)(nil),           // 38: trail.v1.RemoveNodeRequest
+	(*RemoveNodeResponse)(nil),          // 39: trail.v1.RemoveNodeResponse
+	(*TransferLeadershipRequest)(nil),   // 40: trail.v1.TransferLeadershipRequest
+	(*TransferLeadershipResponse)(nil),  // 41: trail.v1.TransferLeadershipResponse
+	(*timestamppb.Timestamp)(nil),       // 42: google.protobuf.Timestamp
+	(*Event)(nil),                       // 43: trail.v1.Event
+	(*Entry)(nil),                       // 44: trail.v1.Entry
+	(*Target)(nil),                      // 45: trail.v1.Target
+	(Category)(0),                       // 46: trail.v1.Category
 }
 var file_trail_v1_trail_proto_depIdxs = []int32{
-	41, // 0: trail.v1.Receipt.sequencer_time:type_name -> google.protobuf.Timestamp
-	42, // 1: trail.v1.AppendRequest.event:type_name -> trail.v1.Event
+	42, // 0: trail.v1.Receipt.sequencer_time:type_name -> google.protobuf.Timestamp
+	43, // 1: trail.v1.AppendRequest.event:type_name -> trail.v1.Event
 	1,  // 2: trail.v1.AppendResponse.receipt:type_name -> trail.v1.Receipt
-	42, // 3: trail.v1.AppendBatchRequest.events:type_name -> trail.v1.Event
+	43, // 3: trail.v1.AppendBatchRequest.events:type_name -> trail.v1.Event
 	1,  // 4: trail.v1.AppendResult.receipt:type_name -> trail.v1.Receipt
 	2,  // 5: trail.v1.AppendResult.error:type_name -> trail.v1.Error
 	6,  // 6: trail.v1.AppendBatchResponse.results:type_name -> trail.v1.AppendResult
-	43, // 7: trail.v1.StoredEntry.entry:type_name -> trail.v1.Entry
+	44, // 7: trail.v1.StoredEntry.entry:type_name -> trail.v1.Entry
 	8,  // 8: trail.v1.GetEventResponse.entry:type_name -> trail.v1.StoredEntry
 	1,  // 9: trail.v1.GetEventResponse.receipt:type_name -> trail.v1.Receipt
-	44, // 10: trail.v1.SearchRequest.category:type_name -> trail.v1.Category
-	41, // 11: trail.v1.SearchRequest.from:type_name -> google.protobuf.Timestamp
-	41, // 12: trail.v1.SearchRequest.to:type_name -> google.protobuf.Timestamp
-	8,  // 13: trail.v1.SearchResponse.entries:type_name -> trail.v1.StoredEntry
-	8,  // 14: trail.v1.TailResponse.entry:type_name -> trail.v1.StoredEntry
-	15, // 15: trail.v1.GetCheckpointResponse.checkpoint:type_name -> trail.v1.Checkpoint
-	15, // 16: trail.v1.GetInclusionProofResponse.checkpoint:type_name -> trail.v1.Checkpoint
-	15, // 17: trail.v1.GetConsistencyProofResponse.from_checkpoint:type_name -> trail.v1.Checkpoint
-	15, // 18: trail.v1.GetConsistencyProofResponse.to_checkpoint:type_name -> trail.v1.Checkpoint
-	41, // 19: trail.v1.PartitionInfo.first_time:type_name -> google.protobuf.Timestamp
-	41, // 20: trail.v1.PartitionInfo.last_time:type_name -> google.protobuf.Timestamp
-	15, // 21: trail.v1.PartitionInfo.final_checkpoint:type_name -> trail.v1.Checkpoint
-	23, // 22: trail.v1.ListPartitionsResponse.partitions:type_name -> trail.v1.PartitionInfo
-	0,  // 23: trail.v1.APIKey.role:type_name -> trail.v1.Role
-	41, // 24: trail.v1.APIKey.created_at:type_name -> google.protobuf.Timestamp
-	0,  // 25: trail.v1.CreateAPIKeyRequest.role:type_name -> trail.v1.Role
-	25, // 26: trail.v1.CreateAPIKeyResponse.key:type_name -> trail.v1.APIKey
-	25, // 27: trail.v1.ListAPIKeysResponse.keys:type_name -> trail.v1.APIKey
-	32, // 28: trail.v1.ClusterStatusResponse.nodes:type_name -> trail.v1.ClusterNode
-	3,  // 29: trail.v1.IngestService.Append:input_type -> trail.v1.AppendRequest
-	5,  // 30: trail.v1.IngestService.AppendBatch:input_type -> trail.v1.AppendBatchRequest
-	5,  // 31: trail.v1.IngestService.AppendStream:input_type -> trail.v1.AppendBatchRequest
-	9,  // 32: trail.v1.ReadService.GetEvent:input_type -> trail.v1.GetEventRequest
-	11, // 33: trail.v1.ReadService.Search:input_type -> trail.v1.SearchRequest
-	13, // 34: trail.v1.ReadService.Tail:input_type -> trail.v1.TailRequest
-	16, // 35: trail.v1.ProofService.GetCheckpoint:input_type -> trail.v1.GetCheckpointRequest
-	18, // 36: trail.v1.ProofService.GetInclusionProof:input_type -> trail.v1.GetInclusionProofRequest
-	20, // 37: trail.v1.ProofService.GetConsistencyProof:input_type -> trail.v1.GetConsistencyProofRequest
-	22, // 38: trail.v1.ProofService.ListPartitions:input_type -> trail.v1.ListPartitionsRequest
-	33, // 39: trail.v1.AdminService.ClusterStatus:input_type -> trail.v1.ClusterStatusRequest
-	35, // 40: trail.v1.AdminService.AddNode:input_type -> trail.v1.AddNodeRequest
-	37, // 41: trail.v1.AdminService.RemoveNode:input_type -> trail.v1.RemoveNodeRequest
-	39, // 42: trail.v1.AdminService.TransferLeadership:input_type -> trail.v1.TransferLeadershipRequest
-	26, // 43: trail.v1.AdminService.CreateAPIKey:input_type -> trail.v1.CreateAPIKeyRequest
-	28, // 44: trail.v1.AdminService.ListAPIKeys:input_type -> trail.v1.ListAPIKeysRequest
-	30, // 45: trail.v1.AdminService.RevokeAPIKey:input_type -> trail.v1.RevokeAPIKeyRequest
-	4,  // 46: trail.v1.IngestService.Append:output_type -> trail.v1.AppendResponse
-	7,  // 47: trail.v1.IngestService.AppendBatch:output_type -> trail.v1.AppendBatchResponse
-	7,  // 48: trail.v1.IngestService.AppendStream:output_type -> trail.v1.AppendBatchResponse
-	10, // 49: trail.v1.ReadService.GetEvent:output_type -> trail.v1.GetEventResponse
-	12, // 50: trail.v1.ReadService.Search:output_type -> trail.v1.SearchResponse
-	14, // 51: trail.v1.ReadService.Tail:output_type -> trail.v1.TailResponse
-	17, // 52: trail.v1.ProofService.GetCheckpoint:output_type -> trail.v1.GetCheckpointResponse
-	19, // 53: trail.v1.ProofService.GetInclusionProof:output_type -> trail.v1.GetInclusionProofResponse
-	21, // 54: trail.v1.ProofService.GetConsistencyProof:output_type -> trail.v1.GetConsistencyProofResponse
-	24, // 55: trail.v1.ProofService.ListPartitions:output_type -> trail.v1.ListPartitionsResponse
-	34, // 56: trail.v1.AdminService.ClusterStatus:output_type -> trail.v1.ClusterStatusResponse
-	36, // 57: trail.v1.AdminService.AddNode:output_type -> trail.v1.AddNodeResponse
-	38, // 58: trail.v1.AdminService.RemoveNode:output_type -> trail.v1.RemoveNodeResponse
-	40, // 59: trail.v1.AdminService.TransferLeadership:output_type -> trail.v1.TransferLeadershipResponse
-	27, // 60: trail.v1.AdminService.CreateAPIKey:output_type -> trail.v1.CreateAPIKeyResponse
-	29, // 61: trail.v1.AdminService.ListAPIKeys:output_type -> trail.v1.ListAPIKeysResponse
-	31, // 62: trail.v1.AdminService.RevokeAPIKey:output_type -> trail.v1.RevokeAPIKeyResponse
-	46, // [46:63] is the sub-list for method output_type
-	29, // [29:46] is the sub-list for method input_type
-	29, // [29:29] is the sub-list for extension type_name
-	29, // [29:29] is the sub-list for extension extendee
-	0,  // [0:29] is the sub-list for field type_name
+	45, // 10: trail.v1.Filter.targets:type_name -> trail.v1.Target
+	46, // 11: trail.v1.Filter.categories:type_name -> trail.v1.Category
+	42, // 12: trail.v1.Filter.from:type_name -> google.protobuf.Timestamp
+	42, // 13: trail.v1.Filter.to:type_name -> google.protobuf.Timestamp
+	46, // 14: trail.v1.SearchRequest.category:type_name -> trail.v1.Category
+	42, // 15: trail.v1.SearchRequest.from:type_name -> google.protobuf.Timestamp
+	42, // 16: trail.v1.SearchRequest.to:type_name -> google.protobuf.Timestamp
+	11, // 17: trail.v1.SearchRequest.filter:type_name -> trail.v1.Filter
+	8,  // 18: trail.v1.SearchResponse.entries:type_name -> trail.v1.StoredEntry
+	8,  // 19: trail.v1.TailResponse.entry:type_name -> trail.v1.StoredEntry
+	16, // 20: trail.v1.GetCheckpointResponse.checkpoint:type_name -> trail.v1.Checkpoint
+	16, // 21: trail.v1.GetInclusionProofResponse.checkpoint:type_name -> trail.v1.Checkpoint
+	16, // 22: trail.v1.GetConsistencyProofResponse.from_checkpoint:type_name -> trail.v1.Checkpoint
+	16, // 23: trail.v1.GetConsistencyProofResponse.to_checkpoint:type_name -> trail.v1.Checkpoint
+	42, // 24: trail.v1.PartitionInfo.first_time:type_name -> google.protobuf.Timestamp
+	42, // 25: trail.v1.PartitionInfo.last_time:type_name -> google.protobuf.Timestamp
+	16, // 26: trail.v1.PartitionInfo.final_checkpoint:type_name -> trail.v1.Checkpoint
+	24, // 27: trail.v1.ListPartitionsResponse.partitions:type_name -> trail.v1.PartitionInfo
+	0,  // 28: trail.v1.APIKey.role:type_name -> trail.v1.Role
+	42, // 29: trail.v1.APIKey.created_at:type_name -> google.protobuf.Timestamp
+	0,  // 30: trail.v1.CreateAPIKeyRequest.role:type_name -> trail.v1.Role
+	26, // 31: trail.v1.CreateAPIKeyResponse.key:type_name -> trail.v1.APIKey
+	26, // 32: trail.v1.ListAPIKeysResponse.keys:type_name -> trail.v1.APIKey
+	33, // 33: trail.v1.ClusterStatusResponse.nodes:type_name -> trail.v1.ClusterNode
+	3,  // 34: trail.v1.IngestService.Append:input_type -> trail.v1.AppendRequest
+	5,  // 35: trail.v1.IngestService.AppendBatch:input_type -> trail.v1.AppendBatchRequest
+	5,  // 36: trail.v1.IngestService.AppendStream:input_type -> trail.v1.AppendBatchRequest
+	9,  // 37: trail.v1.ReadService.GetEvent:input_type -> trail.v1.GetEventRequest
+	12, // 38: trail.v1.ReadService.Search:input_type -> trail.v1.SearchRequest
+	14, // 39: trail.v1.ReadService.Tail:input_type -> trail.v1.TailRequest
+	17, // 40: trail.v1.ProofService.GetCheckpoint:input_type -> trail.v1.GetCheckpointRequest
+	19, // 41: trail.v1.ProofService.GetInclusionProof:input_type -> trail.v1.GetInclusionProofRequest
+	21, // 42: trail.v1.ProofService.GetConsistencyProof:input_type -> trail.v1.GetConsistencyProofRequest
+	23, // 43: trail.v1.ProofService.ListPartitions:input_type -> trail.v1.ListPartitionsRequest
+	34, // 44: trail.v1.AdminService.ClusterStatus:input_type -> trail.v1.ClusterStatusRequest
+	36, // 45: trail.v1.AdminService.AddNode:input_type -> trail.v1.AddNodeRequest
+	38, // 46: trail.v1.AdminService.RemoveNode:input_type -> trail.v1.RemoveNodeRequest
+	40, // 47: trail.v1.AdminService.TransferLeadership:input_type -> trail.v1.TransferLeadershipRequest
+	27, // 48: trail.v1.AdminService.CreateAPIKey:input_type -> trail.v1.CreateAPIKeyRequest
+	29, // 49: trail.v1.AdminService.ListAPIKeys:input_type -> trail.v1.ListAPIKeysRequest
+	31, // 50: trail.v1.AdminService.RevokeAPIKey:input_type -> trail.v1.RevokeAPIKeyRequest
+	4,  // 51: trail.v1.IngestService.Append:output_type -> trail.v1.AppendResponse
+	7,  // 52: trail.v1.IngestService.AppendBatch:output_type -> trail.v1.AppendBatchResponse
+	7,  // 53: trail.v1.IngestService.AppendStream:output_type -> trail.v1.AppendBatchResponse
+	10, // 54: trail.v1.ReadService.GetEvent:output_type -> trail.v1.GetEventResponse
+	13, // 55: trail.v1.ReadService.Search:output_type -> trail.v1.SearchResponse
+	15, // 56: trail.v1.ReadService.Tail:output_type -> trail.v1.TailResponse
+	18, // 57: trail.v1.ProofService.GetCheckpoint:output_type -> trail.v1.GetCheckpointResponse
+	20, // 58: trail.v1.ProofService.GetInclusionProof:output_type -> trail.v1.GetInclusionProofResponse
+	22, // 59: trail.v1.ProofService.GetConsistencyProof:output_type -> trail.v1.GetConsistencyProofResponse
+	25, // 60: trail.v1.ProofService.ListPartitions:output_type -> trail.v1.ListPartitionsResponse
+	35, // 61: trail.v1.AdminService.ClusterStatus:output_type -> trail.v1.ClusterStatusResponse
+	37, // 62: trail.v1.AdminService.AddNode:output_type -> trail.v1.AddNodeResponse
+	39, // 63: trail.v1.AdminService.RemoveNode:output_type -> trail.v1.RemoveNodeResponse
+	41, // 64: trail.v1.AdminService.TransferLeadership:output_type -> trail.v1.TransferLeadershipResponse
+	28, // 65: trail.v1.AdminService.CreateAPIKey:output_type -> trail.v1.CreateAPIKeyResponse
+	30, // 66: trail.v1.AdminService.ListAPIKeys:output_type -> trail.v1.ListAPIKeysResponse
+	32, // 67: trail.v1.AdminService.RevokeAPIKey:output_type -> trail.v1.RevokeAPIKeyResponse
+	51, // [51:68] is the sub-list for method output_type
+	34, // [34:51] is the sub-list for method input_type
+	34, // [34:34] is the sub-list for extension type_name
+	34, // [34:34] is the sub-list for extension extendee
+	0,  // [0:34] is the sub-list for field type_name
 }
 
 func init() { file_trail_v1_trail_proto_init() }
@@ -2961,7 +3107,7 @@ func file_trail_v1_trail_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_trail_v1_trail_proto_rawDesc), len(file_trail_v1_trail_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   40,
+			NumMessages:   41,
 			NumExtensions: 0,
 			NumServices:   4,
 		},
