@@ -32,8 +32,9 @@ type Document struct {
 }
 
 // Attestation binds a report's content to the log: the signed digest, the
-// signed checkpoint of every partition the rows come from, and (JSON only)
-// each row's inclusion proof against its partition's checkpoint.
+// signed checkpoint of every partition the rows come from, and each row's
+// inclusion proof against its partition's checkpoint (the JSON and CSV
+// forms carry the proofs, the PDF through its attached JSON).
 type Attestation struct {
 	// Digest is "sha256:<hex>" of the canonical content.
 	Digest string `json:"digest"`
@@ -143,11 +144,17 @@ func hashes(hs []merkle.Hash) []Hash {
 // escaped, so that text reads as written; the encoding is otherwise that of
 // encoding/json, whose struct field order and escapes are fixed.
 func canonicalJSON(c *Content) ([]byte, error) {
+	return compactJSON(c)
+}
+
+// compactJSON is the compact JSON encoding of v, HTML characters
+// unescaped.
+func compactJSON(v any) ([]byte, error) {
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
 	enc.SetEscapeHTML(false)
-	if err := enc.Encode(c); err != nil {
-		return nil, fmt.Errorf("report: encode content: %w", err)
+	if err := enc.Encode(v); err != nil {
+		return nil, fmt.Errorf("report: encode %T: %w", v, err)
 	}
 	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
 }

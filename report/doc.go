@@ -3,7 +3,7 @@
 // purpose code flagged) and the entity history (every event on one target
 // entity, oldest first, with its field-level before/after changes). It builds
 // their content from log entries, attests it with the log key, renders it as
-// JSON, CSV or PDF, and verifies a JSON report offline.
+// JSON, CSV, PDF or a bundle of all three, and verifies each offline.
 //
 // The package does no I/O of its own beyond the io.Writer it renders to and
 // knows nothing about storage: the server hands it entries (their exact
@@ -21,8 +21,8 @@
 // # Attestation
 //
 // For every partition the rows come from, the attestation holds that
-// partition's signed checkpoint at the time of the report and, for JSON,
-// each row's inclusion proof against it. The report itself is attested by a
+// partition's signed checkpoint at the time of the report and each row's
+// inclusion proof against it. The report itself is attested by a
 // C2SP signed note, signed with the log key, whose body is
 //
 //	<log name> report attestation v1
@@ -48,8 +48,11 @@
 // per field change (entity history; an event without changes has one record
 // with empty change columns). Each record carries its partition, leaf index
 // and leaf hash, the size and root of the checkpoint it is proven against,
-// and the report digest. Trailer records, padded to the header's width,
-// follow the data: "#checkpoint" records with each partition's signed
+// and the report digest; the last two columns hold the row's entry bytes
+// (base64) and its inclusion proof (hex hashes joined by ";"), on the
+// first record of each event only. Trailer records, padded to the header's
+// width, follow the data: a "#parameters" record with the parameters'
+// compact JSON, "#checkpoint" records with each partition's signed
 // checkpoint and an "#attestation" record with the digest and the signed
 // attestation. Cells that a spreadsheet would run as a formula (starting
 // with =, +, -, @, tab or carriage return) are prefixed with a single quote;
@@ -58,8 +61,43 @@
 // PDF: title, parameters, summary counts (flagged accesses included), a
 // table of the rows with their leaf positions and hashes, and an attestation
 // section with the digest, the signed attestation and every signed
-// checkpoint. Text is set in the PDF core fonts, whose Windows-1252 encoding
-// cannot show every character: others print as "?", and cells too long for
-// their column are shortened with "…"; the JSON report has every value in
-// full. A PDF holds at most [MaxPDFRows] rows, other formats [MaxRows].
+// checkpoint; the document's Subject is the digest, its Producer names the
+// PDF layout, and the JSON report is attached to it (a document-level
+// embedded file named as [FileName] names the JSON). Text is set in the
+// PDF core fonts, whose Windows-1252 encoding cannot show every character:
+// others print as "?", and cells too long for their column are shortened
+// with "…"; the JSON report has every value in full. A PDF holds at most
+// [MaxPDFRows] rows, other formats [MaxRows].
+//
+// Bundle: a zip archive of the JSON, CSV and PDF renderings of one attested
+// report, so that one run yields all three with one digest. Every format is
+// a function of the document alone: the same document renders to the same
+// bytes.
+//
+// # Verification
+//
+// Every format verifies offline with the log's public key alone, and
+// every verifier makes the JSON checks ([Verify]) of the report the file
+// carries; a verifier fails closed on anything it cannot account for.
+//
+//   - CSV ([VerifyCSV]): the report is rebuilt from the entry bytes, the
+//     "#parameters" record and the kind, tenant and time of the signed
+//     attestation; its canonical content must have the signed digest, each
+//     row's proof must hold, and the file must be that report's CSV,
+//     record for record. An edited cell, a dropped, added or reordered
+//     record, or a digest or attestation of another run fails.
+//   - PDF ([VerifyPDF]): the attached JSON report is verified, the PDF must
+//     state its digest, and the file must be that report's PDF rendering,
+//     object for object (a stream may be compressed differently if it
+//     inflates to the same bytes). The PDF is read in the layout its
+//     library writes and no other: a PDF saved by another program, or
+//     amended by an incremental update, fails. Re-rendering needs the
+//     layout the PDF was written in: the verifier checks the layout this
+//     package renders and refuses others by name.
+//   - Bundle ([VerifyBundle]): exactly one JSON, one CSV and one PDF, each
+//     verifying, all with the one digest.
+//
+// [VerifyFile] tells the formats apart by their first bytes. CSV and PDF
+// reports written before they carried entry bytes, proofs or an attached
+// report are refused as not verifiable on their own.
 package report

@@ -170,10 +170,13 @@ func TestFileName(t *testing.T) {
 	if got, want := FileName(c, FormatCSV), "entity-history_acme_case_4711_20261102T090000Z.csv"; got != want {
 		t.Errorf("FileName = %q, want %q", got, want)
 	}
+	if got, want := FileName(c, FormatBundle), "entity-history_acme_case_4711_20261102T090000Z.zip"; got != want {
+		t.Errorf("FileName = %q, want %q", got, want)
+	}
 }
 
 func TestParseFormat(t *testing.T) {
-	for in, want := range map[string]Format{"json": FormatJSON, "CSV": FormatCSV, "Pdf": FormatPDF} {
+	for in, want := range map[string]Format{"json": FormatJSON, "CSV": FormatCSV, "Pdf": FormatPDF, "bundle": FormatBundle} {
 		if got, err := ParseFormat(in); err != nil || got != want {
 			t.Errorf("ParseFormat(%q) = %q, %v", in, got, err)
 		}

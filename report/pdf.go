@@ -1,6 +1,7 @@
 package report
 
 import (
+	"bytes"
 	"fmt"
 	"io"
 	"strconv"
@@ -35,16 +36,35 @@ var historyColumns = []pdfColumn{
 	{"Field", 30}, {"Before", 58}, {"After", 58},
 }
 
+// pdfLayout is the version of the PDF layout, named in the document's
+// Producer. Verification renders the embedded report again and compares
+// pages, so a verifier checks the layouts it renders; change the number
+// with the layout. Layout 1 (producer "Trail report/v1") embedded no
+// report.
+const pdfLayout = 2
+
+// pdfProducer is the Producer of every PDF report of this layout.
+var pdfProducer = fmt.Sprintf("Trail report/%s pdf/%d", attestationVersion, pdfLayout)
+
 // pdfWriter draws one report.
 type pdfWriter struct {
 	pdf *fpdf.Fpdf
 	d   *Document
 	tr  func(string) string
+	// attached is the file name of the embedded JSON report.
+	attached string
 }
 
-// WritePDF writes d as a PDF document.
+// WritePDF writes d as a PDF document, with d's JSON form embedded as a
+// document attachment.
 func WritePDF(w io.Writer, d *Document) error {
-	p := &pdfWriter{pdf: fpdf.New("L", "mm", "A4", ""), d: d}
+	var js bytes.Buffer
+	if err := WriteJSON(&js, d); err != nil {
+		return err
+	}
+	p := &pdfWriter{pdf: fpdf.New("L", "mm", "A4", ""), d: d, attached: FileName(d.Content, FormatJSON)}
+	p.pdf.SetAttachments([]fpdf.Attachment{{Content: js.Bytes(), Filename: p.attached,
+		Description: "The attested report this PDF renders: trailctl verify --report checks it and these pages"}})
 	p.setup()
 	p.title()
 	p.parameters()
@@ -77,7 +97,7 @@ func (p *pdfWriter) setup() {
 	f.SetSubject(p.d.Attestation.Digest, false)
 	f.SetKeywords("trail report attestation "+p.d.Attestation.Digest, false)
 	f.SetCreator("Trail", false)
-	f.SetProducer("Trail report/"+attestationVersion, false)
+	f.SetProducer(pdfProducer, false)
 	f.SetFooterFunc(p.footer)
 	f.AddPage()
 }
@@ -365,7 +385,8 @@ func (p *pdfWriter) attestation() {
 	f.SetFont("Helvetica", "", 8.5)
 	f.MultiCell(0, 4.4, p.text(attestationExplanation), "", "L", false)
 	f.Ln(2)
-	p.keyValues([][2]string{{"Report digest", a.Digest}})
+	p.keyValues([][2]string{{"Report digest", a.Digest}, {"Attached report (JSON)", p.attached},
+		{"Verify offline", "trailctl verify --vkey <log key file> --report <this PDF>"}})
 	p.verbatim("Signed attestation (C2SP signed note, log key)", a.SignedNote)
 	for _, sc := range a.Checkpoints {
 		p.verbatim("Signed checkpoint of partition "+sc.Partition, sc.SignedNote)
@@ -377,8 +398,10 @@ const attestationExplanation = "The report digest is the SHA-256 of the report's
 	"is a C2SP signed note by the log's key binding that digest to the report's kind, tenant, time, row count and " +
 	"the checkpoint of every partition its rows come from. Each checkpoint is a signed note committing to the Merkle " +
 	"tree (RFC 9162) that contains the leaf of every row listed for that partition, identified in the table by " +
-	"partition, leaf index and leaf hash. To verify offline, obtain the JSON form of the same report, which carries " +
-	"every entry's bytes and inclusion proof, and run: trailctl verify --vkey <log key file> --report <report.json>. " +
+	"partition, leaf index and leaf hash. This PDF carries the JSON form of the same report as an attachment, with " +
+	"every entry's bytes and inclusion proof. To verify offline, run trailctl verify with the log's public key and " +
+	"this PDF: it verifies the attached report, then renders it again and requires these pages to be that " +
+	"rendering. The CSV and JSON forms of the same run carry the same digest. " +
 	"A report lists the events the log's indexes returned for its query; the proofs show that every listed event is " +
 	"in the log unaltered."
 

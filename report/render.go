@@ -11,21 +11,23 @@ import (
 // Format is an output format of a report.
 type Format string
 
-// The formats.
+// The formats. A bundle is a zip archive of the JSON, CSV and PDF
+// renderings of one attested report.
 const (
-	FormatJSON Format = "json"
-	FormatCSV  Format = "csv"
-	FormatPDF  Format = "pdf"
+	FormatJSON   Format = "json"
+	FormatCSV    Format = "csv"
+	FormatPDF    Format = "pdf"
+	FormatBundle Format = "bundle"
 )
 
-// ParseFormat accepts "json", "csv" or "pdf" in any case.
+// ParseFormat accepts "json", "csv", "pdf" or "bundle" in any case.
 func ParseFormat(s string) (Format, error) {
 	f := Format(strings.ToLower(s))
 	switch f {
-	case FormatJSON, FormatCSV, FormatPDF:
+	case FormatJSON, FormatCSV, FormatPDF, FormatBundle:
 		return f, nil
 	}
-	return "", fmt.Errorf("unknown report format %q (want json, csv or pdf)", s)
+	return "", fmt.Errorf("unknown report format %q (want json, csv, pdf or bundle)", s)
 }
 
 // ContentType is the media type of documents in f.
@@ -35,11 +37,22 @@ func (f Format) ContentType() string {
 		return "text/csv; charset=utf-8; header=present"
 	case FormatPDF:
 		return "application/pdf"
+	case FormatBundle:
+		return "application/zip"
 	}
 	return "application/json"
 }
 
-// Render writes d in format f to w.
+// Ext is the file name extension of documents in f, without the dot.
+func (f Format) Ext() string {
+	if f == FormatBundle {
+		return "zip"
+	}
+	return string(f)
+}
+
+// Render writes d in format f to w. Every format is a function of d
+// alone: the same document renders to the same bytes.
 func Render(w io.Writer, d *Document, f Format) error {
 	switch f {
 	case FormatJSON:
@@ -48,6 +61,8 @@ func Render(w io.Writer, d *Document, f Format) error {
 		return WriteCSV(w, d)
 	case FormatPDF:
 		return WritePDF(w, d)
+	case FormatBundle:
+		return WriteBundle(w, d)
 	}
 	return fmt.Errorf("report: unknown format %q", f)
 }
@@ -67,7 +82,7 @@ func FileName(c *Content, f Format) string {
 	for i, p := range parts {
 		parts[i] = safeName(p)
 	}
-	return strings.Join(parts, "_") + "." + string(f)
+	return strings.Join(parts, "_") + "." + f.Ext()
 }
 
 func safeName(s string) string {

@@ -193,9 +193,13 @@ func splitTrailer(recs [][]string) (data, trailer [][]string) {
 // checkTrailer opens the signed notes of the CSV trailer.
 func checkTrailer(t *testing.T, f *fixture, d *Document, trailer [][]string) {
 	t.Helper()
-	if len(trailer) != len(d.Attestation.Checkpoints)+1 {
+	if len(trailer) != len(d.Attestation.Checkpoints)+2 {
 		t.Fatalf("%d trailer records", len(trailer))
 	}
+	if trailer[0][0] != CSVParametersRecord || !strings.HasPrefix(trailer[0][1], `{"`) {
+		t.Errorf("parameters record %q", trailer[0][:2])
+	}
+	trailer = trailer[1:]
 	for i, r := range trailer[:len(trailer)-1] {
 		if r[0] != CSVCheckpointRecord || r[1] != d.Attestation.Checkpoints[i].Partition {
 			t.Errorf("trailer %d: %q", i, r[:2])

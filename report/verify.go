@@ -12,11 +12,13 @@ import (
 	"github.com/trailaudit/trail/merkle"
 )
 
-// MaxDocumentBytes bounds a JSON report Verify reads whole.
+// MaxDocumentBytes bounds a report file the verifiers read whole.
 const MaxDocumentBytes = 1 << 30
 
 // Verified is what Verify established about a report.
 type Verified struct {
+	// Format is the format of the file verified.
+	Format    Format
 	Kind      string
 	Tenant    string
 	LogName   string
@@ -26,6 +28,11 @@ type Verified struct {
 	Digest    string
 	// Checkpoints are the partitions' verified checkpoints, in order.
 	Checkpoints []merkle.Checkpoint
+	// Records is the number of records of a CSV report, header and
+	// trailer included; Pages the number of pages of a PDF report.
+	Records, Pages int
+	// Members are the file names in a bundle, JSON, CSV and PDF.
+	Members []string
 }
 
 // Verify checks a JSON report offline with the log's public key alone:
@@ -41,19 +48,76 @@ type Verified struct {
 //   - rebuilding the report from the entry bytes and the parameters yields
 //     the content exactly: every row, flag and count is what the log says.
 func Verify(doc []byte, key note.Verifier, logName string) (*Verified, error) {
+	_, v, err := verifyJSON(doc, key, logName)
+	return v, err
+}
+
+// VerifyFile checks a report file in any format, which it recognizes by
+// its first bytes: [Verify] for JSON, [VerifyCSV], [VerifyPDF] or
+// [VerifyBundle].
+func VerifyFile(b []byte, key note.Verifier, logName string) (*Verified, error) {
+	switch DetectFormat(b) {
+	case FormatPDF:
+		return VerifyPDF(b, key, logName)
+	case FormatBundle:
+		return VerifyBundle(b, key, logName)
+	case FormatCSV:
+		return VerifyCSV(b, key, logName)
+	}
+	return Verify(b, key, logName)
+}
+
+// DetectFormat names the format a report file appears to be in by its
+// first bytes: a PDF or zip signature, a JSON object, and otherwise CSV.
+func DetectFormat(b []byte) Format {
+	switch {
+	case bytes.HasPrefix(b, []byte("%PDF-")):
+		return FormatPDF
+	case bytes.HasPrefix(b, []byte("PK\x03\x04")), bytes.HasPrefix(b, []byte("PK\x05\x06")):
+		return FormatBundle
+	}
+	if t := bytes.TrimLeft(b, " \t\r\n"); len(t) == 0 || t[0] == '{' || t[0] == '[' {
+		return FormatJSON
+	}
+	return FormatCSV
+}
+
+// checkVerifyArgs checks the arguments every verifier takes and returns
+// the log name to require.
+func checkVerifyArgs(doc []byte, key note.Verifier, logName string) (string, error) {
 	if key == nil {
-		return nil, errors.New("report: verify: no log key")
+		return "", errors.New("report: verify: no log key")
+	}
+	if len(doc) > MaxDocumentBytes {
+		return "", fmt.Errorf("report: %w: document of %d bytes exceeds %d", ErrInvalid, len(doc), MaxDocumentBytes)
 	}
 	if logName == "" {
 		logName = key.Name()
 	}
-	if len(doc) > MaxDocumentBytes {
-		return nil, fmt.Errorf("report: %w: document of %d bytes exceeds %d", ErrInvalid, len(doc), MaxDocumentBytes)
+	return logName, nil
+}
+
+// verifyJSON verifies a JSON report and returns the document it holds.
+func verifyJSON(doc []byte, key note.Verifier, logName string) (*Document, *Verified, error) {
+	logName, err := checkVerifyArgs(doc, key, logName)
+	if err != nil {
+		return nil, nil, err
 	}
 	d, err := decodeDocument(doc)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
+	v, err := verifyDocument(d, key, logName)
+	if err != nil {
+		return nil, nil, err
+	}
+	v.Format = FormatJSON
+	return d, v, nil
+}
+
+// verifyDocument makes Verify's checks of a decoded document, whatever
+// the file it came from.
+func verifyDocument(d *Document, key note.Verifier, logName string) (*Verified, error) {
 	v := &verification{d: d, key: key, logName: logName}
 	for _, step := range []func() error{v.attestation, v.checkpoints, v.proofs, v.rebuild} {
 		if err := step(); err != nil {

@@ -151,8 +151,8 @@ func newReportRequest(ac *access, f trailv1.ReportFormat, from, to *timestamppb.
 	return rr, nil
 }
 
-// reportFormat maps the API's format; unspecified is JSON, the verifiable
-// form.
+// reportFormat maps the API's format; unspecified is JSON. Every format
+// verifies offline; a bundle holds the JSON, CSV and PDF of one run.
 func reportFormat(f trailv1.ReportFormat) (report.Format, error) {
 	switch f {
 	case trailv1.ReportFormat_REPORT_FORMAT_UNSPECIFIED, trailv1.ReportFormat_REPORT_FORMAT_JSON:
@@ -161,6 +161,8 @@ func reportFormat(f trailv1.ReportFormat) (report.Format, error) {
 		return report.FormatCSV, nil
 	case trailv1.ReportFormat_REPORT_FORMAT_PDF:
 		return report.FormatPDF, nil
+	case trailv1.ReportFormat_REPORT_FORMAT_BUNDLE:
+		return report.FormatBundle, nil
 	}
 	return "", badRequest("unknown report format %d", f)
 }
@@ -223,8 +225,9 @@ func (s *Server) buildReport(ctx context.Context, ac *access, rr reportRequest,
 		ids = append(ids, r.EventID)
 	}
 	ac.eventIDs = ids
-	if rr.format == report.FormatPDF && content.Summary.Rows > report.MaxPDFRows {
-		return nil, fmt.Errorf("%w: %d rows; a PDF report holds at most %d: use JSON or CSV, or narrow the time range (from, to)",
+	// A bundle holds a PDF.
+	if (rr.format == report.FormatPDF || rr.format == report.FormatBundle) && content.Summary.Rows > report.MaxPDFRows {
+		return nil, fmt.Errorf("%w: %d rows; a PDF report, and so a bundle, holds at most %d: use JSON or CSV, or narrow the time range (from, to)",
 			errResultTooLarge, content.Summary.Rows, report.MaxPDFRows)
 	}
 	doc, err := report.Attest(ctx, content, reportProver{s: s, eng: eng, tenant: content.TenantID}, s.cfg.Signer)

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"archive/zip"
 	"bytes"
 	"context"
 	"encoding/csv"
@@ -196,14 +197,21 @@ func TestReportFormats(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			// Header, five accesses, one checkpoint, the attestation.
-			if len(recs) != 8 || recs[0][0] != "sequencer_time" || recs[7][0] != report.CSVAttestationRecord {
+			// Header, five accesses, the parameters, one checkpoint, the
+			// attestation.
+			if len(recs) != 9 || recs[0][0] != "sequencer_time" || recs[8][0] != report.CSVAttestationRecord {
 				t.Errorf("records %q", recs)
+			}
+			if v, err := report.VerifyCSV(b, e.verifier, ""); err != nil || v.Rows != 5 {
+				t.Errorf("VerifyCSV: %+v, %v", v, err)
 			}
 		}},
 		{trailv1.ReportFormat_REPORT_FORMAT_PDF, "application/pdf", ".pdf", func(t *testing.T, b []byte) {
 			if !bytes.HasPrefix(b, []byte("%PDF-")) || !bytes.Contains(b, []byte("sha256:")) {
 				t.Errorf("not an attested PDF: %.40q", b)
+			}
+			if v, err := report.VerifyPDF(b, e.verifier, ""); err != nil || v.Rows != 5 {
+				t.Errorf("VerifyPDF: %+v, %v", v, err)
 			}
 		}},
 	}
@@ -219,6 +227,106 @@ func TestReportFormats(t *testing.T) {
 			tt.check(t, d.data)
 		})
 	}
+}
+
+// TestReportBundle: one call returns the JSON, CSV and PDF of one run in
+// a zip archive; each file verifies on its own with the one digest, and a
+// file of another run, or an altered one, is refused.
+func TestReportBundle(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	reportFixture(e)
+	po := e.key(trailv1.Role_ROLE_PRIVACY_OFFICER, "acme")
+	aud := e.key(trailv1.Role_ROLE_AUDITOR, "acme")
+	pii := &trailv1.PIIAccessReportRequest{TenantId: "acme", SubjectId: "citizen-7", Format: trailv1.ReportFormat_REPORT_FORMAT_BUNDLE}
+	d, err := e.piiReport(po, pii)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.contentType != "application/zip" || !strings.HasPrefix(d.filename, "pii-access_acme_citizen-7_") || !strings.HasSuffix(d.filename, ".zip") {
+		t.Errorf("content type %q, file name %q", d.contentType, d.filename)
+	}
+	v, err := report.VerifyBundle(d.data, e.verifier, "")
+	if err != nil {
+		t.Fatalf("VerifyBundle: %v", err)
+	}
+	if v.Format != report.FormatBundle || v.Rows != 5 || v.Flagged != 1 || len(v.Members) != 3 {
+		t.Errorf("verified %+v", v)
+	}
+	members, err := report.ReadBundle(d.data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range members {
+		mv, err := report.VerifyFile(m.Data, e.verifier, "")
+		if err != nil || mv.Format != m.Format || mv.Digest != v.Digest {
+			t.Errorf("%s: %+v, %v", m.Name, mv, err)
+		}
+		if strings.TrimSuffix(m.Name, "."+m.Format.Ext()) != strings.TrimSuffix(d.filename, ".zip") {
+			t.Errorf("member %s of bundle %s", m.Name, d.filename)
+		}
+	}
+	e.mustVerify(members[0].Data) // the JSON, also with transparency-dev/merkle
+
+	// A second run is another attestation: its CSV does not belong in the
+	// first run's bundle.
+	again, err := e.piiReport(po, &trailv1.PIIAccessReportRequest{TenantId: "acme", SubjectId: "citizen-7", Format: trailv1.ReportFormat_REPORT_FORMAT_CSV})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mixed := zipFiles(t, members[0].Name, members[0].Data, members[1].Name, again.data, members[2].Name, members[2].Data)
+	if _, err := report.VerifyBundle(mixed, e.verifier, ""); err == nil || !strings.Contains(err.Error(), "not renderings of one run") {
+		t.Errorf("a bundle mixing runs: %v", err)
+	}
+	forgedPDF := bytes.Replace(members[2].Data, []byte("/Title (PII access report)"), []byte("/Title (PII access rep0rt)"), 1)
+	if bytes.Equal(forgedPDF, members[2].Data) {
+		t.Fatal("the PDF lacks its title")
+	}
+	if _, err := report.VerifyFile(forgedPDF, e.verifier, ""); err == nil {
+		t.Error("an altered PDF verifies")
+	}
+
+	// The history as a bundle, and both over REST.
+	d, err = e.entityHistory(aud, &trailv1.EntityHistoryRequest{TenantId: "acme", TargetType: "case", TargetId: "42", Format: trailv1.ReportFormat_REPORT_FORMAT_BUNDLE})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v, err := report.VerifyBundle(d.data, e.verifier, ""); err != nil || v.Kind != report.KindEntityHistory || v.Rows != 3 {
+		t.Errorf("history bundle: %+v, %v", v, err)
+	}
+	for _, path := range []string{"/api/v1/audit/tenants/acme/subjects/citizen-7/pii-access?format=bundle",
+		"/api/v1/audit/tenants/acme/entities/case/42/history?format=bundle"} {
+		token := po
+		if strings.Contains(path, "history") {
+			token = aud
+		}
+		code, body, h := e.rest("GET", path, token, nil)
+		if code != http.StatusOK || h.Get("Content-Type") != "application/zip" {
+			t.Fatalf("%s: HTTP %d %q: %.300s", path, code, h.Get("Content-Type"), body)
+		}
+		if _, err := report.VerifyBundle(body, e.verifier, ""); err != nil {
+			t.Errorf("%s: %v", path, err)
+		}
+	}
+}
+
+// zipFiles writes a zip archive of name, data pairs.
+func zipFiles(t *testing.T, files ...any) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	zw := zip.NewWriter(&buf)
+	for i := 0; i < len(files); i += 2 {
+		w, err := zw.Create(files[i].(string))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := w.Write(files[i+1].([]byte)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
 }
 
 func TestReportEntityHistory(t *testing.T) {

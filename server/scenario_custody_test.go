@@ -89,10 +89,16 @@ func TestScenarioLegalCounselChainOfCustody(t *testing.T) {
 	// The CSV has one record per change (and one for the view, which
 	// changed nothing); the PDF carries the attestation.
 	path := "/api/v1/audit/tenants/" + tenant + "/entities/case/4711/history"
-	checkCustodyCSV(t, foiDownload(t, e, path+"?format=csv", counsel, "text/csv", ".csv"), steps)
+	csvBody := foiDownload(t, e, path+"?format=csv", counsel, "text/csv", ".csv")
+	checkCustodyCSV(t, csvBody, steps)
 	pdf := foiDownload(t, e, path+"?format=pdf", counsel, "application/pdf", ".pdf")
 	if !bytes.HasPrefix(pdf, []byte("%PDF-")) || !bytes.Contains(pdf, []byte("sha256:")) {
 		t.Errorf("PDF %.40q lacks its attestation digest", pdf)
+	}
+	for _, doc := range [][]byte{csvBody, pdf} {
+		if v, err := report.VerifyFile(doc, e.verifier, ""); err != nil || v.Rows != len(steps) {
+			t.Errorf("verify %s history: %+v, %v", report.DetectFormat(doc), v, err)
+		}
 	}
 
 	// Counsel on another node gets the same history.
@@ -194,7 +200,9 @@ func checkCustodyCSV(t *testing.T, body []byte, steps []custodyStep) {
 			t.Errorf("CSV record %d: %q, want %q", i, got, w)
 		}
 	}
-	if last := recs[len(recs)-1]; last[0] != report.CSVAttestationRecord || len(recs) != 1+len(want)+2 {
+	// Header, the records, then the parameters, one checkpoint and the
+	// attestation.
+	if last := recs[len(recs)-1]; last[0] != report.CSVAttestationRecord || len(recs) != 1+len(want)+3 {
 		t.Errorf("%d records, last %q", len(recs), last[:2])
 	}
 }

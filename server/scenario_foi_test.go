@@ -110,6 +110,12 @@ func TestScenarioPrivacyOfficerFOIReport(t *testing.T) {
 	if !bytes.HasPrefix(pdf, []byte("%PDF-")) || !bytes.Contains(pdf, []byte("sha256:")) {
 		t.Errorf("PDF %.40q lacks its attestation digest", pdf)
 	}
+	// Both verify offline, as the JSON does.
+	for _, doc := range [][]byte{csvBody, pdf} {
+		if v, err := report.VerifyFile(doc, e.verifier, ""); err != nil || v.Rows != len(accesses) || v.Flagged != 1 {
+			t.Errorf("verify %s report: %+v, %v", report.DetectFormat(doc), v, err)
+		}
+	}
 
 	// Another node serves the same report, provable with the same key.
 	f := scenarioFollower(t, e)
@@ -226,7 +232,8 @@ func checkFOICSV(t *testing.T, body []byte, accesses []foiAccess) {
 		}
 	}
 	trailer := recs[1+len(accesses):]
-	if len(trailer) < 2 || trailer[0][0] != report.CSVCheckpointRecord || trailer[len(trailer)-1][0] != report.CSVAttestationRecord {
+	if len(trailer) < 3 || trailer[0][0] != report.CSVParametersRecord || trailer[1][0] != report.CSVCheckpointRecord ||
+		trailer[len(trailer)-1][0] != report.CSVAttestationRecord {
 		t.Errorf("CSV trailer %q", trailer)
 	}
 }

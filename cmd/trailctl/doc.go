@@ -68,7 +68,7 @@
 //	                                streams and has no deadline; it is itself recorded in
 //	                                the _system tenant with its filters, entry count and
 //	                                manifest digest
-//	report pii --tenant T --subject S [--from TIME --to TIME] [--format json|csv|pdf]
+//	report pii --tenant T --subject S [--from TIME --to TIME] [--format json|csv|pdf|bundle]
 //	       [--min-index N] [-o FILE] [--vkey FILE]
 //	                                the PII access report: every data_access event on the
 //	                                data subject S (who, role, fields, purpose, when), with
@@ -79,10 +79,12 @@
 //	                                with each field change's before and after value
 //	                                (chain of custody); any role that may read T
 //
-// Reports are attested (see "Report file" below). -o defaults to the
-// server's file name in the current directory, - is stdout; the file
-// appears only once complete. With --vkey (JSON only) it is then verified
-// as verify --report does. --timeout bounds the wait for each chunk; the
+// Reports are attested (see "Report file" below). Each download is one
+// run with its own attestation and digest; --format bundle gets the JSON,
+// CSV and PDF of one run in a zip archive. -o defaults to the server's
+// file name in the current directory, - is stdout; the file appears only
+// once complete. With --vkey (any format) it is then verified as verify
+// --report does. --timeout bounds the wait for each chunk; the
 // first arrives once the server has built the whole report (at most
 // 100000 rows: narrow --from/--to beyond that). Each report is recorded
 // in the _system tenant with its parameters, row count and digest.
@@ -295,7 +297,7 @@
 // hold>". Pruned entries are reported, not failures. A filtered export
 // proves each entry it holds, not that no other entry matches.
 //
-// Report file (report pii|history --format json; see package report): one
+// Report file (report pii|history; see package report). JSON: one
 // JSON object {"content": ..., "attestation": ...}. content holds the kind
 // (pii-access or entity-history), log name, tenant, generation time,
 // parameters, summary and rows; every row carries its partition, leaf
@@ -319,9 +321,21 @@
 // leaf hash recomputed from the entry bytes and its inclusion proof; and
 // rebuilds every row, flag and count from the entry bytes and the
 // parameters, so an edited field, a dropped, added or reordered row, or a
-// wrong flag fails. Only whitespace may change in the file. CSV and PDF
-// reports carry the digest, the checkpoints and the signed attestation but
-// no proofs: verify the JSON report of the same run.
+// wrong flag fails. Only whitespace may change in the file.
+//
+// CSV and PDF reports verify on their own too (verify --report tells the
+// formats apart by their first bytes). A CSV carries every row's entry
+// bytes and inclusion proof in its last two columns, and trailer records
+// with the parameters, the signed checkpoints and the signed attestation:
+// verify rebuilds the report from them, checks it as a JSON report, and
+// requires every record of the file to be that report's. A PDF carries
+// its JSON report as an attachment: verify checks the attachment, renders
+// it again, and requires the file to be that rendering, page by page
+// (only a PDF of the layout this trailctl renders, named in its Producer,
+// can be checked; a PDF saved by another program fails). A bundle is a
+// zip of the three files of one run: each must verify, all with the one
+// digest. A CSV or PDF written before they carried this evidence is
+// refused as not verifiable.
 //
 // # Exit codes
 //

@@ -17,8 +17,9 @@ import (
 )
 
 // "trailctl report pii" and "trailctl report history" download a PII access
-// report or an entity history; "trailctl verify --report" checks a JSON
-// report offline (package report holds the formats and the verifier).
+// report or an entity history; "trailctl verify --report" checks a report
+// file offline, JSON, CSV, PDF or a bundle of all three (package report
+// holds the formats and the verifiers).
 
 // errReportIdle ends a download whose server sent nothing for --timeout.
 var errReportIdle = errors.New("no data from the server within --timeout")
@@ -40,7 +41,7 @@ func (f *reportFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.tenant, "tenant", "", "the tenant (required)")
 	fs.StringVar(&f.from, "from", "", "events sequenced at or after `TIME` (RFC 3339 or YYYY-MM-DD)")
 	fs.StringVar(&f.to, "to", "", "events sequenced before `TIME` (RFC 3339 or YYYY-MM-DD)")
-	fs.StringVar(&f.format, "format", "json", "`FORMAT` of the report: json (verifiable offline), csv or pdf")
+	fs.StringVar(&f.format, "format", "json", "`FORMAT` of the report: json, csv, pdf, or bundle (a zip of all three from one run); each verifies offline")
 	fs.Uint64Var(&f.minIndex, "min-index", 0, "wait until the node has applied this Raft index")
 	fs.StringVar(&f.out, "o", "", "write the report to `FILE` (- for stdout; default: the server's file name, in the current directory)")
 	fs.StringVar(&f.out, "out", "", "same as -o")
@@ -59,10 +60,7 @@ func (f *reportFlags) common() (format trailv1.ReportFormat, from, to *timestamp
 	if err != nil {
 		return 0, nil, nil, usageErrorf("--format: %v", err)
 	}
-	switch {
-	case f.trust.vkeyFile != "" && rf != report.FormatJSON:
-		return 0, nil, nil, usageErrorf("--vkey verifies a JSON report: it needs --format json")
-	case f.trust.vkeyFile != "" && f.out == "-":
+	if f.trust.vkeyFile != "" && f.out == "-" {
 		return 0, nil, nil, usageErrorf("--vkey verifies the downloaded file: it does not go with -o -")
 	}
 	if from, err = optionalTime(f.from); err != nil {
@@ -81,6 +79,8 @@ func apiReportFormat(f report.Format) trailv1.ReportFormat {
 		return trailv1.ReportFormat_REPORT_FORMAT_CSV
 	case report.FormatPDF:
 		return trailv1.ReportFormat_REPORT_FORMAT_PDF
+	case report.FormatBundle:
+		return trailv1.ReportFormat_REPORT_FORMAT_BUNDLE
 	}
 	return trailv1.ReportFormat_REPORT_FORMAT_JSON
 }
@@ -210,14 +210,14 @@ func (f *verifyFlags) verifyReport(e *env, t trust) (verifyResult, error) {
 	return verifyReportFile(e, t, f.report, f.tenant)
 }
 
-// verifyReportFile checks a JSON report with report.Verify and states what
-// it established.
+// verifyReportFile checks a report file in any format with
+// report.VerifyFile and states what it established.
 func verifyReportFile(e *env, t trust, path, tenant string) (verifyResult, error) {
 	b, err := readInput(e, path, report.MaxDocumentBytes)
 	if err != nil {
 		return verifyResult{}, err
 	}
-	v, err := report.Verify(b, t.verifier, t.logName)
+	v, err := report.VerifyFile(b, t.verifier, t.logName)
 	if err != nil {
 		return verifyResult{}, fmt.Errorf("%s: %w", path, err)
 	}
@@ -232,9 +232,33 @@ func verifyReportFile(e *env, t trust, path, tenant string) (verifyResult, error
 		fmt.Sprintf("OK %d rows: leaf hashes recomputed from the entry bytes, inclusion proven against the checkpoints above, rows rebuilt from the entries", v.Rows),
 		fmt.Sprintf("OK attestation of %s report of tenant %s generated %s: digest %s, %d rows, %d flagged, signed by key %s",
 			v.Kind, v.Tenant, v.Generated.Format(time.RFC3339), v.Digest, v.Rows, v.Flagged, t.keyLabel()))
+	res.Verified = append(res.Verified, renderingOK(v)...)
 	if v.Kind == report.KindPIIAccess && v.Flagged > 0 {
 		res.Notes = append(res.Notes, fmt.Sprintf("%d accesses are flagged: no purpose code, or one not in the tenant's valid list", v.Flagged))
 	}
 	res.Notes = append(res.Notes, "a report proves every row it lists is in the log; it cannot prove no other event matches")
 	return res, nil
+}
+
+// renderingOK states what was checked of a CSV, PDF or bundle beyond the
+// report it carries.
+func renderingOK(v *report.Verified) []string {
+	csvOK := func(name string) string {
+		return fmt.Sprintf("OK CSV %s: its entry bytes and proofs are the report above, and each of its %d records is that report's, as rendered", name, v.Records)
+	}
+	pdfOK := func(name string) string {
+		return fmt.Sprintf("OK PDF %s: its attached JSON is the report above, and its %d pages are exactly that report's rendering", name, v.Pages)
+	}
+	switch v.Format {
+	case report.FormatCSV:
+		return []string{csvOK("file")}
+	case report.FormatPDF:
+		return []string{pdfOK("file")}
+	case report.FormatBundle:
+		return []string{
+			fmt.Sprintf("OK JSON %s: the report above", v.Members[0]), csvOK(v.Members[1]), pdfOK(v.Members[2]),
+			fmt.Sprintf("OK bundle: its JSON, CSV and PDF are renderings of one run, digest %s", v.Digest),
+		}
+	}
+	return nil
 }

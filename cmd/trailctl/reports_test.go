@@ -1,6 +1,7 @@
 package main
 
 import (
+	"archive/zip"
 	"bytes"
 	"context"
 	"encoding/csv"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/trailaudit/trail/internal/syncbuf"
 	"github.com/trailaudit/trail/merkle"
+	"github.com/trailaudit/trail/report"
 )
 
 // TestReportCommands runs "trailctl report pii|history" against a real
@@ -71,7 +73,7 @@ func TestReportCommands(t *testing.T) {
 	}
 	csvFile := filepath.Join(dir, "pii.csv")
 	rs.runOK(t, rs.admin, "report", "pii", "--tenant", "acme", "--subject", "c-1", "--format", "csv", "-o", csvFile)
-	if recs, err := csv.NewReader(bytes.NewReader(readTestFile(t, csvFile))).ReadAll(); err != nil || len(recs) != 7 {
+	if recs, err := csv.NewReader(bytes.NewReader(readTestFile(t, csvFile))).ReadAll(); err != nil || len(recs) != 8 {
 		t.Errorf("CSV: %d records, %v", len(recs), err)
 	}
 	stdout := rs.runOK(t, rs.admin, "report", "pii", "--tenant", "acme", "--subject", "c-1", "--format", "pdf", "-o", "-")
@@ -85,6 +87,45 @@ func TestReportCommands(t *testing.T) {
 		"--target-type", "case", "--target-id", "9", "--format", "pdf"); code != exitOK || !strings.Contains(errb.String(), "entity-history_acme_case_9_") {
 		t.Errorf("exit %d: %s", code, errb.String())
 	}
+
+	// One run, three renderings: a bundle, verified on download, then each
+	// of its files on its own.
+	bundleFile := filepath.Join(dir, "pii.zip")
+	out = rs.runOK(t, rs.admin, "report", "pii", "--tenant", "acme", "--subject", "c-1", "--format", "bundle", "-o", bundleFile, "--vkey", vkey)
+	for _, want := range []string{"OK attestation of pii-access report of tenant acme", ".json: the report above", ".csv: its entry bytes and proofs are the report above",
+		".pdf: its attached JSON is the report above", "OK bundle: its JSON, CSV and PDF are renderings of one run"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("report --format bundle --vkey output lacks %q:\n%s", want, out)
+		}
+	}
+	members, err := report.ReadBundle(readTestFile(t, bundleFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	files := make(map[report.Format]string)
+	var digest string
+	for _, m := range members {
+		files[m.Format] = filepath.Join(dir, m.Name)
+		writeTestFile(t, files[m.Format], string(m.Data))
+		out := rs.runOK(t, "", "verify", "--vkey", vkey, "--report", files[m.Format], "--tenant", "acme")
+		_, d, _ := strings.Cut(out, "digest ")
+		d, _, _ = strings.Cut(d, ",")
+		if digest == "" {
+			digest = d
+		}
+		if d != digest || !strings.Contains(out, "OK 4 rows") {
+			t.Errorf("verify --report %s: digest %q, want %q:\n%s", m.Name, d, digest, out)
+		}
+	}
+	if out := rs.runOK(t, "", "verify", "--vkey", vkey, "--report", csvFile); !strings.Contains(out, "OK CSV file: its entry bytes and proofs") {
+		t.Errorf("verify --report of a CSV download:\n%s", out)
+	}
+	otherPDF := filepath.Join(dir, "other.pdf")
+	rs.runOK(t, rs.admin, "report", "pii", "--tenant", "acme", "--subject", "c-1", "--format", "pdf", "-o", otherPDF, "--vkey", vkey)
+	forgedCSV := bytes.Replace(readTestFile(t, files[report.FormatCSV]), []byte(",user-1,"), []byte(",user-9,"), 1)
+	forgedPDF := bytes.Replace(readTestFile(t, files[report.FormatPDF]), []byte("/Title (PII access report)"), []byte("/Title (PII access rep0rt)"), 1)
+	mixed := zipOf(t, filepath.Base(files[report.FormatJSON]), readTestFile(t, files[report.FormatJSON]),
+		filepath.Base(files[report.FormatCSV]), readTestFile(t, files[report.FormatCSV]), "other.pdf", readTestFile(t, otherPDF))
 
 	data := readTestFile(t, pii)
 	forged := bytes.Replace(data, []byte(`"actor_id": "user-1"`), []byte(`"actor_id": "user-9"`), 1)
@@ -100,6 +141,12 @@ func TestReportCommands(t *testing.T) {
 	}{
 		{"row altered", "", []string{"verify", "--vkey", vkey, "--report", writeTemp(t, dir, forged)}, exitFailed, "the content was altered"},
 		{"truncated", "", []string{"verify", "--vkey", vkey, "--report", writeTemp(t, dir, data[:len(data)/2])}, exitFailed, "not a JSON report"},
+		{"CSV row altered", "", []string{"verify", "--vkey", vkey, "--report", writeTemp(t, dir, forgedCSV)}, exitFailed, "actor_id: the CSV has \"user-9\", the attested report \"user-1\": the CSV was altered"},
+		{"PDF altered", "", []string{"verify", "--vkey", vkey, "--report", writeTemp(t, dir, forgedPDF)}, exitFailed, "the PDF was altered"},
+		{"PDF truncated", "", []string{"verify", "--vkey", vkey, "--report", writeTemp(t, dir, readTestFile(t, otherPDF)[:2000])}, exitFailed, "not a PDF report"},
+		{"bundle of two runs", "", []string{"verify", "--vkey", vkey, "--report", writeTemp(t, dir, mixed)}, exitFailed, "not renderings of one run"},
+		{"PDF with wrong key", "", []string{"verify", "--vkey", otherVKey, "--report", files[report.FormatPDF]}, exitFailed, "not signed by key"},
+		{"bundle of another tenant", "", []string{"verify", "--vkey", vkey, "--report", bundleFile, "--tenant", "globex"}, exitFailed, `not "globex"`},
 		{"wrong key", "", []string{"verify", "--vkey", otherVKey, "--report", pii}, exitFailed, "not signed by key"},
 		{"wrong tenant", "", []string{"verify", "--vkey", vkey, "--report", pii, "--tenant", "globex"}, exitFailed, `not "globex"`},
 		{"missing file", "", []string{"verify", "--vkey", vkey, "--report", filepath.Join(dir, "nope")}, exitIO, "no such file"},
@@ -109,7 +156,7 @@ func TestReportCommands(t *testing.T) {
 		{"no subject", rs.admin, []string{"report", "pii", "--tenant", "acme"}, exitUsage, "--subject is required"},
 		{"no target id", rs.admin, []string{"report", "history", "--tenant", "acme", "--target-type", "case"}, exitUsage, "--target-id are required"},
 		{"bad format", rs.admin, []string{"report", "pii", "--tenant", "acme", "--subject", "c-1", "--format", "xml"}, exitUsage, "--format"},
-		{"vkey with pdf", rs.admin, []string{"report", "pii", "--tenant", "acme", "--subject", "c-1", "--format", "pdf", "--vkey", vkey}, exitUsage, "needs --format json"},
+		{"vkey to stdout", rs.admin, []string{"report", "pii", "--tenant", "acme", "--subject", "c-1", "--format", "pdf", "--vkey", vkey, "-o", "-"}, exitUsage, "does not go with -o -"},
 		{"bad time", rs.admin, []string{"report", "pii", "--tenant", "acme", "--subject", "c-1", "--from", "yesterday"}, exitUsage, "--from"},
 	}
 	for _, tc := range tests {
@@ -127,6 +174,26 @@ func TestReportCommands(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dir, "x")); err == nil {
 		t.Error("a refused report left a file behind")
 	}
+}
+
+// zipOf writes a zip archive of name, data pairs.
+func zipOf(t *testing.T, files ...any) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	zw := zip.NewWriter(&buf)
+	for i := 0; i < len(files); i += 2 {
+		w, err := zw.Create(files[i].(string))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := w.Write(files[i+1].([]byte)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
 }
 
 // keyToken creates an API key for tenant acme with role and returns its

@@ -36,7 +36,7 @@ func (f *verifyFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.checkpoint, "checkpoint", "", "verify the signed checkpoint `FILE`; with --chain, also rebuild its root from the chain")
 	fs.StringVar(&f.chain, "chain", "", "verify the chain `FILE`: JSON Lines of StoredEntry (as printed by tail --json)")
 	fs.StringVar(&f.bundle, "bundle", "", "verify the export bundle `FILE` (as written by export; - for stdin)")
-	fs.StringVar(&f.report, "report", "", "verify the JSON report `FILE` (as written by report pii|history --format json; - for stdin)")
+	fs.StringVar(&f.report, "report", "", "verify the report `FILE`: JSON, CSV, PDF or bundle, as written by report pii|history (- for stdin)")
 	fs.StringVar(&f.tenant, "tenant", "", "also require the evidence to be about this tenant")
 	fs.StringVar(&f.partition, "partition", "", "also require the evidence to be about this partition (YYYY-MM)")
 	fs.StringVar(&f.event, "event", "", "also require an inclusion proof to be of this event id")

@@ -33,6 +33,9 @@ const (
 	ReportFormat_REPORT_FORMAT_JSON        ReportFormat = 1
 	ReportFormat_REPORT_FORMAT_CSV         ReportFormat = 2
 	ReportFormat_REPORT_FORMAT_PDF         ReportFormat = 3
+	// A zip archive of the JSON, CSV and PDF renderings of one run: one
+	// attestation, one digest. Each file also verifies on its own.
+	ReportFormat_REPORT_FORMAT_BUNDLE ReportFormat = 4
 )
 
 // Enum value maps for ReportFormat.
@@ -42,12 +45,14 @@ var (
 		1: "REPORT_FORMAT_JSON",
 		2: "REPORT_FORMAT_CSV",
 		3: "REPORT_FORMAT_PDF",
+		4: "REPORT_FORMAT_BUNDLE",
 	}
 	ReportFormat_value = map[string]int32{
 		"REPORT_FORMAT_UNSPECIFIED": 0,
 		"REPORT_FORMAT_JSON":        1,
 		"REPORT_FORMAT_CSV":         2,
 		"REPORT_FORMAT_PDF":         3,
+		"REPORT_FORMAT_BUNDLE":      4,
 	}
 )
 
@@ -2537,12 +2542,13 @@ const file_trail_v1_compliance_proto_rawDesc = "" +
 	"\x05entry\x18\b \x01(\v2\x15.trail.v1.StoredEntryR\x05entry\x124\n" +
 	"\n" +
 	"checkpoint\x18\t \x01(\v2\x14.trail.v1.CheckpointR\n" +
-	"checkpoint*s\n" +
+	"checkpoint*\x8d\x01\n" +
 	"\fReportFormat\x12\x1d\n" +
 	"\x19REPORT_FORMAT_UNSPECIFIED\x10\x00\x12\x16\n" +
 	"\x12REPORT_FORMAT_JSON\x10\x01\x12\x15\n" +
 	"\x11REPORT_FORMAT_CSV\x10\x02\x12\x15\n" +
-	"\x11REPORT_FORMAT_PDF\x10\x032\xc0\t\n" +
+	"\x11REPORT_FORMAT_PDF\x10\x03\x12\x18\n" +
+	"\x14REPORT_FORMAT_BUNDLE\x10\x042\xc0\t\n" +
 	"\x11ComplianceService\x12_\n" +
 	"\x12SetRetentionPolicy\x12#.trail.v1.SetRetentionPolicyRequest\x1a$.trail.v1.SetRetentionPolicyResponse\x12h\n" +
 	"\x15ListRetentionPolicies\x12&.trail.v1.ListRetentionPoliciesRequest\x1a'.trail.v1.ListRetentionPoliciesResponse\x12V\n" +
