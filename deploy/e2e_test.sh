@@ -4,7 +4,10 @@
 # It builds the image, starts the cluster, and appends events with trailctl
 # from the host (each event to one node, retried on the others with the
 # same event id when a call fails) while it kills the Raft leader, restarts
-# it, cuts a follower off the network and reconnects it. Then it checks
+# it, cuts a follower off the network and reconnects it. Then it wipes
+# node1, the node configured to bootstrap, and starts it again: it must
+# rejoin the cluster rather than bootstrap a second one, and serve and
+# prove what was appended before. Then it checks
 # that every acknowledged event is in the log exactly once on every node,
 # that all nodes hold the same leaves and the same signed roots, and that
 # trailctl verify accepts an inclusion proof and a chain and rejects
@@ -177,6 +180,15 @@ until token=$(docker logs "$(cid node1)" 2>/dev/null | sed -n 's/^admin token: /
 	sleep 0.5
 done
 printf '%s\n' "$token" >"$work/admin.token"
+# node1 bootstrapped the new cluster, after node2 and node3 said (or were
+# too slow to say) that they hold no cluster yet; nobody else did.
+for n in "${nodes[@]}"; do
+	count=$(docker logs "$(cid "$n")" 2>&1 | grep -c 'bootstrapped a new cluster' || true)
+	want=0
+	[ "$n" = node1 ] && want=1
+	[ "$count" = "$want" ] || fail "$n bootstrapped $count times, want $want"
+done
+log "node1 bootstrapped the cluster: $(docker logs "$(cid node1)" 2>&1 | sed -n 's/.*"msg":"\(first start: [^"]*\)".*/\1/p' | tail -1)"
 docker cp -q "$(cid node1):/secrets/tls/ca.pem" "$work/ca.pem"
 docker cp -q "$(cid node1):/secrets/log.vkey" "$work/log.vkey"
 log "got the first admin key from node1's output, the CA and the log's verifier key $(cat "$work/log.vkey")"
@@ -231,6 +243,51 @@ if (($(acked) < min_events)); then
 fi
 
 wait_healthy 120 "${nodes[@]}"
+
+# Wipe node1 and start it again with the same settings, which tell it to
+# bootstrap the cluster with all three voters: on an empty volume it must
+# find that node2 and node3 already form the cluster and join it, not
+# bootstrap a second one. The checks below then also cover its rebuilt
+# copy of the log.
+before=$(head -1 "$work/acked")
+ctl 1 get "$tenant" "$before" --json | jq -r .receipt.leaf_hash >"$work/before.leaf"
+volume=$(docker inspect -f '{{range .Mounts}}{{if eq .Destination "/data"}}{{.Name}}{{end}}{{end}}' "$(cid node1)")
+[ -n "$volume" ] || fail "node1 has no /data volume"
+log "wiping node1: stopping it, removing its container and volume $volume, starting it again"
+compose stop node1 >/dev/null 2>&1
+compose rm -f node1 >/dev/null 2>&1
+docker volume rm "$volume" >/dev/null
+compose up -d node1 2>&1 | grep -v -e '^Creating' -e '^Starting' -e 'is up-to-date' || true
+wait_healthy 120 node1
+docker logs "$(cid node1)" >"$work/node1.rejoin.log" 2>&1
+decision=$(sed -n 's/.*"msg":"\(first start: [^"]*\)".*/\1/p' "$work/node1.rejoin.log" | tail -1)
+[[ $decision == *"joining it instead of bootstrapping"* ]] || fail "the wiped node1 did not decide to join: ${decision:-no decision logged}"
+if grep -q 'bootstrapped a new cluster' "$work/node1.rejoin.log"; then fail "the wiped node1 bootstrapped a new cluster"; fi
+log "node1 is healthy again; it logged: $decision"
+# one_cluster: three voters and one leader, which every node names.
+one_cluster() {
+	local i
+	for i in 0 1 2; do ctl "$i" cluster status --json >"$work/status.$i.json" 2>/dev/null || return 1; done
+	leaders=$(jq -r .leader_id "$work"/status.*.json | sort -u)
+	[ -n "$leaders" ] && [ "$(wc -l <<<"$leaders")" = 1 ] || return 1
+	for i in 0 1 2; do
+		[ "$(jq '[.nodes[] | select(.voter)] | length' "$work/status.$i.json")" = 3 ] || return 1
+		[ "$(jq '[.nodes[] | select(.leader)] | length' "$work/status.$i.json")" = 1 ] || return 1
+	done
+}
+deadline=$((SECONDS + 60))
+until one_cluster; do
+	((SECONDS < deadline)) || fail "not one cluster of three voters with one leader: $(cat "$work"/status.*.json | jq -c '{node_id, leader_id, nodes}')"
+	sleep 1
+done
+log "one cluster: 3 voters, and every node names $leaders its leader"
+# What was appended before the wipe is on node1 again, and provable there.
+[ "$(ctl 0 get "$tenant" "$before" --json | jq -r .receipt.leaf_hash)" = "$(cat "$work/before.leaf")" ] ||
+	fail "node1 does not hold $before as the cluster does"
+ctl 0 prove "$tenant" "$before" --vkey "$work/log.vkey" --out "$work/proof.node1.json" >/dev/null
+"$trailctl" verify --vkey "$work/log.vkey" --proof "$work/proof.node1.json" >"$work/verify.node1" ||
+	fail "the proof of $before from node1 does not verify: $(cat "$work/verify.node1")"
+log "node1 serves $before, appended before the wipe, and its proof verifies"
 
 # Every node must converge on the same partitions, sizes and roots.
 ctl 0 partitions "$tenant" --json | jq -r '.partitions[].partition' | sort -u >"$work/partitions"
@@ -300,4 +357,4 @@ if [ "$(wc -l <"$work/partitions")" = 1 ]; then
 	log "chain with an entry removed rejected: $(grep -m1 FAILED "$work/verify.cut" || head -1 "$work/verify.cut")"
 fi
 
-log "PASS: $(acked) acknowledged events on 3 nodes through a leader kill and a follower partition"
+log "PASS: $(acked) acknowledged events on 3 nodes through a leader kill, a follower partition and a wipe of node1"

@@ -117,6 +117,12 @@ type Config struct {
 	// engine's (refusals such as engine.ErrNotFound reject the command).
 	PruneFilter PruneFilter
 
+	// ClusterID, when set, returns the cluster's ID as the engine's
+	// replicated state records it ("" when it does not), for the answers
+	// to other nodes' probes (Probe). Trail keeps the ID in a setting that
+	// only traild knows; raftnode just reports it.
+	ClusterID func(e *engine.Engine) string
+
 	// Inspector, when set, examines every batch of events on the leader
 	// before it is proposed; the events it returns (anomaly records) are
 	// proposed in the same Raft entry, after the batch.

@@ -34,6 +34,7 @@ type mux struct {
 	tls       *tls.Config
 	dial      func(ctx context.Context, addr string) (net.Conn, error)
 	forward   func(net.Conn) // serves one forwarding connection
+	probe     func(net.Conn) // answers one probe connection (probe.go)
 	log       *slog.Logger
 
 	raftConns chan net.Conn
@@ -122,6 +123,11 @@ func (m *mux) route(raw net.Conn) {
 	case connForward:
 		defer m.untrack(raw, true)
 		m.forward(c)
+	case connProbe:
+		defer m.untrack(raw, true)
+		if m.probe != nil {
+			m.probe(c)
+		}
 	default:
 		m.log.Warn("raftnode: unknown connection kind", "remote", c.RemoteAddr().String(), "kind", kind[0])
 		m.untrack(raw, true)

@@ -142,6 +142,7 @@ func (n *Node) listen() error {
 	n.cfg.AdvertiseAddr = adv
 	n.mux = newMux(ln, advertiseAddr(adv), &n.cfg)
 	n.mux.forward = n.serveForward
+	n.mux.probe = n.serveProbe
 	n.fwd = newForwarder(n.mux)
 	return nil
 }

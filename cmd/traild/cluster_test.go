@@ -47,7 +47,9 @@ func TestThreeNodeCluster(t *testing.T) {
 	}
 	shared := []string{"--log-key-file", filepath.Join(dir1, skeyName), "--log-vkey-file", filepath.Join(dir1, vkeyName)}
 
-	n1 := startTraild(t, nil, args(0, "--bootstrap", "--peers", peers, "--cluster-id", "test-cluster")...)
+	// n2 and n3 start after n1 here: n1 waits only a second for them to
+	// say whether they already form a cluster (formation.go).
+	n1 := startTraild(t, nil, args(0, "--bootstrap", "--peers", peers, "--cluster-id", "test-cluster", "--bootstrap-probe-timeout", "1s")...)
 	n2 := startTraild(t, nil, args(1, append(shared, "--join", raft[0])...)...)
 	n3 := startTraild(t, nil, args(2, append(shared, "--join", raft[0])...)...)
 	token := n1.waitToken()

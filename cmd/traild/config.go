@@ -26,6 +26,9 @@ type Config struct {
 	Bootstrap bool
 	Peers     []string
 	Join      string
+	// BootstrapProbeTimeout bounds how long a new bootstrapping node waits
+	// for its peers to say whether they already form a cluster.
+	BootstrapProbeTimeout time.Duration
 
 	API    APIConfig
 	Engine EngineConfig

@@ -31,8 +31,10 @@ type daemon struct {
 
 // startDaemon does everything that can refuse to start, in an order that
 // leaves nothing behind when it does: read-only checks of the data
-// directory, key and certificates; then the ports; then the first writes
-// (key, identity); then the node and the server.
+// directory, key and certificates; then the ports; then, for a new node
+// that is to bootstrap, the question to its peers whether a cluster
+// already exists; then the first writes (key, identity); then the node
+// and the server.
 func startDaemon(ctx context.Context, e *env, cfg *Config, log *slog.Logger) (_ *daemon, err error) {
 	d := &daemon{cfg: cfg, env: e, log: log}
 	p, err := planDataDir(cfg, e.rand, e.now())
@@ -61,6 +63,12 @@ func startDaemon(ctx context.Context, e *env, cfg *Config, log *slog.Logger) (_ 
 		}
 	}()
 	d.bound = d.lis.addrs()
+	// A new node configured to bootstrap first asks its peers whether they
+	// already form a cluster, and joins it if so (formation.go). Read-only,
+	// like everything above: a refusal leaves the directory as it was.
+	if err := d.decideFormation(ctx, p, raftTLSConf); err != nil {
+		return nil, err
+	}
 	if d.unlock, err = lockDataDir(cfg.DataDir); err != nil {
 		return nil, err
 	}

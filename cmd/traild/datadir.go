@@ -28,6 +28,10 @@ type plan struct {
 	// genKey: the log key is to be generated (a new cluster whose key
 	// files do not exist yet).
 	genKey bool
+	// randomClusterID: id.ClusterID was made up for a new cluster, not
+	// configured; a node that joins an existing cluster instead drops it
+	// (formation.go).
+	randomClusterID bool
 }
 
 // planDataDir reads the data directory, completes c from it (node_id,
@@ -113,14 +117,15 @@ func newPlan(c *Config, rand io.Reader, now time.Time) (*plan, error) {
 	if len(peers) > 0 && !slices.ContainsFunc(peers, func(s raftnode.Server) bool { return s.ID == c.NodeID }) {
 		return nil, fmt.Errorf("peers do not list this node %q: a bootstrapping node must be one of the voters", c.NodeID)
 	}
-	if id.ClusterID == "" {
+	random := id.ClusterID == ""
+	if random {
 		if id.ClusterID, err = randomID(rand); err != nil {
 			return nil, err
 		}
 		c.ClusterID = id.ClusterID
 	}
 	id.BootstrapPending, id.Peers, id.AdminKeyPending = true, peers, true
-	return &plan{id: id, fresh: true}, nil
+	return &plan{id: id, fresh: true, randomClusterID: random}, nil
 }
 
 // commit creates the directory, the log key if planned, and the identity.

@@ -6,7 +6,10 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/hashicorp/raft"
+
 	"github.com/trailaudit/trail/engine"
+	"github.com/trailaudit/trail/raftnode"
 	"github.com/trailaudit/trail/server"
 )
 
@@ -23,6 +26,7 @@ const syncSettingPrefix = "traild/sync/"
 // Timings of the first-start work.
 const (
 	joinAttempt   = 30 * time.Second // one RequestJoin before logging that it still fails
+	joinRetry     = time.Second      // pause before asking again after a failed join
 	adminKeyWait  = 30 * time.Second // one attempt at creating the admin key
 	adminKeyRetry = time.Second      // pause between attempts
 )
@@ -55,7 +59,9 @@ func stopped(ctx context.Context, err error) error {
 
 // join asks the configured member to add this node as a voter until it
 // succeeds. raftnode retries while the member is unreachable or there is no
-// leader; a definite refusal ends it.
+// leader; so does join when the leader lost its leadership (or shut down)
+// while committing the change, since adding a node that is already a voter
+// at that address changes nothing. A definite refusal ends it.
 func (d *daemon) join(ctx context.Context) error {
 	member := d.id.JoinPending
 	d.log.Info("joining the cluster", "via", member)
@@ -69,14 +75,28 @@ func (d *daemon) join(ctx context.Context) error {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		if !errors.Is(err, context.DeadlineExceeded) {
+		if !joinRetryable(err) {
 			return fmt.Errorf("join via %s: %w", member, err)
 		}
 		d.log.Warn("still trying to join the cluster", "via", member, "err", err)
+		select {
+		case <-time.After(joinRetry):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
 	}
 	d.log.Info("joined the cluster", "via", member)
 	d.id.JoinPending = ""
 	return writeIdentity(d.cfg.DataDir, d.id)
+}
+
+// joinRetryable reports whether a failed join may succeed if asked again:
+// the attempt timed out, or the leader lost its leadership or shut down
+// while committing the change (an election under way, as when a node
+// rejoins while the cluster is still settling).
+func joinRetryable(err error) bool {
+	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, raft.ErrLeadershipLost) ||
+		errors.Is(err, raft.ErrRaftShutdown) || errors.Is(err, raftnode.ErrAmbiguous)
 }
 
 // createAdminKey creates the cluster's first admin API key once there is a

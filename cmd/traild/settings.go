@@ -108,6 +108,9 @@ func settings() []setting {
 		{key: "join",
 			help:  "on a new data directory, ask the member at this Raft address to add this node as a voter (retried until it succeeds)",
 			field: func(c *Config) value { return stringValue{&c.Join} }},
+		{key: "bootstrap_probe_timeout", def: "10s",
+			help:  "with bootstrap and peers, on a new data directory: how long to wait for the other peers to say whether they already form a cluster. If one does, this node joins it instead of bootstrapping a second one; if none does, it bootstraps once every peer has answered or this time has passed",
+			field: func(c *Config) value { return durationValue{&c.BootstrapProbeTimeout} }},
 
 		// Raft.
 		{key: "raft.bind", def: "127.0.0.1:7000",

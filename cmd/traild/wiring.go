@@ -48,6 +48,9 @@ func nodeConfig(c *Config, raftLis net.Listener, apiAddr string, t *tls.Config, 
 		Inspector: compliance.NewDetector(),
 		// Every replica re-checks legal holds on each prune it applies.
 		PruneFilter: compliance.FilterHeld,
+		// Nodes about to form a cluster probe their peers (formation.go):
+		// the answer carries the ID the cluster replicates.
+		ClusterID: probedClusterID,
 	}
 }
 
