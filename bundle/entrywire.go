@@ -44,7 +44,9 @@ const (
 	fieldEventTarget    = 8
 	fieldEventPIIFields = 9
 	fieldEventPurpose   = 10
+	fieldEventAttrs     = 15
 	fieldActorID        = 1
+	fieldActorName      = 3
 	fieldTargetType     = 1
 	fieldTargetID       = 2
 	fieldTimeSeconds    = 1
@@ -65,8 +67,9 @@ type entryFields struct {
 	tenant, partition, action    []byte
 	actorID, subjectID           []byte
 	targetType, targetID         []byte
-	purposeCode                  []byte
+	purposeCode, displayName     []byte
 	piiFields                    []string
+	attrs                        map[string]string
 	prevLeafHash                 []byte
 	category                     int32
 	leafIndex                    uint64
@@ -150,6 +153,10 @@ func decodeEvent(b []byte, f *entryFields) error {
 		case fieldEventPIIFields:
 			err = want(typ, protowire.BytesType, "pii_fields_accessed")
 			f.piiFields = append(f.piiFields, string(v))
+		case fieldEventAttrs:
+			if err = want(typ, protowire.BytesType, "attributes"); err == nil {
+				err = decodeAttr(v, f)
+			}
 		case fieldEventPurpose:
 			err = want(typ, protowire.BytesType, "purpose_code")
 			f.purposeCode = v
@@ -161,6 +168,36 @@ func decodeEvent(b []byte, f *entryFields) error {
 	return nil
 }
 
+// decodeAttr reads one attributes map entry (key 1, value 2); a later
+// entry of the same key wins, as in Go's decoder.
+func decodeAttr(b []byte, f *entryFields) error {
+	var key, value []byte
+	for len(b) > 0 {
+		num, typ, v, _, n := nextField(b)
+		if n < 0 {
+			return wireError(num, n)
+		}
+		b = b[n:]
+		switch num {
+		case 1:
+			if err := want(typ, protowire.BytesType, "attributes key"); err != nil {
+				return err
+			}
+			key = v
+		case 2:
+			if err := want(typ, protowire.BytesType, "attributes value"); err != nil {
+				return err
+			}
+			value = v
+		}
+	}
+	if f.attrs == nil {
+		f.attrs = map[string]string{}
+	}
+	f.attrs[string(key)] = string(value)
+	return nil
+}
+
 func decodeActor(b []byte, f *entryFields) error {
 	for len(b) > 0 {
 		num, typ, v, _, n := nextField(b)
@@ -168,11 +205,17 @@ func decodeActor(b []byte, f *entryFields) error {
 			return wireError(num, n)
 		}
 		b = b[n:]
-		if num == fieldActorID {
+		switch num {
+		case fieldActorID:
 			if err := want(typ, protowire.BytesType, "actor.id"); err != nil {
 				return err
 			}
 			f.actorID = v
+		case fieldActorName:
+			if err := want(typ, protowire.BytesType, "actor.display_name"); err != nil {
+				return err
+			}
+			f.displayName = v
 		}
 	}
 	return nil
@@ -278,6 +321,7 @@ func mismatch(f *filter.Filter, en *entryFields, t time.Time) string {
 		SequencerTime: t, ActorID: string(en.actorID), SubjectID: string(en.subjectID),
 		TargetType: string(en.targetType), TargetID: string(en.targetID), Category: trailv1.Category(en.category),
 		Action: string(en.action), PurposeCode: string(en.purposeCode), PIIFields: en.piiFields,
+		DisplayName: string(en.displayName), Attributes: en.attrs,
 	}
 	if why := f.Mismatch(&ev); why != "" {
 		return why + ", outside the export's filter"

@@ -87,7 +87,7 @@ func (r *Report) finish(parts []partState) {
 // Summary states what was verified, one "OK ..." line per fact.
 func (r *Report) Summary() []string {
 	out := []string{fmt.Sprintf("OK bundle %s of tenant %s (log %s, %s), created %s, %d lines",
-		r.Format, r.Tenant, r.LogName, r.Filter.String(), r.Created.UTC().Format(time.RFC3339), r.Lines)}
+		r.Format, r.Tenant, r.LogName, r.Filter.Describe(), r.Created.UTC().Format(time.RFC3339), r.Lines)}
 	for _, p := range r.Partitions {
 		out = append(out, fmt.Sprintf("OK checkpoint %s size %d root %s signed by key %s", p.Origin, p.Size, p.Root, r.Key))
 	}

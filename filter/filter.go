@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -36,21 +37,52 @@ type Target struct {
 
 // Filter selects events. Every field that is set must match; the values
 // of one field are alternatives. From and To bound sequencer time as
-// [From, To); zero times are unbounded. The zero Filter selects all.
+// [From, To); zero times are unbounded. An event any of whose fields has
+// a value listed in Exclude is left out. Every Text clause must match
+// (text.go). The zero Filter selects all.
 type Filter struct {
-	From         time.Time          `json:"from,omitzero"`
-	To           time.Time          `json:"to,omitzero"`
-	ActorIDs     []string           `json:"actor_ids,omitempty"`
-	SubjectIDs   []string           `json:"subject_ids,omitempty"`
-	Targets      []Target           `json:"targets,omitempty"`
-	Categories   []trailv1.Category `json:"-"` // as names in JSON (json.go)
-	Actions      []string           `json:"actions,omitempty"`
-	PurposeCodes []string           `json:"purpose_codes,omitempty"`
-	PIIFields    []string           `json:"pii_fields,omitempty"`
+	From         time.Time  `json:"from,omitzero"`
+	To           time.Time  `json:"to,omitzero"`
+	ActorIDs     []string   `json:"actor_ids,omitempty"`
+	SubjectIDs   []string   `json:"subject_ids,omitempty"`
+	Targets      []Target   `json:"targets,omitempty"`
+	Categories   Categories `json:"categories,omitempty"`
+	Actions      []string   `json:"actions,omitempty"`
+	PurposeCodes []string   `json:"purpose_codes,omitempty"`
+	PIIFields    []string   `json:"pii_fields,omitempty"`
+	Exclude      Fields     `json:"exclude,omitzero"`
+	Text         []string   `json:"text,omitempty"`
+	// TextAttributes are the attribute keys whose values Text reads, as
+	// well as the action, actor display name and target: the tenant's
+	// indexed attributes when the filter was made, recorded with it so a
+	// verifier reads the text the server read.
+	TextAttributes []string `json:"text_attributes,omitempty"`
 }
 
-// Event is what a filter reads of an entry: its sequencer time and the
-// event's indexed fields.
+// Fields are sets of values of an event's indexed fields.
+type Fields struct {
+	ActorIDs     []string   `json:"actor_ids,omitempty"`
+	SubjectIDs   []string   `json:"subject_ids,omitempty"`
+	Targets      []Target   `json:"targets,omitempty"`
+	Categories   Categories `json:"categories,omitempty"`
+	Actions      []string   `json:"actions,omitempty"`
+	PurposeCodes []string   `json:"purpose_codes,omitempty"`
+	PIIFields    []string   `json:"pii_fields,omitempty"`
+}
+
+// fields returns f's inclusion sets.
+func (f *Filter) fields() Fields {
+	return Fields{f.ActorIDs, f.SubjectIDs, f.Targets, f.Categories, f.Actions, f.PurposeCodes, f.PIIFields}
+}
+
+// empty reports whether no field has a value.
+func (s *Fields) empty() bool {
+	return len(s.ActorIDs)+len(s.SubjectIDs)+len(s.Targets)+len(s.Categories)+
+		len(s.Actions)+len(s.PurposeCodes)+len(s.PIIFields) == 0
+}
+
+// Event is what a filter reads of an entry: its sequencer time, the
+// event's indexed fields and the text Text clauses read.
 type Event struct {
 	SequencerTime        time.Time
 	ActorID, SubjectID   string
@@ -58,6 +90,8 @@ type Event struct {
 	Category             trailv1.Category
 	Action, PurposeCode  string
 	PIIFields            []string
+	DisplayName          string            // the actor's
+	Attributes           map[string]string // nil when Text is not used
 }
 
 // EventOf returns what a filter reads of a stored entry.
@@ -68,7 +102,8 @@ func EventOf(en *trailv1.Entry) Event {
 		ActorID:       ev.GetActor().GetId(), SubjectID: ev.GetSubjectId(),
 		TargetType: ev.GetTarget().GetType(), TargetID: ev.GetTarget().GetId(),
 		Category: ev.GetCategory(), Action: ev.GetAction(), PurposeCode: ev.GetPurposeCode(),
-		PIIFields: ev.GetPiiFieldsAccessed(),
+		PIIFields: ev.GetPiiFieldsAccessed(), DisplayName: ev.GetActor().GetDisplayName(),
+		Attributes: ev.GetAttributes(),
 	}
 }
 
@@ -76,8 +111,8 @@ func EventOf(en *trailv1.Entry) Event {
 // selection holds the matching entries only, not a contiguous slice of
 // the log.
 func (f *Filter) Selective() bool {
-	return len(f.ActorIDs)+len(f.SubjectIDs)+len(f.Targets)+len(f.Categories)+
-		len(f.Actions)+len(f.PurposeCodes)+len(f.PIIFields) > 0
+	fs := f.fields()
+	return !fs.empty() || !f.Exclude.empty() || len(f.Text) > 0
 }
 
 // InTime reports whether sequencer time t lies in [From, To).
@@ -93,23 +128,65 @@ func (f *Filter) Match(ev *Event) bool {
 // Mismatch names the first field ev does not match, or returns "" when
 // it is selected: verifiers show it.
 func (f *Filter) Mismatch(ev *Event) string {
-	switch {
-	case !f.InTime(ev.SequencerTime):
+	if !f.InTime(ev.SequencerTime) {
 		return "sequencer time " + ev.SequencerTime.UTC().Format(time.RFC3339Nano) + " outside " + f.timeRange()
-	case !oneOf(f.ActorIDs, ev.ActorID):
-		return fmt.Sprintf("actor %q is not %s", ev.ActorID, quoteAll(f.ActorIDs))
-	case !oneOf(f.SubjectIDs, ev.SubjectID):
-		return fmt.Sprintf("subject %q is not %s", ev.SubjectID, quoteAll(f.SubjectIDs))
-	case len(f.Targets) > 0 && !slices.Contains(f.Targets, Target{ev.TargetType, ev.TargetID}):
-		return fmt.Sprintf("target %s/%s is not %s", ev.TargetType, ev.TargetID, targetsString(f.Targets))
-	case len(f.Categories) > 0 && !slices.Contains(f.Categories, ev.Category):
-		return fmt.Sprintf("category %s is not %s", CategoryName(ev.Category), categoriesString(f.Categories))
-	case !oneOf(f.Actions, ev.Action):
-		return fmt.Sprintf("action %q is not %s", ev.Action, quoteAll(f.Actions))
-	case !oneOf(f.PurposeCodes, ev.PurposeCode):
-		return fmt.Sprintf("purpose code %q is not %s", ev.PurposeCode, quoteAll(f.PurposeCodes))
-	case len(f.PIIFields) > 0 && !slices.ContainsFunc(ev.PIIFields, func(p string) bool { return slices.Contains(f.PIIFields, p) }):
-		return fmt.Sprintf("PII fields %s include none of %s", quoteAll(ev.PIIFields), quoteAll(f.PIIFields))
+	}
+	fs := f.fields()
+	if why := fs.mismatch(ev); why != "" {
+		return why
+	}
+	if why := f.Exclude.excludes(ev); why != "" {
+		return why
+	}
+	for _, clause := range f.Text {
+		if !textMatch(clause, ev, f.TextAttributes) {
+			return fmt.Sprintf("text %q not found", clause)
+		}
+	}
+	return ""
+}
+
+// mismatch names the first field of ev with none of the field's values.
+func (s *Fields) mismatch(ev *Event) string {
+	switch {
+	case !oneOf(s.ActorIDs, ev.ActorID):
+		return fmt.Sprintf("actor %q is not %s", ev.ActorID, quoteAll(s.ActorIDs))
+	case !oneOf(s.SubjectIDs, ev.SubjectID):
+		return fmt.Sprintf("subject %q is not %s", ev.SubjectID, quoteAll(s.SubjectIDs))
+	case len(s.Targets) > 0 && !slices.Contains(s.Targets, Target{ev.TargetType, ev.TargetID}):
+		return fmt.Sprintf("target %s/%s is not %s", ev.TargetType, ev.TargetID, targetsString(s.Targets))
+	case len(s.Categories) > 0 && !slices.Contains(s.Categories, ev.Category):
+		return fmt.Sprintf("category %s is not %s", CategoryName(ev.Category), categoriesString(s.Categories))
+	case !oneOf(s.Actions, ev.Action):
+		return fmt.Sprintf("action %q is not %s", ev.Action, quoteAll(s.Actions))
+	case !oneOf(s.PurposeCodes, ev.PurposeCode):
+		return fmt.Sprintf("purpose code %q is not %s", ev.PurposeCode, quoteAll(s.PurposeCodes))
+	case len(s.PIIFields) > 0 && !slices.ContainsFunc(ev.PIIFields, func(p string) bool { return slices.Contains(s.PIIFields, p) }):
+		return fmt.Sprintf("PII fields %s include none of %s", quoteAll(ev.PIIFields), quoteAll(s.PIIFields))
+	}
+	return ""
+}
+
+// excludes names the first field of ev with one of the excluded values.
+func (s *Fields) excludes(ev *Event) string {
+	switch {
+	case slices.Contains(s.ActorIDs, ev.ActorID):
+		return fmt.Sprintf("actor %q is excluded", ev.ActorID)
+	case slices.Contains(s.SubjectIDs, ev.SubjectID):
+		return fmt.Sprintf("subject %q is excluded", ev.SubjectID)
+	case slices.Contains(s.Targets, Target{ev.TargetType, ev.TargetID}):
+		return fmt.Sprintf("target %s/%s is excluded", ev.TargetType, ev.TargetID)
+	case slices.Contains(s.Categories, ev.Category):
+		return fmt.Sprintf("category %s is excluded", CategoryName(ev.Category))
+	case slices.Contains(s.Actions, ev.Action):
+		return fmt.Sprintf("action %q is excluded", ev.Action)
+	case slices.Contains(s.PurposeCodes, ev.PurposeCode):
+		return fmt.Sprintf("purpose code %q is excluded", ev.PurposeCode)
+	}
+	for _, p := range ev.PIIFields {
+		if slices.Contains(s.PIIFields, p) {
+			return fmt.Sprintf("PII field %q is excluded", p)
+		}
 	}
 	return ""
 }
@@ -121,34 +198,49 @@ func (f *Filter) Check() error {
 	if !f.From.IsZero() && !f.To.IsZero() && !f.From.Before(f.To) {
 		return fmt.Errorf("%w: time range %s is empty", ErrInvalid, f.timeRange())
 	}
+	fs := f.fields()
+	if err := fs.check(""); err != nil {
+		return err
+	}
+	if err := f.Exclude.check("exclude."); err != nil {
+		return err
+	}
+	if err := checkValues("text_attributes", f.TextAttributes); err != nil {
+		return err
+	}
+	return checkText(f.Text)
+}
+
+// check reports why s cannot be a filter's sets; prefix names them.
+func (s *Fields) check(prefix string) error {
 	for _, field := range []struct {
 		name   string
 		values []string
 	}{
-		{"actor_ids", f.ActorIDs}, {"subject_ids", f.SubjectIDs}, {"actions", f.Actions},
-		{"purpose_codes", f.PurposeCodes}, {"pii_fields", f.PIIFields},
+		{"actor_ids", s.ActorIDs}, {"subject_ids", s.SubjectIDs}, {"actions", s.Actions},
+		{"purpose_codes", s.PurposeCodes}, {"pii_fields", s.PIIFields},
 	} {
-		if err := checkValues(field.name, field.values); err != nil {
+		if err := checkValues(prefix+field.name, field.values); err != nil {
 			return err
 		}
 	}
-	if len(f.Targets) > MaxValues {
-		return fmt.Errorf("%w: targets: %d values, at most %d", ErrInvalid, len(f.Targets), MaxValues)
+	if len(s.Targets) > MaxValues {
+		return fmt.Errorf("%w: %stargets: %d values, at most %d", ErrInvalid, prefix, len(s.Targets), MaxValues)
 	}
-	for _, t := range f.Targets {
+	for _, t := range s.Targets {
 		if t.Type == "" || t.ID == "" {
-			return fmt.Errorf("%w: targets: a target needs both type and id, got %q/%q", ErrInvalid, t.Type, t.ID)
+			return fmt.Errorf("%w: %stargets: a target needs both type and id, got %q/%q", ErrInvalid, prefix, t.Type, t.ID)
 		}
-		if err := checkValues("targets", []string{t.Type, t.ID}); err != nil {
+		if err := checkValues(prefix+"targets", []string{t.Type, t.ID}); err != nil {
 			return err
 		}
 	}
-	if len(f.Categories) > MaxValues {
-		return fmt.Errorf("%w: categories: %d values, at most %d", ErrInvalid, len(f.Categories), MaxValues)
+	if len(s.Categories) > MaxValues {
+		return fmt.Errorf("%w: %scategories: %d values, at most %d", ErrInvalid, prefix, len(s.Categories), MaxValues)
 	}
-	for _, c := range f.Categories {
+	for _, c := range s.Categories {
 		if c == trailv1.Category_CATEGORY_UNSPECIFIED || trailv1.Category_name[int32(c)] == "" {
-			return fmt.Errorf("%w: categories: %d is not a category", ErrInvalid, c)
+			return fmt.Errorf("%w: %scategories: %d is not a category", ErrInvalid, prefix, c)
 		}
 	}
 	return nil
@@ -175,36 +267,69 @@ func (f *Filter) Clone() Filter {
 	c.ActorIDs, c.SubjectIDs, c.Targets = slices.Clone(f.ActorIDs), slices.Clone(f.SubjectIDs), slices.Clone(f.Targets)
 	c.Categories, c.Actions = slices.Clone(f.Categories), slices.Clone(f.Actions)
 	c.PurposeCodes, c.PIIFields = slices.Clone(f.PurposeCodes), slices.Clone(f.PIIFields)
+	c.Exclude = f.Exclude.clone()
+	c.Text, c.TextAttributes = slices.Clone(f.Text), slices.Clone(f.TextAttributes)
 	return c
 }
 
-// Normalize sorts each field's values and drops repeats, so that equal
-// selections have one spelling (export headers record it).
+func (s *Fields) clone() Fields {
+	return Fields{slices.Clone(s.ActorIDs), slices.Clone(s.SubjectIDs), slices.Clone(s.Targets), slices.Clone(s.Categories),
+		slices.Clone(s.Actions), slices.Clone(s.PurposeCodes), slices.Clone(s.PIIFields)}
+}
+
+// Normalize sorts each field's values and drops repeats, and case-folds
+// text clauses, so that equal selections have one spelling (export
+// headers record it).
 func (f *Filter) Normalize() {
 	for _, vs := range []*[]string{&f.ActorIDs, &f.SubjectIDs, &f.Actions, &f.PurposeCodes, &f.PIIFields} {
-		slices.Sort(*vs)
-		*vs = slices.Compact(*vs)
+		*vs = sortedSet(*vs)
 	}
-	slices.SortFunc(f.Targets, func(a, b Target) int {
-		return strings.Compare(a.Type+"\x00"+a.ID, b.Type+"\x00"+b.ID)
-	})
-	f.Targets = slices.Compact(f.Targets)
-	slices.Sort(f.Categories)
-	f.Categories = slices.Compact(f.Categories)
+	f.Targets = sortedTargets(f.Targets)
+	f.Categories = sortedCategories(f.Categories)
+	f.Exclude.normalize()
+	for i, c := range f.Text {
+		f.Text[i] = normalizeClause(c)
+	}
+	f.Text = sortedSet(f.Text)
+	f.TextAttributes = sortedSet(f.TextAttributes)
 	f.From, f.To = f.From.UTC(), f.To.UTC()
 }
 
-// FromProto returns the filter p describes, checked and normalized; nil
-// is the empty filter.
+func (s *Fields) normalize() {
+	for _, vs := range []*[]string{&s.ActorIDs, &s.SubjectIDs, &s.Actions, &s.PurposeCodes, &s.PIIFields} {
+		*vs = sortedSet(*vs)
+	}
+	s.Targets = sortedTargets(s.Targets)
+	s.Categories = sortedCategories(s.Categories)
+}
+
+func sortedSet(vs []string) []string {
+	slices.Sort(vs)
+	return slices.Compact(vs)
+}
+
+func sortedTargets(ts []Target) []Target {
+	slices.SortFunc(ts, func(a, b Target) int {
+		return strings.Compare(a.Type+"\x00"+a.ID, b.Type+"\x00"+b.ID)
+	})
+	return slices.Compact(ts)
+}
+
+func sortedCategories(cs Categories) Categories {
+	slices.Sort(cs)
+	return slices.Compact(cs)
+}
+
+// FromProto returns the filter p describes, its query combined with its
+// fields, checked and normalized; nil is the empty filter.
 func FromProto(p *trailv1.Filter) (Filter, error) {
 	f := Filter{
 		ActorIDs: p.GetActorIds(), SubjectIDs: p.GetSubjectIds(), Categories: p.GetCategories(),
 		Actions: p.GetActions(), PurposeCodes: p.GetPurposeCodes(), PIIFields: p.GetPiiFields(),
+		Targets: targetsOf(p.GetTargets()), Text: p.GetText(),
+		Exclude: fieldsOf(p.GetExclude()),
 	}
 	f = f.Clone()
-	for _, t := range p.GetTargets() {
-		f.Targets = append(f.Targets, Target{Type: t.GetType(), ID: t.GetId()})
-	}
 	var err error
 	if f.From, err = timeOf("from", p.GetFrom()); err != nil {
 		return Filter{}, err
@@ -212,10 +337,105 @@ func FromProto(p *trailv1.Filter) (Filter, error) {
 	if f.To, err = timeOf("to", p.GetTo()); err != nil {
 		return Filter{}, err
 	}
+	if q := p.GetQuery(); q != "" {
+		parsed, err := Parse(q)
+		if err != nil {
+			return Filter{}, err
+		}
+		if f, err = combine(f, parsed); err != nil {
+			return Filter{}, err
+		}
+	}
 	if err := f.Check(); err != nil {
 		return Filter{}, err
 	}
 	f.Normalize()
+	return f, nil
+}
+
+func targetsOf(ts []*trailv1.Target) []Target {
+	var out []Target
+	for _, t := range ts {
+		out = append(out, Target{Type: t.GetType(), ID: t.GetId()})
+	}
+	return out
+}
+
+func fieldsOf(p *trailv1.FilterFields) Fields {
+	return Fields{
+		ActorIDs: p.GetActorIds(), SubjectIDs: p.GetSubjectIds(), Targets: targetsOf(p.GetTargets()),
+		Categories: p.GetCategories(), Actions: p.GetActions(), PurposeCodes: p.GetPurposeCodes(),
+		PIIFields: p.GetPiiFields(),
+	}
+}
+
+func (s *Fields) proto() *trailv1.FilterFields {
+	if s.empty() {
+		return nil
+	}
+	p := &trailv1.FilterFields{
+		ActorIds: s.ActorIDs, SubjectIds: s.SubjectIDs, Categories: s.Categories,
+		Actions: s.Actions, PurposeCodes: s.PurposeCodes, PiiFields: s.PIIFields,
+	}
+	for _, t := range s.Targets {
+		p.Targets = append(p.Targets, &trailv1.Target{Type: t.Type, Id: t.ID})
+	}
+	return p
+}
+
+// combine adds a parsed query q to the fields f: a field set in both is
+// refused, since neither "either" nor "both" is clearly what was meant.
+// Exclusions and text clauses add up.
+func combine(f, q Filter) (Filter, error) {
+	both := func(name string) error {
+		return fmt.Errorf("%w: %s given both in the query and in the filter's fields: use one", ErrInvalid, name)
+	}
+	for _, s := range []struct {
+		name     string
+		dst, src *[]string
+	}{
+		{"actor", &f.ActorIDs, &q.ActorIDs}, {"subject", &f.SubjectIDs, &q.SubjectIDs}, {"action", &f.Actions, &q.Actions},
+		{"purpose", &f.PurposeCodes, &q.PurposeCodes}, {"pii", &f.PIIFields, &q.PIIFields},
+	} {
+		if len(*s.src) == 0 {
+			continue
+		}
+		if len(*s.dst) > 0 {
+			return Filter{}, both(s.name)
+		}
+		*s.dst = *s.src
+	}
+	switch {
+	case len(q.Targets) > 0 && len(f.Targets) > 0:
+		return Filter{}, both("target")
+	case len(q.Categories) > 0 && len(f.Categories) > 0:
+		return Filter{}, both("category")
+	case !q.From.IsZero() && !f.From.IsZero():
+		return Filter{}, both("from")
+	case !q.To.IsZero() && !f.To.IsZero():
+		return Filter{}, both("to")
+	}
+	if len(q.Targets) > 0 {
+		f.Targets = q.Targets
+	}
+	if len(q.Categories) > 0 {
+		f.Categories = q.Categories
+	}
+	if !q.From.IsZero() {
+		f.From = q.From
+	}
+	if !q.To.IsZero() {
+		f.To = q.To
+	}
+	ex := &f.Exclude
+	ex.ActorIDs = append(ex.ActorIDs, q.Exclude.ActorIDs...)
+	ex.SubjectIDs = append(ex.SubjectIDs, q.Exclude.SubjectIDs...)
+	ex.Targets = append(ex.Targets, q.Exclude.Targets...)
+	ex.Categories = append(ex.Categories, q.Exclude.Categories...)
+	ex.Actions = append(ex.Actions, q.Exclude.Actions...)
+	ex.PurposeCodes = append(ex.PurposeCodes, q.Exclude.PurposeCodes...)
+	ex.PIIFields = append(ex.PIIFields, q.Exclude.PIIFields...)
+	f.Text = append(f.Text, q.Text...)
 	return f, nil
 }
 
@@ -244,6 +464,7 @@ func (f *Filter) Proto() *trailv1.Filter {
 	if !f.To.IsZero() {
 		p.To = timestamppb.New(f.To)
 	}
+	p.Exclude, p.Text = f.Exclude.proto(), f.Text
 	return p
 }
 
@@ -267,6 +488,7 @@ func Merge(l Legacy, p *trailv1.Filter) (Filter, error) {
 		ActorIds: p.GetActorIds(), SubjectIds: p.GetSubjectIds(), Targets: p.GetTargets(),
 		Categories: p.GetCategories(), Actions: p.GetActions(), PurposeCodes: p.GetPurposeCodes(),
 		PiiFields: p.GetPiiFields(), From: p.GetFrom(), To: p.GetTo(),
+		Exclude: p.GetExclude(), Text: p.GetText(), Query: p.GetQuery(),
 	}
 	both := func(name, other string) error {
 		return fmt.Errorf("%w: %s and filter.%s both given: use one", ErrInvalid, name, other)
@@ -326,37 +548,67 @@ func Merge(l Legacy, p *trailv1.Filter) (Filter, error) {
 	return FromProto(m)
 }
 
-// String describes f in the query syntax a human would type, e.g.
-// `category:data_access,authentication actor:alice from:2026-01-01T00:00:00Z`;
-// "all entries" when nothing is selected.
+// String writes f in the query syntax (query.go), which Parse reads back,
+// e.g. `actor:alice,"bob smith" category:data_access -action:user.login
+// "export" from:2026-01-01T00:00:00Z`; empty when nothing is selected.
+// TextAttributes are not part of the syntax.
 func (f *Filter) String() string {
-	var parts []string
-	add := func(k string, vs []string) {
-		if len(vs) > 0 {
-			parts = append(parts, k+":"+strings.Join(quoteEach(vs), ","))
-		}
+	fs := f.fields()
+	parts := fs.terms("")
+	parts = append(parts, f.Exclude.terms("-")...)
+	for _, c := range f.Text {
+		parts = append(parts, textTerm(c))
 	}
-	add("actor", f.ActorIDs)
-	add("subject", f.SubjectIDs)
-	if len(f.Targets) > 0 {
-		parts = append(parts, "target:"+targetsString(f.Targets))
-	}
-	if len(f.Categories) > 0 {
-		parts = append(parts, "category:"+categoriesString(f.Categories))
-	}
-	add("action", f.Actions)
-	add("purpose", f.PurposeCodes)
-	add("pii_field", f.PIIFields)
 	if !f.From.IsZero() {
 		parts = append(parts, "from:"+f.From.UTC().Format(time.RFC3339Nano))
 	}
 	if !f.To.IsZero() {
 		parts = append(parts, "to:"+f.To.UTC().Format(time.RFC3339Nano))
 	}
-	if len(parts) == 0 {
-		return "all entries"
-	}
 	return strings.Join(parts, " ")
+}
+
+// Describe is String for people: "all entries" when nothing is selected.
+func (f *Filter) Describe() string {
+	if s := f.String(); s != "" {
+		return s
+	}
+	return "all entries"
+}
+
+// terms writes s's sets as query terms, each prefixed with sign.
+func (s *Fields) terms(sign string) []string {
+	var parts []string
+	add := func(k string, vs []string) {
+		if len(vs) > 0 {
+			parts = append(parts, sign+k+":"+strings.Join(quoteEach(vs), ","))
+		}
+	}
+	add("actor", s.ActorIDs)
+	add("subject", s.SubjectIDs)
+	if len(s.Targets) > 0 {
+		parts = append(parts, sign+"target:"+targetsString(s.Targets))
+	}
+	if len(s.Categories) > 0 {
+		parts = append(parts, sign+"category:"+categoriesString(s.Categories))
+	}
+	add("action", s.Actions)
+	add("purpose", s.PurposeCodes)
+	add("pii", s.PIIFields)
+	return parts
+}
+
+// textTerm writes a text clause so Parse reads it back as one clause.
+func textTerm(c string) string {
+	body, prefix := strings.CutSuffix(c, "*")
+	if cl, err := parseClause(c); err == nil && len(cl.words) == 1 && body == cl.words[0] {
+		return c
+	}
+	t := strconv.Quote(body)
+	if prefix {
+		t += "*"
+	}
+	return "text:" + t
 }
 
 func (f *Filter) timeRange() string {

@@ -162,7 +162,7 @@ func TestJSON(t *testing.T) {
 		t.Fatalf("decoded %+v, %v; want %+v", back, err, f)
 	}
 	if err := json.Unmarshal([]byte(`{"categories":["data_access","Authentication"]}`), &back); err != nil ||
-		!reflect.DeepEqual(back.Categories, []trailv1.Category{trailv1.Category_CATEGORY_DATA_ACCESS, trailv1.Category_CATEGORY_AUTHENTICATION}) {
+		!reflect.DeepEqual(back.Categories, Categories{trailv1.Category_CATEGORY_DATA_ACCESS, trailv1.Category_CATEGORY_AUTHENTICATION}) {
 		t.Fatalf("short names decoded to %v, %v", back.Categories, err)
 	}
 	if err := json.Unmarshal([]byte(`{"categories":["gossip"]}`), &back); err == nil || !strings.Contains(err.Error(), `"gossip" is not a category`) {
@@ -176,7 +176,11 @@ func TestString(t *testing.T) {
 	if got := f.String(); got != want {
 		t.Fatalf("String = %s, want %s", got, want)
 	}
-	if got := (&Filter{}).String(); got != "all entries" {
+	back, err := Parse(want)
+	if err != nil || back.String() != want {
+		t.Fatalf("Parse(String()) = %s, %v", back.String(), err)
+	}
+	if got := (&Filter{}).Describe(); got != "all entries" {
 		t.Fatalf("empty filter reads %q", got)
 	}
 }
@@ -218,4 +222,40 @@ func FuzzFilterJSON(f *testing.F) {
 			t.Fatalf("round trip changed %s to %s", out, again)
 		}
 	})
+}
+
+func TestFromProtoQuery(t *testing.T) {
+	tests := []struct {
+		name    string
+		p       *trailv1.Filter
+		want    string // String of the result
+		wantErr string
+	}{
+		{"query alone", &trailv1.Filter{Query: `actor:alice -category:system "bulk export"`},
+			`actor:alice -category:system text:"bulk export"`, ""},
+		{"query and other fields", &trailv1.Filter{Query: "actor:alice", Categories: []trailv1.Category{3}, Text: []string{"Export"}},
+			"actor:alice category:data_access export", ""},
+		{"exclusions add up", &trailv1.Filter{Query: "-actor:bob", Exclude: &trailv1.FilterFields{ActorIds: []string{"carol"}}},
+			"-actor:bob,carol", ""},
+		{"a field both ways", &trailv1.Filter{Query: "actor:alice", ActorIds: []string{"bob"}}, "", "actor given both in the query"},
+		{"time both ways", &trailv1.Filter{Query: "from:2026-01-01", From: timestamppb.New(t0)}, "", "from given both"},
+		{"bad query", &trailv1.Filter{Query: "actr:x"}, "", `unknown field "actr"`},
+		{"bad text", &trailv1.Filter{Text: []string{"*"}}, "", "the * must follow a word"},
+	}
+	for _, tt := range tests {
+		f, err := FromProto(tt.p)
+		if tt.wantErr != "" {
+			if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Errorf("%s: error %v, want %q", tt.name, err, tt.wantErr)
+			}
+			continue
+		}
+		if err != nil || f.String() != tt.want {
+			t.Errorf("%s: %q, %v; want %q", tt.name, f.String(), err, tt.want)
+		}
+		back, err := FromProto(f.Proto())
+		if err != nil || !reflect.DeepEqual(back, f) {
+			t.Errorf("%s: proto round trip %#v, %v", tt.name, back, err)
+		}
+	}
 }

@@ -3,42 +3,38 @@ package filter
 import (
 	"encoding/json"
 	"fmt"
+
+	trailv1 "github.com/trailaudit/trail/proto/trail/v1"
 )
 
-// jsonFilter is Filter as JSON spells it: categories by their full enum
-// names (CATEGORY_DATA_ACCESS), as the API's JSON does.
-type jsonFilter struct {
-	plain
-	Categories []string `json:"categories,omitempty"`
-}
+// Categories is a set of categories. JSON spells them by their full enum
+// names (CATEGORY_DATA_ACCESS), as the API's JSON does, and reads the
+// short names (data_access) too.
+type Categories []trailv1.Category
 
-// plain is Filter without its methods, so encoding it does not recurse.
-type plain Filter
-
-// MarshalJSON encodes f with categories by name.
-func (f Filter) MarshalJSON() ([]byte, error) {
-	j := jsonFilter{plain: plain(f)}
-	for _, c := range f.Categories {
-		j.Categories = append(j.Categories, c.String())
+// MarshalJSON encodes the categories by name.
+func (cs Categories) MarshalJSON() ([]byte, error) {
+	names := make([]string, len(cs))
+	for i, c := range cs {
+		names[i] = c.String()
 	}
-	return json.Marshal(j)
+	return json.Marshal(names)
 }
 
-// UnmarshalJSON decodes what MarshalJSON encodes; a category may be given
-// by its full or short name.
-func (f *Filter) UnmarshalJSON(b []byte) error {
-	var j jsonFilter
-	if err := json.Unmarshal(b, &j); err != nil {
+// UnmarshalJSON decodes categories by full or short name.
+func (cs *Categories) UnmarshalJSON(b []byte) error {
+	var names []string
+	if err := json.Unmarshal(b, &names); err != nil {
 		return err
 	}
-	*f = Filter(j.plain)
-	f.Categories = nil
-	for _, name := range j.Categories {
+	out := make(Categories, 0, len(names))
+	for _, name := range names {
 		c, err := ParseCategory(name)
 		if err != nil {
 			return fmt.Errorf("filter: categories: %w", err)
 		}
-		f.Categories = append(f.Categories, c)
+		out = append(out, c)
 	}
+	*cs = out
 	return nil
 }

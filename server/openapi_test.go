@@ -236,6 +236,9 @@ func TestOpenAPIMatchesServer(t *testing.T) {
 		"filter.actor_ids": "alice", "filter.subject_ids": "citizen-1", "filter.categories": "CATEGORY_DATA_ACCESS",
 		"filter.actions": "record.view", "filter.purpose_codes": "care", "filter.pii_fields": "name",
 		"filter.from": now.Add(-time.Hour).Format(time.RFC3339), "filter.to": now.Add(time.Hour).Format(time.RFC3339),
+		"filter.exclude.actor_ids": "mallory", "filter.exclude.subject_ids": "", "filter.exclude.categories": "CATEGORY_SYSTEM",
+		"filter.exclude.actions": "", "filter.exclude.purpose_codes": "", "filter.exclude.pii_fields": "",
+		"filter.text": "", "filter.query": "",
 	}
 	// Search and export take a filter in two spellings, one at a time:
 	// search is called with the single-valued fields, export with the

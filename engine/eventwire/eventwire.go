@@ -49,6 +49,9 @@ var ErrNotCanonical = errors.New("eventwire: not in canonical form")
 type Event struct {
 	TenantID, EventID, Action, ActorID, SubjectID, TargetType, TargetID, PurposeCode, TraceID []byte
 
+	// DisplayName is the actor's display name.
+	DisplayName []byte
+
 	Category, Outcome int32
 
 	HasActor, HasTarget, HasOccurredAt bool
@@ -60,8 +63,22 @@ type Event struct {
 	// array of the Event passed in.
 	PIIFields [][]byte
 
+	// AttrKeys and AttrValues are the attributes' entries, in order (by
+	// key, when canonical). Scan reuses their backing arrays.
+	AttrKeys, AttrValues [][]byte
+
 	// Counts: changes, changes with an empty field, attribute entries.
 	Changes, ChangesWithoutField, Attributes int
+}
+
+// Attr returns the value of the attribute key, if the event has it.
+func (ev *Event) Attr(key string) ([]byte, bool) {
+	for i, k := range ev.AttrKeys {
+		if string(k) == key {
+			return ev.AttrValues[i], true
+		}
+	}
+	return nil, false
 }
 
 // Scan reads b into ev, without allocating when b is canonical (beyond
@@ -73,7 +90,7 @@ type Event struct {
 // Errors name the field and the byte offset. Scan does not validate: call
 // Validate.
 func Scan(b []byte, ev *Event) error {
-	*ev = Event{PIIFields: ev.PIIFields[:0]}
+	*ev = Event{PIIFields: ev.PIIFields[:0], AttrKeys: ev.AttrKeys[:0], AttrValues: ev.AttrValues[:0]}
 	// Capping b keeps every subslice's capacity inside it: the scanner
 	// computes offsets from capacities.
 	b = b[:len(b):len(b)]

@@ -3,6 +3,8 @@ package eventwire
 import (
 	"bytes"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 	"testing"
 
@@ -46,6 +48,7 @@ func expected(e *trailv1.Event) Event {
 		TargetID:        []byte(e.GetTarget().GetId()),
 		PurposeCode:     []byte(e.GetPurposeCode()),
 		TraceID:         []byte(e.GetTraceId()),
+		DisplayName:     []byte(e.GetActor().GetDisplayName()),
 		Category:        int32(e.GetCategory()),
 		Outcome:         int32(e.GetOutcome()),
 		HasActor:        e.GetActor() != nil,
@@ -58,6 +61,11 @@ func expected(e *trailv1.Event) Event {
 	}
 	for _, f := range e.GetPiiFieldsAccessed() {
 		w.PIIFields = append(w.PIIFields, []byte(f))
+	}
+	keys := slices.Sorted(maps.Keys(e.GetAttributes()))
+	for _, k := range keys {
+		w.AttrKeys = append(w.AttrKeys, []byte(k))
+		w.AttrValues = append(w.AttrValues, []byte(e.GetAttributes()[k]))
 	}
 	for _, c := range e.GetChanges() {
 		if c.GetField() == "" {
@@ -84,6 +92,7 @@ func diffEvent(got, want *Event) string {
 		{"TargetID", got.TargetID, want.TargetID},
 		{"PurposeCode", got.PurposeCode, want.PurposeCode},
 		{"TraceID", got.TraceID, want.TraceID},
+		{"DisplayName", got.DisplayName, want.DisplayName},
 	}
 	for _, s := range strs {
 		if !bytes.Equal(s.got, s.want) {
@@ -94,7 +103,13 @@ func diffEvent(got, want *Event) string {
 	g.PIIFields, w.PIIFields = nil, nil
 	for _, s := range []*Event{&g, &w} {
 		s.TenantID, s.EventID, s.Action, s.ActorID, s.SubjectID = nil, nil, nil, nil, nil
-		s.TargetType, s.TargetID, s.PurposeCode, s.TraceID = nil, nil, nil, nil
+		s.TargetType, s.TargetID, s.PurposeCode, s.TraceID, s.DisplayName = nil, nil, nil, nil, nil
+		s.AttrKeys, s.AttrValues = nil, nil
+	}
+	// A canonical event holds each attribute once, sorted by key, as the
+	// decoded map lists them.
+	if fmt.Sprintf("%q %q", got.AttrKeys, got.AttrValues) != fmt.Sprintf("%q %q", want.AttrKeys, want.AttrValues) {
+		d = append(d, fmt.Sprintf("attributes = %q %q, want %q %q", got.AttrKeys, got.AttrValues, want.AttrKeys, want.AttrValues))
 	}
 	if fmt.Sprintf("%+v", g) != fmt.Sprintf("%+v", w) {
 		d = append(d, fmt.Sprintf("scalars = %+v, want %+v", g, w))

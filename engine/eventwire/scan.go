@@ -295,17 +295,19 @@ func (s *scanner) messageField(v []byte, f *fieldSpec) error {
 func (s *scanner) mapEntry(v []byte) error {
 	index := s.ev.Attributes
 	s.ev.Attributes++
-	key, ok := splitEntry(v)
+	key, value, ok := splitEntry(v)
 	// A canonical entry with one-byte lengths is ASCII throughout when its
 	// key and value are.
 	if !ok || !s.inASCIIRun(v) {
 		s.at = path{field: "attributes", index: index}
 		var err error
-		if key, err = s.mapEntryFields(v); err != nil {
+		if key, value, err = s.mapEntryFields(v); err != nil {
 			return err
 		}
 		s.at = eventPath
 	}
+	s.ev.AttrKeys = append(s.ev.AttrKeys, key)
+	s.ev.AttrValues = append(s.ev.AttrValues, value)
 	if index > 0 && !greater(key, s.lastKey) {
 		s.at = path{field: "attributes", index: index}
 		s.notCanonical(v, "key", "not greater than the previous entry's key")
@@ -335,37 +337,39 @@ func (s *scanner) newASCIIRun(start, n int) bool {
 
 // splitEntry returns the key of a map entry laid out as Go writes it, with
 // one-byte lengths: 0x0a len key 0x12 len value.
-func splitEntry(v []byte) (key []byte, ok bool) {
+func splitEntry(v []byte) (key, value []byte, ok bool) {
 	if len(v) < 4 || v[0] != 0x0a || v[1] >= 0x80 {
-		return nil, false
+		return nil, nil, false
 	}
 	k := 2 + int(v[1]) // the value's tag
 	if k+2 > len(v) || v[k] != 0x12 || v[k+1] >= 0x80 || k+2+int(v[k+1]) != len(v) {
-		return nil, false
+		return nil, nil, false
 	}
-	return v[2:k], true
+	return v[2:k], v[k+2:], true
 }
 
 // mapEntryFields reads a map entry field by field, as Go's decoder does, and
-// returns its key.
-func (s *scanner) mapEntryFields(v []byte) (key []byte, err error) {
+// returns its key and value (the last of each, as Go keeps).
+func (s *scanner) mapEntryFields(v []byte) (key, value []byte, err error) {
 	seen := protowire.Number(0) // the last of key (1), value (2) read in canonical order
 	for len(v) > 0 {
 		num, typ, n, err := s.longTag(v)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		if (num == 1 || num == 2) && typ == protowire.BytesType {
 			name := [...]string{1: "key", 2: "value"}[num]
 			x, m, err := s.longLength(v[n:], name)
 			if err != nil {
-				return nil, err
+				return nil, nil, err
 			}
 			if !utf8.Valid(x) {
-				return nil, s.invalid(x, name, "string is not valid UTF-8")
+				return nil, nil, s.invalid(x, name, "string is not valid UTF-8")
 			}
 			if num == 1 {
 				key = x
+			} else {
+				value = x
 			}
 			if num != seen+1 {
 				s.notCanonical(v, name, "entry is not exactly a key then a value")
@@ -375,7 +379,7 @@ func (s *scanner) mapEntryFields(v []byte) (key []byte, err error) {
 			continue
 		}
 		if n, err = s.unknown(v, n, num, typ); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		s.notCanonical(v, fmt.Sprintf("<field %d>", num), "unknown field in a map entry (Go drops it)")
 		v = v[n:]
@@ -383,7 +387,7 @@ func (s *scanner) mapEntryFields(v []byte) (key []byte, err error) {
 	if seen != 2 {
 		s.notCanonical(v, "", "entry lacks its key or its value (Go writes both)")
 	}
-	return key, nil
+	return key, value, nil
 }
 
 func (s *scanner) storeBytes(sl slot, v []byte) {
@@ -409,6 +413,8 @@ func (s *scanner) storeBytes(sl slot, v []byte) {
 		ev.PurposeCode = v
 	case slotTraceID:
 		ev.TraceID = v
+	case slotDisplayName:
+		ev.DisplayName = v
 	}
 }
 

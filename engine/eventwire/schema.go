@@ -55,6 +55,7 @@ const (
 	slotPurposeCode
 	slotChanges
 	slotTraceID
+	slotDisplayName
 	slotOccurredAt
 	slotSeconds
 	slotNanos
@@ -125,7 +126,7 @@ var (
 	actorSpec = newMsgSpec([]fieldSpec{ // trail.v1.Actor
 		1: {name: "id", kind: kindString, slot: slotActorID},
 		2: {name: "type", kind: kindString},
-		3: {name: "display_name", kind: kindString},
+		3: {name: "display_name", kind: kindString, slot: slotDisplayName},
 		4: {name: "roles", kind: kindStrings},
 		5: {name: "ip", kind: kindString},
 		6: {name: "user_agent", kind: kindString},

@@ -762,9 +762,21 @@ type Filter struct {
 	Actions      []string   `protobuf:"bytes,5,rep,name=actions,proto3" json:"actions,omitempty"`
 	PurposeCodes []string   `protobuf:"bytes,6,rep,name=purpose_codes,json=purposeCodes,proto3" json:"purpose_codes,omitempty"`
 	// Events that accessed any of these PII fields.
-	PiiFields     []string               `protobuf:"bytes,7,rep,name=pii_fields,json=piiFields,proto3" json:"pii_fields,omitempty"`
-	From          *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=from,proto3" json:"from,omitempty"`
-	To            *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=to,proto3" json:"to,omitempty"`
+	PiiFields []string               `protobuf:"bytes,7,rep,name=pii_fields,json=piiFields,proto3" json:"pii_fields,omitempty"`
+	From      *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=from,proto3" json:"from,omitempty"`
+	To        *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=to,proto3" json:"to,omitempty"`
+	// Events any of whose fields has one of these values are left out.
+	Exclude *FilterFields `protobuf:"bytes,10,opt,name=exclude,proto3" json:"exclude,omitempty"`
+	// Full-text clauses, each of which must match: a word, a phrase of
+	// several words (matched in order), or a prefix ending in "*". Text is
+	// read, case-folded, from the action, the actor's display name, the
+	// target and the tenant's indexed attributes (SearchSettings).
+	Text []string `protobuf:"bytes,11,rep,name=text,proto3" json:"text,omitempty"`
+	// The same selection in the query syntax people type, e.g.
+	// `actor:alice category:data_access,authentication -action:user.login
+	// "export" from:2026-01-01`. It is combined with the fields above; a
+	// field given both ways is refused.
+	Query         string `protobuf:"bytes,12,opt,name=query,proto3" json:"query,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -862,6 +874,120 @@ func (x *Filter) GetTo() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *Filter) GetExclude() *FilterFields {
+	if x != nil {
+		return x.Exclude
+	}
+	return nil
+}
+
+func (x *Filter) GetText() []string {
+	if x != nil {
+		return x.Text
+	}
+	return nil
+}
+
+func (x *Filter) GetQuery() string {
+	if x != nil {
+		return x.Query
+	}
+	return ""
+}
+
+// FilterFields are sets of values of an event's indexed fields.
+type FilterFields struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ActorIds      []string               `protobuf:"bytes,1,rep,name=actor_ids,json=actorIds,proto3" json:"actor_ids,omitempty"`
+	SubjectIds    []string               `protobuf:"bytes,2,rep,name=subject_ids,json=subjectIds,proto3" json:"subject_ids,omitempty"`
+	Targets       []*Target              `protobuf:"bytes,3,rep,name=targets,proto3" json:"targets,omitempty"`
+	Categories    []Category             `protobuf:"varint,4,rep,packed,name=categories,proto3,enum=trail.v1.Category" json:"categories,omitempty"`
+	Actions       []string               `protobuf:"bytes,5,rep,name=actions,proto3" json:"actions,omitempty"`
+	PurposeCodes  []string               `protobuf:"bytes,6,rep,name=purpose_codes,json=purposeCodes,proto3" json:"purpose_codes,omitempty"`
+	PiiFields     []string               `protobuf:"bytes,7,rep,name=pii_fields,json=piiFields,proto3" json:"pii_fields,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FilterFields) Reset() {
+	*x = FilterFields{}
+	mi := &file_trail_v1_trail_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FilterFields) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FilterFields) ProtoMessage() {}
+
+func (x *FilterFields) ProtoReflect() protoreflect.Message {
+	mi := &file_trail_v1_trail_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FilterFields.ProtoReflect.Descriptor instead.
+func (*FilterFields) Descriptor() ([]byte, []int) {
+	return file_trail_v1_trail_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *FilterFields) GetActorIds() []string {
+	if x != nil {
+		return x.ActorIds
+	}
+	return nil
+}
+
+func (x *FilterFields) GetSubjectIds() []string {
+	if x != nil {
+		return x.SubjectIds
+	}
+	return nil
+}
+
+func (x *FilterFields) GetTargets() []*Target {
+	if x != nil {
+		return x.Targets
+	}
+	return nil
+}
+
+func (x *FilterFields) GetCategories() []Category {
+	if x != nil {
+		return x.Categories
+	}
+	return nil
+}
+
+func (x *FilterFields) GetActions() []string {
+	if x != nil {
+		return x.Actions
+	}
+	return nil
+}
+
+func (x *FilterFields) GetPurposeCodes() []string {
+	if x != nil {
+		return x.PurposeCodes
+	}
+	return nil
+}
+
+func (x *FilterFields) GetPiiFields() []string {
+	if x != nil {
+		return x.PiiFields
+	}
+	return nil
+}
+
 // SearchRequest: the single-valued fields are the older spelling of a
 // one-value filter; a field may be given one way or the other, not both.
 type SearchRequest struct {
@@ -889,7 +1015,7 @@ type SearchRequest struct {
 
 func (x *SearchRequest) Reset() {
 	*x = SearchRequest{}
-	mi := &file_trail_v1_trail_proto_msgTypes[11]
+	mi := &file_trail_v1_trail_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -901,7 +1027,7 @@ func (x *SearchRequest) String() string {
 func (*SearchRequest) ProtoMessage() {}
 
 func (x *SearchRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_trail_v1_trail_proto_msgTypes[11]
+	mi := &file_trail_v1_trail_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -914,7 +1040,7 @@ func (x *SearchRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SearchRequest.ProtoReflect.Descriptor instead.
 func (*SearchRequest) Descriptor() ([]byte, []int) {
-	return file_trail_v1_trail_proto_rawDescGZIP(), []int{11}
+	return file_trail_v1_trail_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *SearchRequest) GetTenantId() string {
@@ -1039,7 +1165,7 @@ type SearchResponse struct {
 
 func (x *SearchResponse) Reset() {
 	*x = SearchResponse{}
-	mi := &file_trail_v1_trail_proto_msgTypes[12]
+	mi := &file_trail_v1_trail_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1051,7 +1177,7 @@ func (x *SearchResponse) String() string {
 func (*SearchResponse) ProtoMessage() {}
 
 func (x *SearchResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_trail_v1_trail_proto_msgTypes[12]
+	mi := &file_trail_v1_trail_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1064,7 +1190,7 @@ func (x *SearchResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SearchResponse.ProtoReflect.Descriptor instead.
 func (*SearchResponse) Descriptor() ([]byte, []int) {
-	return file_trail_v1_trail_proto_rawDescGZIP(), []int{12}
+	return file_trail_v1_trail_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *SearchResponse) GetEntries() []*StoredEntry {
@@ -1093,7 +1219,7 @@ type TailRequest struct {
 
 func (x *TailRequest) Reset() {
 	*x = TailRequest{}
-	mi := &file_trail_v1_trail_proto_msgTypes[13]
+	mi := &file_trail_v1_trail_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1105,7 +1231,7 @@ func (x *TailRequest) String() string {
 func (*TailRequest) ProtoMessage() {}
 
 func (x *TailRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_trail_v1_trail_proto_msgTypes[13]
+	mi := &file_trail_v1_trail_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1118,7 +1244,7 @@ func (x *TailRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TailRequest.ProtoReflect.Descriptor instead.
 func (*TailRequest) Descriptor() ([]byte, []int) {
-	return file_trail_v1_trail_proto_rawDescGZIP(), []int{13}
+	return file_trail_v1_trail_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *TailRequest) GetTenantId() string {
@@ -1151,7 +1277,7 @@ type TailResponse struct {
 
 func (x *TailResponse) Reset() {
 	*x = TailResponse{}
-	mi := &file_trail_v1_trail_proto_msgTypes[14]
+	mi := &file_trail_v1_trail_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1163,7 +1289,7 @@ func (x *TailResponse) String() string {
 func (*TailResponse) ProtoMessage() {}
 
 func (x *TailResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_trail_v1_trail_proto_msgTypes[14]
+	mi := &file_trail_v1_trail_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1176,7 +1302,7 @@ func (x *TailResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TailResponse.ProtoReflect.Descriptor instead.
 func (*TailResponse) Descriptor() ([]byte, []int) {
-	return file_trail_v1_trail_proto_rawDescGZIP(), []int{14}
+	return file_trail_v1_trail_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *TailResponse) GetEntry() *StoredEntry {
@@ -1199,7 +1325,7 @@ type Checkpoint struct {
 
 func (x *Checkpoint) Reset() {
 	*x = Checkpoint{}
-	mi := &file_trail_v1_trail_proto_msgTypes[15]
+	mi := &file_trail_v1_trail_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1211,7 +1337,7 @@ func (x *Checkpoint) String() string {
 func (*Checkpoint) ProtoMessage() {}
 
 func (x *Checkpoint) ProtoReflect() protoreflect.Message {
-	mi := &file_trail_v1_trail_proto_msgTypes[15]
+	mi := &file_trail_v1_trail_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1224,7 +1350,7 @@ func (x *Checkpoint) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Checkpoint.ProtoReflect.Descriptor instead.
 func (*Checkpoint) Descriptor() ([]byte, []int) {
-	return file_trail_v1_trail_proto_rawDescGZIP(), []int{15}
+	return file_trail_v1_trail_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *Checkpoint) GetSignedNote() string {
@@ -1269,7 +1395,7 @@ type GetCheckpointRequest struct {
 
 func (x *GetCheckpointRequest) Reset() {
 	*x = GetCheckpointRequest{}
-	mi := &file_trail_v1_trail_proto_msgTypes[16]
+	mi := &file_trail_v1_trail_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1281,7 +1407,7 @@ func (x *GetCheckpointRequest) String() string {
 func (*GetCheckpointRequest) ProtoMessage() {}
 
 func (x *GetCheckpointRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_trail_v1_trail_proto_msgTypes[16]
+	mi := &file_trail_v1_trail_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1294,7 +1420,7 @@ func (x *GetCheckpointRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetCheckpointRequest.ProtoReflect.Descriptor instead.
 func (*GetCheckpointRequest) Descriptor() ([]byte, []int) {
-	return file_trail_v1_trail_proto_rawDescGZIP(), []int{16}
+	return file_trail_v1_trail_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *GetCheckpointRequest) GetTenantId() string {
@@ -1334,7 +1460,7 @@ type GetCheckpointResponse struct {
 
 func (x *GetCheckpointResponse) Reset() {
 	*x = GetCheckpointResponse{}
-	mi := &file_trail_v1_trail_proto_msgTypes[17]
+	mi := &file_trail_v1_trail_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1346,7 +1472,7 @@ func (x *GetCheckpointResponse) String() string {
 func (*GetCheckpointResponse) ProtoMessage() {}
 
 func (x *GetCheckpointResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_trail_v1_trail_proto_msgTypes[17]
+	mi := &file_trail_v1_trail_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1359,7 +1485,7 @@ func (x *GetCheckpointResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetCheckpointResponse.ProtoReflect.Descriptor instead.
 func (*GetCheckpointResponse) Descriptor() ([]byte, []int) {
-	return file_trail_v1_trail_proto_rawDescGZIP(), []int{17}
+	return file_trail_v1_trail_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *GetCheckpointResponse) GetCheckpoint() *Checkpoint {
@@ -1386,7 +1512,7 @@ type GetInclusionProofRequest struct {
 
 func (x *GetInclusionProofRequest) Reset() {
 	*x = GetInclusionProofRequest{}
-	mi := &file_trail_v1_trail_proto_msgTypes[18]
+	mi := &file_trail_v1_trail_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1398,7 +1524,7 @@ func (x *GetInclusionProofRequest) String() string {
 func (*GetInclusionProofRequest) ProtoMessage() {}
 
 func (x *GetInclusionProofRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_trail_v1_trail_proto_msgTypes[18]
+	mi := &file_trail_v1_trail_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1411,7 +1537,7 @@ func (x *GetInclusionProofRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetInclusionProofRequest.ProtoReflect.Descriptor instead.
 func (*GetInclusionProofRequest) Descriptor() ([]byte, []int) {
-	return file_trail_v1_trail_proto_rawDescGZIP(), []int{18}
+	return file_trail_v1_trail_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *GetInclusionProofRequest) GetTenantId() string {
@@ -1473,7 +1599,7 @@ type GetInclusionProofResponse struct {
 
 func (x *GetInclusionProofResponse) Reset() {
 	*x = GetInclusionProofResponse{}
-	mi := &file_trail_v1_trail_proto_msgTypes[19]
+	mi := &file_trail_v1_trail_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1485,7 +1611,7 @@ func (x *GetInclusionProofResponse) String() string {
 func (*GetInclusionProofResponse) ProtoMessage() {}
 
 func (x *GetInclusionProofResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_trail_v1_trail_proto_msgTypes[19]
+	mi := &file_trail_v1_trail_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1498,7 +1624,7 @@ func (x *GetInclusionProofResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetInclusionProofResponse.ProtoReflect.Descriptor instead.
 func (*GetInclusionProofResponse) Descriptor() ([]byte, []int) {
-	return file_trail_v1_trail_proto_rawDescGZIP(), []int{19}
+	return file_trail_v1_trail_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *GetInclusionProofResponse) GetPartition() string {
@@ -1565,7 +1691,7 @@ type GetConsistencyProofRequest struct {
 
 func (x *GetConsistencyProofRequest) Reset() {
 	*x = GetConsistencyProofRequest{}
-	mi := &file_trail_v1_trail_proto_msgTypes[20]
+	mi := &file_trail_v1_trail_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1577,7 +1703,7 @@ func (x *GetConsistencyProofRequest) String() string {
 func (*GetConsistencyProofRequest) ProtoMessage() {}
 
 func (x *GetConsistencyProofRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_trail_v1_trail_proto_msgTypes[20]
+	mi := &file_trail_v1_trail_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1590,7 +1716,7 @@ func (x *GetConsistencyProofRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetConsistencyProofRequest.ProtoReflect.Descriptor instead.
 func (*GetConsistencyProofRequest) Descriptor() ([]byte, []int) {
-	return file_trail_v1_trail_proto_rawDescGZIP(), []int{20}
+	return file_trail_v1_trail_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *GetConsistencyProofRequest) GetTenantId() string {
@@ -1641,7 +1767,7 @@ type GetConsistencyProofResponse struct {
 
 func (x *GetConsistencyProofResponse) Reset() {
 	*x = GetConsistencyProofResponse{}
-	mi := &file_trail_v1_trail_proto_msgTypes[21]
+	mi := &file_trail_v1_trail_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1653,7 +1779,7 @@ func (x *GetConsistencyProofResponse) String() string {
 func (*GetConsistencyProofResponse) ProtoMessage() {}
 
 func (x *GetConsistencyProofResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_trail_v1_trail_proto_msgTypes[21]
+	mi := &file_trail_v1_trail_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1666,7 +1792,7 @@ func (x *GetConsistencyProofResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetConsistencyProofResponse.ProtoReflect.Descriptor instead.
 func (*GetConsistencyProofResponse) Descriptor() ([]byte, []int) {
-	return file_trail_v1_trail_proto_rawDescGZIP(), []int{21}
+	return file_trail_v1_trail_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *GetConsistencyProofResponse) GetFromSize() uint64 {
@@ -1715,7 +1841,7 @@ type ListPartitionsRequest struct {
 
 func (x *ListPartitionsRequest) Reset() {
 	*x = ListPartitionsRequest{}
-	mi := &file_trail_v1_trail_proto_msgTypes[22]
+	mi := &file_trail_v1_trail_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1727,7 +1853,7 @@ func (x *ListPartitionsRequest) String() string {
 func (*ListPartitionsRequest) ProtoMessage() {}
 
 func (x *ListPartitionsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_trail_v1_trail_proto_msgTypes[22]
+	mi := &file_trail_v1_trail_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1740,7 +1866,7 @@ func (x *ListPartitionsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListPartitionsRequest.ProtoReflect.Descriptor instead.
 func (*ListPartitionsRequest) Descriptor() ([]byte, []int) {
-	return file_trail_v1_trail_proto_rawDescGZIP(), []int{22}
+	return file_trail_v1_trail_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *ListPartitionsRequest) GetTenantId() string {
@@ -1774,7 +1900,7 @@ type PartitionInfo struct {
 
 func (x *PartitionInfo) Reset() {
 	*x = PartitionInfo{}
-	mi := &file_trail_v1_trail_proto_msgTypes[23]
+	mi := &file_trail_v1_trail_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1786,7 +1912,7 @@ func (x *PartitionInfo) String() string {
 func (*PartitionInfo) ProtoMessage() {}
 
 func (x *PartitionInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_trail_v1_trail_proto_msgTypes[23]
+	mi := &file_trail_v1_trail_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1799,7 +1925,7 @@ func (x *PartitionInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PartitionInfo.ProtoReflect.Descriptor instead.
 func (*PartitionInfo) Descriptor() ([]byte, []int) {
-	return file_trail_v1_trail_proto_rawDescGZIP(), []int{23}
+	return file_trail_v1_trail_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *PartitionInfo) GetPartition() string {
@@ -1867,7 +1993,7 @@ type ListPartitionsResponse struct {
 
 func (x *ListPartitionsResponse) Reset() {
 	*x = ListPartitionsResponse{}
-	mi := &file_trail_v1_trail_proto_msgTypes[24]
+	mi := &file_trail_v1_trail_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1879,7 +2005,7 @@ func (x *ListPartitionsResponse) String() string {
 func (*ListPartitionsResponse) ProtoMessage() {}
 
 func (x *ListPartitionsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_trail_v1_trail_proto_msgTypes[24]
+	mi := &file_trail_v1_trail_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1892,7 +2018,7 @@ func (x *ListPartitionsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListPartitionsResponse.ProtoReflect.Descriptor instead.
 func (*ListPartitionsResponse) Descriptor() ([]byte, []int) {
-	return file_trail_v1_trail_proto_rawDescGZIP(), []int{24}
+	return file_trail_v1_trail_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *ListPartitionsResponse) GetPartitions() []*PartitionInfo {
@@ -1917,7 +2043,7 @@ type APIKey struct {
 
 func (x *APIKey) Reset() {
 	*x = APIKey{}
-	mi := &file_trail_v1_trail_proto_msgTypes[25]
+	mi := &file_trail_v1_trail_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1929,7 +2055,7 @@ func (x *APIKey) String() string {
 func (*APIKey) ProtoMessage() {}
 
 func (x *APIKey) ProtoReflect() protoreflect.Message {
-	mi := &file_trail_v1_trail_proto_msgTypes[25]
+	mi := &file_trail_v1_trail_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1942,7 +2068,7 @@ func (x *APIKey) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use APIKey.ProtoReflect.Descriptor instead.
 func (*APIKey) Descriptor() ([]byte, []int) {
-	return file_trail_v1_trail_proto_rawDescGZIP(), []int{25}
+	return file_trail_v1_trail_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *APIKey) GetId() string {
@@ -1998,7 +2124,7 @@ type CreateAPIKeyRequest struct {
 
 func (x *CreateAPIKeyRequest) Reset() {
 	*x = CreateAPIKeyRequest{}
-	mi := &file_trail_v1_trail_proto_msgTypes[26]
+	mi := &file_trail_v1_trail_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2010,7 +2136,7 @@ func (x *CreateAPIKeyRequest) String() string {
 func (*CreateAPIKeyRequest) ProtoMessage() {}
 
 func (x *CreateAPIKeyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_trail_v1_trail_proto_msgTypes[26]
+	mi := &file_trail_v1_trail_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2023,7 +2149,7 @@ func (x *CreateAPIKeyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateAPIKeyRequest.ProtoReflect.Descriptor instead.
 func (*CreateAPIKeyRequest) Descriptor() ([]byte, []int) {
-	return file_trail_v1_trail_proto_rawDescGZIP(), []int{26}
+	return file_trail_v1_trail_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *CreateAPIKeyRequest) GetRole() Role {
@@ -2058,7 +2184,7 @@ type CreateAPIKeyResponse struct {
 
 func (x *CreateAPIKeyResponse) Reset() {
 	*x = CreateAPIKeyResponse{}
-	mi := &file_trail_v1_trail_proto_msgTypes[27]
+	mi := &file_trail_v1_trail_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2070,7 +2196,7 @@ func (x *CreateAPIKeyResponse) String() string {
 func (*CreateAPIKeyResponse) ProtoMessage() {}
 
 func (x *CreateAPIKeyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_trail_v1_trail_proto_msgTypes[27]
+	mi := &file_trail_v1_trail_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2083,7 +2209,7 @@ func (x *CreateAPIKeyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateAPIKeyResponse.ProtoReflect.Descriptor instead.
 func (*CreateAPIKeyResponse) Descriptor() ([]byte, []int) {
-	return file_trail_v1_trail_proto_rawDescGZIP(), []int{27}
+	return file_trail_v1_trail_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *CreateAPIKeyResponse) GetKey() *APIKey {
@@ -2108,7 +2234,7 @@ type ListAPIKeysRequest struct {
 
 func (x *ListAPIKeysRequest) Reset() {
 	*x = ListAPIKeysRequest{}
-	mi := &file_trail_v1_trail_proto_msgTypes[28]
+	mi := &file_trail_v1_trail_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2120,7 +2246,7 @@ func (x *ListAPIKeysRequest) String() string {
 func (*ListAPIKeysRequest) ProtoMessage() {}
 
 func (x *ListAPIKeysRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_trail_v1_trail_proto_msgTypes[28]
+	mi := &file_trail_v1_trail_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2133,7 +2259,7 @@ func (x *ListAPIKeysRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAPIKeysRequest.ProtoReflect.Descriptor instead.
 func (*ListAPIKeysRequest) Descriptor() ([]byte, []int) {
-	return file_trail_v1_trail_proto_rawDescGZIP(), []int{28}
+	return file_trail_v1_trail_proto_rawDescGZIP(), []int{29}
 }
 
 type ListAPIKeysResponse struct {
@@ -2145,7 +2271,7 @@ type ListAPIKeysResponse struct {
 
 func (x *ListAPIKeysResponse) Reset() {
 	*x = ListAPIKeysResponse{}
-	mi := &file_trail_v1_trail_proto_msgTypes[29]
+	mi := &file_trail_v1_trail_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2157,7 +2283,7 @@ func (x *ListAPIKeysResponse) String() string {
 func (*ListAPIKeysResponse) ProtoMessage() {}
 
 func (x *ListAPIKeysResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_trail_v1_trail_proto_msgTypes[29]
+	mi := &file_trail_v1_trail_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2170,7 +2296,7 @@ func (x *ListAPIKeysResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAPIKeysResponse.ProtoReflect.Descriptor instead.
 func (*ListAPIKeysResponse) Descriptor() ([]byte, []int) {
-	return file_trail_v1_trail_proto_rawDescGZIP(), []int{29}
+	return file_trail_v1_trail_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *ListAPIKeysResponse) GetKeys() []*APIKey {
@@ -2189,7 +2315,7 @@ type RevokeAPIKeyRequest struct {
 
 func (x *RevokeAPIKeyRequest) Reset() {
 	*x = RevokeAPIKeyRequest{}
-	mi := &file_trail_v1_trail_proto_msgTypes[30]
+	mi := &file_trail_v1_trail_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2201,7 +2327,7 @@ func (x *RevokeAPIKeyRequest) String() string {
 func (*RevokeAPIKeyRequest) ProtoMessage() {}
 
 func (x *RevokeAPIKeyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_trail_v1_trail_proto_msgTypes[30]
+	mi := &file_trail_v1_trail_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2214,7 +2340,7 @@ func (x *RevokeAPIKeyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeAPIKeyRequest.ProtoReflect.Descriptor instead.
 func (*RevokeAPIKeyRequest) Descriptor() ([]byte, []int) {
-	return file_trail_v1_trail_proto_rawDescGZIP(), []int{30}
+	return file_trail_v1_trail_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *RevokeAPIKeyRequest) GetId() string {
@@ -2232,7 +2358,7 @@ type RevokeAPIKeyResponse struct {
 
 func (x *RevokeAPIKeyResponse) Reset() {
 	*x = RevokeAPIKeyResponse{}
-	mi := &file_trail_v1_trail_proto_msgTypes[31]
+	mi := &file_trail_v1_trail_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2244,7 +2370,7 @@ func (x *RevokeAPIKeyResponse) String() string {
 func (*RevokeAPIKeyResponse) ProtoMessage() {}
 
 func (x *RevokeAPIKeyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_trail_v1_trail_proto_msgTypes[31]
+	mi := &file_trail_v1_trail_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2257,7 +2383,7 @@ func (x *RevokeAPIKeyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeAPIKeyResponse.ProtoReflect.Descriptor instead.
 func (*RevokeAPIKeyResponse) Descriptor() ([]byte, []int) {
-	return file_trail_v1_trail_proto_rawDescGZIP(), []int{31}
+	return file_trail_v1_trail_proto_rawDescGZIP(), []int{32}
 }
 
 type ClusterNode struct {
@@ -2273,7 +2399,7 @@ type ClusterNode struct {
 
 func (x *ClusterNode) Reset() {
 	*x = ClusterNode{}
-	mi := &file_trail_v1_trail_proto_msgTypes[32]
+	mi := &file_trail_v1_trail_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2285,7 +2411,7 @@ func (x *ClusterNode) String() string {
 func (*ClusterNode) ProtoMessage() {}
 
 func (x *ClusterNode) ProtoReflect() protoreflect.Message {
-	mi := &file_trail_v1_trail_proto_msgTypes[32]
+	mi := &file_trail_v1_trail_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2298,7 +2424,7 @@ func (x *ClusterNode) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterNode.ProtoReflect.Descriptor instead.
 func (*ClusterNode) Descriptor() ([]byte, []int) {
-	return file_trail_v1_trail_proto_rawDescGZIP(), []int{32}
+	return file_trail_v1_trail_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *ClusterNode) GetId() string {
@@ -2344,7 +2470,7 @@ type ClusterStatusRequest struct {
 
 func (x *ClusterStatusRequest) Reset() {
 	*x = ClusterStatusRequest{}
-	mi := &file_trail_v1_trail_proto_msgTypes[33]
+	mi := &file_trail_v1_trail_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2356,7 +2482,7 @@ func (x *ClusterStatusRequest) String() string {
 func (*ClusterStatusRequest) ProtoMessage() {}
 
 func (x *ClusterStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_trail_v1_trail_proto_msgTypes[33]
+	mi := &file_trail_v1_trail_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2369,7 +2495,7 @@ func (x *ClusterStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterStatusRequest.ProtoReflect.Descriptor instead.
 func (*ClusterStatusRequest) Descriptor() ([]byte, []int) {
-	return file_trail_v1_trail_proto_rawDescGZIP(), []int{33}
+	return file_trail_v1_trail_proto_rawDescGZIP(), []int{34}
 }
 
 type ClusterStatusResponse struct {
@@ -2388,7 +2514,7 @@ type ClusterStatusResponse struct {
 
 func (x *ClusterStatusResponse) Reset() {
 	*x = ClusterStatusResponse{}
-	mi := &file_trail_v1_trail_proto_msgTypes[34]
+	mi := &file_trail_v1_trail_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2400,7 +2526,7 @@ func (x *ClusterStatusResponse) String() string {
 func (*ClusterStatusResponse) ProtoMessage() {}
 
 func (x *ClusterStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_trail_v1_trail_proto_msgTypes[34]
+	mi := &file_trail_v1_trail_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2413,7 +2539,7 @@ func (x *ClusterStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterStatusResponse.ProtoReflect.Descriptor instead.
 func (*ClusterStatusResponse) Descriptor() ([]byte, []int) {
-	return file_trail_v1_trail_proto_rawDescGZIP(), []int{34}
+	return file_trail_v1_trail_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *ClusterStatusResponse) GetNodeId() string {
@@ -2475,7 +2601,7 @@ type AddNodeRequest struct {
 
 func (x *AddNodeRequest) Reset() {
 	*x = AddNodeRequest{}
-	mi := &file_trail_v1_trail_proto_msgTypes[35]
+	mi := &file_trail_v1_trail_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2487,7 +2613,7 @@ func (x *AddNodeRequest) String() string {
 func (*AddNodeRequest) ProtoMessage() {}
 
 func (x *AddNodeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_trail_v1_trail_proto_msgTypes[35]
+	mi := &file_trail_v1_trail_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2500,7 +2626,7 @@ func (x *AddNodeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddNodeRequest.ProtoReflect.Descriptor instead.
 func (*AddNodeRequest) Descriptor() ([]byte, []int) {
-	return file_trail_v1_trail_proto_rawDescGZIP(), []int{35}
+	return file_trail_v1_trail_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *AddNodeRequest) GetId() string {
@@ -2525,7 +2651,7 @@ type AddNodeResponse struct {
 
 func (x *AddNodeResponse) Reset() {
 	*x = AddNodeResponse{}
-	mi := &file_trail_v1_trail_proto_msgTypes[36]
+	mi := &file_trail_v1_trail_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2537,7 +2663,7 @@ func (x *AddNodeResponse) String() string {
 func (*AddNodeResponse) ProtoMessage() {}
 
 func (x *AddNodeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_trail_v1_trail_proto_msgTypes[36]
+	mi := &file_trail_v1_trail_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2550,7 +2676,7 @@ func (x *AddNodeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddNodeResponse.ProtoReflect.Descriptor instead.
 func (*AddNodeResponse) Descriptor() ([]byte, []int) {
-	return file_trail_v1_trail_proto_rawDescGZIP(), []int{36}
+	return file_trail_v1_trail_proto_rawDescGZIP(), []int{37}
 }
 
 type RemoveNodeRequest struct {
@@ -2562,7 +2688,7 @@ type RemoveNodeRequest struct {
 
 func (x *RemoveNodeRequest) Reset() {
 	*x = RemoveNodeRequest{}
-	mi := &file_trail_v1_trail_proto_msgTypes[37]
+	mi := &file_trail_v1_trail_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2574,7 +2700,7 @@ func (x *RemoveNodeRequest) String() string {
 func (*RemoveNodeRequest) ProtoMessage() {}
 
 func (x *RemoveNodeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_trail_v1_trail_proto_msgTypes[37]
+	mi := &file_trail_v1_trail_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2587,7 +2713,7 @@ func (x *RemoveNodeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveNodeRequest.ProtoReflect.Descriptor instead.
 func (*RemoveNodeRequest) Descriptor() ([]byte, []int) {
-	return file_trail_v1_trail_proto_rawDescGZIP(), []int{37}
+	return file_trail_v1_trail_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *RemoveNodeRequest) GetId() string {
@@ -2605,7 +2731,7 @@ type RemoveNodeResponse struct {
 
 func (x *RemoveNodeResponse) Reset() {
 	*x = RemoveNodeResponse{}
-	mi := &file_trail_v1_trail_proto_msgTypes[38]
+	mi := &file_trail_v1_trail_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2617,7 +2743,7 @@ func (x *RemoveNodeResponse) String() string {
 func (*RemoveNodeResponse) ProtoMessage() {}
 
 func (x *RemoveNodeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_trail_v1_trail_proto_msgTypes[38]
+	mi := &file_trail_v1_trail_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2630,7 +2756,7 @@ func (x *RemoveNodeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveNodeResponse.ProtoReflect.Descriptor instead.
 func (*RemoveNodeResponse) Descriptor() ([]byte, []int) {
-	return file_trail_v1_trail_proto_rawDescGZIP(), []int{38}
+	return file_trail_v1_trail_proto_rawDescGZIP(), []int{39}
 }
 
 type TransferLeadershipRequest struct {
@@ -2643,7 +2769,7 @@ type TransferLeadershipRequest struct {
 
 func (x *TransferLeadershipRequest) Reset() {
 	*x = TransferLeadershipRequest{}
-	mi := &file_trail_v1_trail_proto_msgTypes[39]
+	mi := &file_trail_v1_trail_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2655,7 +2781,7 @@ func (x *TransferLeadershipRequest) String() string {
 func (*TransferLeadershipRequest) ProtoMessage() {}
 
 func (x *TransferLeadershipRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_trail_v1_trail_proto_msgTypes[39]
+	mi := &file_trail_v1_trail_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2668,7 +2794,7 @@ func (x *TransferLeadershipRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TransferLeadershipRequest.ProtoReflect.Descriptor instead.
 func (*TransferLeadershipRequest) Descriptor() ([]byte, []int) {
-	return file_trail_v1_trail_proto_rawDescGZIP(), []int{39}
+	return file_trail_v1_trail_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *TransferLeadershipRequest) GetId() string {
@@ -2686,7 +2812,7 @@ type TransferLeadershipResponse struct {
 
 func (x *TransferLeadershipResponse) Reset() {
 	*x = TransferLeadershipResponse{}
-	mi := &file_trail_v1_trail_proto_msgTypes[40]
+	mi := &file_trail_v1_trail_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2698,7 +2824,7 @@ func (x *TransferLeadershipResponse) String() string {
 func (*TransferLeadershipResponse) ProtoMessage() {}
 
 func (x *TransferLeadershipResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_trail_v1_trail_proto_msgTypes[40]
+	mi := &file_trail_v1_trail_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2711,7 +2837,7 @@ func (x *TransferLeadershipResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TransferLeadershipResponse.ProtoReflect.Descriptor instead.
 func (*TransferLeadershipResponse) Descriptor() ([]byte, []int) {
-	return file_trail_v1_trail_proto_rawDescGZIP(), []int{40}
+	return file_trail_v1_trail_proto_rawDescGZIP(), []int{41}
 }
 
 var File_trail_v1_trail_proto protoreflect.FileDescriptor
@@ -2765,7 +2891,7 @@ const file_trail_v1_trail_proto_rawDesc = "" +
 	"\tmin_index\x18\x05 \x01(\x04R\bminIndex\"l\n" +
 	"\x10GetEventResponse\x12+\n" +
 	"\x05entry\x18\x01 \x01(\v2\x15.trail.v1.StoredEntryR\x05entry\x12+\n" +
-	"\areceipt\x18\x02 \x01(\v2\x11.trail.v1.ReceiptR\areceipt\"\xe0\x02\n" +
+	"\areceipt\x18\x02 \x01(\v2\x11.trail.v1.ReceiptR\areceipt\"\xbc\x03\n" +
 	"\x06Filter\x12\x1b\n" +
 	"\tactor_ids\x18\x01 \x03(\tR\bactorIds\x12\x1f\n" +
 	"\vsubject_ids\x18\x02 \x03(\tR\n" +
@@ -2779,7 +2905,23 @@ const file_trail_v1_trail_proto_rawDesc = "" +
 	"\n" +
 	"pii_fields\x18\a \x03(\tR\tpiiFields\x12.\n" +
 	"\x04from\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\x04from\x12*\n" +
-	"\x02to\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\x02to\"\xa0\x04\n" +
+	"\x02to\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\x02to\x120\n" +
+	"\aexclude\x18\n" +
+	" \x01(\v2\x16.trail.v1.FilterFieldsR\aexclude\x12\x12\n" +
+	"\x04text\x18\v \x03(\tR\x04text\x12\x14\n" +
+	"\x05query\x18\f \x01(\tR\x05query\"\x8a\x02\n" +
+	"\fFilterFields\x12\x1b\n" +
+	"\tactor_ids\x18\x01 \x03(\tR\bactorIds\x12\x1f\n" +
+	"\vsubject_ids\x18\x02 \x03(\tR\n" +
+	"subjectIds\x12*\n" +
+	"\atargets\x18\x03 \x03(\v2\x10.trail.v1.TargetR\atargets\x122\n" +
+	"\n" +
+	"categories\x18\x04 \x03(\x0e2\x12.trail.v1.CategoryR\n" +
+	"categories\x12\x18\n" +
+	"\aactions\x18\x05 \x03(\tR\aactions\x12#\n" +
+	"\rpurpose_codes\x18\x06 \x03(\tR\fpurposeCodes\x12\x1d\n" +
+	"\n" +
+	"pii_fields\x18\a \x03(\tR\tpiiFields\"\xa0\x04\n" +
 	"\rSearchRequest\x12\x1b\n" +
 	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x19\n" +
 	"\bactor_id\x18\x02 \x01(\tR\aactorId\x12\x1d\n" +
@@ -2965,7 +3107,7 @@ func file_trail_v1_trail_proto_rawDescGZIP() []byte {
 }
 
 var file_trail_v1_trail_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_trail_v1_trail_proto_msgTypes = make([]protoimpl.MessageInfo, 41)
+var file_trail_v1_trail_proto_msgTypes = make([]protoimpl.MessageInfo, 42)
 var file_trail_v1_trail_proto_goTypes = []any{
 	(Role)(0),                           // 0: trail.v1.Role
 	(*Receipt)(nil),                     // 1: trail.v1.Receipt
@@ -2979,116 +3121,120 @@ var file_trail_v1_trail_proto_goTypes = []any{
 	(*GetEventRequest)(nil),             // 9: trail.v1.GetEventRequest
 	(*GetEventResponse)(nil),            // 10: trail.v1.GetEventResponse
 	(*Filter)(nil),                      // 11: trail.v1.Filter
-	(*SearchRequest)(nil),               // 12: trail.v1.SearchRequest
-	(*SearchResponse)(nil),              // 13: trail.v1.SearchResponse
-	(*TailRequest)(nil),                 // 14: trail.v1.TailRequest
-	(*TailResponse)(nil),                // 15: trail.v1.TailResponse
-	(*Checkpoint)(nil),                  // 16: trail.v1.Checkpoint
-	(*GetCheckpointRequest)(nil),        // 17: trail.v1.GetCheckpointRequest
-	(*GetCheckpointResponse)(nil),       // 18: trail.v1.GetCheckpointResponse
-	(*GetInclusionProofRequest)(nil),    // 19: trail.v1.GetInclusionProofRequest
-	(*GetInclusionProofResponse)(nil),   // 20: trail.v1.GetInclusionProofResponse
-	(*GetConsistencyProofRequest)(nil),  // 21: trail.v1.GetConsistencyProofRequest
-	(*GetConsistencyProofResponse)(nil), // 22: trail.v1.GetConsistencyProofResponse
-	(*ListPartitionsRequest)(nil),       // 23: trail.v1.ListPartitionsRequest
-	(*PartitionInfo)(nil),               // 24: trail.v1.PartitionInfo
-	(*ListPartitionsResponse)(nil),      // 25: trail.v1.ListPartitionsResponse
-	(*APIKey)(nil),                      // 26: trail.v1.APIKey
-	(*CreateAPIKeyRequest)(nil),         // 27: trail.v1.CreateAPIKeyRequest
-	(*CreateAPIKeyResponse)(nil),        // 28: trail.v1.CreateAPIKeyResponse
-	(*ListAPIKeysRequest)(nil),          // 29: trail.v1.ListAPIKeysRequest
-	(*ListAPIKeysResponse)(nil),         // 30: trail.v1.ListAPIKeysResponse
-	(*RevokeAPIKeyRequest)(nil),         // 31: trail.v1.RevokeAPIKeyRequest
-	(*RevokeAPIKeyResponse)(nil),        // 32: trail.v1.RevokeAPIKeyResponse
-	(*ClusterNode)(nil),                 // 33: trail.v1.ClusterNode
-	(*ClusterStatusRequest)(nil),        // 34: trail.v1.ClusterStatusRequest
-	(*ClusterStatusResponse)(nil),       // 35: trail.v1.ClusterStatusResponse
-	(*AddNodeRequest)(nil),              // 36: trail.v1.AddNodeRequest
-	(*AddNodeResponse)(nil),             // 37: trail.v1.AddNodeResponse
-	(*RemoveNodeRequest)(nil),           // 38: trail.v1.RemoveNodeRequest
-	(*RemoveNodeResponse)(nil),          // 39: trail.v1.RemoveNodeResponse
-	(*TransferLeadershipRequest)(nil),   // 40: trail.v1.TransferLeadershipRequest
-	(*TransferLeadershipResponse)(nil),  // 41: trail.v1.TransferLeadershipResponse
-	(*timestamppb.Timestamp)(nil),       // 42: google.protobuf.Timestamp
-	(*Event)(nil),                       // 43: trail.v1.Event
-	(*Entry)(nil),                       // 44: trail.v1.Entry
-	(*Target)(nil),                      // 45: trail.v1.Target
-	(Category)(0),                       // 46: trail.v1.Category
+	(*FilterFields)(nil),                // 12: trail.v1.FilterFields
+	(*SearchRequest)(nil),               // 13: trail.v1.SearchRequest
+	(*SearchResponse)(nil),              // 14: trail.v1.SearchResponse
+	(*TailRequest)(nil),                 // 15: trail.v1.TailRequest
+	(*TailResponse)(nil),                // 16: trail.v1.TailResponse
+	(*Checkpoint)(nil),                  // 17: trail.v1.Checkpoint
+	(*GetCheckpointRequest)(nil),        // 18: trail.v1.GetCheckpointRequest
+	(*GetCheckpointResponse)(nil),       // 19: trail.v1.GetCheckpointResponse
+	(*GetInclusionProofRequest)(nil),    // 20: trail.v1.GetInclusionProofRequest
+	(*GetInclusionProofResponse)(nil),   // 21: trail.v1.GetInclusionProofResponse
+	(*GetConsistencyProofRequest)(nil),  // 22: trail.v1.GetConsistencyProofRequest
+	(*GetConsistencyProofResponse)(nil), // 23: trail.v1.GetConsistencyProofResponse
+	(*ListPartitionsRequest)(nil),       // 24: trail.v1.ListPartitionsRequest
+	(*PartitionInfo)(nil),               // 25: trail.v1.PartitionInfo
+	(*ListPartitionsResponse)(nil),      // 26: trail.v1.ListPartitionsResponse
+	(*APIKey)(nil),                      // 27: trail.v1.APIKey
+	(*CreateAPIKeyRequest)(nil),         // 28: trail.v1.CreateAPIKeyRequest
+	(*CreateAPIKeyResponse)(nil),        // 29: trail.v1.CreateAPIKeyResponse
+	(*ListAPIKeysRequest)(nil),          // 30: trail.v1.ListAPIKeysRequest
+	(*ListAPIKeysResponse)(nil),         // 31: trail.v1.ListAPIKeysResponse
+	(*RevokeAPIKeyRequest)(nil),         // 32: trail.v1.RevokeAPIKeyRequest
+	(*RevokeAPIKeyResponse)(nil),        // 33: trail.v1.RevokeAPIKeyResponse
+	(*ClusterNode)(nil),                 // 34: trail.v1.ClusterNode
+	(*ClusterStatusRequest)(nil),        // 35: trail.v1.ClusterStatusRequest
+	(*ClusterStatusResponse)(nil),       // 36: trail.v1.ClusterStatusResponse
+	(*AddNodeRequest)(nil),              // 37: trail.v1.AddNodeRequest
+	(*AddNodeResponse)(nil),             // 38: trail.v1.AddNodeResponse
+	(*RemoveNodeRequest)(nil),           // 39: trail.v1.RemoveNodeRequest
+	(*RemoveNodeResponse)(nil),          // 40: trail.v1.RemoveNodeResponse
+	(*TransferLeadershipRequest)(nil),   // 41: trail.v1.TransferLeadershipRequest
+	(*TransferLeadershipResponse)(nil),  // 42: trail.v1.TransferLeadershipResponse
+	(*timestamppb.Timestamp)(nil),       // 43: google.protobuf.Timestamp
+	(*Event)(nil),                       // 44: trail.v1.Event
+	(*Entry)(nil),                       // 45: trail.v1.Entry
+	(*Target)(nil),                      // 46: trail.v1.Target
+	(Category)(0),                       // 47: trail.v1.Category
 }
 var file_trail_v1_trail_proto_depIdxs = []int32{
-	42, // 0: trail.v1.Receipt.sequencer_time:type_name -> google.protobuf.Timestamp
-	43, // 1: trail.v1.AppendRequest.event:type_name -> trail.v1.Event
+	43, // 0: trail.v1.Receipt.sequencer_time:type_name -> google.protobuf.Timestamp
+	44, // 1: trail.v1.AppendRequest.event:type_name -> trail.v1.Event
 	1,  // 2: trail.v1.AppendResponse.receipt:type_name -> trail.v1.Receipt
-	43, // 3: trail.v1.AppendBatchRequest.events:type_name -> trail.v1.Event
+	44, // 3: trail.v1.AppendBatchRequest.events:type_name -> trail.v1.Event
 	1,  // 4: trail.v1.AppendResult.receipt:type_name -> trail.v1.Receipt
 	2,  // 5: trail.v1.AppendResult.error:type_name -> trail.v1.Error
 	6,  // 6: trail.v1.AppendBatchResponse.results:type_name -> trail.v1.AppendResult
-	44, // 7: trail.v1.StoredEntry.entry:type_name -> trail.v1.Entry
+	45, // 7: trail.v1.StoredEntry.entry:type_name -> trail.v1.Entry
 	8,  // 8: trail.v1.GetEventResponse.entry:type_name -> trail.v1.StoredEntry
 	1,  // 9: trail.v1.GetEventResponse.receipt:type_name -> trail.v1.Receipt
-	45, // 10: trail.v1.Filter.targets:type_name -> trail.v1.Target
-	46, // 11: trail.v1.Filter.categories:type_name -> trail.v1.Category
-	42, // 12: trail.v1.Filter.from:type_name -> google.protobuf.Timestamp
-	42, // 13: trail.v1.Filter.to:type_name -> google.protobuf.Timestamp
-	46, // 14: trail.v1.SearchRequest.category:type_name -> trail.v1.Category
-	42, // 15: trail.v1.SearchRequest.from:type_name -> google.protobuf.Timestamp
-	42, // 16: trail.v1.SearchRequest.to:type_name -> google.protobuf.Timestamp
-	11, // 17: trail.v1.SearchRequest.filter:type_name -> trail.v1.Filter
-	8,  // 18: trail.v1.SearchResponse.entries:type_name -> trail.v1.StoredEntry
-	8,  // 19: trail.v1.TailResponse.entry:type_name -> trail.v1.StoredEntry
-	16, // 20: trail.v1.GetCheckpointResponse.checkpoint:type_name -> trail.v1.Checkpoint
-	16, // 21: trail.v1.GetInclusionProofResponse.checkpoint:type_name -> trail.v1.Checkpoint
-	16, // 22: trail.v1.GetConsistencyProofResponse.from_checkpoint:type_name -> trail.v1.Checkpoint
-	16, // 23: trail.v1.GetConsistencyProofResponse.to_checkpoint:type_name -> trail.v1.Checkpoint
-	42, // 24: trail.v1.PartitionInfo.first_time:type_name -> google.protobuf.Timestamp
-	42, // 25: trail.v1.PartitionInfo.last_time:type_name -> google.protobuf.Timestamp
-	16, // 26: trail.v1.PartitionInfo.final_checkpoint:type_name -> trail.v1.Checkpoint
-	24, // 27: trail.v1.ListPartitionsResponse.partitions:type_name -> trail.v1.PartitionInfo
-	0,  // 28: trail.v1.APIKey.role:type_name -> trail.v1.Role
-	42, // 29: trail.v1.APIKey.created_at:type_name -> google.protobuf.Timestamp
-	0,  // 30: trail.v1.CreateAPIKeyRequest.role:type_name -> trail.v1.Role
-	26, // 31: trail.v1.CreateAPIKeyResponse.key:type_name -> trail.v1.APIKey
-	26, // 32: trail.v1.ListAPIKeysResponse.keys:type_name -> trail.v1.APIKey
-	33, // 33: trail.v1.ClusterStatusResponse.nodes:type_name -> trail.v1.ClusterNode
-	3,  // 34: trail.v1.IngestService.Append:input_type -> trail.v1.AppendRequest
-	5,  // 35: trail.v1.IngestService.AppendBatch:input_type -> trail.v1.AppendBatchRequest
-	5,  // 36: trail.v1.IngestService.AppendStream:input_type -> trail.v1.AppendBatchRequest
-	9,  // 37: trail.v1.ReadService.GetEvent:input_type -> trail.v1.GetEventRequest
-	12, // 38: trail.v1.ReadService.Search:input_type -> trail.v1.SearchRequest
-	14, // 39: trail.v1.ReadService.Tail:input_type -> trail.v1.TailRequest
-	17, // 40: trail.v1.ProofService.GetCheckpoint:input_type -> trail.v1.GetCheckpointRequest
-	19, // 41: trail.v1.ProofService.GetInclusionProof:input_type -> trail.v1.GetInclusionProofRequest
-	21, // 42: trail.v1.ProofService.GetConsistencyProof:input_type -> trail.v1.GetConsistencyProofRequest
-	23, // 43: trail.v1.ProofService.ListPartitions:input_type -> trail.v1.ListPartitionsRequest
-	34, // 44: trail.v1.AdminService.ClusterStatus:input_type -> trail.v1.ClusterStatusRequest
-	36, // 45: trail.v1.AdminService.AddNode:input_type -> trail.v1.AddNodeRequest
-	38, // 46: trail.v1.AdminService.RemoveNode:input_type -> trail.v1.RemoveNodeRequest
-	40, // 47: trail.v1.AdminService.TransferLeadership:input_type -> trail.v1.TransferLeadershipRequest
-	27, // 48: trail.v1.AdminService.CreateAPIKey:input_type -> trail.v1.CreateAPIKeyRequest
-	29, // 49: trail.v1.AdminService.ListAPIKeys:input_type -> trail.v1.ListAPIKeysRequest
-	31, // 50: trail.v1.AdminService.RevokeAPIKey:input_type -> trail.v1.RevokeAPIKeyRequest
-	4,  // 51: trail.v1.IngestService.Append:output_type -> trail.v1.AppendResponse
-	7,  // 52: trail.v1.IngestService.AppendBatch:output_type -> trail.v1.AppendBatchResponse
-	7,  // 53: trail.v1.IngestService.AppendStream:output_type -> trail.v1.AppendBatchResponse
-	10, // 54: trail.v1.ReadService.GetEvent:output_type -> trail.v1.GetEventResponse
-	13, // 55: trail.v1.ReadService.Search:output_type -> trail.v1.SearchResponse
-	15, // 56: trail.v1.ReadService.Tail:output_type -> trail.v1.TailResponse
-	18, // 57: trail.v1.ProofService.GetCheckpoint:output_type -> trail.v1.GetCheckpointResponse
-	20, // 58: trail.v1.ProofService.GetInclusionProof:output_type -> trail.v1.GetInclusionProofResponse
-	22, // 59: trail.v1.ProofService.GetConsistencyProof:output_type -> trail.v1.GetConsistencyProofResponse
-	25, // 60: trail.v1.ProofService.ListPartitions:output_type -> trail.v1.ListPartitionsResponse
-	35, // 61: trail.v1.AdminService.ClusterStatus:output_type -> trail.v1.ClusterStatusResponse
-	37, // 62: trail.v1.AdminService.AddNode:output_type -> trail.v1.AddNodeResponse
-	39, // 63: trail.v1.AdminService.RemoveNode:output_type -> trail.v1.RemoveNodeResponse
-	41, // 64: trail.v1.AdminService.TransferLeadership:output_type -> trail.v1.TransferLeadershipResponse
-	28, // 65: trail.v1.AdminService.CreateAPIKey:output_type -> trail.v1.CreateAPIKeyResponse
-	30, // 66: trail.v1.AdminService.ListAPIKeys:output_type -> trail.v1.ListAPIKeysResponse
-	32, // 67: trail.v1.AdminService.RevokeAPIKey:output_type -> trail.v1.RevokeAPIKeyResponse
-	51, // [51:68] is the sub-list for method output_type
-	34, // [34:51] is the sub-list for method input_type
-	34, // [34:34] is the sub-list for extension type_name
-	34, // [34:34] is the sub-list for extension extendee
-	0,  // [0:34] is the sub-list for field type_name
+	46, // 10: trail.v1.Filter.targets:type_name -> trail.v1.Target
+	47, // 11: trail.v1.Filter.categories:type_name -> trail.v1.Category
+	43, // 12: trail.v1.Filter.from:type_name -> google.protobuf.Timestamp
+	43, // 13: trail.v1.Filter.to:type_name -> google.protobuf.Timestamp
+	12, // 14: trail.v1.Filter.exclude:type_name -> trail.v1.FilterFields
+	46, // 15: trail.v1.FilterFields.targets:type_name -> trail.v1.Target
+	47, // 16: trail.v1.FilterFields.categories:type_name -> trail.v1.Category
+	47, // 17: trail.v1.SearchRequest.category:type_name -> trail.v1.Category
+	43, // 18: trail.v1.SearchRequest.from:type_name -> google.protobuf.Timestamp
+	43, // 19: trail.v1.SearchRequest.to:type_name -> google.protobuf.Timestamp
+	11, // 20: trail.v1.SearchRequest.filter:type_name -> trail.v1.Filter
+	8,  // 21: trail.v1.SearchResponse.entries:type_name -> trail.v1.StoredEntry
+	8,  // 22: trail.v1.TailResponse.entry:type_name -> trail.v1.StoredEntry
+	17, // 23: trail.v1.GetCheckpointResponse.checkpoint:type_name -> trail.v1.Checkpoint
+	17, // 24: trail.v1.GetInclusionProofResponse.checkpoint:type_name -> trail.v1.Checkpoint
+	17, // 25: trail.v1.GetConsistencyProofResponse.from_checkpoint:type_name -> trail.v1.Checkpoint
+	17, // 26: trail.v1.GetConsistencyProofResponse.to_checkpoint:type_name -> trail.v1.Checkpoint
+	43, // 27: trail.v1.PartitionInfo.first_time:type_name -> google.protobuf.Timestamp
+	43, // 28: trail.v1.PartitionInfo.last_time:type_name -> google.protobuf.Timestamp
+	17, // 29: trail.v1.PartitionInfo.final_checkpoint:type_name -> trail.v1.Checkpoint
+	25, // 30: trail.v1.ListPartitionsResponse.partitions:type_name -> trail.v1.PartitionInfo
+	0,  // 31: trail.v1.APIKey.role:type_name -> trail.v1.Role
+	43, // 32: trail.v1.APIKey.created_at:type_name -> google.protobuf.Timestamp
+	0,  // 33: trail.v1.CreateAPIKeyRequest.role:type_name -> trail.v1.Role
+	27, // 34: trail.v1.CreateAPIKeyResponse.key:type_name -> trail.v1.APIKey
+	27, // 35: trail.v1.ListAPIKeysResponse.keys:type_name -> trail.v1.APIKey
+	34, // 36: trail.v1.ClusterStatusResponse.nodes:type_name -> trail.v1.ClusterNode
+	3,  // 37: trail.v1.IngestService.Append:input_type -> trail.v1.AppendRequest
+	5,  // 38: trail.v1.IngestService.AppendBatch:input_type -> trail.v1.AppendBatchRequest
+	5,  // 39: trail.v1.IngestService.AppendStream:input_type -> trail.v1.AppendBatchRequest
+	9,  // 40: trail.v1.ReadService.GetEvent:input_type -> trail.v1.GetEventRequest
+	13, // 41: trail.v1.ReadService.Search:input_type -> trail.v1.SearchRequest
+	15, // 42: trail.v1.ReadService.Tail:input_type -> trail.v1.TailRequest
+	18, // 43: trail.v1.ProofService.GetCheckpoint:input_type -> trail.v1.GetCheckpointRequest
+	20, // 44: trail.v1.ProofService.GetInclusionProof:input_type -> trail.v1.GetInclusionProofRequest
+	22, // 45: trail.v1.ProofService.GetConsistencyProof:input_type -> trail.v1.GetConsistencyProofRequest
+	24, // 46: trail.v1.ProofService.ListPartitions:input_type -> trail.v1.ListPartitionsRequest
+	35, // 47: trail.v1.AdminService.ClusterStatus:input_type -> trail.v1.ClusterStatusRequest
+	37, // 48: trail.v1.AdminService.AddNode:input_type -> trail.v1.AddNodeRequest
+	39, // 49: trail.v1.AdminService.RemoveNode:input_type -> trail.v1.RemoveNodeRequest
+	41, // 50: trail.v1.AdminService.TransferLeadership:input_type -> trail.v1.TransferLeadershipRequest
+	28, // 51: trail.v1.AdminService.CreateAPIKey:input_type -> trail.v1.CreateAPIKeyRequest
+	30, // 52: trail.v1.AdminService.ListAPIKeys:input_type -> trail.v1.ListAPIKeysRequest
+	32, // 53: trail.v1.AdminService.RevokeAPIKey:input_type -> trail.v1.RevokeAPIKeyRequest
+	4,  // 54: trail.v1.IngestService.Append:output_type -> trail.v1.AppendResponse
+	7,  // 55: trail.v1.IngestService.AppendBatch:output_type -> trail.v1.AppendBatchResponse
+	7,  // 56: trail.v1.IngestService.AppendStream:output_type -> trail.v1.AppendBatchResponse
+	10, // 57: trail.v1.ReadService.GetEvent:output_type -> trail.v1.GetEventResponse
+	14, // 58: trail.v1.ReadService.Search:output_type -> trail.v1.SearchResponse
+	16, // 59: trail.v1.ReadService.Tail:output_type -> trail.v1.TailResponse
+	19, // 60: trail.v1.ProofService.GetCheckpoint:output_type -> trail.v1.GetCheckpointResponse
+	21, // 61: trail.v1.ProofService.GetInclusionProof:output_type -> trail.v1.GetInclusionProofResponse
+	23, // 62: trail.v1.ProofService.GetConsistencyProof:output_type -> trail.v1.GetConsistencyProofResponse
+	26, // 63: trail.v1.ProofService.ListPartitions:output_type -> trail.v1.ListPartitionsResponse
+	36, // 64: trail.v1.AdminService.ClusterStatus:output_type -> trail.v1.ClusterStatusResponse
+	38, // 65: trail.v1.AdminService.AddNode:output_type -> trail.v1.AddNodeResponse
+	40, // 66: trail.v1.AdminService.RemoveNode:output_type -> trail.v1.RemoveNodeResponse
+	42, // 67: trail.v1.AdminService.TransferLeadership:output_type -> trail.v1.TransferLeadershipResponse
+	29, // 68: trail.v1.AdminService.CreateAPIKey:output_type -> trail.v1.CreateAPIKeyResponse
+	31, // 69: trail.v1.AdminService.ListAPIKeys:output_type -> trail.v1.ListAPIKeysResponse
+	33, // 70: trail.v1.AdminService.RevokeAPIKey:output_type -> trail.v1.RevokeAPIKeyResponse
+	54, // [54:71] is the sub-list for method output_type
+	37, // [37:54] is the sub-list for method input_type
+	37, // [37:37] is the sub-list for extension type_name
+	37, // [37:37] is the sub-list for extension extendee
+	0,  // [0:37] is the sub-list for field type_name
 }
 
 func init() { file_trail_v1_trail_proto_init() }
@@ -3107,7 +3253,7 @@ func file_trail_v1_trail_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_trail_v1_trail_proto_rawDesc), len(file_trail_v1_trail_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   41,
+			NumMessages:   42,
 			NumExtensions: 0,
 			NumServices:   4,
 		},
