@@ -183,6 +183,13 @@ type applier struct {
 	ev     eventwire.Event
 	term   []byte // the posting term being built
 	target []byte // a target term
+	// Text indexing (text.go): the tenant whose text attributes textKeys
+	// are, as of settings version textVersion, and scratch space.
+	textTenant  string
+	textVersion uint64
+	textKeys    []string
+	sources     [][]byte
+	word        []byte
 	// dirty lists the partitions and tenants the batches touched, in
 	// first-touch order, so that writing them is deterministic.
 	dirty   []*openPartition

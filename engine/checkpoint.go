@@ -432,6 +432,7 @@ func (e *Engine) ingest(c *chunk, meta []kv) error {
 	}
 	if c != nil && !c.postings.empty() {
 		files = append(files, sstFile{"postings.sst", postingsLevel, c.writePostings})
+		files = append(files, sstFile{"words.sst", postingsLevel, c.writeWords})
 	}
 	slices.SortFunc(meta, func(a, b kv) int { return bytes.Compare(a.k, b.k) })
 	files = append(files, sstFile{"meta.sst", 0, func(w *sstable.Writer) error {

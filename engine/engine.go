@@ -116,6 +116,8 @@ type Engine struct {
 	// may cache what they derived from settings (API keys) and notice any
 	// change with one atomic load.
 	settingsVersion atomic.Uint64
+	// textAttrs caches the tenants' text attributes (text.go).
+	textAttrs textAttrCache
 }
 
 // ErrClosed is returned by calls on a closed engine.

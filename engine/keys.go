@@ -20,9 +20,10 @@ const (
 	prefixChunk      = 'k'
 	prefixMeta       = 'm'
 	prefixPartition  = 'p'
+	prefixWords      = 'y'
 	prefixPostings   = 'z'
 	partPrune        = 'x'
-	formatVersion    = 2
+	formatVersion    = 3
 	metaApplied      = "applied"
 	metaFormat       = "format"
 	metaHashLog      = "hashlog"

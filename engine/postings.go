@@ -114,8 +114,11 @@ func (cp *chunkPostings) add(kind IndexKind, term []byte, prefixLen int, leaf ui
 	}
 	p := int32(len(cp.posts))
 	if t := cp.findDense(term, mixed); t >= 0 {
-		cp.posts = append(cp.posts, posting{leaf: leaf, next: -1, term: t})
 		dt := &cp.terms[t]
+		if cp.posts[dt.last].leaf == leaf {
+			return // the same event again: a word it holds twice
+		}
+		cp.posts = append(cp.posts, posting{leaf: leaf, next: -1, term: t})
 		cp.posts[dt.last].next = p
 		dt.last = p
 		return

@@ -32,6 +32,7 @@ const (
 	IndexAction
 	IndexPurpose
 	IndexPIIField
+	IndexText // words, see text.go
 )
 
 type indexTerm struct {
@@ -72,6 +73,7 @@ func (a *applier) addPostings(c *chunk, ev *eventwire.Event, op *openPartition, 
 			a.addTerm(c, t, IndexPIIField, f, m, leaf)
 		}
 	}
+	a.addText(c, ev, op, leaf)
 }
 
 func (a *applier) addTerm(c *chunk, tenant string, kind IndexKind, value []byte, m Month, leaf uint64) {
@@ -101,7 +103,7 @@ func eventTerms(ev *eventwire.Event) []indexTerm {
 			terms = append(terms, t)
 		}
 	}
-	return terms
+	return textTerms(ev, terms)
 }
 
 // Query selects a tenant's entries: those its Filter matches, in log
@@ -194,6 +196,9 @@ func (e *Engine) Search(ctx context.Context, q Query) (SearchResult, error) {
 	if err := q.Filter.Check(); err != nil {
 		return SearchResult{}, fmt.Errorf("%w: %w", ErrBadQuery, err)
 	}
+	if len(q.Text) > 0 && q.TextAttributes == nil {
+		q.TextAttributes = e.TextAttributes(q.Tenant)
+	}
 	s := &searcher{e: e, q: q, views: make(map[Month]*view)}
 	defer s.close()
 	if q.Cursor != "" {
@@ -204,8 +209,8 @@ func (e *Engine) Search(ctx context.Context, q Query) (SearchResult, error) {
 		s.after = &c
 	}
 	var err error
-	if terms := q.indexTerms(); len(terms) > 0 {
-		err = s.scanIndex(ctx, terms)
+	if p, ok := planOf(&q.Filter); ok {
+		err = s.scanIndex(ctx, &p)
 	} else {
 		err = s.scanLog(ctx)
 	}
@@ -213,45 +218,6 @@ func (e *Engine) Search(ctx context.Context, q Query) (SearchResult, error) {
 		return SearchResult{}, fmt.Errorf("engine: search tenant %s: %w", q.Tenant, err)
 	}
 	return s.res, nil
-}
-
-// indexTerms picks the index to scan: the posting lists of the most
-// selective field the filter sets, one per value (their union holds every
-// hit). Search checks the other fields on each candidate.
-func (q *Query) indexTerms() []indexTerm {
-	terms := func(kind IndexKind, values []string) []indexTerm {
-		out := make([]indexTerm, len(values))
-		for i, v := range values {
-			out[i] = indexTerm{kind, v}
-		}
-		return out
-	}
-	f := &q.Filter
-	switch {
-	case len(f.SubjectIDs) > 0:
-		return terms(IndexSubject, f.SubjectIDs)
-	case len(f.ActorIDs) > 0:
-		return terms(IndexActor, f.ActorIDs)
-	case len(f.Targets) > 0:
-		out := make([]indexTerm, len(f.Targets))
-		for i, t := range f.Targets {
-			out[i] = indexTerm{IndexTarget, string(targetTerm(t.Type, t.ID))}
-		}
-		return out
-	case len(f.PIIFields) > 0:
-		return terms(IndexPIIField, f.PIIFields)
-	case len(f.PurposeCodes) > 0:
-		return terms(IndexPurpose, f.PurposeCodes)
-	case len(f.Actions) > 0:
-		return terms(IndexAction, f.Actions)
-	case len(f.Categories) > 0:
-		out := make([]indexTerm, len(f.Categories))
-		for i, c := range f.Categories {
-			out[i] = indexTerm{IndexCategory, c.String()}
-		}
-		return out
-	}
-	return nil
 }
 
 func (q *Query) matches(en *trailv1.Entry) bool {
@@ -352,12 +318,12 @@ func (s *searcher) pastRange(en *trailv1.Entry) bool {
 	return !s.q.To.IsZero() && !t.Before(s.q.To)
 }
 
-// scanIndex walks one term's posting lists, chunk by chunk in scan order:
+// scanIndex walks the plan's candidates, chunk by chunk in scan order:
 // the chunks in Pebble whose events' times meet the query's range, then
 // the one being checkpointed and the current one. A tenant's leaves in a
 // later chunk come after those of an earlier one, so the walk is in log
 // order.
-func (s *searcher) scanIndex(ctx context.Context, terms []indexTerm) error {
+func (s *searcher) scanIndex(ctx context.Context, p *plan) error {
 	chunks := s.e.searchChunks(s.q)
 	forward := !s.q.NewestFirst
 	lo, hi := s.q.monthRange()
@@ -375,7 +341,7 @@ func (s *searcher) scanIndex(ctx context.Context, terms []indexTerm) error {
 		if s.after != nil && (forward && c.seq < s.after.chunk || !forward && c.seq > s.after.chunk) {
 			continue
 		}
-		lists, err := s.e.unionLists(it, c, s.q.Tenant, terms)
+		lists, err := s.e.candidates(ctx, it, c, s.q.Tenant, p)
 		if err != nil {
 			return err
 		}
@@ -437,40 +403,6 @@ func (e *Engine) searchChunks(q Query) []searchable {
 type monthList struct {
 	month  Month
 	leaves []uint64
-}
-
-// unionLists returns the union of the terms' lists in chunk c, oldest
-// month first, each month's leaves ascending and without repeats (an
-// event may carry several of the PII fields asked for).
-func (e *Engine) unionLists(it *pebble.Iterator, c searchable, tenant string, terms []indexTerm) ([]monthList, error) {
-	if len(terms) == 1 {
-		return e.chunkLists(it, c, tenant, terms[0])
-	}
-	byMonth := map[Month][]uint64{}
-	for _, t := range terms {
-		lists, err := e.chunkLists(it, c, tenant, t)
-		if err != nil {
-			return nil, err
-		}
-		for _, l := range lists {
-			byMonth[l.month] = append(byMonth[l.month], l.leaves...)
-		}
-	}
-	out := make([]monthList, 0, len(byMonth))
-	for m, leaves := range byMonth {
-		slices.Sort(leaves)
-		out = append(out, monthList{month: m, leaves: slices.Compact(leaves)})
-	}
-	slices.SortFunc(out, func(a, b monthList) int {
-		switch {
-		case a.month.Before(b.month):
-			return -1
-		case b.month.Before(a.month):
-			return 1
-		}
-		return 0
-	})
-	return out, nil
 }
 
 // chunkLists returns a term's lists in chunk c, oldest month first.
