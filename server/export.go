@@ -71,7 +71,7 @@ func (c *complianceService) Export(req *trailv1.ExportRequest, stream grpc.Serve
 	}
 	x := &exporter{s: c.s, tenant: tenant, q: q, sizes: make(map[engine.Month]uint64)}
 	defer func() { x.record(ac, err); ac.finish(err) }()
-	ac.set("filters", q.Filter.String())
+	ac.set("filters", q.Filter.Describe())
 	if err := c.s.waitApplied(ctx, req.GetMinIndex()); err != nil {
 		return err
 	}
@@ -80,6 +80,11 @@ func (c *complianceService) Export(req *trailv1.ExportRequest, stream grpc.Serve
 	eng, release := c.s.cluster.AcquireEngine()
 	defer release()
 	x.eng = eng
+	if len(x.q.Text) > 0 {
+		// The bundle records what text was read, so that the verifier
+		// reads the same.
+		x.q.TextAttributes = eng.TextAttributes(tenant)
+	}
 	return x.run(ctx, stream)
 }
 

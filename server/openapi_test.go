@@ -238,7 +238,7 @@ func TestOpenAPIMatchesServer(t *testing.T) {
 		"filter.from": now.Add(-time.Hour).Format(time.RFC3339), "filter.to": now.Add(time.Hour).Format(time.RFC3339),
 		"filter.exclude.actor_ids": "mallory", "filter.exclude.subject_ids": "", "filter.exclude.categories": "CATEGORY_SYSTEM",
 		"filter.exclude.actions": "", "filter.exclude.purpose_codes": "", "filter.exclude.pii_fields": "",
-		"filter.text": "", "filter.query": "",
+		"filter.text": "", "filter.query": "", "with_proofs": "true", "group_by": "GROUP_BY_ACTION",
 	}
 	// Search and export take a filter in two spellings, one at a time:
 	// search is called with the single-valued fields, export with the
@@ -303,6 +303,21 @@ func TestOpenAPIMatchesServer(t *testing.T) {
 			ids := eventIDs(t, r.json["entries"])
 			if want := []string{"oa-3", "oa-2", "oa-1", "oa-0"}; !slices.Equal(ids, want) {
 				t.Errorf("search found %v, want %v (newest first)", ids, want)
+			}
+		}},
+		{op: "ReadService_Aggregate", check: func(t *testing.T, r *apiResult) {
+			want(t, "total", r.str("total"), "4")
+			groups, _ := r.json["groups"].([]any)
+			if len(groups) != 1 || groups[0].(map[string]any)["key"] != "record.view" {
+				t.Errorf("groups %v, want record.view alone", groups)
+			}
+		}},
+		{op: "AdminService_SetSearchSettings", body: map[string]any{"text_attributes": []any{"reason", "note"}}, check: func(t *testing.T, r *apiResult) {
+			want(t, "text_attributes", r.str("text_attributes"), "2")
+		}},
+		{op: "AdminService_GetSearchSettings", check: func(t *testing.T, r *apiResult) {
+			if r.str("text_attributes") != "2" || !bytes.Contains(r.body, []byte(`"reason"`)) {
+				t.Errorf("search settings %s", r.body)
 			}
 		}},
 		{op: "ProofService_ListPartitions", check: func(t *testing.T, r *apiResult) {

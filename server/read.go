@@ -123,7 +123,11 @@ func (rs *readService) Search(ctx context.Context, req *trailv1.SearchRequest) (
 	if err := rs.s.waitApplied(ctx, req.GetMinIndex()); err != nil {
 		return nil, err
 	}
-	res, err := rs.search(ctx, q)
+	// One engine for the hits and their proofs: a snapshot restore in
+	// between must not mix two.
+	eng, release := rs.s.cluster.AcquireEngine()
+	defer release()
+	res, err := rs.search(ctx, eng, q)
 	if err != nil {
 		return nil, err
 	}
@@ -132,6 +136,11 @@ func (rs *readService) Search(ctx context.Context, req *trailv1.SearchRequest) (
 	for i, h := range res.Hits {
 		resp.Entries[i] = hitProto(h)
 		ids[i] = h.Entry.GetEvent().GetEventId()
+	}
+	if req.GetWithProofs() {
+		if err := rs.proveHits(ctx, eng, tenant, res.Hits, resp); err != nil {
+			return nil, err
+		}
 	}
 	ac.eventIDs = ids
 	ac.setUint("results", uint64(len(ids)))
@@ -142,8 +151,7 @@ func (rs *readService) Search(ctx context.Context, req *trailv1.SearchRequest) (
 // again with a limit that fits, so that the cursor resumes right after the
 // last entry returned. The engine's cursors are opaque; asking it again is
 // the only way to get one for a shorter page.
-func (rs *readService) search(ctx context.Context, q engine.Query) (engine.SearchResult, error) {
-	eng := rs.s.cluster.Engine()
+func (rs *readService) search(ctx context.Context, eng *engine.Engine, q engine.Query) (engine.SearchResult, error) {
 	res, err := eng.Search(ctx, q)
 	if err != nil {
 		return engine.SearchResult{}, err

@@ -51,14 +51,29 @@
 // Auditors:
 //
 //	get TENANT EVENT_ID | get TENANT --partition P --leaf N
-//	search TENANT [--actor --subject --target-type --target-id --category --action
-//	       --purpose --pii-field --from --to --newest --limit N --cursor C --all]
+//	search TENANT [QUERY] [--actor --subject --target TYPE/ID --category --action
+//	       --purpose --pii-field --from --to --newest --limit N --cursor C --all
+//	       --vkey FILE]
+//	                                QUERY is the query syntax: actor:alice,bob
+//	                                category:data_access -action:user.login "a phrase"
+//	                                word prefix* from:2026-01-01 (fields: actor, subject,
+//	                                target, category, action, purpose, pii, from, to,
+//	                                text); flags repeat for alternatives and combine with
+//	                                it; with --vkey every hit is proven against its
+//	                                partition's signed checkpoint
+//	aggregate TENANT [QUERY] --by FIELD|hour|day|month [--limit N] [filter flags]
+//	                                counts from the index: the largest groups of a field
+//	                                (actor, subject, target, category, action, purpose,
+//	                                pii_field) or a timeline (UTC buckets)
+//	search-settings get|set TENANT [--text-attr KEY... | --none | --reset]
+//	                                the attributes full-text search reads (set: admin)
 //	partitions TENANT
 //	checkpoint TENANT PARTITION [--size N] [--out FILE] [--vkey FILE]
 //	prove TENANT EVENT_ID --vkey FILE [--size N] [--out FILE]
 //	consistency TENANT PARTITION FROM TO --vkey FILE [--out FILE]   (TO 0: current size)
-//	export --tenant T [--from TIME --to TIME --actor ID --subject ID --target-type TT
-//	       --target-id ID --category C --action A --min-index N] [-o FILE] [--vkey FILE]
+//	export --tenant T [--from TIME --to TIME --actor ID --subject ID --target TYPE/ID
+//	       --category C --action A --purpose P --pii-field F --min-index N] [-o FILE]
+//	       [--vkey FILE]
 //	                                download an attested export bundle (below) of the
 //	                                tenant's entries sequenced in [from, to), optionally
 //	                                filtered (--subject needs the privacy_officer role);

@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"strings"
 
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -17,6 +18,7 @@ type searchFlags struct {
 	filter filterFlags
 	limit  uint
 	all    bool
+	trust  trustFlags
 }
 
 func (s *searchFlags) register(fs *flag.FlagSet) {
@@ -25,10 +27,11 @@ func (s *searchFlags) register(fs *flag.FlagSet) {
 	fs.UintVar(&s.limit, "limit", 0, "entries per page (default: the server's, 100; at most 1000)")
 	fs.StringVar(&s.req.Cursor, "cursor", "", "continue from the cursor a previous page printed")
 	fs.BoolVar(&s.all, "all", false, "fetch every page, not just the first")
+	s.trust.register(fs)
 }
 
 // request builds the SearchRequest from the flags.
-func (s *searchFlags) request(tenant string) (*trailv1.SearchRequest, error) {
+func (s *searchFlags) request(tenant, query string) (*trailv1.SearchRequest, error) {
 	if err := validTenant(tenant); err != nil {
 		return nil, usageErrorf("%v", err)
 	}
@@ -42,6 +45,9 @@ func (s *searchFlags) request(tenant string) (*trailv1.SearchRequest, error) {
 	if req.Filter, err = s.filter.filter(); err != nil {
 		return nil, err
 	}
+	req.Filter.Query = query
+	// With --vkey every hit comes with its proof and is checked here.
+	req.WithProofs = s.trust.vkeyFile != ""
 	return req, nil
 }
 
@@ -62,13 +68,21 @@ func cmdSearch(ctx context.Context, e *env, args []string) error {
 	fs := newFlagSet("search")
 	n.register(fs)
 	s.register(fs)
-	pos, err := parseCommand(e, "search", fs, args, 1, 1)
+	pos, err := parseCommand(e, "search", fs, args, 1, 2)
 	if err != nil {
 		return err
 	}
-	req, err := s.request(pos[0])
+	req, err := s.request(pos[0], strings.Join(pos[1:], ""))
 	if err != nil {
 		return err
+	}
+	var t *trust
+	if req.WithProofs {
+		tr, err := s.trust.load()
+		if err != nil {
+			return err
+		}
+		t = &tr
 	}
 	conn, err := n.connect(e)
 	if err != nil {
@@ -76,38 +90,50 @@ func cmdSearch(ctx context.Context, e *env, args []string) error {
 	}
 	defer conn.Close()
 	client := trailv1.NewReadServiceClient(conn)
+	proven := 0
 	for first := true; ; first = false {
-		next, err := searchPage(ctx, &n, client, req, e.stdout, first)
+		next, n2, err := searchPage(ctx, &n, client, req, e.stdout, first, t)
 		if err != nil {
 			return err
 		}
+		proven += n2
 		switch {
 		case next == "":
-			return nil
 		case !s.all:
 			fmt.Fprintf(e.stderr, "more results: add --cursor %s (or --all)\n", next)
-			return nil
+		default:
+			req.Cursor = next
+			continue
 		}
-		req.Cursor = next
+		if t != nil {
+			fmt.Fprintf(e.stderr, "OK %d hits: each entry's leaf hash recomputed and proven in its partition's checkpoint, signed by key %s\n", proven, t.keyLabel())
+		}
+		return nil
 	}
 }
 
 // searchPage fetches and prints one page, each under its own deadline, and
-// returns the next cursor. Tables are aligned per page so output streams.
-func searchPage(ctx context.Context, n *netCommand, client trailv1.ReadServiceClient, req *trailv1.SearchRequest, w io.Writer, header bool) (string, error) {
+// returns the next cursor and the number of hits proven (with t). Tables
+// are aligned per page so output streams.
+func searchPage(ctx context.Context, n *netCommand, client trailv1.ReadServiceClient, req *trailv1.SearchRequest, w io.Writer, header bool, t *trust) (string, int, error) {
 	rctx, cancel := n.rpcContext(ctx)
 	defer cancel()
 	resp, err := client.Search(rctx, req)
 	if err != nil {
-		return "", wrapRPC("Search", err)
+		return "", 0, wrapRPC("Search", err)
+	}
+	if t != nil {
+		if err := proveHits(*t, req.GetTenantId(), resp); err != nil {
+			return "", 0, err
+		}
 	}
 	if n.json {
 		for _, se := range resp.GetEntries() {
 			if err := writeJSON(w, se); err != nil {
-				return "", err
+				return "", 0, err
 			}
 		}
-		return resp.GetNextCursor(), nil
+		return resp.GetNextCursor(), len(resp.GetEntries()), nil
 	}
 	tw := newTable(w)
 	if header {
@@ -116,5 +142,32 @@ func searchPage(ctx context.Context, n *netCommand, client trailv1.ReadServiceCl
 	for _, se := range resp.GetEntries() {
 		fmt.Fprintln(tw, entryRow(se))
 	}
-	return resp.GetNextCursor(), tw.Flush()
+	return resp.GetNextCursor(), len(resp.GetEntries()), tw.Flush()
+}
+
+// proveHits checks every hit of a page against its partition's signed
+// checkpoint, as "trailctl prove" checks one: a hit that does not verify
+// fails the command.
+func proveHits(t trust, tenant string, resp *trailv1.SearchResponse) error {
+	cps := map[string]*trailv1.Checkpoint{}
+	for _, c := range resp.GetCheckpoints() {
+		cps[c.GetPartition()] = c.GetCheckpoint()
+	}
+	if len(resp.GetProofs()) != len(resp.GetEntries()) {
+		return fmt.Errorf("%d proofs for %d hits: the server did not prove every hit", len(resp.GetProofs()), len(resp.GetEntries()))
+	}
+	for i, se := range resp.GetEntries() {
+		p := resp.GetProofs()[i]
+		if p.GetPartition() != se.GetPartition() || p.GetLeafIndex() != se.GetLeafIndex() {
+			return fmt.Errorf("hit %d is %s leaf %d but its proof is for %s leaf %d", i, se.GetPartition(), se.GetLeafIndex(), p.GetPartition(), p.GetLeafIndex())
+		}
+		pf := proofFile{TenantID: tenant, Proof: &trailv1.GetInclusionProofResponse{
+			Partition: p.GetPartition(), LeafIndex: p.GetLeafIndex(), TreeSize: p.GetTreeSize(), LeafHash: se.GetLeafHash(),
+			Proof: p.GetProof(), Checkpoint: cps[p.GetPartition()], EntryBytes: se.GetEntryBytes(),
+		}}
+		if _, err := checkInclusion(t, pf); err != nil {
+			return fmt.Errorf("hit %d (%s leaf %d): %w", i, se.GetPartition(), se.GetLeafIndex(), err)
+		}
+	}
+	return nil
 }

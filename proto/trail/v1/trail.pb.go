@@ -28,6 +28,81 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// GroupBy is what an aggregation counts by: an indexed field (the largest
+// groups first) or a bucket of sequencer time (UTC, in time order).
+type GroupBy int32
+
+const (
+	GroupBy_GROUP_BY_UNSPECIFIED GroupBy = 0
+	GroupBy_GROUP_BY_ACTOR       GroupBy = 1
+	GroupBy_GROUP_BY_SUBJECT     GroupBy = 2
+	GroupBy_GROUP_BY_TARGET      GroupBy = 3
+	GroupBy_GROUP_BY_CATEGORY    GroupBy = 4
+	GroupBy_GROUP_BY_ACTION      GroupBy = 5
+	GroupBy_GROUP_BY_PURPOSE     GroupBy = 6
+	GroupBy_GROUP_BY_PII_FIELD   GroupBy = 7
+	GroupBy_GROUP_BY_HOUR        GroupBy = 8
+	GroupBy_GROUP_BY_DAY         GroupBy = 9
+	GroupBy_GROUP_BY_MONTH       GroupBy = 10
+)
+
+// Enum value maps for GroupBy.
+var (
+	GroupBy_name = map[int32]string{
+		0:  "GROUP_BY_UNSPECIFIED",
+		1:  "GROUP_BY_ACTOR",
+		2:  "GROUP_BY_SUBJECT",
+		3:  "GROUP_BY_TARGET",
+		4:  "GROUP_BY_CATEGORY",
+		5:  "GROUP_BY_ACTION",
+		6:  "GROUP_BY_PURPOSE",
+		7:  "GROUP_BY_PII_FIELD",
+		8:  "GROUP_BY_HOUR",
+		9:  "GROUP_BY_DAY",
+		10: "GROUP_BY_MONTH",
+	}
+	GroupBy_value = map[string]int32{
+		"GROUP_BY_UNSPECIFIED": 0,
+		"GROUP_BY_ACTOR":       1,
+		"GROUP_BY_SUBJECT":     2,
+		"GROUP_BY_TARGET":      3,
+		"GROUP_BY_CATEGORY":    4,
+		"GROUP_BY_ACTION":      5,
+		"GROUP_BY_PURPOSE":     6,
+		"GROUP_BY_PII_FIELD":   7,
+		"GROUP_BY_HOUR":        8,
+		"GROUP_BY_DAY":         9,
+		"GROUP_BY_MONTH":       10,
+	}
+)
+
+func (x GroupBy) Enum() *GroupBy {
+	p := new(GroupBy)
+	*p = x
+	return p
+}
+
+func (x GroupBy) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (GroupBy) Descriptor() protoreflect.EnumDescriptor {
+	return file_trail_v1_trail_proto_enumTypes[0].Descriptor()
+}
+
+func (GroupBy) Type() protoreflect.EnumType {
+	return &file_trail_v1_trail_proto_enumTypes[0]
+}
+
+func (x GroupBy) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use GroupBy.Descriptor instead.
+func (GroupBy) EnumDescriptor() ([]byte, []int) {
+	return file_trail_v1_trail_proto_rawDescGZIP(), []int{0}
+}
+
 type Role int32
 
 const (
@@ -67,11 +142,11 @@ func (x Role) String() string {
 }
 
 func (Role) Descriptor() protoreflect.EnumDescriptor {
-	return file_trail_v1_trail_proto_enumTypes[0].Descriptor()
+	return file_trail_v1_trail_proto_enumTypes[1].Descriptor()
 }
 
 func (Role) Type() protoreflect.EnumType {
-	return &file_trail_v1_trail_proto_enumTypes[0]
+	return &file_trail_v1_trail_proto_enumTypes[1]
 }
 
 func (x Role) Number() protoreflect.EnumNumber {
@@ -80,7 +155,7 @@ func (x Role) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use Role.Descriptor instead.
 func (Role) EnumDescriptor() ([]byte, []int) {
-	return file_trail_v1_trail_proto_rawDescGZIP(), []int{0}
+	return file_trail_v1_trail_proto_rawDescGZIP(), []int{1}
 }
 
 // Receipt proves acceptance: the event is committed by a Raft quorum and
@@ -1007,8 +1082,12 @@ type SearchRequest struct {
 	Limit       uint32                 `protobuf:"varint,13,opt,name=limit,proto3" json:"limit,omitempty"`
 	Cursor      string                 `protobuf:"bytes,14,opt,name=cursor,proto3" json:"cursor,omitempty"`
 	// Wait until this node has applied at least this Raft index.
-	MinIndex      uint64  `protobuf:"varint,15,opt,name=min_index,json=minIndex,proto3" json:"min_index,omitempty"`
-	Filter        *Filter `protobuf:"bytes,16,opt,name=filter,proto3" json:"filter,omitempty"`
+	MinIndex uint64  `protobuf:"varint,15,opt,name=min_index,json=minIndex,proto3" json:"min_index,omitempty"`
+	Filter   *Filter `protobuf:"bytes,16,opt,name=filter,proto3" json:"filter,omitempty"`
+	// Prove every hit: each entry carries its inclusion proof against the
+	// signed checkpoint of its partition in checkpoints, so a page of
+	// results can be checked offline.
+	WithProofs    bool `protobuf:"varint,17,opt,name=with_proofs,json=withProofs,proto3" json:"with_proofs,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1155,10 +1234,21 @@ func (x *SearchRequest) GetFilter() *Filter {
 	return nil
 }
 
+func (x *SearchRequest) GetWithProofs() bool {
+	if x != nil {
+		return x.WithProofs
+	}
+	return false
+}
+
 type SearchResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Entries       []*StoredEntry         `protobuf:"bytes,1,rep,name=entries,proto3" json:"entries,omitempty"`
-	NextCursor    string                 `protobuf:"bytes,2,opt,name=next_cursor,json=nextCursor,proto3" json:"next_cursor,omitempty"`
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	Entries    []*StoredEntry         `protobuf:"bytes,1,rep,name=entries,proto3" json:"entries,omitempty"`
+	NextCursor string                 `protobuf:"bytes,2,opt,name=next_cursor,json=nextCursor,proto3" json:"next_cursor,omitempty"`
+	// With with_proofs: entries[i]'s inclusion proof at its partition's
+	// checkpoint (the one in checkpoints with the same partition).
+	Proofs        []*InclusionProof      `protobuf:"bytes,3,rep,name=proofs,proto3" json:"proofs,omitempty"`
+	Checkpoints   []*PartitionCheckpoint `protobuf:"bytes,4,rep,name=checkpoints,proto3" json:"checkpoints,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1207,6 +1297,335 @@ func (x *SearchResponse) GetNextCursor() string {
 	return ""
 }
 
+func (x *SearchResponse) GetProofs() []*InclusionProof {
+	if x != nil {
+		return x.Proofs
+	}
+	return nil
+}
+
+func (x *SearchResponse) GetCheckpoints() []*PartitionCheckpoint {
+	if x != nil {
+		return x.Checkpoints
+	}
+	return nil
+}
+
+// InclusionProof proves one leaf in a partition's tree of tree_size.
+type InclusionProof struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Partition     string                 `protobuf:"bytes,1,opt,name=partition,proto3" json:"partition,omitempty"`
+	LeafIndex     uint64                 `protobuf:"varint,2,opt,name=leaf_index,json=leafIndex,proto3" json:"leaf_index,omitempty"`
+	TreeSize      uint64                 `protobuf:"varint,3,opt,name=tree_size,json=treeSize,proto3" json:"tree_size,omitempty"`
+	Proof         [][]byte               `protobuf:"bytes,4,rep,name=proof,proto3" json:"proof,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *InclusionProof) Reset() {
+	*x = InclusionProof{}
+	mi := &file_trail_v1_trail_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *InclusionProof) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*InclusionProof) ProtoMessage() {}
+
+func (x *InclusionProof) ProtoReflect() protoreflect.Message {
+	mi := &file_trail_v1_trail_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use InclusionProof.ProtoReflect.Descriptor instead.
+func (*InclusionProof) Descriptor() ([]byte, []int) {
+	return file_trail_v1_trail_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *InclusionProof) GetPartition() string {
+	if x != nil {
+		return x.Partition
+	}
+	return ""
+}
+
+func (x *InclusionProof) GetLeafIndex() uint64 {
+	if x != nil {
+		return x.LeafIndex
+	}
+	return 0
+}
+
+func (x *InclusionProof) GetTreeSize() uint64 {
+	if x != nil {
+		return x.TreeSize
+	}
+	return 0
+}
+
+func (x *InclusionProof) GetProof() [][]byte {
+	if x != nil {
+		return x.Proof
+	}
+	return nil
+}
+
+// PartitionCheckpoint is a partition's signed checkpoint.
+type PartitionCheckpoint struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Partition     string                 `protobuf:"bytes,1,opt,name=partition,proto3" json:"partition,omitempty"`
+	Checkpoint    *Checkpoint            `protobuf:"bytes,2,opt,name=checkpoint,proto3" json:"checkpoint,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PartitionCheckpoint) Reset() {
+	*x = PartitionCheckpoint{}
+	mi := &file_trail_v1_trail_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PartitionCheckpoint) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PartitionCheckpoint) ProtoMessage() {}
+
+func (x *PartitionCheckpoint) ProtoReflect() protoreflect.Message {
+	mi := &file_trail_v1_trail_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PartitionCheckpoint.ProtoReflect.Descriptor instead.
+func (*PartitionCheckpoint) Descriptor() ([]byte, []int) {
+	return file_trail_v1_trail_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *PartitionCheckpoint) GetPartition() string {
+	if x != nil {
+		return x.Partition
+	}
+	return ""
+}
+
+func (x *PartitionCheckpoint) GetCheckpoint() *Checkpoint {
+	if x != nil {
+		return x.Checkpoint
+	}
+	return nil
+}
+
+type AggregateRequest struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	TenantId string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	Filter   *Filter                `protobuf:"bytes,2,opt,name=filter,proto3" json:"filter,omitempty"`
+	GroupBy  GroupBy                `protobuf:"varint,3,opt,name=group_by,json=groupBy,proto3,enum=trail.v1.GroupBy" json:"group_by,omitempty"`
+	// Groups by a field returned, largest first (default 10, at most 1000).
+	Limit uint32 `protobuf:"varint,4,opt,name=limit,proto3" json:"limit,omitempty"`
+	// Wait until this node has applied at least this Raft index.
+	MinIndex      uint64 `protobuf:"varint,5,opt,name=min_index,json=minIndex,proto3" json:"min_index,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AggregateRequest) Reset() {
+	*x = AggregateRequest{}
+	mi := &file_trail_v1_trail_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AggregateRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AggregateRequest) ProtoMessage() {}
+
+func (x *AggregateRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_trail_v1_trail_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AggregateRequest.ProtoReflect.Descriptor instead.
+func (*AggregateRequest) Descriptor() ([]byte, []int) {
+	return file_trail_v1_trail_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *AggregateRequest) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+func (x *AggregateRequest) GetFilter() *Filter {
+	if x != nil {
+		return x.Filter
+	}
+	return nil
+}
+
+func (x *AggregateRequest) GetGroupBy() GroupBy {
+	if x != nil {
+		return x.GroupBy
+	}
+	return GroupBy_GROUP_BY_UNSPECIFIED
+}
+
+func (x *AggregateRequest) GetLimit() uint32 {
+	if x != nil {
+		return x.Limit
+	}
+	return 0
+}
+
+func (x *AggregateRequest) GetMinIndex() uint64 {
+	if x != nil {
+		return x.MinIndex
+	}
+	return 0
+}
+
+type AggregateGroup struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The field's value (a target as type/id), or the bucket's start.
+	Key   string `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
+	Count uint64 `protobuf:"varint,2,opt,name=count,proto3" json:"count,omitempty"`
+	// The bucket's start, for time groupings.
+	Start         *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=start,proto3" json:"start,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AggregateGroup) Reset() {
+	*x = AggregateGroup{}
+	mi := &file_trail_v1_trail_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AggregateGroup) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AggregateGroup) ProtoMessage() {}
+
+func (x *AggregateGroup) ProtoReflect() protoreflect.Message {
+	mi := &file_trail_v1_trail_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AggregateGroup.ProtoReflect.Descriptor instead.
+func (*AggregateGroup) Descriptor() ([]byte, []int) {
+	return file_trail_v1_trail_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *AggregateGroup) GetKey() string {
+	if x != nil {
+		return x.Key
+	}
+	return ""
+}
+
+func (x *AggregateGroup) GetCount() uint64 {
+	if x != nil {
+		return x.Count
+	}
+	return 0
+}
+
+func (x *AggregateGroup) GetStart() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Start
+	}
+	return nil
+}
+
+type AggregateResponse struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Groups []*AggregateGroup      `protobuf:"bytes,1,rep,name=groups,proto3" json:"groups,omitempty"`
+	// Events the filter selects.
+	Total         uint64 `protobuf:"varint,2,opt,name=total,proto3" json:"total,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AggregateResponse) Reset() {
+	*x = AggregateResponse{}
+	mi := &file_trail_v1_trail_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AggregateResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AggregateResponse) ProtoMessage() {}
+
+func (x *AggregateResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_trail_v1_trail_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AggregateResponse.ProtoReflect.Descriptor instead.
+func (*AggregateResponse) Descriptor() ([]byte, []int) {
+	return file_trail_v1_trail_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *AggregateResponse) GetGroups() []*AggregateGroup {
+	if x != nil {
+		return x.Groups
+	}
+	return nil
+}
+
+func (x *AggregateResponse) GetTotal() uint64 {
+	if x != nil {
+		return x.Total
+	}
+	return 0
+}
+
 type TailRequest struct {
 	state    protoimpl.MessageState `protogen:"open.v1"`
 	TenantId string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
@@ -1219,7 +1638,7 @@ type TailRequest struct {
 
 func (x *TailRequest) Reset() {
 	*x = TailRequest{}
-	mi := &file_trail_v1_trail_proto_msgTypes[14]
+	mi := &file_trail_v1_trail_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1231,7 +1650,7 @@ func (x *TailRequest) String() string {
 func (*TailRequest) ProtoMessage() {}
 
 func (x *TailRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_trail_v1_trail_proto_msgTypes[14]
+	mi := &file_trail_v1_trail_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1244,7 +1663,7 @@ func (x *TailRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TailRequest.ProtoReflect.Descriptor instead.
 func (*TailRequest) Descriptor() ([]byte, []int) {
-	return file_trail_v1_trail_proto_rawDescGZIP(), []int{14}
+	return file_trail_v1_trail_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *TailRequest) GetTenantId() string {
@@ -1277,7 +1696,7 @@ type TailResponse struct {
 
 func (x *TailResponse) Reset() {
 	*x = TailResponse{}
-	mi := &file_trail_v1_trail_proto_msgTypes[15]
+	mi := &file_trail_v1_trail_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1289,7 +1708,7 @@ func (x *TailResponse) String() string {
 func (*TailResponse) ProtoMessage() {}
 
 func (x *TailResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_trail_v1_trail_proto_msgTypes[15]
+	mi := &file_trail_v1_trail_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1302,7 +1721,7 @@ func (x *TailResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TailResponse.ProtoReflect.Descriptor instead.
 func (*TailResponse) Descriptor() ([]byte, []int) {
-	return file_trail_v1_trail_proto_rawDescGZIP(), []int{15}
+	return file_trail_v1_trail_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *TailResponse) GetEntry() *StoredEntry {
@@ -1325,7 +1744,7 @@ type Checkpoint struct {
 
 func (x *Checkpoint) Reset() {
 	*x = Checkpoint{}
-	mi := &file_trail_v1_trail_proto_msgTypes[16]
+	mi := &file_trail_v1_trail_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1337,7 +1756,7 @@ func (x *Checkpoint) String() string {
 func (*Checkpoint) ProtoMessage() {}
 
 func (x *Checkpoint) ProtoReflect() protoreflect.Message {
-	mi := &file_trail_v1_trail_proto_msgTypes[16]
+	mi := &file_trail_v1_trail_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1350,7 +1769,7 @@ func (x *Checkpoint) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Checkpoint.ProtoReflect.Descriptor instead.
 func (*Checkpoint) Descriptor() ([]byte, []int) {
-	return file_trail_v1_trail_proto_rawDescGZIP(), []int{16}
+	return file_trail_v1_trail_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *Checkpoint) GetSignedNote() string {
@@ -1395,7 +1814,7 @@ type GetCheckpointRequest struct {
 
 func (x *GetCheckpointRequest) Reset() {
 	*x = GetCheckpointRequest{}
-	mi := &file_trail_v1_trail_proto_msgTypes[17]
+	mi := &file_trail_v1_trail_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1407,7 +1826,7 @@ func (x *GetCheckpointRequest) String() string {
 func (*GetCheckpointRequest) ProtoMessage() {}
 
 func (x *GetCheckpointRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_trail_v1_trail_proto_msgTypes[17]
+	mi := &file_trail_v1_trail_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1420,7 +1839,7 @@ func (x *GetCheckpointRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetCheckpointRequest.ProtoReflect.Descriptor instead.
 func (*GetCheckpointRequest) Descriptor() ([]byte, []int) {
-	return file_trail_v1_trail_proto_rawDescGZIP(), []int{17}
+	return file_trail_v1_trail_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *GetCheckpointRequest) GetTenantId() string {
@@ -1460,7 +1879,7 @@ type GetCheckpointResponse struct {
 
 func (x *GetCheckpointResponse) Reset() {
 	*x = GetCheckpointResponse{}
-	mi := &file_trail_v1_trail_proto_msgTypes[18]
+	mi := &file_trail_v1_trail_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1472,7 +1891,7 @@ func (x *GetCheckpointResponse) String() string {
 func (*GetCheckpointResponse) ProtoMessage() {}
 
 func (x *GetCheckpointResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_trail_v1_trail_proto_msgTypes[18]
+	mi := &file_trail_v1_trail_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1485,7 +1904,7 @@ func (x *GetCheckpointResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetCheckpointResponse.ProtoReflect.Descriptor instead.
 func (*GetCheckpointResponse) Descriptor() ([]byte, []int) {
-	return file_trail_v1_trail_proto_rawDescGZIP(), []int{18}
+	return file_trail_v1_trail_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *GetCheckpointResponse) GetCheckpoint() *Checkpoint {
@@ -1512,7 +1931,7 @@ type GetInclusionProofRequest struct {
 
 func (x *GetInclusionProofRequest) Reset() {
 	*x = GetInclusionProofRequest{}
-	mi := &file_trail_v1_trail_proto_msgTypes[19]
+	mi := &file_trail_v1_trail_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1524,7 +1943,7 @@ func (x *GetInclusionProofRequest) String() string {
 func (*GetInclusionProofRequest) ProtoMessage() {}
 
 func (x *GetInclusionProofRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_trail_v1_trail_proto_msgTypes[19]
+	mi := &file_trail_v1_trail_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1537,7 +1956,7 @@ func (x *GetInclusionProofRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetInclusionProofRequest.ProtoReflect.Descriptor instead.
 func (*GetInclusionProofRequest) Descriptor() ([]byte, []int) {
-	return file_trail_v1_trail_proto_rawDescGZIP(), []int{19}
+	return file_trail_v1_trail_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *GetInclusionProofRequest) GetTenantId() string {
@@ -1599,7 +2018,7 @@ type GetInclusionProofResponse struct {
 
 func (x *GetInclusionProofResponse) Reset() {
 	*x = GetInclusionProofResponse{}
-	mi := &file_trail_v1_trail_proto_msgTypes[20]
+	mi := &file_trail_v1_trail_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1611,7 +2030,7 @@ func (x *GetInclusionProofResponse) String() string {
 func (*GetInclusionProofResponse) ProtoMessage() {}
 
 func (x *GetInclusionProofResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_trail_v1_trail_proto_msgTypes[20]
+	mi := &file_trail_v1_trail_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1624,7 +2043,7 @@ func (x *GetInclusionProofResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetInclusionProofResponse.ProtoReflect.Descriptor instead.
 func (*GetInclusionProofResponse) Descriptor() ([]byte, []int) {
-	return file_trail_v1_trail_proto_rawDescGZIP(), []int{20}
+	return file_trail_v1_trail_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *GetInclusionProofResponse) GetPartition() string {
@@ -1691,7 +2110,7 @@ type GetConsistencyProofRequest struct {
 
 func (x *GetConsistencyProofRequest) Reset() {
 	*x = GetConsistencyProofRequest{}
-	mi := &file_trail_v1_trail_proto_msgTypes[21]
+	mi := &file_trail_v1_trail_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1703,7 +2122,7 @@ func (x *GetConsistencyProofRequest) String() string {
 func (*GetConsistencyProofRequest) ProtoMessage() {}
 
 func (x *GetConsistencyProofRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_trail_v1_trail_proto_msgTypes[21]
+	mi := &file_trail_v1_trail_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1716,7 +2135,7 @@ func (x *GetConsistencyProofRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetConsistencyProofRequest.ProtoReflect.Descriptor instead.
 func (*GetConsistencyProofRequest) Descriptor() ([]byte, []int) {
-	return file_trail_v1_trail_proto_rawDescGZIP(), []int{21}
+	return file_trail_v1_trail_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *GetConsistencyProofRequest) GetTenantId() string {
@@ -1767,7 +2186,7 @@ type GetConsistencyProofResponse struct {
 
 func (x *GetConsistencyProofResponse) Reset() {
 	*x = GetConsistencyProofResponse{}
-	mi := &file_trail_v1_trail_proto_msgTypes[22]
+	mi := &file_trail_v1_trail_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1779,7 +2198,7 @@ func (x *GetConsistencyProofResponse) String() string {
 func (*GetConsistencyProofResponse) ProtoMessage() {}
 
 func (x *GetConsistencyProofResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_trail_v1_trail_proto_msgTypes[22]
+	mi := &file_trail_v1_trail_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1792,7 +2211,7 @@ func (x *GetConsistencyProofResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetConsistencyProofResponse.ProtoReflect.Descriptor instead.
 func (*GetConsistencyProofResponse) Descriptor() ([]byte, []int) {
-	return file_trail_v1_trail_proto_rawDescGZIP(), []int{22}
+	return file_trail_v1_trail_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *GetConsistencyProofResponse) GetFromSize() uint64 {
@@ -1841,7 +2260,7 @@ type ListPartitionsRequest struct {
 
 func (x *ListPartitionsRequest) Reset() {
 	*x = ListPartitionsRequest{}
-	mi := &file_trail_v1_trail_proto_msgTypes[23]
+	mi := &file_trail_v1_trail_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1853,7 +2272,7 @@ func (x *ListPartitionsRequest) String() string {
 func (*ListPartitionsRequest) ProtoMessage() {}
 
 func (x *ListPartitionsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_trail_v1_trail_proto_msgTypes[23]
+	mi := &file_trail_v1_trail_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1866,7 +2285,7 @@ func (x *ListPartitionsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListPartitionsRequest.ProtoReflect.Descriptor instead.
 func (*ListPartitionsRequest) Descriptor() ([]byte, []int) {
-	return file_trail_v1_trail_proto_rawDescGZIP(), []int{23}
+	return file_trail_v1_trail_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *ListPartitionsRequest) GetTenantId() string {
@@ -1900,7 +2319,7 @@ type PartitionInfo struct {
 
 func (x *PartitionInfo) Reset() {
 	*x = PartitionInfo{}
-	mi := &file_trail_v1_trail_proto_msgTypes[24]
+	mi := &file_trail_v1_trail_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1912,7 +2331,7 @@ func (x *PartitionInfo) String() string {
 func (*PartitionInfo) ProtoMessage() {}
 
 func (x *PartitionInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_trail_v1_trail_proto_msgTypes[24]
+	mi := &file_trail_v1_trail_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1925,7 +2344,7 @@ func (x *PartitionInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PartitionInfo.ProtoReflect.Descriptor instead.
 func (*PartitionInfo) Descriptor() ([]byte, []int) {
-	return file_trail_v1_trail_proto_rawDescGZIP(), []int{24}
+	return file_trail_v1_trail_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *PartitionInfo) GetPartition() string {
@@ -1993,7 +2412,7 @@ type ListPartitionsResponse struct {
 
 func (x *ListPartitionsResponse) Reset() {
 	*x = ListPartitionsResponse{}
-	mi := &file_trail_v1_trail_proto_msgTypes[25]
+	mi := &file_trail_v1_trail_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2005,7 +2424,7 @@ func (x *ListPartitionsResponse) String() string {
 func (*ListPartitionsResponse) ProtoMessage() {}
 
 func (x *ListPartitionsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_trail_v1_trail_proto_msgTypes[25]
+	mi := &file_trail_v1_trail_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2018,7 +2437,7 @@ func (x *ListPartitionsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListPartitionsResponse.ProtoReflect.Descriptor instead.
 func (*ListPartitionsResponse) Descriptor() ([]byte, []int) {
-	return file_trail_v1_trail_proto_rawDescGZIP(), []int{25}
+	return file_trail_v1_trail_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *ListPartitionsResponse) GetPartitions() []*PartitionInfo {
@@ -2043,7 +2462,7 @@ type APIKey struct {
 
 func (x *APIKey) Reset() {
 	*x = APIKey{}
-	mi := &file_trail_v1_trail_proto_msgTypes[26]
+	mi := &file_trail_v1_trail_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2055,7 +2474,7 @@ func (x *APIKey) String() string {
 func (*APIKey) ProtoMessage() {}
 
 func (x *APIKey) ProtoReflect() protoreflect.Message {
-	mi := &file_trail_v1_trail_proto_msgTypes[26]
+	mi := &file_trail_v1_trail_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2068,7 +2487,7 @@ func (x *APIKey) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use APIKey.ProtoReflect.Descriptor instead.
 func (*APIKey) Descriptor() ([]byte, []int) {
-	return file_trail_v1_trail_proto_rawDescGZIP(), []int{26}
+	return file_trail_v1_trail_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *APIKey) GetId() string {
@@ -2124,7 +2543,7 @@ type CreateAPIKeyRequest struct {
 
 func (x *CreateAPIKeyRequest) Reset() {
 	*x = CreateAPIKeyRequest{}
-	mi := &file_trail_v1_trail_proto_msgTypes[27]
+	mi := &file_trail_v1_trail_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2136,7 +2555,7 @@ func (x *CreateAPIKeyRequest) String() string {
 func (*CreateAPIKeyRequest) ProtoMessage() {}
 
 func (x *CreateAPIKeyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_trail_v1_trail_proto_msgTypes[27]
+	mi := &file_trail_v1_trail_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2149,7 +2568,7 @@ func (x *CreateAPIKeyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateAPIKeyRequest.ProtoReflect.Descriptor instead.
 func (*CreateAPIKeyRequest) Descriptor() ([]byte, []int) {
-	return file_trail_v1_trail_proto_rawDescGZIP(), []int{27}
+	return file_trail_v1_trail_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *CreateAPIKeyRequest) GetRole() Role {
@@ -2184,7 +2603,7 @@ type CreateAPIKeyResponse struct {
 
 func (x *CreateAPIKeyResponse) Reset() {
 	*x = CreateAPIKeyResponse{}
-	mi := &file_trail_v1_trail_proto_msgTypes[28]
+	mi := &file_trail_v1_trail_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2196,7 +2615,7 @@ func (x *CreateAPIKeyResponse) String() string {
 func (*CreateAPIKeyResponse) ProtoMessage() {}
 
 func (x *CreateAPIKeyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_trail_v1_trail_proto_msgTypes[28]
+	mi := &file_trail_v1_trail_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2209,7 +2628,7 @@ func (x *CreateAPIKeyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateAPIKeyResponse.ProtoReflect.Descriptor instead.
 func (*CreateAPIKeyResponse) Descriptor() ([]byte, []int) {
-	return file_trail_v1_trail_proto_rawDescGZIP(), []int{28}
+	return file_trail_v1_trail_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *CreateAPIKeyResponse) GetKey() *APIKey {
@@ -2234,7 +2653,7 @@ type ListAPIKeysRequest struct {
 
 func (x *ListAPIKeysRequest) Reset() {
 	*x = ListAPIKeysRequest{}
-	mi := &file_trail_v1_trail_proto_msgTypes[29]
+	mi := &file_trail_v1_trail_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2246,7 +2665,7 @@ func (x *ListAPIKeysRequest) String() string {
 func (*ListAPIKeysRequest) ProtoMessage() {}
 
 func (x *ListAPIKeysRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_trail_v1_trail_proto_msgTypes[29]
+	mi := &file_trail_v1_trail_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2259,7 +2678,7 @@ func (x *ListAPIKeysRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAPIKeysRequest.ProtoReflect.Descriptor instead.
 func (*ListAPIKeysRequest) Descriptor() ([]byte, []int) {
-	return file_trail_v1_trail_proto_rawDescGZIP(), []int{29}
+	return file_trail_v1_trail_proto_rawDescGZIP(), []int{34}
 }
 
 type ListAPIKeysResponse struct {
@@ -2271,7 +2690,7 @@ type ListAPIKeysResponse struct {
 
 func (x *ListAPIKeysResponse) Reset() {
 	*x = ListAPIKeysResponse{}
-	mi := &file_trail_v1_trail_proto_msgTypes[30]
+	mi := &file_trail_v1_trail_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2283,7 +2702,7 @@ func (x *ListAPIKeysResponse) String() string {
 func (*ListAPIKeysResponse) ProtoMessage() {}
 
 func (x *ListAPIKeysResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_trail_v1_trail_proto_msgTypes[30]
+	mi := &file_trail_v1_trail_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2296,7 +2715,7 @@ func (x *ListAPIKeysResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAPIKeysResponse.ProtoReflect.Descriptor instead.
 func (*ListAPIKeysResponse) Descriptor() ([]byte, []int) {
-	return file_trail_v1_trail_proto_rawDescGZIP(), []int{30}
+	return file_trail_v1_trail_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *ListAPIKeysResponse) GetKeys() []*APIKey {
@@ -2315,7 +2734,7 @@ type RevokeAPIKeyRequest struct {
 
 func (x *RevokeAPIKeyRequest) Reset() {
 	*x = RevokeAPIKeyRequest{}
-	mi := &file_trail_v1_trail_proto_msgTypes[31]
+	mi := &file_trail_v1_trail_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2327,7 +2746,7 @@ func (x *RevokeAPIKeyRequest) String() string {
 func (*RevokeAPIKeyRequest) ProtoMessage() {}
 
 func (x *RevokeAPIKeyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_trail_v1_trail_proto_msgTypes[31]
+	mi := &file_trail_v1_trail_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2340,7 +2759,7 @@ func (x *RevokeAPIKeyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeAPIKeyRequest.ProtoReflect.Descriptor instead.
 func (*RevokeAPIKeyRequest) Descriptor() ([]byte, []int) {
-	return file_trail_v1_trail_proto_rawDescGZIP(), []int{31}
+	return file_trail_v1_trail_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *RevokeAPIKeyRequest) GetId() string {
@@ -2358,7 +2777,7 @@ type RevokeAPIKeyResponse struct {
 
 func (x *RevokeAPIKeyResponse) Reset() {
 	*x = RevokeAPIKeyResponse{}
-	mi := &file_trail_v1_trail_proto_msgTypes[32]
+	mi := &file_trail_v1_trail_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2370,7 +2789,7 @@ func (x *RevokeAPIKeyResponse) String() string {
 func (*RevokeAPIKeyResponse) ProtoMessage() {}
 
 func (x *RevokeAPIKeyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_trail_v1_trail_proto_msgTypes[32]
+	mi := &file_trail_v1_trail_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2383,7 +2802,7 @@ func (x *RevokeAPIKeyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeAPIKeyResponse.ProtoReflect.Descriptor instead.
 func (*RevokeAPIKeyResponse) Descriptor() ([]byte, []int) {
-	return file_trail_v1_trail_proto_rawDescGZIP(), []int{32}
+	return file_trail_v1_trail_proto_rawDescGZIP(), []int{37}
 }
 
 type ClusterNode struct {
@@ -2399,7 +2818,7 @@ type ClusterNode struct {
 
 func (x *ClusterNode) Reset() {
 	*x = ClusterNode{}
-	mi := &file_trail_v1_trail_proto_msgTypes[33]
+	mi := &file_trail_v1_trail_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2411,7 +2830,7 @@ func (x *ClusterNode) String() string {
 func (*ClusterNode) ProtoMessage() {}
 
 func (x *ClusterNode) ProtoReflect() protoreflect.Message {
-	mi := &file_trail_v1_trail_proto_msgTypes[33]
+	mi := &file_trail_v1_trail_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2424,7 +2843,7 @@ func (x *ClusterNode) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterNode.ProtoReflect.Descriptor instead.
 func (*ClusterNode) Descriptor() ([]byte, []int) {
-	return file_trail_v1_trail_proto_rawDescGZIP(), []int{33}
+	return file_trail_v1_trail_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *ClusterNode) GetId() string {
@@ -2470,7 +2889,7 @@ type ClusterStatusRequest struct {
 
 func (x *ClusterStatusRequest) Reset() {
 	*x = ClusterStatusRequest{}
-	mi := &file_trail_v1_trail_proto_msgTypes[34]
+	mi := &file_trail_v1_trail_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2482,7 +2901,7 @@ func (x *ClusterStatusRequest) String() string {
 func (*ClusterStatusRequest) ProtoMessage() {}
 
 func (x *ClusterStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_trail_v1_trail_proto_msgTypes[34]
+	mi := &file_trail_v1_trail_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2495,7 +2914,7 @@ func (x *ClusterStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterStatusRequest.ProtoReflect.Descriptor instead.
 func (*ClusterStatusRequest) Descriptor() ([]byte, []int) {
-	return file_trail_v1_trail_proto_rawDescGZIP(), []int{34}
+	return file_trail_v1_trail_proto_rawDescGZIP(), []int{39}
 }
 
 type ClusterStatusResponse struct {
@@ -2514,7 +2933,7 @@ type ClusterStatusResponse struct {
 
 func (x *ClusterStatusResponse) Reset() {
 	*x = ClusterStatusResponse{}
-	mi := &file_trail_v1_trail_proto_msgTypes[35]
+	mi := &file_trail_v1_trail_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2526,7 +2945,7 @@ func (x *ClusterStatusResponse) String() string {
 func (*ClusterStatusResponse) ProtoMessage() {}
 
 func (x *ClusterStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_trail_v1_trail_proto_msgTypes[35]
+	mi := &file_trail_v1_trail_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2539,7 +2958,7 @@ func (x *ClusterStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterStatusResponse.ProtoReflect.Descriptor instead.
 func (*ClusterStatusResponse) Descriptor() ([]byte, []int) {
-	return file_trail_v1_trail_proto_rawDescGZIP(), []int{35}
+	return file_trail_v1_trail_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *ClusterStatusResponse) GetNodeId() string {
@@ -2601,7 +3020,7 @@ type AddNodeRequest struct {
 
 func (x *AddNodeRequest) Reset() {
 	*x = AddNodeRequest{}
-	mi := &file_trail_v1_trail_proto_msgTypes[36]
+	mi := &file_trail_v1_trail_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2613,7 +3032,7 @@ func (x *AddNodeRequest) String() string {
 func (*AddNodeRequest) ProtoMessage() {}
 
 func (x *AddNodeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_trail_v1_trail_proto_msgTypes[36]
+	mi := &file_trail_v1_trail_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2626,7 +3045,7 @@ func (x *AddNodeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddNodeRequest.ProtoReflect.Descriptor instead.
 func (*AddNodeRequest) Descriptor() ([]byte, []int) {
-	return file_trail_v1_trail_proto_rawDescGZIP(), []int{36}
+	return file_trail_v1_trail_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *AddNodeRequest) GetId() string {
@@ -2651,7 +3070,7 @@ type AddNodeResponse struct {
 
 func (x *AddNodeResponse) Reset() {
 	*x = AddNodeResponse{}
-	mi := &file_trail_v1_trail_proto_msgTypes[37]
+	mi := &file_trail_v1_trail_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2663,7 +3082,7 @@ func (x *AddNodeResponse) String() string {
 func (*AddNodeResponse) ProtoMessage() {}
 
 func (x *AddNodeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_trail_v1_trail_proto_msgTypes[37]
+	mi := &file_trail_v1_trail_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2676,7 +3095,7 @@ func (x *AddNodeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddNodeResponse.ProtoReflect.Descriptor instead.
 func (*AddNodeResponse) Descriptor() ([]byte, []int) {
-	return file_trail_v1_trail_proto_rawDescGZIP(), []int{37}
+	return file_trail_v1_trail_proto_rawDescGZIP(), []int{42}
 }
 
 type RemoveNodeRequest struct {
@@ -2688,7 +3107,7 @@ type RemoveNodeRequest struct {
 
 func (x *RemoveNodeRequest) Reset() {
 	*x = RemoveNodeRequest{}
-	mi := &file_trail_v1_trail_proto_msgTypes[38]
+	mi := &file_trail_v1_trail_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2700,7 +3119,7 @@ func (x *RemoveNodeRequest) String() string {
 func (*RemoveNodeRequest) ProtoMessage() {}
 
 func (x *RemoveNodeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_trail_v1_trail_proto_msgTypes[38]
+	mi := &file_trail_v1_trail_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2713,7 +3132,7 @@ func (x *RemoveNodeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveNodeRequest.ProtoReflect.Descriptor instead.
 func (*RemoveNodeRequest) Descriptor() ([]byte, []int) {
-	return file_trail_v1_trail_proto_rawDescGZIP(), []int{38}
+	return file_trail_v1_trail_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *RemoveNodeRequest) GetId() string {
@@ -2731,7 +3150,7 @@ type RemoveNodeResponse struct {
 
 func (x *RemoveNodeResponse) Reset() {
 	*x = RemoveNodeResponse{}
-	mi := &file_trail_v1_trail_proto_msgTypes[39]
+	mi := &file_trail_v1_trail_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2743,7 +3162,7 @@ func (x *RemoveNodeResponse) String() string {
 func (*RemoveNodeResponse) ProtoMessage() {}
 
 func (x *RemoveNodeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_trail_v1_trail_proto_msgTypes[39]
+	mi := &file_trail_v1_trail_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2756,7 +3175,7 @@ func (x *RemoveNodeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveNodeResponse.ProtoReflect.Descriptor instead.
 func (*RemoveNodeResponse) Descriptor() ([]byte, []int) {
-	return file_trail_v1_trail_proto_rawDescGZIP(), []int{39}
+	return file_trail_v1_trail_proto_rawDescGZIP(), []int{44}
 }
 
 type TransferLeadershipRequest struct {
@@ -2769,7 +3188,7 @@ type TransferLeadershipRequest struct {
 
 func (x *TransferLeadershipRequest) Reset() {
 	*x = TransferLeadershipRequest{}
-	mi := &file_trail_v1_trail_proto_msgTypes[40]
+	mi := &file_trail_v1_trail_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2781,7 +3200,7 @@ func (x *TransferLeadershipRequest) String() string {
 func (*TransferLeadershipRequest) ProtoMessage() {}
 
 func (x *TransferLeadershipRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_trail_v1_trail_proto_msgTypes[40]
+	mi := &file_trail_v1_trail_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2794,7 +3213,7 @@ func (x *TransferLeadershipRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TransferLeadershipRequest.ProtoReflect.Descriptor instead.
 func (*TransferLeadershipRequest) Descriptor() ([]byte, []int) {
-	return file_trail_v1_trail_proto_rawDescGZIP(), []int{40}
+	return file_trail_v1_trail_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *TransferLeadershipRequest) GetId() string {
@@ -2812,7 +3231,7 @@ type TransferLeadershipResponse struct {
 
 func (x *TransferLeadershipResponse) Reset() {
 	*x = TransferLeadershipResponse{}
-	mi := &file_trail_v1_trail_proto_msgTypes[41]
+	mi := &file_trail_v1_trail_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2824,7 +3243,7 @@ func (x *TransferLeadershipResponse) String() string {
 func (*TransferLeadershipResponse) ProtoMessage() {}
 
 func (x *TransferLeadershipResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_trail_v1_trail_proto_msgTypes[41]
+	mi := &file_trail_v1_trail_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2837,7 +3256,177 @@ func (x *TransferLeadershipResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TransferLeadershipResponse.ProtoReflect.Descriptor instead.
 func (*TransferLeadershipResponse) Descriptor() ([]byte, []int) {
-	return file_trail_v1_trail_proto_rawDescGZIP(), []int{41}
+	return file_trail_v1_trail_proto_rawDescGZIP(), []int{46}
+}
+
+// SearchSettings are a tenant's full-text settings.
+type SearchSettings struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	TenantId string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	// The attribute keys whose values full-text search reads, besides the
+	// action, the actor's display name and the target. A change applies to
+	// events appended after it.
+	TextAttributes []string `protobuf:"bytes,2,rep,name=text_attributes,json=textAttributes,proto3" json:"text_attributes,omitempty"`
+	// Whether text_attributes are Trail's defaults (the tenant set none).
+	Default       bool `protobuf:"varint,3,opt,name=default,proto3" json:"default,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SearchSettings) Reset() {
+	*x = SearchSettings{}
+	mi := &file_trail_v1_trail_proto_msgTypes[47]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SearchSettings) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SearchSettings) ProtoMessage() {}
+
+func (x *SearchSettings) ProtoReflect() protoreflect.Message {
+	mi := &file_trail_v1_trail_proto_msgTypes[47]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SearchSettings.ProtoReflect.Descriptor instead.
+func (*SearchSettings) Descriptor() ([]byte, []int) {
+	return file_trail_v1_trail_proto_rawDescGZIP(), []int{47}
+}
+
+func (x *SearchSettings) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+func (x *SearchSettings) GetTextAttributes() []string {
+	if x != nil {
+		return x.TextAttributes
+	}
+	return nil
+}
+
+func (x *SearchSettings) GetDefault() bool {
+	if x != nil {
+		return x.Default
+	}
+	return false
+}
+
+type GetSearchSettingsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	TenantId      string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetSearchSettingsRequest) Reset() {
+	*x = GetSearchSettingsRequest{}
+	mi := &file_trail_v1_trail_proto_msgTypes[48]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetSearchSettingsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetSearchSettingsRequest) ProtoMessage() {}
+
+func (x *GetSearchSettingsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_trail_v1_trail_proto_msgTypes[48]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetSearchSettingsRequest.ProtoReflect.Descriptor instead.
+func (*GetSearchSettingsRequest) Descriptor() ([]byte, []int) {
+	return file_trail_v1_trail_proto_rawDescGZIP(), []int{48}
+}
+
+func (x *GetSearchSettingsRequest) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+type SetSearchSettingsRequest struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	TenantId       string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	TextAttributes []string               `protobuf:"bytes,2,rep,name=text_attributes,json=textAttributes,proto3" json:"text_attributes,omitempty"`
+	// Go back to Trail's defaults; text_attributes must then be empty.
+	Reset_        bool `protobuf:"varint,3,opt,name=reset,proto3" json:"reset,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetSearchSettingsRequest) Reset() {
+	*x = SetSearchSettingsRequest{}
+	mi := &file_trail_v1_trail_proto_msgTypes[49]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetSearchSettingsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetSearchSettingsRequest) ProtoMessage() {}
+
+func (x *SetSearchSettingsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_trail_v1_trail_proto_msgTypes[49]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetSearchSettingsRequest.ProtoReflect.Descriptor instead.
+func (*SetSearchSettingsRequest) Descriptor() ([]byte, []int) {
+	return file_trail_v1_trail_proto_rawDescGZIP(), []int{49}
+}
+
+func (x *SetSearchSettingsRequest) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+func (x *SetSearchSettingsRequest) GetTextAttributes() []string {
+	if x != nil {
+		return x.TextAttributes
+	}
+	return nil
+}
+
+func (x *SetSearchSettingsRequest) GetReset_() bool {
+	if x != nil {
+		return x.Reset_
+	}
+	return false
 }
 
 var File_trail_v1_trail_proto protoreflect.FileDescriptor
@@ -2921,7 +3510,7 @@ const file_trail_v1_trail_proto_rawDesc = "" +
 	"\aactions\x18\x05 \x03(\tR\aactions\x12#\n" +
 	"\rpurpose_codes\x18\x06 \x03(\tR\fpurposeCodes\x12\x1d\n" +
 	"\n" +
-	"pii_fields\x18\a \x03(\tR\tpiiFields\"\xa0\x04\n" +
+	"pii_fields\x18\a \x03(\tR\tpiiFields\"\xc1\x04\n" +
 	"\rSearchRequest\x12\x1b\n" +
 	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x19\n" +
 	"\bactor_id\x18\x02 \x01(\tR\aactorId\x12\x1d\n" +
@@ -2941,11 +3530,39 @@ const file_trail_v1_trail_proto_rawDesc = "" +
 	"\x05limit\x18\r \x01(\rR\x05limit\x12\x16\n" +
 	"\x06cursor\x18\x0e \x01(\tR\x06cursor\x12\x1b\n" +
 	"\tmin_index\x18\x0f \x01(\x04R\bminIndex\x12(\n" +
-	"\x06filter\x18\x10 \x01(\v2\x10.trail.v1.FilterR\x06filter\"b\n" +
+	"\x06filter\x18\x10 \x01(\v2\x10.trail.v1.FilterR\x06filter\x12\x1f\n" +
+	"\vwith_proofs\x18\x11 \x01(\bR\n" +
+	"withProofs\"\xd5\x01\n" +
 	"\x0eSearchResponse\x12/\n" +
 	"\aentries\x18\x01 \x03(\v2\x15.trail.v1.StoredEntryR\aentries\x12\x1f\n" +
 	"\vnext_cursor\x18\x02 \x01(\tR\n" +
-	"nextCursor\"e\n" +
+	"nextCursor\x120\n" +
+	"\x06proofs\x18\x03 \x03(\v2\x18.trail.v1.InclusionProofR\x06proofs\x12?\n" +
+	"\vcheckpoints\x18\x04 \x03(\v2\x1d.trail.v1.PartitionCheckpointR\vcheckpoints\"\x80\x01\n" +
+	"\x0eInclusionProof\x12\x1c\n" +
+	"\tpartition\x18\x01 \x01(\tR\tpartition\x12\x1d\n" +
+	"\n" +
+	"leaf_index\x18\x02 \x01(\x04R\tleafIndex\x12\x1b\n" +
+	"\ttree_size\x18\x03 \x01(\x04R\btreeSize\x12\x14\n" +
+	"\x05proof\x18\x04 \x03(\fR\x05proof\"i\n" +
+	"\x13PartitionCheckpoint\x12\x1c\n" +
+	"\tpartition\x18\x01 \x01(\tR\tpartition\x124\n" +
+	"\n" +
+	"checkpoint\x18\x02 \x01(\v2\x14.trail.v1.CheckpointR\n" +
+	"checkpoint\"\xba\x01\n" +
+	"\x10AggregateRequest\x12\x1b\n" +
+	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12(\n" +
+	"\x06filter\x18\x02 \x01(\v2\x10.trail.v1.FilterR\x06filter\x12,\n" +
+	"\bgroup_by\x18\x03 \x01(\x0e2\x11.trail.v1.GroupByR\agroupBy\x12\x14\n" +
+	"\x05limit\x18\x04 \x01(\rR\x05limit\x12\x1b\n" +
+	"\tmin_index\x18\x05 \x01(\x04R\bminIndex\"j\n" +
+	"\x0eAggregateGroup\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05count\x18\x02 \x01(\x04R\x05count\x120\n" +
+	"\x05start\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x05start\"[\n" +
+	"\x11AggregateResponse\x120\n" +
+	"\x06groups\x18\x01 \x03(\v2\x18.trail.v1.AggregateGroupR\x06groups\x12\x14\n" +
+	"\x05total\x18\x02 \x01(\x04R\x05total\"e\n" +
 	"\vTailRequest\x12\x1b\n" +
 	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x1c\n" +
 	"\tpartition\x18\x02 \x01(\tR\tpartition\x12\x1b\n" +
@@ -3063,7 +3680,30 @@ const file_trail_v1_trail_proto_rawDesc = "" +
 	"\x12RemoveNodeResponse\"+\n" +
 	"\x19TransferLeadershipRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\"\x1c\n" +
-	"\x1aTransferLeadershipResponse*k\n" +
+	"\x1aTransferLeadershipResponse\"p\n" +
+	"\x0eSearchSettings\x12\x1b\n" +
+	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12'\n" +
+	"\x0ftext_attributes\x18\x02 \x03(\tR\x0etextAttributes\x12\x18\n" +
+	"\adefault\x18\x03 \x01(\bR\adefault\"7\n" +
+	"\x18GetSearchSettingsRequest\x12\x1b\n" +
+	"\ttenant_id\x18\x01 \x01(\tR\btenantId\"v\n" +
+	"\x18SetSearchSettingsRequest\x12\x1b\n" +
+	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12'\n" +
+	"\x0ftext_attributes\x18\x02 \x03(\tR\x0etextAttributes\x12\x14\n" +
+	"\x05reset\x18\x03 \x01(\bR\x05reset*\xf5\x01\n" +
+	"\aGroupBy\x12\x18\n" +
+	"\x14GROUP_BY_UNSPECIFIED\x10\x00\x12\x12\n" +
+	"\x0eGROUP_BY_ACTOR\x10\x01\x12\x14\n" +
+	"\x10GROUP_BY_SUBJECT\x10\x02\x12\x13\n" +
+	"\x0fGROUP_BY_TARGET\x10\x03\x12\x15\n" +
+	"\x11GROUP_BY_CATEGORY\x10\x04\x12\x13\n" +
+	"\x0fGROUP_BY_ACTION\x10\x05\x12\x14\n" +
+	"\x10GROUP_BY_PURPOSE\x10\x06\x12\x16\n" +
+	"\x12GROUP_BY_PII_FIELD\x10\a\x12\x11\n" +
+	"\rGROUP_BY_HOUR\x10\b\x12\x10\n" +
+	"\fGROUP_BY_DAY\x10\t\x12\x12\n" +
+	"\x0eGROUP_BY_MONTH\x10\n" +
+	"*k\n" +
 	"\x04Role\x12\x14\n" +
 	"\x10ROLE_UNSPECIFIED\x10\x00\x12\x11\n" +
 	"\rROLE_PRODUCER\x10\x01\x12\x10\n" +
@@ -3074,16 +3714,17 @@ const file_trail_v1_trail_proto_rawDesc = "" +
 	"\rIngestService\x12;\n" +
 	"\x06Append\x12\x17.trail.v1.AppendRequest\x1a\x18.trail.v1.AppendResponse\x12J\n" +
 	"\vAppendBatch\x12\x1c.trail.v1.AppendBatchRequest\x1a\x1d.trail.v1.AppendBatchResponse\x12O\n" +
-	"\fAppendStream\x12\x1c.trail.v1.AppendBatchRequest\x1a\x1d.trail.v1.AppendBatchResponse(\x010\x012\xc6\x01\n" +
+	"\fAppendStream\x12\x1c.trail.v1.AppendBatchRequest\x1a\x1d.trail.v1.AppendBatchResponse(\x010\x012\x8c\x02\n" +
 	"\vReadService\x12A\n" +
 	"\bGetEvent\x12\x19.trail.v1.GetEventRequest\x1a\x1a.trail.v1.GetEventResponse\x12;\n" +
-	"\x06Search\x12\x17.trail.v1.SearchRequest\x1a\x18.trail.v1.SearchResponse\x127\n" +
+	"\x06Search\x12\x17.trail.v1.SearchRequest\x1a\x18.trail.v1.SearchResponse\x12D\n" +
+	"\tAggregate\x12\x1a.trail.v1.AggregateRequest\x1a\x1b.trail.v1.AggregateResponse\x127\n" +
 	"\x04Tail\x12\x15.trail.v1.TailRequest\x1a\x16.trail.v1.TailResponse0\x012\xf7\x02\n" +
 	"\fProofService\x12P\n" +
 	"\rGetCheckpoint\x12\x1e.trail.v1.GetCheckpointRequest\x1a\x1f.trail.v1.GetCheckpointResponse\x12\\\n" +
 	"\x11GetInclusionProof\x12\".trail.v1.GetInclusionProofRequest\x1a#.trail.v1.GetInclusionProofResponse\x12b\n" +
 	"\x13GetConsistencyProof\x12$.trail.v1.GetConsistencyProofRequest\x1a%.trail.v1.GetConsistencyProofResponse\x12S\n" +
-	"\x0eListPartitions\x12\x1f.trail.v1.ListPartitionsRequest\x1a .trail.v1.ListPartitionsResponse2\xb4\x04\n" +
+	"\x0eListPartitions\x12\x1f.trail.v1.ListPartitionsRequest\x1a .trail.v1.ListPartitionsResponse2\xda\x05\n" +
 	"\fAdminService\x12P\n" +
 	"\rClusterStatus\x12\x1e.trail.v1.ClusterStatusRequest\x1a\x1f.trail.v1.ClusterStatusResponse\x12>\n" +
 	"\aAddNode\x12\x18.trail.v1.AddNodeRequest\x1a\x19.trail.v1.AddNodeResponse\x12G\n" +
@@ -3092,7 +3733,9 @@ const file_trail_v1_trail_proto_rawDesc = "" +
 	"\x12TransferLeadership\x12#.trail.v1.TransferLeadershipRequest\x1a$.trail.v1.TransferLeadershipResponse\x12M\n" +
 	"\fCreateAPIKey\x12\x1d.trail.v1.CreateAPIKeyRequest\x1a\x1e.trail.v1.CreateAPIKeyResponse\x12J\n" +
 	"\vListAPIKeys\x12\x1c.trail.v1.ListAPIKeysRequest\x1a\x1d.trail.v1.ListAPIKeysResponse\x12M\n" +
-	"\fRevokeAPIKey\x12\x1d.trail.v1.RevokeAPIKeyRequest\x1a\x1e.trail.v1.RevokeAPIKeyResponseB4Z2github.com/trailaudit/trail/proto/trail/v1;trailv1b\x06proto3"
+	"\fRevokeAPIKey\x12\x1d.trail.v1.RevokeAPIKeyRequest\x1a\x1e.trail.v1.RevokeAPIKeyResponse\x12Q\n" +
+	"\x11GetSearchSettings\x12\".trail.v1.GetSearchSettingsRequest\x1a\x18.trail.v1.SearchSettings\x12Q\n" +
+	"\x11SetSearchSettings\x12\".trail.v1.SetSearchSettingsRequest\x1a\x18.trail.v1.SearchSettingsB4Z2github.com/trailaudit/trail/proto/trail/v1;trailv1b\x06proto3"
 
 var (
 	file_trail_v1_trail_proto_rawDescOnce sync.Once
@@ -3106,135 +3749,157 @@ func file_trail_v1_trail_proto_rawDescGZIP() []byte {
 	return file_trail_v1_trail_proto_rawDescData
 }
 
-var file_trail_v1_trail_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_trail_v1_trail_proto_msgTypes = make([]protoimpl.MessageInfo, 42)
+var file_trail_v1_trail_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
+var file_trail_v1_trail_proto_msgTypes = make([]protoimpl.MessageInfo, 50)
 var file_trail_v1_trail_proto_goTypes = []any{
-	(Role)(0),                           // 0: trail.v1.Role
-	(*Receipt)(nil),                     // 1: trail.v1.Receipt
-	(*Error)(nil),                       // 2: trail.v1.Error
-	(*AppendRequest)(nil),               // 3: trail.v1.AppendRequest
-	(*AppendResponse)(nil),              // 4: trail.v1.AppendResponse
-	(*AppendBatchRequest)(nil),          // 5: trail.v1.AppendBatchRequest
-	(*AppendResult)(nil),                // 6: trail.v1.AppendResult
-	(*AppendBatchResponse)(nil),         // 7: trail.v1.AppendBatchResponse
-	(*StoredEntry)(nil),                 // 8: trail.v1.StoredEntry
-	(*GetEventRequest)(nil),             // 9: trail.v1.GetEventRequest
-	(*GetEventResponse)(nil),            // 10: trail.v1.GetEventResponse
-	(*Filter)(nil),                      // 11: trail.v1.Filter
-	(*FilterFields)(nil),                // 12: trail.v1.FilterFields
-	(*SearchRequest)(nil),               // 13: trail.v1.SearchRequest
-	(*SearchResponse)(nil),              // 14: trail.v1.SearchResponse
-	(*TailRequest)(nil),                 // 15: trail.v1.TailRequest
-	(*TailResponse)(nil),                // 16: trail.v1.TailResponse
-	(*Checkpoint)(nil),                  // 17: trail.v1.Checkpoint
-	(*GetCheckpointRequest)(nil),        // 18: trail.v1.GetCheckpointRequest
-	(*GetCheckpointResponse)(nil),       // 19: trail.v1.GetCheckpointResponse
-	(*GetInclusionProofRequest)(nil),    // 20: trail.v1.GetInclusionProofRequest
-	(*GetInclusionProofResponse)(nil),   // 21: trail.v1.GetInclusionProofResponse
-	(*GetConsistencyProofRequest)(nil),  // 22: trail.v1.GetConsistencyProofRequest
-	(*GetConsistencyProofResponse)(nil), // 23: trail.v1.GetConsistencyProofResponse
-	(*ListPartitionsRequest)(nil),       // 24: trail.v1.ListPartitionsRequest
-	(*PartitionInfo)(nil),               // 25: trail.v1.PartitionInfo
-	(*ListPartitionsResponse)(nil),      // 26: trail.v1.ListPartitionsResponse
-	(*APIKey)(nil),                      // 27: trail.v1.APIKey
-	(*CreateAPIKeyRequest)(nil),         // 28: trail.v1.CreateAPIKeyRequest
-	(*CreateAPIKeyResponse)(nil),        // 29: trail.v1.CreateAPIKeyResponse
-	(*ListAPIKeysRequest)(nil),          // 30: trail.v1.ListAPIKeysRequest
-	(*ListAPIKeysResponse)(nil),         // 31: trail.v1.ListAPIKeysResponse
-	(*RevokeAPIKeyRequest)(nil),         // 32: trail.v1.RevokeAPIKeyRequest
-	(*RevokeAPIKeyResponse)(nil),        // 33: trail.v1.RevokeAPIKeyResponse
-	(*ClusterNode)(nil),                 // 34: trail.v1.ClusterNode
-	(*ClusterStatusRequest)(nil),        // 35: trail.v1.ClusterStatusRequest
-	(*ClusterStatusResponse)(nil),       // 36: trail.v1.ClusterStatusResponse
-	(*AddNodeRequest)(nil),              // 37: trail.v1.AddNodeRequest
-	(*AddNodeResponse)(nil),             // 38: trail.v1.AddNodeResponse
-	(*RemoveNodeRequest)(nil),           // 39: trail.v1.RemoveNodeRequest
-	(*RemoveNodeResponse)(nil),          // 40: trail.v1.RemoveNodeResponse
-	(*TransferLeadershipRequest)(nil),   // 41: trail.v1.TransferLeadershipRequest
-	(*TransferLeadershipResponse)(nil),  // 42: trail.v1.TransferLeadershipResponse
-	(*timestamppb.Timestamp)(nil),       // 43: google.protobuf.Timestamp
-	(*Event)(nil),                       // 44: trail.v1.Event
-	(*Entry)(nil),                       // 45: trail.v1.Entry
-	(*Target)(nil),                      // 46: trail.v1.Target
-	(Category)(0),                       // 47: trail.v1.Category
+	(GroupBy)(0),                        // 0: trail.v1.GroupBy
+	(Role)(0),                           // 1: trail.v1.Role
+	(*Receipt)(nil),                     // 2: trail.v1.Receipt
+	(*Error)(nil),                       // 3: trail.v1.Error
+	(*AppendRequest)(nil),               // 4: trail.v1.AppendRequest
+	(*AppendResponse)(nil),              // 5: trail.v1.AppendResponse
+	(*AppendBatchRequest)(nil),          // 6: trail.v1.AppendBatchRequest
+	(*AppendResult)(nil),                // 7: trail.v1.AppendResult
+	(*AppendBatchResponse)(nil),         // 8: trail.v1.AppendBatchResponse
+	(*StoredEntry)(nil),                 // 9: trail.v1.StoredEntry
+	(*GetEventRequest)(nil),             // 10: trail.v1.GetEventRequest
+	(*GetEventResponse)(nil),            // 11: trail.v1.GetEventResponse
+	(*Filter)(nil),                      // 12: trail.v1.Filter
+	(*FilterFields)(nil),                // 13: trail.v1.FilterFields
+	(*SearchRequest)(nil),               // 14: trail.v1.SearchRequest
+	(*SearchResponse)(nil),              // 15: trail.v1.SearchResponse
+	(*InclusionProof)(nil),              // 16: trail.v1.InclusionProof
+	(*PartitionCheckpoint)(nil),         // 17: trail.v1.PartitionCheckpoint
+	(*AggregateRequest)(nil),            // 18: trail.v1.AggregateRequest
+	(*AggregateGroup)(nil),              // 19: trail.v1.AggregateGroup
+	(*AggregateResponse)(nil),           // 20: trail.v1.AggregateResponse
+	(*TailRequest)(nil),                 // 21: trail.v1.TailRequest
+	(*TailResponse)(nil),                // 22: trail.v1.TailResponse
+	(*Checkpoint)(nil),                  // 23: trail.v1.Checkpoint
+	(*GetCheckpointRequest)(nil),        // 24: trail.v1.GetCheckpointRequest
+	(*GetCheckpointResponse)(nil),       // 25: trail.v1.GetCheckpointResponse
+	(*GetInclusionProofRequest)(nil),    // 26: trail.v1.GetInclusionProofRequest
+	(*GetInclusionProofResponse)(nil),   // 27: trail.v1.GetInclusionProofResponse
+	(*GetConsistencyProofRequest)(nil),  // 28: trail.v1.GetConsistencyProofRequest
+	(*GetConsistencyProofResponse)(nil), // 29: trail.v1.GetConsistencyProofResponse
+	(*ListPartitionsRequest)(nil),       // 30: trail.v1.ListPartitionsRequest
+	(*PartitionInfo)(nil),               // 31: trail.v1.PartitionInfo
+	(*ListPartitionsResponse)(nil),      // 32: trail.v1.ListPartitionsResponse
+	(*APIKey)(nil),                      // 33: trail.v1.APIKey
+	(*CreateAPIKeyRequest)(nil),         // 34: trail.v1.CreateAPIKeyRequest
+	(*CreateAPIKeyResponse)(nil),        // 35: trail.v1.CreateAPIKeyResponse
+	(*ListAPIKeysRequest)(nil),          // 36: trail.v1.ListAPIKeysRequest
+	(*ListAPIKeysResponse)(nil),         // 37: trail.v1.ListAPIKeysResponse
+	(*RevokeAPIKeyRequest)(nil),         // 38: trail.v1.RevokeAPIKeyRequest
+	(*RevokeAPIKeyResponse)(nil),        // 39: trail.v1.RevokeAPIKeyResponse
+	(*ClusterNode)(nil),                 // 40: trail.v1.ClusterNode
+	(*ClusterStatusRequest)(nil),        // 41: trail.v1.ClusterStatusRequest
+	(*ClusterStatusResponse)(nil),       // 42: trail.v1.ClusterStatusResponse
+	(*AddNodeRequest)(nil),              // 43: trail.v1.AddNodeRequest
+	(*AddNodeResponse)(nil),             // 44: trail.v1.AddNodeResponse
+	(*RemoveNodeRequest)(nil),           // 45: trail.v1.RemoveNodeRequest
+	(*RemoveNodeResponse)(nil),          // 46: trail.v1.RemoveNodeResponse
+	(*TransferLeadershipRequest)(nil),   // 47: trail.v1.TransferLeadershipRequest
+	(*TransferLeadershipResponse)(nil),  // 48: trail.v1.TransferLeadershipResponse
+	(*SearchSettings)(nil),              // 49: trail.v1.SearchSettings
+	(*GetSearchSettingsRequest)(nil),    // 50: trail.v1.GetSearchSettingsRequest
+	(*SetSearchSettingsRequest)(nil),    // 51: trail.v1.SetSearchSettingsRequest
+	(*timestamppb.Timestamp)(nil),       // 52: google.protobuf.Timestamp
+	(*Event)(nil),                       // 53: trail.v1.Event
+	(*Entry)(nil),                       // 54: trail.v1.Entry
+	(*Target)(nil),                      // 55: trail.v1.Target
+	(Category)(0),                       // 56: trail.v1.Category
 }
 var file_trail_v1_trail_proto_depIdxs = []int32{
-	43, // 0: trail.v1.Receipt.sequencer_time:type_name -> google.protobuf.Timestamp
-	44, // 1: trail.v1.AppendRequest.event:type_name -> trail.v1.Event
-	1,  // 2: trail.v1.AppendResponse.receipt:type_name -> trail.v1.Receipt
-	44, // 3: trail.v1.AppendBatchRequest.events:type_name -> trail.v1.Event
-	1,  // 4: trail.v1.AppendResult.receipt:type_name -> trail.v1.Receipt
-	2,  // 5: trail.v1.AppendResult.error:type_name -> trail.v1.Error
-	6,  // 6: trail.v1.AppendBatchResponse.results:type_name -> trail.v1.AppendResult
-	45, // 7: trail.v1.StoredEntry.entry:type_name -> trail.v1.Entry
-	8,  // 8: trail.v1.GetEventResponse.entry:type_name -> trail.v1.StoredEntry
-	1,  // 9: trail.v1.GetEventResponse.receipt:type_name -> trail.v1.Receipt
-	46, // 10: trail.v1.Filter.targets:type_name -> trail.v1.Target
-	47, // 11: trail.v1.Filter.categories:type_name -> trail.v1.Category
-	43, // 12: trail.v1.Filter.from:type_name -> google.protobuf.Timestamp
-	43, // 13: trail.v1.Filter.to:type_name -> google.protobuf.Timestamp
-	12, // 14: trail.v1.Filter.exclude:type_name -> trail.v1.FilterFields
-	46, // 15: trail.v1.FilterFields.targets:type_name -> trail.v1.Target
-	47, // 16: trail.v1.FilterFields.categories:type_name -> trail.v1.Category
-	47, // 17: trail.v1.SearchRequest.category:type_name -> trail.v1.Category
-	43, // 18: trail.v1.SearchRequest.from:type_name -> google.protobuf.Timestamp
-	43, // 19: trail.v1.SearchRequest.to:type_name -> google.protobuf.Timestamp
-	11, // 20: trail.v1.SearchRequest.filter:type_name -> trail.v1.Filter
-	8,  // 21: trail.v1.SearchResponse.entries:type_name -> trail.v1.StoredEntry
-	8,  // 22: trail.v1.TailResponse.entry:type_name -> trail.v1.StoredEntry
-	17, // 23: trail.v1.GetCheckpointResponse.checkpoint:type_name -> trail.v1.Checkpoint
-	17, // 24: trail.v1.GetInclusionProofResponse.checkpoint:type_name -> trail.v1.Checkpoint
-	17, // 25: trail.v1.GetConsistencyProofResponse.from_checkpoint:type_name -> trail.v1.Checkpoint
-	17, // 26: trail.v1.GetConsistencyProofResponse.to_checkpoint:type_name -> trail.v1.Checkpoint
-	43, // 27: trail.v1.PartitionInfo.first_time:type_name -> google.protobuf.Timestamp
-	43, // 28: trail.v1.PartitionInfo.last_time:type_name -> google.protobuf.Timestamp
-	17, // 29: trail.v1.PartitionInfo.final_checkpoint:type_name -> trail.v1.Checkpoint
-	25, // 30: trail.v1.ListPartitionsResponse.partitions:type_name -> trail.v1.PartitionInfo
-	0,  // 31: trail.v1.APIKey.role:type_name -> trail.v1.Role
-	43, // 32: trail.v1.APIKey.created_at:type_name -> google.protobuf.Timestamp
-	0,  // 33: trail.v1.CreateAPIKeyRequest.role:type_name -> trail.v1.Role
-	27, // 34: trail.v1.CreateAPIKeyResponse.key:type_name -> trail.v1.APIKey
-	27, // 35: trail.v1.ListAPIKeysResponse.keys:type_name -> trail.v1.APIKey
-	34, // 36: trail.v1.ClusterStatusResponse.nodes:type_name -> trail.v1.ClusterNode
-	3,  // 37: trail.v1.IngestService.Append:input_type -> trail.v1.AppendRequest
-	5,  // 38: trail.v1.IngestService.AppendBatch:input_type -> trail.v1.AppendBatchRequest
-	5,  // 39: trail.v1.IngestService.AppendStream:input_type -> trail.v1.AppendBatchRequest
-	9,  // 40: trail.v1.ReadService.GetEvent:input_type -> trail.v1.GetEventRequest
-	13, // 41: trail.v1.ReadService.Search:input_type -> trail.v1.SearchRequest
-	15, // 42: trail.v1.ReadService.Tail:input_type -> trail.v1.TailRequest
-	18, // 43: trail.v1.ProofService.GetCheckpoint:input_type -> trail.v1.GetCheckpointRequest
-	20, // 44: trail.v1.ProofService.GetInclusionProof:input_type -> trail.v1.GetInclusionProofRequest
-	22, // 45: trail.v1.ProofService.GetConsistencyProof:input_type -> trail.v1.GetConsistencyProofRequest
-	24, // 46: trail.v1.ProofService.ListPartitions:input_type -> trail.v1.ListPartitionsRequest
-	35, // 47: trail.v1.AdminService.ClusterStatus:input_type -> trail.v1.ClusterStatusRequest
-	37, // 48: trail.v1.AdminService.AddNode:input_type -> trail.v1.AddNodeRequest
-	39, // 49: trail.v1.AdminService.RemoveNode:input_type -> trail.v1.RemoveNodeRequest
-	41, // 50: trail.v1.AdminService.TransferLeadership:input_type -> trail.v1.TransferLeadershipRequest
-	28, // 51: trail.v1.AdminService.CreateAPIKey:input_type -> trail.v1.CreateAPIKeyRequest
-	30, // 52: trail.v1.AdminService.ListAPIKeys:input_type -> trail.v1.ListAPIKeysRequest
-	32, // 53: trail.v1.AdminService.RevokeAPIKey:input_type -> trail.v1.RevokeAPIKeyRequest
-	4,  // 54: trail.v1.IngestService.Append:output_type -> trail.v1.AppendResponse
-	7,  // 55: trail.v1.IngestService.AppendBatch:output_type -> trail.v1.AppendBatchResponse
-	7,  // 56: trail.v1.IngestService.AppendStream:output_type -> trail.v1.AppendBatchResponse
-	10, // 57: trail.v1.ReadService.GetEvent:output_type -> trail.v1.GetEventResponse
-	14, // 58: trail.v1.ReadService.Search:output_type -> trail.v1.SearchResponse
-	16, // 59: trail.v1.ReadService.Tail:output_type -> trail.v1.TailResponse
-	19, // 60: trail.v1.ProofService.GetCheckpoint:output_type -> trail.v1.GetCheckpointResponse
-	21, // 61: trail.v1.ProofService.GetInclusionProof:output_type -> trail.v1.GetInclusionProofResponse
-	23, // 62: trail.v1.ProofService.GetConsistencyProof:output_type -> trail.v1.GetConsistencyProofResponse
-	26, // 63: trail.v1.ProofService.ListPartitions:output_type -> trail.v1.ListPartitionsResponse
-	36, // 64: trail.v1.AdminService.ClusterStatus:output_type -> trail.v1.ClusterStatusResponse
-	38, // 65: trail.v1.AdminService.AddNode:output_type -> trail.v1.AddNodeResponse
-	40, // 66: trail.v1.AdminService.RemoveNode:output_type -> trail.v1.RemoveNodeResponse
-	42, // 67: trail.v1.AdminService.TransferLeadership:output_type -> trail.v1.TransferLeadershipResponse
-	29, // 68: trail.v1.AdminService.CreateAPIKey:output_type -> trail.v1.CreateAPIKeyResponse
-	31, // 69: trail.v1.AdminService.ListAPIKeys:output_type -> trail.v1.ListAPIKeysResponse
-	33, // 70: trail.v1.AdminService.RevokeAPIKey:output_type -> trail.v1.RevokeAPIKeyResponse
-	54, // [54:71] is the sub-list for method output_type
-	37, // [37:54] is the sub-list for method input_type
-	37, // [37:37] is the sub-list for extension type_name
-	37, // [37:37] is the sub-list for extension extendee
-	0,  // [0:37] is the sub-list for field type_name
+	52, // 0: trail.v1.Receipt.sequencer_time:type_name -> google.protobuf.Timestamp
+	53, // 1: trail.v1.AppendRequest.event:type_name -> trail.v1.Event
+	2,  // 2: trail.v1.AppendResponse.receipt:type_name -> trail.v1.Receipt
+	53, // 3: trail.v1.AppendBatchRequest.events:type_name -> trail.v1.Event
+	2,  // 4: trail.v1.AppendResult.receipt:type_name -> trail.v1.Receipt
+	3,  // 5: trail.v1.AppendResult.error:type_name -> trail.v1.Error
+	7,  // 6: trail.v1.AppendBatchResponse.results:type_name -> trail.v1.AppendResult
+	54, // 7: trail.v1.StoredEntry.entry:type_name -> trail.v1.Entry
+	9,  // 8: trail.v1.GetEventResponse.entry:type_name -> trail.v1.StoredEntry
+	2,  // 9: trail.v1.GetEventResponse.receipt:type_name -> trail.v1.Receipt
+	55, // 10: trail.v1.Filter.targets:type_name -> trail.v1.Target
+	56, // 11: trail.v1.Filter.categories:type_name -> trail.v1.Category
+	52, // 12: trail.v1.Filter.from:type_name -> google.protobuf.Timestamp
+	52, // 13: trail.v1.Filter.to:type_name -> google.protobuf.Timestamp
+	13, // 14: trail.v1.Filter.exclude:type_name -> trail.v1.FilterFields
+	55, // 15: trail.v1.FilterFields.targets:type_name -> trail.v1.Target
+	56, // 16: trail.v1.FilterFields.categories:type_name -> trail.v1.Category
+	56, // 17: trail.v1.SearchRequest.category:type_name -> trail.v1.Category
+	52, // 18: trail.v1.SearchRequest.from:type_name -> google.protobuf.Timestamp
+	52, // 19: trail.v1.SearchRequest.to:type_name -> google.protobuf.Timestamp
+	12, // 20: trail.v1.SearchRequest.filter:type_name -> trail.v1.Filter
+	9,  // 21: trail.v1.SearchResponse.entries:type_name -> trail.v1.StoredEntry
+	16, // 22: trail.v1.SearchResponse.proofs:type_name -> trail.v1.InclusionProof
+	17, // 23: trail.v1.SearchResponse.checkpoints:type_name -> trail.v1.PartitionCheckpoint
+	23, // 24: trail.v1.PartitionCheckpoint.checkpoint:type_name -> trail.v1.Checkpoint
+	12, // 25: trail.v1.AggregateRequest.filter:type_name -> trail.v1.Filter
+	0,  // 26: trail.v1.AggregateRequest.group_by:type_name -> trail.v1.GroupBy
+	52, // 27: trail.v1.AggregateGroup.start:type_name -> google.protobuf.Timestamp
+	19, // 28: trail.v1.AggregateResponse.groups:type_name -> trail.v1.AggregateGroup
+	9,  // 29: trail.v1.TailResponse.entry:type_name -> trail.v1.StoredEntry
+	23, // 30: trail.v1.GetCheckpointResponse.checkpoint:type_name -> trail.v1.Checkpoint
+	23, // 31: trail.v1.GetInclusionProofResponse.checkpoint:type_name -> trail.v1.Checkpoint
+	23, // 32: trail.v1.GetConsistencyProofResponse.from_checkpoint:type_name -> trail.v1.Checkpoint
+	23, // 33: trail.v1.GetConsistencyProofResponse.to_checkpoint:type_name -> trail.v1.Checkpoint
+	52, // 34: trail.v1.PartitionInfo.first_time:type_name -> google.protobuf.Timestamp
+	52, // 35: trail.v1.PartitionInfo.last_time:type_name -> google.protobuf.Timestamp
+	23, // 36: trail.v1.PartitionInfo.final_checkpoint:type_name -> trail.v1.Checkpoint
+	31, // 37: trail.v1.ListPartitionsResponse.partitions:type_name -> trail.v1.PartitionInfo
+	1,  // 38: trail.v1.APIKey.role:type_name -> trail.v1.Role
+	52, // 39: trail.v1.APIKey.created_at:type_name -> google.protobuf.Timestamp
+	1,  // 40: trail.v1.CreateAPIKeyRequest.role:type_name -> trail.v1.Role
+	33, // 41: trail.v1.CreateAPIKeyResponse.key:type_name -> trail.v1.APIKey
+	33, // 42: trail.v1.ListAPIKeysResponse.keys:type_name -> trail.v1.APIKey
+	40, // 43: trail.v1.ClusterStatusResponse.nodes:type_name -> trail.v1.ClusterNode
+	4,  // 44: trail.v1.IngestService.Append:input_type -> trail.v1.AppendRequest
+	6,  // 45: trail.v1.IngestService.AppendBatch:input_type -> trail.v1.AppendBatchRequest
+	6,  // 46: trail.v1.IngestService.AppendStream:input_type -> trail.v1.AppendBatchRequest
+	10, // 47: trail.v1.ReadService.GetEvent:input_type -> trail.v1.GetEventRequest
+	14, // 48: trail.v1.ReadService.Search:input_type -> trail.v1.SearchRequest
+	18, // 49: trail.v1.ReadService.Aggregate:input_type -> trail.v1.AggregateRequest
+	21, // 50: trail.v1.ReadService.Tail:input_type -> trail.v1.TailRequest
+	24, // 51: trail.v1.ProofService.GetCheckpoint:input_type -> trail.v1.GetCheckpointRequest
+	26, // 52: trail.v1.ProofService.GetInclusionProof:input_type -> trail.v1.GetInclusionProofRequest
+	28, // 53: trail.v1.ProofService.GetConsistencyProof:input_type -> trail.v1.GetConsistencyProofRequest
+	30, // 54: trail.v1.ProofService.ListPartitions:input_type -> trail.v1.ListPartitionsRequest
+	41, // 55: trail.v1.AdminService.ClusterStatus:input_type -> trail.v1.ClusterStatusRequest
+	43, // 56: trail.v1.AdminService.AddNode:input_type -> trail.v1.AddNodeRequest
+	45, // 57: trail.v1.AdminService.RemoveNode:input_type -> trail.v1.RemoveNodeRequest
+	47, // 58: trail.v1.AdminService.TransferLeadership:input_type -> trail.v1.TransferLeadershipRequest
+	34, // 59: trail.v1.AdminService.CreateAPIKey:input_type -> trail.v1.CreateAPIKeyRequest
+	36, // 60: trail.v1.AdminService.ListAPIKeys:input_type -> trail.v1.ListAPIKeysRequest
+	38, // 61: trail.v1.AdminService.RevokeAPIKey:input_type -> trail.v1.RevokeAPIKeyRequest
+	50, // 62: trail.v1.AdminService.GetSearchSettings:input_type -> trail.v1.GetSearchSettingsRequest
+	51, // 63: trail.v1.AdminService.SetSearchSettings:input_type -> trail.v1.SetSearchSettingsRequest
+	5,  // 64: trail.v1.IngestService.Append:output_type -> trail.v1.AppendResponse
+	8,  // 65: trail.v1.IngestService.AppendBatch:output_type -> trail.v1.AppendBatchResponse
+	8,  // 66: trail.v1.IngestService.AppendStream:output_type -> trail.v1.AppendBatchResponse
+	11, // 67: trail.v1.ReadService.GetEvent:output_type -> trail.v1.GetEventResponse
+	15, // 68: trail.v1.ReadService.Search:output_type -> trail.v1.SearchResponse
+	20, // 69: trail.v1.ReadService.Aggregate:output_type -> trail.v1.AggregateResponse
+	22, // 70: trail.v1.ReadService.Tail:output_type -> trail.v1.TailResponse
+	25, // 71: trail.v1.ProofService.GetCheckpoint:output_type -> trail.v1.GetCheckpointResponse
+	27, // 72: trail.v1.ProofService.GetInclusionProof:output_type -> trail.v1.GetInclusionProofResponse
+	29, // 73: trail.v1.ProofService.GetConsistencyProof:output_type -> trail.v1.GetConsistencyProofResponse
+	32, // 74: trail.v1.ProofService.ListPartitions:output_type -> trail.v1.ListPartitionsResponse
+	42, // 75: trail.v1.AdminService.ClusterStatus:output_type -> trail.v1.ClusterStatusResponse
+	44, // 76: trail.v1.AdminService.AddNode:output_type -> trail.v1.AddNodeResponse
+	46, // 77: trail.v1.AdminService.RemoveNode:output_type -> trail.v1.RemoveNodeResponse
+	48, // 78: trail.v1.AdminService.TransferLeadership:output_type -> trail.v1.TransferLeadershipResponse
+	35, // 79: trail.v1.AdminService.CreateAPIKey:output_type -> trail.v1.CreateAPIKeyResponse
+	37, // 80: trail.v1.AdminService.ListAPIKeys:output_type -> trail.v1.ListAPIKeysResponse
+	39, // 81: trail.v1.AdminService.RevokeAPIKey:output_type -> trail.v1.RevokeAPIKeyResponse
+	49, // 82: trail.v1.AdminService.GetSearchSettings:output_type -> trail.v1.SearchSettings
+	49, // 83: trail.v1.AdminService.SetSearchSettings:output_type -> trail.v1.SearchSettings
+	64, // [64:84] is the sub-list for method output_type
+	44, // [44:64] is the sub-list for method input_type
+	44, // [44:44] is the sub-list for extension type_name
+	44, // [44:44] is the sub-list for extension extendee
+	0,  // [0:44] is the sub-list for field type_name
 }
 
 func init() { file_trail_v1_trail_proto_init() }
@@ -3252,8 +3917,8 @@ func file_trail_v1_trail_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_trail_v1_trail_proto_rawDesc), len(file_trail_v1_trail_proto_rawDesc)),
-			NumEnums:      1,
-			NumMessages:   42,
+			NumEnums:      2,
+			NumMessages:   50,
 			NumExtensions: 0,
 			NumServices:   4,
 		},

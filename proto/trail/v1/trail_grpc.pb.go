@@ -208,9 +208,10 @@ var IngestService_ServiceDesc = grpc.ServiceDesc{
 }
 
 const (
-	ReadService_GetEvent_FullMethodName = "/trail.v1.ReadService/GetEvent"
-	ReadService_Search_FullMethodName   = "/trail.v1.ReadService/Search"
-	ReadService_Tail_FullMethodName     = "/trail.v1.ReadService/Tail"
+	ReadService_GetEvent_FullMethodName  = "/trail.v1.ReadService/GetEvent"
+	ReadService_Search_FullMethodName    = "/trail.v1.ReadService/Search"
+	ReadService_Aggregate_FullMethodName = "/trail.v1.ReadService/Aggregate"
+	ReadService_Tail_FullMethodName      = "/trail.v1.ReadService/Tail"
 )
 
 // ReadServiceClient is the client API for ReadService service.
@@ -221,6 +222,9 @@ const (
 type ReadServiceClient interface {
 	GetEvent(ctx context.Context, in *GetEventRequest, opts ...grpc.CallOption) (*GetEventResponse, error)
 	Search(ctx context.Context, in *SearchRequest, opts ...grpc.CallOption) (*SearchResponse, error)
+	// Counts of the events a filter selects, grouped by a field or by time,
+	// from the index.
+	Aggregate(ctx context.Context, in *AggregateRequest, opts ...grpc.CallOption) (*AggregateResponse, error)
 	// A server stream of new entries; a consumer too slow to keep up is cut
 	// with RESOURCE_EXHAUSTED and resumes from its last leaf.
 	Tail(ctx context.Context, in *TailRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[TailResponse], error)
@@ -254,6 +258,16 @@ func (c *readServiceClient) Search(ctx context.Context, in *SearchRequest, opts 
 	return out, nil
 }
 
+func (c *readServiceClient) Aggregate(ctx context.Context, in *AggregateRequest, opts ...grpc.CallOption) (*AggregateResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(AggregateResponse)
+	err := c.cc.Invoke(ctx, ReadService_Aggregate_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *readServiceClient) Tail(ctx context.Context, in *TailRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[TailResponse], error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	stream, err := c.cc.NewStream(ctx, &ReadService_ServiceDesc.Streams[0], ReadService_Tail_FullMethodName, cOpts...)
@@ -281,6 +295,9 @@ type ReadService_TailClient = grpc.ServerStreamingClient[TailResponse]
 type ReadServiceServer interface {
 	GetEvent(context.Context, *GetEventRequest) (*GetEventResponse, error)
 	Search(context.Context, *SearchRequest) (*SearchResponse, error)
+	// Counts of the events a filter selects, grouped by a field or by time,
+	// from the index.
+	Aggregate(context.Context, *AggregateRequest) (*AggregateResponse, error)
 	// A server stream of new entries; a consumer too slow to keep up is cut
 	// with RESOURCE_EXHAUSTED and resumes from its last leaf.
 	Tail(*TailRequest, grpc.ServerStreamingServer[TailResponse]) error
@@ -299,6 +316,9 @@ func (UnimplementedReadServiceServer) GetEvent(context.Context, *GetEventRequest
 }
 func (UnimplementedReadServiceServer) Search(context.Context, *SearchRequest) (*SearchResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Search not implemented")
+}
+func (UnimplementedReadServiceServer) Aggregate(context.Context, *AggregateRequest) (*AggregateResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Aggregate not implemented")
 }
 func (UnimplementedReadServiceServer) Tail(*TailRequest, grpc.ServerStreamingServer[TailResponse]) error {
 	return status.Error(codes.Unimplemented, "method Tail not implemented")
@@ -360,6 +380,24 @@ func _ReadService_Search_Handler(srv interface{}, ctx context.Context, dec func(
 	return interceptor(ctx, in, info, handler)
 }
 
+func _ReadService_Aggregate_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(AggregateRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ReadServiceServer).Aggregate(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ReadService_Aggregate_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ReadServiceServer).Aggregate(ctx, req.(*AggregateRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _ReadService_Tail_Handler(srv interface{}, stream grpc.ServerStream) error {
 	m := new(TailRequest)
 	if err := stream.RecvMsg(m); err != nil {
@@ -385,6 +423,10 @@ var ReadService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Search",
 			Handler:    _ReadService_Search_Handler,
+		},
+		{
+			MethodName: "Aggregate",
+			Handler:    _ReadService_Aggregate_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{
@@ -625,6 +667,8 @@ const (
 	AdminService_CreateAPIKey_FullMethodName       = "/trail.v1.AdminService/CreateAPIKey"
 	AdminService_ListAPIKeys_FullMethodName        = "/trail.v1.AdminService/ListAPIKeys"
 	AdminService_RevokeAPIKey_FullMethodName       = "/trail.v1.AdminService/RevokeAPIKey"
+	AdminService_GetSearchSettings_FullMethodName  = "/trail.v1.AdminService/GetSearchSettings"
+	AdminService_SetSearchSettings_FullMethodName  = "/trail.v1.AdminService/SetSearchSettings"
 )
 
 // AdminServiceClient is the client API for AdminService service.
@@ -640,6 +684,9 @@ type AdminServiceClient interface {
 	CreateAPIKey(ctx context.Context, in *CreateAPIKeyRequest, opts ...grpc.CallOption) (*CreateAPIKeyResponse, error)
 	ListAPIKeys(ctx context.Context, in *ListAPIKeysRequest, opts ...grpc.CallOption) (*ListAPIKeysResponse, error)
 	RevokeAPIKey(ctx context.Context, in *RevokeAPIKeyRequest, opts ...grpc.CallOption) (*RevokeAPIKeyResponse, error)
+	// A tenant's search settings: which attributes full-text search reads.
+	GetSearchSettings(ctx context.Context, in *GetSearchSettingsRequest, opts ...grpc.CallOption) (*SearchSettings, error)
+	SetSearchSettings(ctx context.Context, in *SetSearchSettingsRequest, opts ...grpc.CallOption) (*SearchSettings, error)
 }
 
 type adminServiceClient struct {
@@ -720,6 +767,26 @@ func (c *adminServiceClient) RevokeAPIKey(ctx context.Context, in *RevokeAPIKeyR
 	return out, nil
 }
 
+func (c *adminServiceClient) GetSearchSettings(ctx context.Context, in *GetSearchSettingsRequest, opts ...grpc.CallOption) (*SearchSettings, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(SearchSettings)
+	err := c.cc.Invoke(ctx, AdminService_GetSearchSettings_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *adminServiceClient) SetSearchSettings(ctx context.Context, in *SetSearchSettingsRequest, opts ...grpc.CallOption) (*SearchSettings, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(SearchSettings)
+	err := c.cc.Invoke(ctx, AdminService_SetSearchSettings_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // AdminServiceServer is the server API for AdminService service.
 // All implementations must embed UnimplementedAdminServiceServer
 // for forward compatibility.
@@ -733,6 +800,9 @@ type AdminServiceServer interface {
 	CreateAPIKey(context.Context, *CreateAPIKeyRequest) (*CreateAPIKeyResponse, error)
 	ListAPIKeys(context.Context, *ListAPIKeysRequest) (*ListAPIKeysResponse, error)
 	RevokeAPIKey(context.Context, *RevokeAPIKeyRequest) (*RevokeAPIKeyResponse, error)
+	// A tenant's search settings: which attributes full-text search reads.
+	GetSearchSettings(context.Context, *GetSearchSettingsRequest) (*SearchSettings, error)
+	SetSearchSettings(context.Context, *SetSearchSettingsRequest) (*SearchSettings, error)
 	mustEmbedUnimplementedAdminServiceServer()
 }
 
@@ -763,6 +833,12 @@ func (UnimplementedAdminServiceServer) ListAPIKeys(context.Context, *ListAPIKeys
 }
 func (UnimplementedAdminServiceServer) RevokeAPIKey(context.Context, *RevokeAPIKeyRequest) (*RevokeAPIKeyResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method RevokeAPIKey not implemented")
+}
+func (UnimplementedAdminServiceServer) GetSearchSettings(context.Context, *GetSearchSettingsRequest) (*SearchSettings, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetSearchSettings not implemented")
+}
+func (UnimplementedAdminServiceServer) SetSearchSettings(context.Context, *SetSearchSettingsRequest) (*SearchSettings, error) {
+	return nil, status.Error(codes.Unimplemented, "method SetSearchSettings not implemented")
 }
 func (UnimplementedAdminServiceServer) mustEmbedUnimplementedAdminServiceServer() {}
 func (UnimplementedAdminServiceServer) testEmbeddedByValue()                      {}
@@ -911,6 +987,42 @@ func _AdminService_RevokeAPIKey_Handler(srv interface{}, ctx context.Context, de
 	return interceptor(ctx, in, info, handler)
 }
 
+func _AdminService_GetSearchSettings_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetSearchSettingsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).GetSearchSettings(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_GetSearchSettings_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).GetSearchSettings(ctx, req.(*GetSearchSettingsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AdminService_SetSearchSettings_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SetSearchSettingsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).SetSearchSettings(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_SetSearchSettings_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).SetSearchSettings(ctx, req.(*SetSearchSettingsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // AdminService_ServiceDesc is the grpc.ServiceDesc for AdminService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -945,6 +1057,14 @@ var AdminService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "RevokeAPIKey",
 			Handler:    _AdminService_RevokeAPIKey_Handler,
+		},
+		{
+			MethodName: "GetSearchSettings",
+			Handler:    _AdminService_GetSearchSettings_Handler,
+		},
+		{
+			MethodName: "SetSearchSettings",
+			Handler:    _AdminService_SetSearchSettings_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
