@@ -3,10 +3,12 @@ package server
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
 	"google.golang.org/grpc/codes"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	trailv1 "github.com/trailaudit/trail/proto/trail/v1"
 )
@@ -22,6 +24,37 @@ func (as *adminService) begin(ctx context.Context) (*access, error) {
 	return as.s.authorize(ctx, permAdmin, trailv1.Category_CATEGORY_SYSTEM, "")
 }
 
+// WhoAmI describes the caller's own key to any authenticated caller: what
+// the key may do is no secret to its holder, and a client such as the web
+// console needs it to show the right screens. It is audited like every
+// call (as an authentication event, since it is how a console session
+// starts).
+func (as *adminService) WhoAmI(ctx context.Context, _ *trailv1.WhoAmIRequest) (_ *trailv1.WhoAmIResponse, err error) {
+	p, err := principalFrom(ctx)
+	if err != nil {
+		return nil, err
+	}
+	ac := as.s.audit.begin(ctx, p, trailv1.Category_CATEGORY_AUTHENTICATION, "")
+	defer func() { ac.finish(err) }()
+	resp := &trailv1.WhoAmIResponse{
+		KeyId: p.keyID, Role: p.role, AllTenants: p.tenants == nil,
+		LogName: as.s.cfg.Signer.Name(), LogVerifierKey: as.s.cfg.VerifierKey, NodeId: as.s.cluster.Status().ID,
+	}
+	if p.tenants == nil {
+		e, release := as.s.cluster.AcquireEngine()
+		defer release()
+		if resp.Tenants, err = e.Tenants(ctx); err != nil {
+			return nil, fmt.Errorf("server: listing tenants for whoami: %w", err)
+		}
+	} else {
+		for t := range p.tenants {
+			resp.Tenants = append(resp.Tenants, t)
+		}
+		slices.Sort(resp.Tenants)
+	}
+	return resp, nil
+}
+
 func (as *adminService) ClusterStatus(ctx context.Context, _ *trailv1.ClusterStatusRequest) (_ *trailv1.ClusterStatusResponse, err error) {
 	ac, err := as.begin(ctx)
 	if err != nil {
@@ -31,11 +64,14 @@ func (as *adminService) ClusterStatus(ctx context.Context, _ *trailv1.ClusterSta
 	st := as.s.cluster.Status()
 	resp := &trailv1.ClusterStatusResponse{
 		NodeId: st.ID, State: st.State, LeaderId: st.LeaderID,
-		AppliedIndex: st.AppliedIndex, CommitIndex: st.CommitIndex, LastLogIndex: st.LastLogIndex,
+		AppliedIndex: st.AppliedIndex, CommitIndex: st.CommitIndex, LastLogIndex: st.LastLogIndex, Term: st.Term,
+	}
+	if !st.LastContact.IsZero() {
+		resp.LastContact = timestamppb.New(st.LastContact)
 	}
 	for _, n := range st.Nodes {
 		resp.Nodes = append(resp.Nodes, &trailv1.ClusterNode{
-			Id: n.ID, RaftAddress: n.Address, ApiAddress: n.APIAddr, Voter: n.Voter, Leader: n.Leader,
+			Id: n.ID, RaftAddress: n.Address, ApiAddress: n.APIAddr, Voter: n.Voter, Leader: n.Leader, Unreachable: n.Unreachable,
 		})
 	}
 	return resp, nil

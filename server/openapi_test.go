@@ -365,6 +365,10 @@ func TestOpenAPIMatchesServer(t *testing.T) {
 		{op: "ComplianceService_Subscribe", stream: true, check: func(t *testing.T, r *apiResult) {
 			want(t, "domain event", r.str("result", "type"), "audit.event.recorded")
 		}},
+		{op: "AdminService_WhoAmI", check: func(t *testing.T, r *apiResult) {
+			want(t, "role", r.str("role"), "ROLE_ADMIN")
+			want(t, "all_tenants", r.str("all_tenants"), "true")
+		}},
 		{op: "AdminService_ClusterStatus", check: func(t *testing.T, r *apiResult) {
 			want(t, "node_id", r.str("node_id"), "n1")
 		}},

@@ -2806,12 +2806,14 @@ func (*RevokeAPIKeyResponse) Descriptor() ([]byte, []int) {
 }
 
 type ClusterNode struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
-	RaftAddress   string                 `protobuf:"bytes,2,opt,name=raft_address,json=raftAddress,proto3" json:"raft_address,omitempty"`
-	ApiAddress    string                 `protobuf:"bytes,3,opt,name=api_address,json=apiAddress,proto3" json:"api_address,omitempty"`
-	Voter         bool                   `protobuf:"varint,4,opt,name=voter,proto3" json:"voter,omitempty"`
-	Leader        bool                   `protobuf:"varint,5,opt,name=leader,proto3" json:"leader,omitempty"`
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	Id          string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	RaftAddress string                 `protobuf:"bytes,2,opt,name=raft_address,json=raftAddress,proto3" json:"raft_address,omitempty"`
+	ApiAddress  string                 `protobuf:"bytes,3,opt,name=api_address,json=apiAddress,proto3" json:"api_address,omitempty"`
+	Voter       bool                   `protobuf:"varint,4,opt,name=voter,proto3" json:"voter,omitempty"`
+	Leader      bool                   `protobuf:"varint,5,opt,name=leader,proto3" json:"leader,omitempty"`
+	// Set by a leader for a follower whose heartbeats are failing.
+	Unreachable   bool `protobuf:"varint,6,opt,name=unreachable,proto3" json:"unreachable,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2881,6 +2883,13 @@ func (x *ClusterNode) GetLeader() bool {
 	return false
 }
 
+func (x *ClusterNode) GetUnreachable() bool {
+	if x != nil {
+		return x.Unreachable
+	}
+	return false
+}
+
 type ClusterStatusRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -2921,12 +2930,16 @@ type ClusterStatusResponse struct {
 	state  protoimpl.MessageState `protogen:"open.v1"`
 	NodeId string                 `protobuf:"bytes,1,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
 	// "Leader", "Follower", "Candidate", "Shutdown".
-	State         string         `protobuf:"bytes,2,opt,name=state,proto3" json:"state,omitempty"`
-	LeaderId      string         `protobuf:"bytes,3,opt,name=leader_id,json=leaderId,proto3" json:"leader_id,omitempty"`
-	AppliedIndex  uint64         `protobuf:"varint,4,opt,name=applied_index,json=appliedIndex,proto3" json:"applied_index,omitempty"`
-	CommitIndex   uint64         `protobuf:"varint,5,opt,name=commit_index,json=commitIndex,proto3" json:"commit_index,omitempty"`
-	LastLogIndex  uint64         `protobuf:"varint,6,opt,name=last_log_index,json=lastLogIndex,proto3" json:"last_log_index,omitempty"`
-	Nodes         []*ClusterNode `protobuf:"bytes,7,rep,name=nodes,proto3" json:"nodes,omitempty"`
+	State        string         `protobuf:"bytes,2,opt,name=state,proto3" json:"state,omitempty"`
+	LeaderId     string         `protobuf:"bytes,3,opt,name=leader_id,json=leaderId,proto3" json:"leader_id,omitempty"`
+	AppliedIndex uint64         `protobuf:"varint,4,opt,name=applied_index,json=appliedIndex,proto3" json:"applied_index,omitempty"`
+	CommitIndex  uint64         `protobuf:"varint,5,opt,name=commit_index,json=commitIndex,proto3" json:"commit_index,omitempty"`
+	LastLogIndex uint64         `protobuf:"varint,6,opt,name=last_log_index,json=lastLogIndex,proto3" json:"last_log_index,omitempty"`
+	Nodes        []*ClusterNode `protobuf:"bytes,7,rep,name=nodes,proto3" json:"nodes,omitempty"`
+	Term         uint64         `protobuf:"varint,8,opt,name=term,proto3" json:"term,omitempty"`
+	// When this node, a follower, last heard from the leader (unset on the
+	// leader): how stale its view of the cluster may be.
+	LastContact   *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=last_contact,json=lastContact,proto3" json:"last_contact,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3006,6 +3019,20 @@ func (x *ClusterStatusResponse) GetLastLogIndex() uint64 {
 func (x *ClusterStatusResponse) GetNodes() []*ClusterNode {
 	if x != nil {
 		return x.Nodes
+	}
+	return nil
+}
+
+func (x *ClusterStatusResponse) GetTerm() uint64 {
+	if x != nil {
+		return x.Term
+	}
+	return 0
+}
+
+func (x *ClusterStatusResponse) GetLastContact() *timestamppb.Timestamp {
+	if x != nil {
+		return x.LastContact
 	}
 	return nil
 }
@@ -3259,6 +3286,143 @@ func (*TransferLeadershipResponse) Descriptor() ([]byte, []int) {
 	return file_trail_v1_trail_proto_rawDescGZIP(), []int{46}
 }
 
+type WhoAmIRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WhoAmIRequest) Reset() {
+	*x = WhoAmIRequest{}
+	mi := &file_trail_v1_trail_proto_msgTypes[47]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WhoAmIRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WhoAmIRequest) ProtoMessage() {}
+
+func (x *WhoAmIRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_trail_v1_trail_proto_msgTypes[47]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WhoAmIRequest.ProtoReflect.Descriptor instead.
+func (*WhoAmIRequest) Descriptor() ([]byte, []int) {
+	return file_trail_v1_trail_proto_rawDescGZIP(), []int{47}
+}
+
+// WhoAmIResponse describes the caller's own API key, for clients such as
+// the web console that adapt what they show to the role. It grants
+// nothing: every other call is still authorized on its own.
+type WhoAmIResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	KeyId string                 `protobuf:"bytes,1,opt,name=key_id,json=keyId,proto3" json:"key_id,omitempty"`
+	Role  Role                   `protobuf:"varint,2,opt,name=role,proto3,enum=trail.v1.Role" json:"role,omitempty"`
+	// The tenants the key may act on. An admin key may act on every tenant
+	// (all_tenants); for it, tenants lists those with a log on this node.
+	Tenants    []string `protobuf:"bytes,3,rep,name=tenants,proto3" json:"tenants,omitempty"`
+	AllTenants bool     `protobuf:"varint,4,opt,name=all_tenants,json=allTenants,proto3" json:"all_tenants,omitempty"`
+	// The log's name, and its public verifier key as note verifier key text
+	// ("name+hash+base64key") when the server was given it. An auditor pins
+	// the key from a source it trusts; this copy is for comparison.
+	LogName        string `protobuf:"bytes,5,opt,name=log_name,json=logName,proto3" json:"log_name,omitempty"`
+	LogVerifierKey string `protobuf:"bytes,6,opt,name=log_verifier_key,json=logVerifierKey,proto3" json:"log_verifier_key,omitempty"`
+	// The node that answered.
+	NodeId        string `protobuf:"bytes,7,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WhoAmIResponse) Reset() {
+	*x = WhoAmIResponse{}
+	mi := &file_trail_v1_trail_proto_msgTypes[48]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WhoAmIResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WhoAmIResponse) ProtoMessage() {}
+
+func (x *WhoAmIResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_trail_v1_trail_proto_msgTypes[48]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WhoAmIResponse.ProtoReflect.Descriptor instead.
+func (*WhoAmIResponse) Descriptor() ([]byte, []int) {
+	return file_trail_v1_trail_proto_rawDescGZIP(), []int{48}
+}
+
+func (x *WhoAmIResponse) GetKeyId() string {
+	if x != nil {
+		return x.KeyId
+	}
+	return ""
+}
+
+func (x *WhoAmIResponse) GetRole() Role {
+	if x != nil {
+		return x.Role
+	}
+	return Role_ROLE_UNSPECIFIED
+}
+
+func (x *WhoAmIResponse) GetTenants() []string {
+	if x != nil {
+		return x.Tenants
+	}
+	return nil
+}
+
+func (x *WhoAmIResponse) GetAllTenants() bool {
+	if x != nil {
+		return x.AllTenants
+	}
+	return false
+}
+
+func (x *WhoAmIResponse) GetLogName() string {
+	if x != nil {
+		return x.LogName
+	}
+	return ""
+}
+
+func (x *WhoAmIResponse) GetLogVerifierKey() string {
+	if x != nil {
+		return x.LogVerifierKey
+	}
+	return ""
+}
+
+func (x *WhoAmIResponse) GetNodeId() string {
+	if x != nil {
+		return x.NodeId
+	}
+	return ""
+}
+
 // SearchSettings are a tenant's full-text settings.
 type SearchSettings struct {
 	state    protoimpl.MessageState `protogen:"open.v1"`
@@ -3275,7 +3439,7 @@ type SearchSettings struct {
 
 func (x *SearchSettings) Reset() {
 	*x = SearchSettings{}
-	mi := &file_trail_v1_trail_proto_msgTypes[47]
+	mi := &file_trail_v1_trail_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3287,7 +3451,7 @@ func (x *SearchSettings) String() string {
 func (*SearchSettings) ProtoMessage() {}
 
 func (x *SearchSettings) ProtoReflect() protoreflect.Message {
-	mi := &file_trail_v1_trail_proto_msgTypes[47]
+	mi := &file_trail_v1_trail_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3300,7 +3464,7 @@ func (x *SearchSettings) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SearchSettings.ProtoReflect.Descriptor instead.
 func (*SearchSettings) Descriptor() ([]byte, []int) {
-	return file_trail_v1_trail_proto_rawDescGZIP(), []int{47}
+	return file_trail_v1_trail_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *SearchSettings) GetTenantId() string {
@@ -3333,7 +3497,7 @@ type GetSearchSettingsRequest struct {
 
 func (x *GetSearchSettingsRequest) Reset() {
 	*x = GetSearchSettingsRequest{}
-	mi := &file_trail_v1_trail_proto_msgTypes[48]
+	mi := &file_trail_v1_trail_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3345,7 +3509,7 @@ func (x *GetSearchSettingsRequest) String() string {
 func (*GetSearchSettingsRequest) ProtoMessage() {}
 
 func (x *GetSearchSettingsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_trail_v1_trail_proto_msgTypes[48]
+	mi := &file_trail_v1_trail_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3358,7 +3522,7 @@ func (x *GetSearchSettingsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetSearchSettingsRequest.ProtoReflect.Descriptor instead.
 func (*GetSearchSettingsRequest) Descriptor() ([]byte, []int) {
-	return file_trail_v1_trail_proto_rawDescGZIP(), []int{48}
+	return file_trail_v1_trail_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *GetSearchSettingsRequest) GetTenantId() string {
@@ -3380,7 +3544,7 @@ type SetSearchSettingsRequest struct {
 
 func (x *SetSearchSettingsRequest) Reset() {
 	*x = SetSearchSettingsRequest{}
-	mi := &file_trail_v1_trail_proto_msgTypes[49]
+	mi := &file_trail_v1_trail_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3392,7 +3556,7 @@ func (x *SetSearchSettingsRequest) String() string {
 func (*SetSearchSettingsRequest) ProtoMessage() {}
 
 func (x *SetSearchSettingsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_trail_v1_trail_proto_msgTypes[49]
+	mi := &file_trail_v1_trail_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3405,7 +3569,7 @@ func (x *SetSearchSettingsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetSearchSettingsRequest.ProtoReflect.Descriptor instead.
 func (*SetSearchSettingsRequest) Descriptor() ([]byte, []int) {
-	return file_trail_v1_trail_proto_rawDescGZIP(), []int{49}
+	return file_trail_v1_trail_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *SetSearchSettingsRequest) GetTenantId() string {
@@ -3654,15 +3818,16 @@ const file_trail_v1_trail_proto_rawDesc = "" +
 	"\x04keys\x18\x01 \x03(\v2\x10.trail.v1.APIKeyR\x04keys\"%\n" +
 	"\x13RevokeAPIKeyRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\"\x16\n" +
-	"\x14RevokeAPIKeyResponse\"\x8f\x01\n" +
+	"\x14RevokeAPIKeyResponse\"\xb1\x01\n" +
 	"\vClusterNode\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12!\n" +
 	"\fraft_address\x18\x02 \x01(\tR\vraftAddress\x12\x1f\n" +
 	"\vapi_address\x18\x03 \x01(\tR\n" +
 	"apiAddress\x12\x14\n" +
 	"\x05voter\x18\x04 \x01(\bR\x05voter\x12\x16\n" +
-	"\x06leader\x18\x05 \x01(\bR\x06leader\"\x16\n" +
-	"\x14ClusterStatusRequest\"\xfe\x01\n" +
+	"\x06leader\x18\x05 \x01(\bR\x06leader\x12 \n" +
+	"\vunreachable\x18\x06 \x01(\bR\vunreachable\"\x16\n" +
+	"\x14ClusterStatusRequest\"\xd1\x02\n" +
 	"\x15ClusterStatusResponse\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12\x14\n" +
 	"\x05state\x18\x02 \x01(\tR\x05state\x12\x1b\n" +
@@ -3670,7 +3835,9 @@ const file_trail_v1_trail_proto_rawDesc = "" +
 	"\rapplied_index\x18\x04 \x01(\x04R\fappliedIndex\x12!\n" +
 	"\fcommit_index\x18\x05 \x01(\x04R\vcommitIndex\x12$\n" +
 	"\x0elast_log_index\x18\x06 \x01(\x04R\flastLogIndex\x12+\n" +
-	"\x05nodes\x18\a \x03(\v2\x15.trail.v1.ClusterNodeR\x05nodes\"C\n" +
+	"\x05nodes\x18\a \x03(\v2\x15.trail.v1.ClusterNodeR\x05nodes\x12\x12\n" +
+	"\x04term\x18\b \x01(\x04R\x04term\x12=\n" +
+	"\flast_contact\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\vlastContact\"C\n" +
 	"\x0eAddNodeRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12!\n" +
 	"\fraft_address\x18\x02 \x01(\tR\vraftAddress\"\x11\n" +
@@ -3680,7 +3847,17 @@ const file_trail_v1_trail_proto_rawDesc = "" +
 	"\x12RemoveNodeResponse\"+\n" +
 	"\x19TransferLeadershipRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\"\x1c\n" +
-	"\x1aTransferLeadershipResponse\"p\n" +
+	"\x1aTransferLeadershipResponse\"\x0f\n" +
+	"\rWhoAmIRequest\"\xe4\x01\n" +
+	"\x0eWhoAmIResponse\x12\x15\n" +
+	"\x06key_id\x18\x01 \x01(\tR\x05keyId\x12\"\n" +
+	"\x04role\x18\x02 \x01(\x0e2\x0e.trail.v1.RoleR\x04role\x12\x18\n" +
+	"\atenants\x18\x03 \x03(\tR\atenants\x12\x1f\n" +
+	"\vall_tenants\x18\x04 \x01(\bR\n" +
+	"allTenants\x12\x19\n" +
+	"\blog_name\x18\x05 \x01(\tR\alogName\x12(\n" +
+	"\x10log_verifier_key\x18\x06 \x01(\tR\x0elogVerifierKey\x12\x17\n" +
+	"\anode_id\x18\a \x01(\tR\x06nodeId\"p\n" +
 	"\x0eSearchSettings\x12\x1b\n" +
 	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12'\n" +
 	"\x0ftext_attributes\x18\x02 \x03(\tR\x0etextAttributes\x12\x18\n" +
@@ -3724,8 +3901,9 @@ const file_trail_v1_trail_proto_rawDesc = "" +
 	"\rGetCheckpoint\x12\x1e.trail.v1.GetCheckpointRequest\x1a\x1f.trail.v1.GetCheckpointResponse\x12\\\n" +
 	"\x11GetInclusionProof\x12\".trail.v1.GetInclusionProofRequest\x1a#.trail.v1.GetInclusionProofResponse\x12b\n" +
 	"\x13GetConsistencyProof\x12$.trail.v1.GetConsistencyProofRequest\x1a%.trail.v1.GetConsistencyProofResponse\x12S\n" +
-	"\x0eListPartitions\x12\x1f.trail.v1.ListPartitionsRequest\x1a .trail.v1.ListPartitionsResponse2\xda\x05\n" +
-	"\fAdminService\x12P\n" +
+	"\x0eListPartitions\x12\x1f.trail.v1.ListPartitionsRequest\x1a .trail.v1.ListPartitionsResponse2\x97\x06\n" +
+	"\fAdminService\x12;\n" +
+	"\x06WhoAmI\x12\x17.trail.v1.WhoAmIRequest\x1a\x18.trail.v1.WhoAmIResponse\x12P\n" +
 	"\rClusterStatus\x12\x1e.trail.v1.ClusterStatusRequest\x1a\x1f.trail.v1.ClusterStatusResponse\x12>\n" +
 	"\aAddNode\x12\x18.trail.v1.AddNodeRequest\x1a\x19.trail.v1.AddNodeResponse\x12G\n" +
 	"\n" +
@@ -3750,7 +3928,7 @@ func file_trail_v1_trail_proto_rawDescGZIP() []byte {
 }
 
 var file_trail_v1_trail_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_trail_v1_trail_proto_msgTypes = make([]protoimpl.MessageInfo, 50)
+var file_trail_v1_trail_proto_msgTypes = make([]protoimpl.MessageInfo, 52)
 var file_trail_v1_trail_proto_goTypes = []any{
 	(GroupBy)(0),                        // 0: trail.v1.GroupBy
 	(Role)(0),                           // 1: trail.v1.Role
@@ -3801,36 +3979,38 @@ var file_trail_v1_trail_proto_goTypes = []any{
 	(*RemoveNodeResponse)(nil),          // 46: trail.v1.RemoveNodeResponse
 	(*TransferLeadershipRequest)(nil),   // 47: trail.v1.TransferLeadershipRequest
 	(*TransferLeadershipResponse)(nil),  // 48: trail.v1.TransferLeadershipResponse
-	(*SearchSettings)(nil),              // 49: trail.v1.SearchSettings
-	(*GetSearchSettingsRequest)(nil),    // 50: trail.v1.GetSearchSettingsRequest
-	(*SetSearchSettingsRequest)(nil),    // 51: trail.v1.SetSearchSettingsRequest
-	(*timestamppb.Timestamp)(nil),       // 52: google.protobuf.Timestamp
-	(*Event)(nil),                       // 53: trail.v1.Event
-	(*Entry)(nil),                       // 54: trail.v1.Entry
-	(*Target)(nil),                      // 55: trail.v1.Target
-	(Category)(0),                       // 56: trail.v1.Category
+	(*WhoAmIRequest)(nil),               // 49: trail.v1.WhoAmIRequest
+	(*WhoAmIResponse)(nil),              // 50: trail.v1.WhoAmIResponse
+	(*SearchSettings)(nil),              // 51: trail.v1.SearchSettings
+	(*GetSearchSettingsRequest)(nil),    // 52: trail.v1.GetSearchSettingsRequest
+	(*SetSearchSettingsRequest)(nil),    // 53: trail.v1.SetSearchSettingsRequest
+	(*timestamppb.Timestamp)(nil),       // 54: google.protobuf.Timestamp
+	(*Event)(nil),                       // 55: trail.v1.Event
+	(*Entry)(nil),                       // 56: trail.v1.Entry
+	(*Target)(nil),                      // 57: trail.v1.Target
+	(Category)(0),                       // 58: trail.v1.Category
 }
 var file_trail_v1_trail_proto_depIdxs = []int32{
-	52, // 0: trail.v1.Receipt.sequencer_time:type_name -> google.protobuf.Timestamp
-	53, // 1: trail.v1.AppendRequest.event:type_name -> trail.v1.Event
+	54, // 0: trail.v1.Receipt.sequencer_time:type_name -> google.protobuf.Timestamp
+	55, // 1: trail.v1.AppendRequest.event:type_name -> trail.v1.Event
 	2,  // 2: trail.v1.AppendResponse.receipt:type_name -> trail.v1.Receipt
-	53, // 3: trail.v1.AppendBatchRequest.events:type_name -> trail.v1.Event
+	55, // 3: trail.v1.AppendBatchRequest.events:type_name -> trail.v1.Event
 	2,  // 4: trail.v1.AppendResult.receipt:type_name -> trail.v1.Receipt
 	3,  // 5: trail.v1.AppendResult.error:type_name -> trail.v1.Error
 	7,  // 6: trail.v1.AppendBatchResponse.results:type_name -> trail.v1.AppendResult
-	54, // 7: trail.v1.StoredEntry.entry:type_name -> trail.v1.Entry
+	56, // 7: trail.v1.StoredEntry.entry:type_name -> trail.v1.Entry
 	9,  // 8: trail.v1.GetEventResponse.entry:type_name -> trail.v1.StoredEntry
 	2,  // 9: trail.v1.GetEventResponse.receipt:type_name -> trail.v1.Receipt
-	55, // 10: trail.v1.Filter.targets:type_name -> trail.v1.Target
-	56, // 11: trail.v1.Filter.categories:type_name -> trail.v1.Category
-	52, // 12: trail.v1.Filter.from:type_name -> google.protobuf.Timestamp
-	52, // 13: trail.v1.Filter.to:type_name -> google.protobuf.Timestamp
+	57, // 10: trail.v1.Filter.targets:type_name -> trail.v1.Target
+	58, // 11: trail.v1.Filter.categories:type_name -> trail.v1.Category
+	54, // 12: trail.v1.Filter.from:type_name -> google.protobuf.Timestamp
+	54, // 13: trail.v1.Filter.to:type_name -> google.protobuf.Timestamp
 	13, // 14: trail.v1.Filter.exclude:type_name -> trail.v1.FilterFields
-	55, // 15: trail.v1.FilterFields.targets:type_name -> trail.v1.Target
-	56, // 16: trail.v1.FilterFields.categories:type_name -> trail.v1.Category
-	56, // 17: trail.v1.SearchRequest.category:type_name -> trail.v1.Category
-	52, // 18: trail.v1.SearchRequest.from:type_name -> google.protobuf.Timestamp
-	52, // 19: trail.v1.SearchRequest.to:type_name -> google.protobuf.Timestamp
+	57, // 15: trail.v1.FilterFields.targets:type_name -> trail.v1.Target
+	58, // 16: trail.v1.FilterFields.categories:type_name -> trail.v1.Category
+	58, // 17: trail.v1.SearchRequest.category:type_name -> trail.v1.Category
+	54, // 18: trail.v1.SearchRequest.from:type_name -> google.protobuf.Timestamp
+	54, // 19: trail.v1.SearchRequest.to:type_name -> google.protobuf.Timestamp
 	12, // 20: trail.v1.SearchRequest.filter:type_name -> trail.v1.Filter
 	9,  // 21: trail.v1.SearchResponse.entries:type_name -> trail.v1.StoredEntry
 	16, // 22: trail.v1.SearchResponse.proofs:type_name -> trail.v1.InclusionProof
@@ -3838,68 +4018,72 @@ var file_trail_v1_trail_proto_depIdxs = []int32{
 	23, // 24: trail.v1.PartitionCheckpoint.checkpoint:type_name -> trail.v1.Checkpoint
 	12, // 25: trail.v1.AggregateRequest.filter:type_name -> trail.v1.Filter
 	0,  // 26: trail.v1.AggregateRequest.group_by:type_name -> trail.v1.GroupBy
-	52, // 27: trail.v1.AggregateGroup.start:type_name -> google.protobuf.Timestamp
+	54, // 27: trail.v1.AggregateGroup.start:type_name -> google.protobuf.Timestamp
 	19, // 28: trail.v1.AggregateResponse.groups:type_name -> trail.v1.AggregateGroup
 	9,  // 29: trail.v1.TailResponse.entry:type_name -> trail.v1.StoredEntry
 	23, // 30: trail.v1.GetCheckpointResponse.checkpoint:type_name -> trail.v1.Checkpoint
 	23, // 31: trail.v1.GetInclusionProofResponse.checkpoint:type_name -> trail.v1.Checkpoint
 	23, // 32: trail.v1.GetConsistencyProofResponse.from_checkpoint:type_name -> trail.v1.Checkpoint
 	23, // 33: trail.v1.GetConsistencyProofResponse.to_checkpoint:type_name -> trail.v1.Checkpoint
-	52, // 34: trail.v1.PartitionInfo.first_time:type_name -> google.protobuf.Timestamp
-	52, // 35: trail.v1.PartitionInfo.last_time:type_name -> google.protobuf.Timestamp
+	54, // 34: trail.v1.PartitionInfo.first_time:type_name -> google.protobuf.Timestamp
+	54, // 35: trail.v1.PartitionInfo.last_time:type_name -> google.protobuf.Timestamp
 	23, // 36: trail.v1.PartitionInfo.final_checkpoint:type_name -> trail.v1.Checkpoint
 	31, // 37: trail.v1.ListPartitionsResponse.partitions:type_name -> trail.v1.PartitionInfo
 	1,  // 38: trail.v1.APIKey.role:type_name -> trail.v1.Role
-	52, // 39: trail.v1.APIKey.created_at:type_name -> google.protobuf.Timestamp
+	54, // 39: trail.v1.APIKey.created_at:type_name -> google.protobuf.Timestamp
 	1,  // 40: trail.v1.CreateAPIKeyRequest.role:type_name -> trail.v1.Role
 	33, // 41: trail.v1.CreateAPIKeyResponse.key:type_name -> trail.v1.APIKey
 	33, // 42: trail.v1.ListAPIKeysResponse.keys:type_name -> trail.v1.APIKey
 	40, // 43: trail.v1.ClusterStatusResponse.nodes:type_name -> trail.v1.ClusterNode
-	4,  // 44: trail.v1.IngestService.Append:input_type -> trail.v1.AppendRequest
-	6,  // 45: trail.v1.IngestService.AppendBatch:input_type -> trail.v1.AppendBatchRequest
-	6,  // 46: trail.v1.IngestService.AppendStream:input_type -> trail.v1.AppendBatchRequest
-	10, // 47: trail.v1.ReadService.GetEvent:input_type -> trail.v1.GetEventRequest
-	14, // 48: trail.v1.ReadService.Search:input_type -> trail.v1.SearchRequest
-	18, // 49: trail.v1.ReadService.Aggregate:input_type -> trail.v1.AggregateRequest
-	21, // 50: trail.v1.ReadService.Tail:input_type -> trail.v1.TailRequest
-	24, // 51: trail.v1.ProofService.GetCheckpoint:input_type -> trail.v1.GetCheckpointRequest
-	26, // 52: trail.v1.ProofService.GetInclusionProof:input_type -> trail.v1.GetInclusionProofRequest
-	28, // 53: trail.v1.ProofService.GetConsistencyProof:input_type -> trail.v1.GetConsistencyProofRequest
-	30, // 54: trail.v1.ProofService.ListPartitions:input_type -> trail.v1.ListPartitionsRequest
-	41, // 55: trail.v1.AdminService.ClusterStatus:input_type -> trail.v1.ClusterStatusRequest
-	43, // 56: trail.v1.AdminService.AddNode:input_type -> trail.v1.AddNodeRequest
-	45, // 57: trail.v1.AdminService.RemoveNode:input_type -> trail.v1.RemoveNodeRequest
-	47, // 58: trail.v1.AdminService.TransferLeadership:input_type -> trail.v1.TransferLeadershipRequest
-	34, // 59: trail.v1.AdminService.CreateAPIKey:input_type -> trail.v1.CreateAPIKeyRequest
-	36, // 60: trail.v1.AdminService.ListAPIKeys:input_type -> trail.v1.ListAPIKeysRequest
-	38, // 61: trail.v1.AdminService.RevokeAPIKey:input_type -> trail.v1.RevokeAPIKeyRequest
-	50, // 62: trail.v1.AdminService.GetSearchSettings:input_type -> trail.v1.GetSearchSettingsRequest
-	51, // 63: trail.v1.AdminService.SetSearchSettings:input_type -> trail.v1.SetSearchSettingsRequest
-	5,  // 64: trail.v1.IngestService.Append:output_type -> trail.v1.AppendResponse
-	8,  // 65: trail.v1.IngestService.AppendBatch:output_type -> trail.v1.AppendBatchResponse
-	8,  // 66: trail.v1.IngestService.AppendStream:output_type -> trail.v1.AppendBatchResponse
-	11, // 67: trail.v1.ReadService.GetEvent:output_type -> trail.v1.GetEventResponse
-	15, // 68: trail.v1.ReadService.Search:output_type -> trail.v1.SearchResponse
-	20, // 69: trail.v1.ReadService.Aggregate:output_type -> trail.v1.AggregateResponse
-	22, // 70: trail.v1.ReadService.Tail:output_type -> trail.v1.TailResponse
-	25, // 71: trail.v1.ProofService.GetCheckpoint:output_type -> trail.v1.GetCheckpointResponse
-	27, // 72: trail.v1.ProofService.GetInclusionProof:output_type -> trail.v1.GetInclusionProofResponse
-	29, // 73: trail.v1.ProofService.GetConsistencyProof:output_type -> trail.v1.GetConsistencyProofResponse
-	32, // 74: trail.v1.ProofService.ListPartitions:output_type -> trail.v1.ListPartitionsResponse
-	42, // 75: trail.v1.AdminService.ClusterStatus:output_type -> trail.v1.ClusterStatusResponse
-	44, // 76: trail.v1.AdminService.AddNode:output_type -> trail.v1.AddNodeResponse
-	46, // 77: trail.v1.AdminService.RemoveNode:output_type -> trail.v1.RemoveNodeResponse
-	48, // 78: trail.v1.AdminService.TransferLeadership:output_type -> trail.v1.TransferLeadershipResponse
-	35, // 79: trail.v1.AdminService.CreateAPIKey:output_type -> trail.v1.CreateAPIKeyResponse
-	37, // 80: trail.v1.AdminService.ListAPIKeys:output_type -> trail.v1.ListAPIKeysResponse
-	39, // 81: trail.v1.AdminService.RevokeAPIKey:output_type -> trail.v1.RevokeAPIKeyResponse
-	49, // 82: trail.v1.AdminService.GetSearchSettings:output_type -> trail.v1.SearchSettings
-	49, // 83: trail.v1.AdminService.SetSearchSettings:output_type -> trail.v1.SearchSettings
-	64, // [64:84] is the sub-list for method output_type
-	44, // [44:64] is the sub-list for method input_type
-	44, // [44:44] is the sub-list for extension type_name
-	44, // [44:44] is the sub-list for extension extendee
-	0,  // [0:44] is the sub-list for field type_name
+	54, // 44: trail.v1.ClusterStatusResponse.last_contact:type_name -> google.protobuf.Timestamp
+	1,  // 45: trail.v1.WhoAmIResponse.role:type_name -> trail.v1.Role
+	4,  // 46: trail.v1.IngestService.Append:input_type -> trail.v1.AppendRequest
+	6,  // 47: trail.v1.IngestService.AppendBatch:input_type -> trail.v1.AppendBatchRequest
+	6,  // 48: trail.v1.IngestService.AppendStream:input_type -> trail.v1.AppendBatchRequest
+	10, // 49: trail.v1.ReadService.GetEvent:input_type -> trail.v1.GetEventRequest
+	14, // 50: trail.v1.ReadService.Search:input_type -> trail.v1.SearchRequest
+	18, // 51: trail.v1.ReadService.Aggregate:input_type -> trail.v1.AggregateRequest
+	21, // 52: trail.v1.ReadService.Tail:input_type -> trail.v1.TailRequest
+	24, // 53: trail.v1.ProofService.GetCheckpoint:input_type -> trail.v1.GetCheckpointRequest
+	26, // 54: trail.v1.ProofService.GetInclusionProof:input_type -> trail.v1.GetInclusionProofRequest
+	28, // 55: trail.v1.ProofService.GetConsistencyProof:input_type -> trail.v1.GetConsistencyProofRequest
+	30, // 56: trail.v1.ProofService.ListPartitions:input_type -> trail.v1.ListPartitionsRequest
+	49, // 57: trail.v1.AdminService.WhoAmI:input_type -> trail.v1.WhoAmIRequest
+	41, // 58: trail.v1.AdminService.ClusterStatus:input_type -> trail.v1.ClusterStatusRequest
+	43, // 59: trail.v1.AdminService.AddNode:input_type -> trail.v1.AddNodeRequest
+	45, // 60: trail.v1.AdminService.RemoveNode:input_type -> trail.v1.RemoveNodeRequest
+	47, // 61: trail.v1.AdminService.TransferLeadership:input_type -> trail.v1.TransferLeadershipRequest
+	34, // 62: trail.v1.AdminService.CreateAPIKey:input_type -> trail.v1.CreateAPIKeyRequest
+	36, // 63: trail.v1.AdminService.ListAPIKeys:input_type -> trail.v1.ListAPIKeysRequest
+	38, // 64: trail.v1.AdminService.RevokeAPIKey:input_type -> trail.v1.RevokeAPIKeyRequest
+	52, // 65: trail.v1.AdminService.GetSearchSettings:input_type -> trail.v1.GetSearchSettingsRequest
+	53, // 66: trail.v1.AdminService.SetSearchSettings:input_type -> trail.v1.SetSearchSettingsRequest
+	5,  // 67: trail.v1.IngestService.Append:output_type -> trail.v1.AppendResponse
+	8,  // 68: trail.v1.IngestService.AppendBatch:output_type -> trail.v1.AppendBatchResponse
+	8,  // 69: trail.v1.IngestService.AppendStream:output_type -> trail.v1.AppendBatchResponse
+	11, // 70: trail.v1.ReadService.GetEvent:output_type -> trail.v1.GetEventResponse
+	15, // 71: trail.v1.ReadService.Search:output_type -> trail.v1.SearchResponse
+	20, // 72: trail.v1.ReadService.Aggregate:output_type -> trail.v1.AggregateResponse
+	22, // 73: trail.v1.ReadService.Tail:output_type -> trail.v1.TailResponse
+	25, // 74: trail.v1.ProofService.GetCheckpoint:output_type -> trail.v1.GetCheckpointResponse
+	27, // 75: trail.v1.ProofService.GetInclusionProof:output_type -> trail.v1.GetInclusionProofResponse
+	29, // 76: trail.v1.ProofService.GetConsistencyProof:output_type -> trail.v1.GetConsistencyProofResponse
+	32, // 77: trail.v1.ProofService.ListPartitions:output_type -> trail.v1.ListPartitionsResponse
+	50, // 78: trail.v1.AdminService.WhoAmI:output_type -> trail.v1.WhoAmIResponse
+	42, // 79: trail.v1.AdminService.ClusterStatus:output_type -> trail.v1.ClusterStatusResponse
+	44, // 80: trail.v1.AdminService.AddNode:output_type -> trail.v1.AddNodeResponse
+	46, // 81: trail.v1.AdminService.RemoveNode:output_type -> trail.v1.RemoveNodeResponse
+	48, // 82: trail.v1.AdminService.TransferLeadership:output_type -> trail.v1.TransferLeadershipResponse
+	35, // 83: trail.v1.AdminService.CreateAPIKey:output_type -> trail.v1.CreateAPIKeyResponse
+	37, // 84: trail.v1.AdminService.ListAPIKeys:output_type -> trail.v1.ListAPIKeysResponse
+	39, // 85: trail.v1.AdminService.RevokeAPIKey:output_type -> trail.v1.RevokeAPIKeyResponse
+	51, // 86: trail.v1.AdminService.GetSearchSettings:output_type -> trail.v1.SearchSettings
+	51, // 87: trail.v1.AdminService.SetSearchSettings:output_type -> trail.v1.SearchSettings
+	67, // [67:88] is the sub-list for method output_type
+	46, // [46:67] is the sub-list for method input_type
+	46, // [46:46] is the sub-list for extension type_name
+	46, // [46:46] is the sub-list for extension extendee
+	0,  // [0:46] is the sub-list for field type_name
 }
 
 func init() { file_trail_v1_trail_proto_init() }
@@ -3918,7 +4102,7 @@ func file_trail_v1_trail_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_trail_v1_trail_proto_rawDesc), len(file_trail_v1_trail_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   50,
+			NumMessages:   52,
 			NumExtensions: 0,
 			NumServices:   4,
 		},
