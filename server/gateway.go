@@ -27,6 +27,7 @@ import (
 	trailproto "github.com/trailaudit/trail/proto"
 	trailv1 "github.com/trailaudit/trail/proto/trail/v1"
 	"github.com/trailaudit/trail/raftnode"
+	"github.com/trailaudit/trail/server/console"
 )
 
 // checkpointPath is the REST route that serves a checkpoint as its signed
@@ -159,7 +160,7 @@ func requestTooLarge(st *status.Status) bool {
 }
 
 // httpHandler routes the HTTP listener: the REST API, its OpenAPI
-// document, metrics and health checks. Metrics and health checks need no
+// document, metrics, health checks and, when enabled, the web console. Metrics and health checks need no
 // API key: they carry no log data, and probes have no keys.
 func (s *Server) httpHandler() http.Handler {
 	mux := http.NewServeMux()
@@ -177,6 +178,13 @@ func (s *Server) httpHandler() http.Handler {
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{Registry: s.metrics.reg}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
 	mux.HandleFunc("GET /readyz", s.serveReady)
+	if s.cfg.Console {
+		// The console's files carry no log data; its calls to the API
+		// carry the user's key, like any other client's.
+		c := console.Handler()
+		mux.Handle("GET "+console.Path, c)
+		mux.Handle("GET "+strings.TrimSuffix(console.Path, "/"), c)
+	}
 	return mux
 }
 

@@ -99,6 +99,11 @@ type Config struct {
 	// (default time.Now; tests move it years ahead).
 	Now func() time.Time
 
+	// Console serves the web console (package server/console) under
+	// /console/ on the HTTP listener. It holds no privileges: it calls
+	// this REST API with the key its user signs in with.
+	Console bool
+
 	Logger *slog.Logger
 
 	// searchBytes overrides defaultSearchBytes, bodyTimeout

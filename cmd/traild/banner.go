@@ -33,6 +33,9 @@ func printBanner(w io.Writer, d *daemon, token string) {
 	}
 	fmt.Fprintf(tw, "  gRPC\t%s, %s\n", grpcAddr, transport)
 	fmt.Fprintf(tw, "  HTTP\t%s://%s (REST under /api/v1/audit, /readyz, /metrics)\n", scheme, d.bound.HTTP)
+	if d.cfg.Console {
+		fmt.Fprintf(tw, "  console\t%s://%s/console/ (sign in with an API key)\n", scheme, d.bound.HTTP)
+	}
 	fmt.Fprintf(tw, "  Raft\t%s\n", d.node.Addr())
 	fmt.Fprintf(tw, "  log key\t%s\n", d.key.id())
 	fmt.Fprintf(tw, "  verifier key\t%s (give this file to auditors)\n", d.key.vkeyPath)

@@ -48,6 +48,8 @@ type Config struct {
 	ShutdownTimeout time.Duration
 	// DebugAddr, when set, serves Go's runtime profiles (/debug/pprof/).
 	DebugAddr string
+	// Console serves the web console under /console/ on the HTTP listener.
+	Console bool
 
 	// set records where each explicitly configured setting came from
 	// ("file", "env" or "flag"), by file key. Settings absent from it have

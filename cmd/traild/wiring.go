@@ -70,6 +70,7 @@ func serverConfig(c *Config, cluster server.Cluster, key *logKey, api apiTLSConf
 		TailBuffer:     c.API.TailBuffer,
 		TailStall:      c.API.TailStall,
 		Logger:         log,
+		Console:        c.Console,
 
 		IntegrityInterval: c.IntegrityInterval,
 		IntegrityRate:     float64(c.IntegrityRate),
