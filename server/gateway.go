@@ -59,6 +59,7 @@ func (s *Server) newGateway() (*gateway, error) {
 	mux := runtime.NewServeMux(
 		runtime.WithMarshalerOption(runtime.MIMEWildcard, json),
 		runtime.WithErrorHandler(httpErrorHandler),
+		runtime.WithForwardResponseOption(flushStreamStart),
 	)
 	ctx := context.Background()
 	for _, register := range []func(context.Context, *runtime.ServeMux, *grpc.ClientConn) error{
@@ -77,6 +78,28 @@ func (s *Server) newGateway() (*gateway, error) {
 }
 
 func (g *gateway) close() { g.conn.Close() }
+
+// flushStreamStart sends a server stream's status and headers as soon as
+// the stream is established, rather than with its first message. The
+// gateway calls it once per stream with a nil message, after the server
+// sent its headers (Subscribe does once it is live): a REST client, such as
+// the web console, then knows that its subscription is live even while the
+// tenant is quiet. Errors before that point still get their HTTP status.
+func flushStreamStart(ctx context.Context, w http.ResponseWriter, m proto.Message) error {
+	if m != nil {
+		return nil
+	}
+	// A call refused before it started ends "trailers-only", without
+	// headers: it is left to the gateway, which answers with its status.
+	if md, ok := runtime.ServerMetadataFromContext(ctx); !ok || md.HeaderMD.Len() == 0 {
+		return nil
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if err := http.NewResponseController(w).Flush(); err != nil {
+		return fmt.Errorf("server: starting a REST stream: %w", err)
+	}
+	return nil
+}
 
 // strictJSON is the gateway's JSON with two differences in what it reads.
 // A request body must hold exactly one value: the stock decoder stops

@@ -1,7 +1,11 @@
 package server
 
 import (
+	"bufio"
 	"context"
+	"encoding/json"
+	"io"
+	"net/http"
 	"testing"
 	"time"
 
@@ -190,5 +194,69 @@ func TestAnomalyRulesAPI(t *testing.T) {
 	e.restJSON("GET", "/api/v1/admin/tenants/acme/anomaly-rules", auditor, nil, got)
 	if got.GetRules().GetWorkingHoursStart() != "07:30" || got.GetRules().GetMaxDistinctSubjectsPerHour() != compliance.DefaultMaxDistinctSubjects {
 		t.Fatalf("rules after PUT: %v", got.GetRules())
+	}
+}
+
+// TestSubscribeRESTLive: over REST a subscription answers 200 as soon as
+// it is live, before any event (a quiet tenant's subscriber is not left
+// waiting for headers), and receives what is recorded after that; a
+// refused one still gets its HTTP status.
+func TestSubscribeRESTLive(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	auditor := e.key(trailv1.Role_ROLE_AUDITOR, "acme")
+	e.appendAll(e.admin, []*trailv1.Event{event("acme", "before")})
+	tests := []struct {
+		name, path, token string
+		status            int
+	}{
+		{"live", "/api/v1/audit/tenants/acme/subscribe?types=audit.event.recorded", auditor, http.StatusOK},
+		{"other tenant", "/api/v1/audit/tenants/globex/subscribe", auditor, http.StatusForbidden},
+		{"unknown type", "/api/v1/audit/tenants/acme/subscribe?types=audit.nothing", auditor, http.StatusBadRequest},
+		{"no key", "/api/v1/audit/tenants/acme/subscribe", "", http.StatusUnauthorized},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			req, err := http.NewRequestWithContext(ctx, "GET", e.httpBase+tt.path, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tt.token != "" {
+				req.Header.Set("Authorization", "Bearer "+tt.token)
+			}
+			// Nothing is appended before the answer: headers must come
+			// without a first event.
+			resp, err := e.http.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			if resp.StatusCode != tt.status {
+				b, _ := io.ReadAll(resp.Body)
+				t.Fatalf("HTTP %d, want %d: %s", resp.StatusCode, tt.status, b)
+			}
+			if tt.status != http.StatusOK {
+				return
+			}
+			e.appendAll(e.admin, []*trailv1.Event{event("acme", "after")})
+			line, err := bufio.NewReader(resp.Body).ReadString('\n')
+			if err != nil {
+				t.Fatal(err)
+			}
+			var msg struct {
+				Result struct {
+					Type     string `json:"type"`
+					FromLeaf string `json:"from_leaf"`
+					Count    string `json:"count"`
+				} `json:"result"`
+			}
+			if err := json.Unmarshal([]byte(line), &msg); err != nil {
+				t.Fatalf("%q: %v", line, err)
+			}
+			if msg.Result.Type != DomainEventRecorded || msg.Result.FromLeaf != "1" || msg.Result.Count != "1" {
+				t.Errorf("first event %s, want the one leaf appended after the subscription went live", line)
+			}
+		})
 	}
 }
