@@ -134,19 +134,26 @@ async function route() {
     return;
   }
   current = new AbortController();
+  const signal = current.signal;
   setStatus('');
-  fill(main);
-  const ctx = {main, who, tenant: tenant(), rest, params, signal: current.signal, setStatus,
+  // Each visit renders into a view of its own: a screen still finishing
+  // an earlier visit (its calls are aborted, but a render may be past
+  // them) writes into a view no longer on the page, never into this one.
+  const view = h('div', {});
+  fill(main, view);
+  const ctx = {main: view, who, tenant: tenant(), rest, params, signal,
+    setStatus: (msg, error) => { if (!signal.aborted) setStatus(msg, error); },
     go: hash => { location.hash = hash; }};
   try {
     await screen.mod.render(ctx);
   } catch (e) {
-    if (e.name !== 'AbortError') setStatus(e.message, true);
+    if (e.name !== 'AbortError') ctx.setStatus(e.message, true);
   }
+  if (signal.aborted) return;
   // Move focus to the screen's heading, so keyboard and screen-reader
   // users land on what changed.
-  const h1 = main.querySelector('h1');
-  if (h1 && !main.contains(document.activeElement)) { h1.tabIndex = -1; h1.focus(); }
+  const h1 = view.querySelector('h1');
+  if (h1 && !view.contains(document.activeElement)) { h1.tabIndex = -1; h1.focus(); }
 }
 
 window.addEventListener('hashchange', route);

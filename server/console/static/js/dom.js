@@ -45,9 +45,15 @@ export function table(columns, rows, rowAttrs) {
 
 // kv renders a definition list from [label, value] pairs, skipping empty values.
 export function kv(pairs) {
-  return h('dl', {class: 'kv'}, pairs.filter(([, v]) => v !== undefined && v !== null && v !== '')
-    .map(([k, v]) => [h('dt', {}, k), h('dd', {}, v)]));
+  return h('dl', {class: 'kv'}, present(pairs).map(([k, v]) => [h('dt', {}, k), h('dd', {}, v)]));
 }
+
+// stats renders [label, value] pairs as one compact line of figures.
+export function stats(pairs) {
+  return h('dl', {class: 'stats'}, present(pairs).map(([k, v]) => h('div', {}, h('dt', {}, k), h('dd', {}, v))));
+}
+
+const present = pairs => pairs.filter(([, v]) => v !== undefined && v !== null && v !== '');
 
 // short turns an enum's full name into its short one: CATEGORY_DATA_ACCESS -> data_access.
 export function short(name, prefix) {

@@ -43,7 +43,7 @@ export async function render({main, who, rest, signal, setStatus}) {
     h('h1', {}, 'Event ', h('code', {}, ev.event_id || `${partition}/${leaf}`)),
     h('p', {}, `Tenant ${tenant}, partition `, h('a', {href: `#/log?partition=${partition}`}, partition), `, leaf ${leaf}.`,
       se.pruned ? ' Its payload was removed by retention; its leaf hash stays in the tree.' : ''),
-    h('div', {class: 'cols'},
+    h('div', {class: 'cols even'},
       h('section', {'aria-labelledby': 'inc-h'}, h('h2', {id: 'inc-h'}, 'Inclusion proof'), proofOut,
         h('h2', {}, 'Hash chain'), chainOut),
       h('section', {'aria-labelledby': 'ev-h'}, h('h2', {id: 'ev-h'}, 'Entry'), se.pruned ? h('p', {}, 'Pruned.') : eventDetails(en, ev),

@@ -6,7 +6,7 @@
 // and verified here against the log key.
 
 import * as api from '../api.js';
-import {h, fill, field, table, kv, time, badge, downloadLink, eventLink} from '../dom.js';
+import {h, fill, field, table, stats, kv, time, badge, downloadLink, eventLink} from '../dom.js';
 import {readZip} from '../zip.js';
 import {reportContent, rawMember, verifyReport} from '../verify.js';
 import {verifierKey, keyLine} from './trust.js';
@@ -96,10 +96,10 @@ export async function render({main, who, tenant, params, signal, setStatus, go})
 
   fill(out,
     h('h2', {}, `Accesses to ${content.parameters?.subject_id}'s personal data in ${content.tenant_id}`),
-    kv([['Accesses', String(s.rows ?? rows.length)], ['Flagged', String(s.flagged ?? 0)],
+    stats([['Accesses', String(s.rows ?? rows.length)], ['Flagged', String(s.flagged ?? 0)],
       ['Without a purpose code', String(s.missing_purpose_code ?? 0)], ['With an invalid purpose code', String(s.invalid_purpose_code ?? 0)],
-      ['Distinct actors', String(s.distinct_actors ?? 0)], ['First', time(s.first)], ['Last', time(s.last)],
-      ['Generated', time(content.generated_at)], ['Attested digest', h('code', {class: 'hash'}, JSON.parse(rawMember(jsonText, 'attestation')).digest)]]),
+      ['Distinct actors', String(s.distinct_actors ?? 0)], ['First', time(s.first)], ['Last', time(s.last)]]),
+    kv([['Generated', time(content.generated_at)], ['Attested digest', h('code', {class: 'hash'}, JSON.parse(rawMember(jsonText, 'attestation')).digest)]]),
     h('div', {class: 'bar', 'aria-label': 'Downloads of this run'},
       files, downloadLink('Download all three (zip)', bundle.blob, bundle.filename), verifyBtn),
     h('p', {class: 'note'}, 'The three files are renderings of this one run and carry the same attestation; each verifies on its own with ',
