@@ -136,6 +136,7 @@ func TestConsole(t *testing.T) {
 		}
 		click(t, tab, `//button[text()="Verify the attestation in this browser"]`)
 		waitText(t, tab, ".verdict", "Report verified in this browser")
+		site.checkLabels(t, tab)
 		shots.Take(tab, "02-pii-access-report")
 	})
 
@@ -220,6 +221,7 @@ func TestConsole(t *testing.T) {
 		if q := eval[string](t, tab, `document.querySelector('input[name=q]').value`); q != "category:data_access actor:clerk-2" {
 			t.Errorf("query after the facet = %q", q)
 		}
+		site.checkLabels(t, tab)
 		shots.Take(tab, "05-search-facets")
 		// A query the syntax does not allow is refused, with why.
 		setInput(t, tab, `input[name=q]`, "colour:red\r")
@@ -233,6 +235,7 @@ func TestConsole(t *testing.T) {
 		waitText(t, tab, "#checkpoint-verdict", "Checkpoint verified")
 		setInput(t, tab, `input[name=from_size]`, "3\r")
 		waitText(t, tab, "#consistency-verdict", "Verified: size 3 is a prefix")
+		site.checkLabels(t, tab)
 		shots.Take(tab, "06-log-consistency")
 	})
 
@@ -251,6 +254,7 @@ func TestConsole(t *testing.T) {
 		site.rest(t, site.admin, "POST", "/api/v1/audit/events/batch", map[string]any{"events": burst}, nil)
 		waitEval(t, tab, `[...document.querySelectorAll('#alerts tbody tr.new')].some(r => r.innerText.includes('bulk_subject_access') && r.innerText.includes('clerk-burst'))`)
 		waitEval(t, tab, `Number(document.getElementById('recorded-count').innerText.replaceAll(',', '')) >= 6`)
+		site.checkLabels(t, tab)
 		shots.Take(tab, "07-alerts-live")
 	})
 

@@ -1,6 +1,7 @@
 package console
 
 import (
+	"archive/zip"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -92,6 +93,13 @@ type verifierCases struct {
 	Notes     []noteCase      `json:"notes"`
 	Entries   []entryCase     `json:"entries"`
 	JSON      []jsonCase      `json:"json"`
+	// Zip is an archive laid out as a report bundle (deflated and stored
+	// members), with its members' contents.
+	Zip        []byte            `json:"zip"`
+	ZipMembers map[string][]byte `json:"zip_members"`
+	// Garbage are random byte strings every decoder must refuse with an
+	// Error or read, never loop on or crash with another exception.
+	Garbage [][]byte `json:"garbage"`
 }
 
 type inclusionCase struct {
@@ -193,6 +201,24 @@ func TestBrowserVerifierMatchesReference(t *testing.T) {
     const got = v.compactJSON(v.rawMember(k.indented, 'content'));
     if (got !== k.compact) fails.push('json ' + i + ': compacted to ' + got + ', want ' + k.compact);
   }
+  const zip = await (await import('/console/js/zip.js')).readZip(b(c.zip));
+  const want = Object.keys(c.zip_members).sort();
+  if (zip.map(m => m.name).sort().join() !== want.join()) fails.push('zip members ' + zip.map(m => m.name) + ', want ' + want);
+  for (const m of zip) if (v.hex(m.data) !== hexOf(c.zip_members[m.name])) fails.push('zip member ' + m.name + ' read wrong');
+  const {readZip} = await import('/console/js/zip.js');
+  const text = new TextDecoder();
+  for (const [i, g] of c.garbage.entries()) {
+    const bytes = b(g);
+    for (const [name, fn] of [['readEntry', () => v.readEntry(bytes)], ['readZip', () => readZip(bytes)],
+      ['parseCheckpoint', () => v.parseCheckpoint(text.decode(bytes))], ['rawMember', () => v.rawMember(text.decode(bytes), 'content')],
+      ['openNote', () => v.openNote(text.decode(bytes), keys.vkey)], ['parseVerifierKey', () => v.parseVerifierKey(text.decode(bytes))]]) {
+      // A refusal is an Error; a TypeError (reading what is not there)
+      // is a bug, except the decoder's own word on invalid UTF-8.
+      try { await fn(); } catch (e) {
+        if (!(e instanceof Error) || (e instanceof TypeError && !/encoded data/.test(e.message))) fails.push(name + ' on garbage ' + i + ': ' + e);
+      }
+    }
+  }
   return fails;
 })()`, in)
 	evalCtx, cancel := context.WithTimeout(ctx, 2*time.Minute)
@@ -204,7 +230,7 @@ func TestBrowserVerifierMatchesReference(t *testing.T) {
 	for _, f := range fails {
 		t.Error(f)
 	}
-	t.Logf("%d inclusion, %d consistency, %d note, %d entry and %d JSON cases", len(cases.Inclusion), len(cases.Consist), len(cases.Notes), len(cases.Entries), len(cases.JSON))
+	t.Logf("%d inclusion, %d consistency, %d note, %d entry, %d JSON and %d garbage cases, and a zip", len(cases.Inclusion), len(cases.Consist), len(cases.Notes), len(cases.Entries), len(cases.JSON), len(cases.Garbage))
 }
 
 func makeVerifierCases(t *testing.T, rnd *rand.Rand) verifierCases {
@@ -343,6 +369,46 @@ func makeVerifierCases(t *testing.T, rnd *rand.Rand) verifierCases {
 			t.Fatal(err)
 		}
 		c.JSON = append(c.JSON, jsonCase{Indented: doc.String(), Compact: string(raw)})
+	}
+	var zbuf bytes.Buffer
+	zw := zip.NewWriter(&zbuf)
+	c.ZipMembers = map[string][]byte{}
+	for i, method := range []uint16{zip.Deflate, zip.Deflate, zip.Store} {
+		name := fmt.Sprintf("report-%d.%s", i, []string{"json", "csv", "pdf"}[i])
+		data := bytes.Repeat(entries[i], 50+i)
+		w, err := zw.CreateHeader(&zip.FileHeader{Name: name, Method: method})
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.Write(data)
+		c.ZipMembers[name] = data
+	}
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	c.Zip = zbuf.Bytes()
+
+	// Garbage: random bytes, and valid inputs cut or with bytes changed.
+	valid := [][]byte{c.Zip, c.Entries[1].Bytes, []byte(c.Notes[0].Note), []byte(c.JSON[0].Indented), []byte(vkey)}
+	for i := range 400 {
+		var g []byte
+		if i%2 == 0 {
+			g = make([]byte, rnd.IntN(120))
+			for j := range g {
+				g[j] = byte(rnd.Uint32())
+			}
+		} else {
+			g = bytes.Clone(valid[i/2%len(valid)])
+			if rnd.IntN(2) == 0 {
+				g = g[:rnd.IntN(len(g))]
+			}
+			for range 1 + rnd.IntN(4) {
+				if len(g) > 0 {
+					g[rnd.IntN(len(g))] = byte(rnd.Uint32())
+				}
+			}
+		}
+		c.Garbage = append(c.Garbage, g)
 	}
 	return c
 }

@@ -31,7 +31,7 @@ export async function readZip(bytes) {
     const raw = bytes.subarray(start, start + csize);
     let data;
     if (method === 0) data = raw;
-    else if (method === 8) data = await inflate(raw);
+    else if (method === 8) data = await inflate(raw, name);
     else throw new Error(`zip member ${name} uses compression method ${method}`);
     if (data.length !== usize) throw new Error(`zip member ${name} has ${data.length} bytes, its header says ${usize}`);
     out.push({name, data});
@@ -39,7 +39,12 @@ export async function readZip(bytes) {
   return out;
 }
 
-async function inflate(raw) {
+async function inflate(raw, name) {
   const s = new Blob([raw]).stream().pipeThrough(new DecompressionStream('deflate-raw'));
-  return new Uint8Array(await new Response(s).arrayBuffer());
+  try {
+    return new Uint8Array(await new Response(s).arrayBuffer());
+  } catch (e) {
+    // The stream's failure surfaces as a network-like TypeError; say what it is.
+    throw new Error(`zip member ${name} is not valid deflate data (${e.message})`);
+  }
 }

@@ -14,9 +14,11 @@ export async function render({main, who, tenant, signal, setStatus}) {
   const recorded = h('span', {id: 'recorded-count'}, '0');
   const tbody = h('tbody', {});
   const rulesOut = h('div', {});
+  const feed = h('ul', {id: 'domain-events', class: 'note', 'aria-live': 'polite'});
   main.append(
     h('h2', {}, 'Alerts'), liveState,
     h('p', {class: 'note'}, 'Events recorded since this page opened: ', recorded),
+    h('details', {}, h('summary', {}, 'Other domain events (sealed partitions, integrity passes)'), feed),
     h('div', {class: 'scroll'}, h('table', {id: 'alerts'},
       h('thead', {}, h('tr', {}, ['Recorded', 'Rule', 'Actor', 'Subject', 'Details', 'Record'].map(t => h('th', {scope: 'col'}, t)))),
       tbody)),
@@ -39,8 +41,16 @@ export async function render({main, who, tenant, signal, setStatus}) {
   // (an alert in both is shown once).
   const shown = new Set();
   const keyOf = se => `${se.partition}/${se.leaf_index || 0}`;
-  live(tenant, signal, liveState, recorded, se => {
-    if (shown.has(keyOf(se))) return;
+  live(tenant, signal, liveState, recorded, de => {
+    if (!alertActions.includes(de.type)) {
+      // Domain events that are not alerts: one line each, newest first.
+      feed.prepend(h('li', {}, `${time(de.time)} ${de.type} ${de.partition || ''}` +
+        (de.tree_size ? ` (size ${de.tree_size})` : '')));
+      while (feed.children.length > 50) feed.lastChild.remove();
+      return;
+    }
+    const se = de.entry;
+    if (!se || shown.has(keyOf(se))) return;
     shown.add(keyOf(se));
     tbody.prepend(row(se, true));
   });
@@ -53,21 +63,23 @@ export async function render({main, who, tenant, signal, setStatus}) {
   await rules(who, tenant, rulesOut, setStatus);
 }
 
+const feedTypes = ['audit.partition.sealed', 'audit.integrity.verified'];
+
 // live follows the tenant's domain events until the screen is left,
 // reconnecting after a failure.
-async function live(tenant, signal, state, recorded, onAlert) {
+async function live(tenant, signal, state, recorded, onEvent) {
   let total = 0;
   while (!signal.aborted) {
     try {
       const events = api.stream(`/api/v1/audit/tenants/${encodeURIComponent(tenant)}/subscribe`,
-        {types: ['audit.event.recorded', ...alertActions]}, signal);
+        {types: ['audit.event.recorded', ...alertActions, ...feedTypes]}, signal);
       state.textContent = 'Live: new alerts appear as they are recorded.';
       for await (const de of events) {
         if (de.type === 'audit.event.recorded') {
           total += Number(de.count || 0);
           recorded.textContent = total.toLocaleString('en');
-        } else if (de.entry) {
-          onAlert(de.entry);
+        } else {
+          onEvent(de);
         }
       }
     } catch (e) {
