@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -20,6 +21,7 @@ import (
 	"github.com/chromedp/chromedp"
 	"golang.org/x/mod/sumdb/note"
 
+	"github.com/trailaudit/trail/bundle"
 	"github.com/trailaudit/trail/internal/browsertest"
 	"github.com/trailaudit/trail/merkle"
 	trailreport "github.com/trailaudit/trail/report"
@@ -222,6 +224,22 @@ func TestConsole(t *testing.T) {
 			t.Errorf("query after the facet = %q", q)
 		}
 		site.checkLabels(t, tab)
+		// The selection exported from the browser is an attested bundle
+		// that verifies offline and holds exactly clerk-2's accesses.
+		click(t, tab, `//button[starts-with(text(), "Export this selection")]`)
+		waitEval(t, tab, `!!document.querySelector('a[download$=".ndjson"], a[download$=".jsonl"], a[download^="export"]')`)
+		name := eval[string](t, tab, `document.querySelector('section a[download]').getAttribute('download')`)
+		exported := site.download(t, tab, []string{name})[name]
+		v, err := bundle.NewVerifier(site.vkey)
+		must(t, err)
+		rep, err := v.Verify(context.Background(), bytes.NewReader(exported))
+		if err != nil {
+			t.Fatalf("the exported bundle does not verify: %v", err)
+		}
+		if rep.Entries != 3 || !slices.Equal(rep.Filter.ActorIDs, []string{"clerk-2"}) {
+			t.Errorf("exported %d entries with filter %+v, want clerk-2's 3", rep.Entries, rep.Filter)
+		}
+		must(t, chromedp.Do(tab, chromedp.Evaluate[chromedp.Void](`window.scrollTo(0, 0)`)))
 		shots.Take(tab, "05-search-facets")
 		// A query the syntax does not allow is refused, with why.
 		setInput(t, tab, `input[name=q]`, "colour:red\r")
@@ -294,6 +312,37 @@ func TestConsole(t *testing.T) {
 			return seen["trail.v1.AdminService.WhoAmI"] && seen["trail.v1.ComplianceService.PIIAccessReport"]
 		})
 	})
+}
+
+// TestConsoleSetting: traild serves the console unless told not to.
+func TestConsoleSetting(t *testing.T) {
+	tests := []struct {
+		name   string
+		args   []string
+		status int
+	}{
+		{"default", nil, http.StatusOK},
+		{"on", []string{"--console=true"}, http.StatusOK},
+		{"off", []string{"--console=false"}, http.StatusNotFound},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			args := append(append(loopbackFlags(t.TempDir()), fastFlags()...), tc.args...)
+			p := startTraild(t, nil, args...)
+			resp, err := http.Get("http://" + p.addrs.HTTP + "/console/")
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != tc.status {
+				t.Errorf("GET /console/: HTTP %d, want %d", resp.StatusCode, tc.status)
+			}
+		})
+	}
+	code, _, stderr := runSync(t, nil, append(loopbackFlags(t.TempDir()), "--console=perhaps")...)
+	if code == 0 || !strings.Contains(stderr, "console") {
+		t.Errorf("--console=perhaps: exit %d, %q; want a refusal naming the setting", code, stderr)
+	}
 }
 
 // startConsoleSite starts traild with its defaults (console on) and seeds

@@ -19,6 +19,7 @@ import (
 	"embed"
 	"io/fs"
 	"net/http"
+	"strings"
 )
 
 // Path is where the console is mounted.
@@ -31,15 +32,17 @@ var static embed.FS
 // anything that is not one of its own files, from being framed, and from
 // leaking the page address to anyone: the API key is only as safe as the
 // page that holds it.
-var securityHeaders = map[string]string{
-	"Content-Security-Policy": "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; " +
-		"connect-src 'self'; font-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
-	"X-Content-Type-Options": "nosniff",
-	"X-Frame-Options":        "DENY",
-	"Referrer-Policy":        "no-referrer",
-	// The files change with the binary; a browser revalidates rather than
-	// running a stale script against a newer API.
-	"Cache-Control": "no-cache",
+func securityHeaders() map[string]string {
+	return map[string]string{
+		"Content-Security-Policy": "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; " +
+			"connect-src 'self'; font-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+		"X-Content-Type-Options": "nosniff",
+		"X-Frame-Options":        "DENY",
+		"Referrer-Policy":        "no-referrer",
+		// The files change with the binary; a browser revalidates rather
+		// than running a stale script against a newer API.
+		"Cache-Control": "no-cache",
+	}
 }
 
 // Handler serves the console's files under [Path]. A request for the
@@ -51,6 +54,7 @@ func Handler() http.Handler {
 		panic("console: embedded files missing: " + err.Error())
 	}
 	files := http.StripPrefix(Path, http.FileServerFS(sub))
+	headers := securityHeaders()
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
 			w.Header().Set("Allow", "GET, HEAD")
@@ -61,7 +65,13 @@ func Handler() http.Handler {
 			http.Redirect(w, r, Path, http.StatusMovedPermanently)
 			return
 		}
-		for k, v := range securityHeaders {
+		// The console is its index page and the files it loads; there is
+		// no directory to browse.
+		if r.URL.Path != Path && strings.HasSuffix(r.URL.Path, "/") {
+			http.NotFound(w, r)
+			return
+		}
+		for k, v := range headers {
 			w.Header().Set(k, v)
 		}
 		files.ServeHTTP(w, r)

@@ -44,6 +44,9 @@ func TestHandler(t *testing.T) {
 		{"GET", "/console/console.css", http.StatusOK, "text/css", ":root"},
 		{"GET", "/console", http.StatusMovedPermanently, "", ""},
 		{"GET", "/console/nope.js", http.StatusNotFound, "", ""},
+		{"GET", "/console/js/", http.StatusNotFound, "", ""},
+		{"GET", "/console/js/screens/", http.StatusNotFound, "", ""},
+		{"GET", "/console/../api/v1/whoami", http.StatusNotFound, "", ""},
 		{"POST", "/console/", http.StatusMethodNotAllowed, "", ""},
 		{"DELETE", "/console/js/app.js", http.StatusMethodNotAllowed, "", ""},
 	}
@@ -71,7 +74,7 @@ func TestHandler(t *testing.T) {
 			if ct := resp.Header.Get("Content-Type"); !strings.HasPrefix(ct, tc.contentType) {
 				t.Errorf("Content-Type %q, want %s", ct, tc.contentType)
 			}
-			for k, v := range securityHeaders {
+			for k, v := range securityHeaders() {
 				if got := resp.Header.Get(k); got != v {
 					t.Errorf("%s = %q, want %q", k, got, v)
 				}
