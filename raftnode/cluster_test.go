@@ -134,6 +134,13 @@ func TestClusterAdmin(t *testing.T) {
 	if got := c.leader(10 * time.Second); got != to {
 		t.Fatalf("leader is %s after transfer to %s", c.ids[got], c.ids[to])
 	}
+	// Asking again is a request already met, not an error.
+	if err := c.nodes[via].TransferLeadership(ctx, c.ids[to]); err != nil {
+		t.Fatalf("transfer to the current leader: %v", err)
+	}
+	if err := c.nodes[via].TransferLeadership(ctx, "n9"); !errors.Is(err, engine.ErrNotFound) {
+		t.Fatalf("transfer to a stranger: %v", err)
+	}
 
 	// Remove a follower through another follower, then let it ask to join
 	// back through a member.

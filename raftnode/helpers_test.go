@@ -19,6 +19,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/trailaudit/trail/engine"
+	"github.com/trailaudit/trail/internal/loopback"
 	"github.com/trailaudit/trail/merkle"
 	trailv1 "github.com/trailaudit/trail/proto/trail/v1"
 )
@@ -201,13 +202,14 @@ func newCluster(t testing.TB, n int, tune func(*Config)) *cluster {
 	c := &cluster{t: t, net: newFaultNet(), tune: tune}
 	root := t.TempDir()
 	for i := range n {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		// Nodes restart at their address, so it is reserved below the
+		// ephemeral range where no client socket can take it meanwhile.
+		addr, err := loopback.Addr()
 		if err != nil {
 			t.Fatal(err)
 		}
-		ln.Close() // reserve the port; start reopens it
 		c.ids = append(c.ids, fmt.Sprintf("n%d", i))
-		c.addrs = append(c.addrs, ln.Addr().String())
+		c.addrs = append(c.addrs, addr)
 		c.dirs = append(c.dirs, filepath.Join(root, fmt.Sprintf("n%d", i)))
 		c.fss = append(c.fss, nil)
 		c.nodes = append(c.nodes, nil)

@@ -118,6 +118,11 @@ func (n *Node) transferLocal(ctx context.Context, id string) error {
 	if id == "" {
 		f = n.raft.LeadershipTransfer()
 	} else {
+		// Asking for the leader it already has is a request already met:
+		// the leader may have changed between the caller's look and ours.
+		if _, leaderID := n.raft.LeaderWithID(); string(leaderID) == id && n.isLeader() {
+			return nil
+		}
 		addr, err := n.serverAddress(id)
 		if err != nil {
 			return err

@@ -3,12 +3,12 @@ package main
 import (
 	"context"
 	"fmt"
-	"net"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/trailaudit/trail/internal/loopback"
 	trailv1 "github.com/trailaudit/trail/proto/trail/v1"
 )
 
@@ -18,12 +18,11 @@ func freeAddrs(t *testing.T, n int) []string {
 	t.Helper()
 	var out []string
 	for range n {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		addr, err := loopback.Addr()
 		if err != nil {
 			t.Fatal(err)
 		}
-		out = append(out, ln.Addr().String())
-		ln.Close()
+		out = append(out, addr)
 	}
 	return out
 }
