@@ -48,6 +48,8 @@ func main() {
 		err = runMixed(os.Args[2:])
 	case "verify":
 		err = runVerify(os.Args[2:])
+	case "search":
+		err = runSearch(os.Args[2:])
 	default:
 		usage()
 	}
@@ -61,7 +63,7 @@ func main() {
 }
 
 func usage() {
-	fmt.Fprintln(os.Stderr, "usage: bench engine|append|prove|mixed|verify [flags]   (bench <scenario> -h for flags)")
+	fmt.Fprintln(os.Stderr, "usage: bench engine|append|prove|mixed|verify|search [flags]   (bench <scenario> -h for flags)")
 	fmt.Fprintln(os.Stderr, "  networked scenarios: -local N [-traild BIN] for a throwaway cluster (in this process, or traild")
 	fmt.Fprintln(os.Stderr, "  processes measured per node), or -addr HOST:PORT -token KEY [-metrics URL,...] for an existing one")
 	os.Exit(2)

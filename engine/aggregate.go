@@ -52,8 +52,9 @@ const (
 	maxAggregateGroups = 1_000_000
 	maxAggregateReads  = 200_000
 	// readBelow: a selection this small grouped by a field is grouped by
-	// reading its entries, cheaper than visiting every value's list.
-	readBelow = 20_000
+	// reading its entries (~10 us each), cheaper than visiting every
+	// value's list of a field of many values.
+	readBelow = 2_000
 )
 
 // Aggregation asks for counts of the events Filter selects in Tenant.
@@ -127,8 +128,8 @@ func (e *Engine) Aggregate(ctx context.Context, a Aggregation) (AggregateResult,
 		return AggregateResult{}, fmt.Errorf("engine: aggregate tenant %s: %w", a.Tenant, err)
 	}
 	var res AggregateResult
-	for _, l := range sel {
-		res.Total += uint64(len(l.leaves))
+	for _, p := range sel {
+		res.Total += uint64(len(p.leaves))
 	}
 	if kind, ok := a.By.kind(); ok {
 		res.Groups, err = ag.byField(ctx, kind, sel, res.Total)
@@ -141,9 +142,22 @@ func (e *Engine) Aggregate(ctx context.Context, a Aggregation) (AggregateResult,
 	return res, nil
 }
 
+// piece is part of a selection: selected leaves of one month, ascending,
+// from chunk seq. Pieces are disjoint; a chunk and month may have
+// several (one per category, when everything is selected).
+type piece struct {
+	seq    uint64
+	month  Month
+	leaves []uint64
+}
+
 type aggregator struct {
-	e      *Engine
-	a      Aggregation
+	e *Engine
+	a Aggregation
+	// all: the filter selects every live event in the time range, so a
+	// list's count is that of its leaves in the range, with no
+	// intersection.
+	all    bool
 	views  map[Month]*view
 	bounds map[Month][2]uint64 // leaf range of [From, To) in a month
 	placed map[placeKey]uint64 // firstAtOrAfter, memoized
@@ -173,21 +187,14 @@ func (ag *aggregator) view(m Month) (*view, error) {
 	return v, nil
 }
 
-// selection returns the selected leaves per month (ascending, months
-// oldest first): the plan's candidates (every category's lists when the
-// filter indexes nothing), cut to the time range, and checked entry by
-// entry only for multi-word phrases.
-func (ag *aggregator) selection(ctx context.Context) ([]monthList, error) {
+// selection returns the selected leaves as pieces, months oldest first:
+// the plan's candidates per chunk (or, when the filter indexes nothing,
+// every category's lists, which together hold every live event once), cut
+// to the time range, and checked entry by entry only for multi-word
+// phrases.
+func (ag *aggregator) selection(ctx context.Context) ([]piece, error) {
 	p, ok := planOf(&ag.a.Filter)
-	if !ok {
-		var all []indexTerm
-		for c := range trailv1.Category_name {
-			if c != 0 {
-				all = append(all, indexTerm{IndexCategory, trailv1.Category(c).String()})
-			}
-		}
-		p.groups = append(p.groups, termGroup{terms: all})
-	}
+	ag.all = !ok && len(p.exclude) == 0
 	it, err := ag.e.db.NewIterWithContext(ctx, &pebble.IterOptions{})
 	if err != nil {
 		return nil, err
@@ -195,8 +202,24 @@ func (ag *aggregator) selection(ctx context.Context) ([]monthList, error) {
 	defer it.Close()
 	q := Query{Tenant: ag.a.Tenant, Filter: filter.Filter{From: ag.a.From, To: ag.a.To}}
 	lo, hi := q.monthRange()
-	byMonth := map[Month][]uint64{}
-	for _, c := range ag.e.searchChunks(Query{Tenant: ag.a.Tenant, Filter: filter.Filter{From: ag.a.From, To: ag.a.To}}) {
+	phrases := slices.ContainsFunc(ag.a.Text, func(c string) bool {
+		words, _, _ := filter.ClauseWords(c)
+		return len(words) > 1
+	})
+	if !ok {
+		var cats []indexTerm
+		for c := range trailv1.Category_name {
+			if c != 0 {
+				cats = append(cats, indexTerm{IndexCategory, trailv1.Category(c).String()})
+			}
+		}
+		if ag.all {
+			return ag.allPieces(ctx, it, q, cats, lo, hi)
+		}
+		p.groups = []termGroup{{terms: cats}} // exclusions alone
+	}
+	var out []piece
+	for _, c := range ag.e.searchChunks(q) {
 		lists, err := ag.e.candidates(ctx, it, c, ag.a.Tenant, &p)
 		if err != nil {
 			return nil, err
@@ -205,31 +228,70 @@ func (ag *aggregator) selection(ctx context.Context) ([]monthList, error) {
 			if l.month.Before(lo) || hi.Before(l.month) {
 				continue
 			}
-			byMonth[l.month] = append(byMonth[l.month], l.leaves...)
-		}
-	}
-	phrases := slices.ContainsFunc(ag.a.Text, func(c string) bool {
-		words, _, _ := filter.ClauseWords(c)
-		return len(words) > 1
-	})
-	for m, leaves := range byMonth {
-		// Chunks hold a month's leaves in ascending, disjoint runs.
-		slices.Sort(leaves)
-		b, err := ag.timeBounds(ctx, m)
-		if err != nil {
-			return nil, err
-		}
-		i, _ := slices.BinarySearch(leaves, b[0])
-		j, _ := slices.BinarySearch(leaves, b[1])
-		leaves = leaves[i:j]
-		if phrases {
-			if leaves, err = ag.matching(ctx, m, leaves); err != nil {
+			leaves, err := ag.inTime(ctx, l.month, l.leaves)
+			if err != nil {
 				return nil, err
 			}
+			if phrases {
+				if leaves, err = ag.matching(ctx, l.month, leaves); err != nil {
+					return nil, err
+				}
+			}
+			if len(leaves) > 0 {
+				out = append(out, piece{seq: c.seq, month: l.month, leaves: leaves})
+			}
 		}
-		byMonth[m] = leaves
 	}
-	return sortedMonths(byMonth), nil
+	sortPieces(out)
+	return out, nil
+}
+
+// allPieces returns every category's lists, cut to the time range: every
+// live event once, with no union to compute.
+func (ag *aggregator) allPieces(ctx context.Context, it *pebble.Iterator, q Query, cats []indexTerm, lo, hi Month) ([]piece, error) {
+	var out []piece
+	for _, c := range ag.e.searchChunks(q) {
+		for _, t := range cats {
+			lists, err := ag.e.chunkLists(it, c, ag.a.Tenant, t)
+			if err != nil {
+				return nil, err
+			}
+			for _, l := range lists {
+				if l.month.Before(lo) || hi.Before(l.month) {
+					continue
+				}
+				leaves, err := ag.inTime(ctx, l.month, l.leaves)
+				if err != nil {
+					return nil, err
+				}
+				if len(leaves) > 0 {
+					out = append(out, piece{seq: c.seq, month: l.month, leaves: leaves})
+				}
+			}
+		}
+	}
+	sortPieces(out)
+	return out, nil
+}
+
+func sortPieces(ps []piece) {
+	slices.SortStableFunc(ps, func(a, b piece) int {
+		if c := compareMonths(a.month, b.month); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.seq, b.seq)
+	})
+}
+
+// inTime cuts ascending leaves of month m to the time range.
+func (ag *aggregator) inTime(ctx context.Context, m Month, leaves []uint64) ([]uint64, error) {
+	b, err := ag.timeBounds(ctx, m)
+	if err != nil {
+		return nil, err
+	}
+	i, _ := slices.BinarySearch(leaves, b[0])
+	j, _ := slices.BinarySearch(leaves, b[1])
+	return leaves[i:j], nil
 }
 
 // timeBounds returns the leaf range of month m within [From, To).
@@ -346,12 +408,14 @@ func (ag *aggregator) eachEntry(ctx context.Context, m Month, leaves []uint64, f
 }
 
 // byField counts the selection per value of kind: by reading a small
-// selection, else by intersecting it with every value's lists.
-func (ag *aggregator) byField(ctx context.Context, kind IndexKind, sel []monthList, total uint64) ([]Group, error) {
+// selection, else from every value's lists (intersected with the
+// selection's piece of the same chunk and month, or, when everything in
+// the range is selected, counted within the range).
+func (ag *aggregator) byField(ctx context.Context, kind IndexKind, sel []piece, total uint64) ([]Group, error) {
 	counts := map[string]uint64{}
 	if total <= readBelow {
-		for _, l := range sel {
-			err := ag.eachEntry(ctx, l.month, l.leaves, func(_ uint64, en *trailv1.Entry) {
+		for _, p := range sel {
+			err := ag.eachEntry(ctx, p.month, p.leaves, func(_ uint64, en *trailv1.Entry) {
 				for _, v := range fieldValues(kind, en.GetEvent()) {
 					counts[v]++
 				}
@@ -362,22 +426,39 @@ func (ag *aggregator) byField(ctx context.Context, kind IndexKind, sel []monthLi
 		}
 		return topGroups(counts, ag.a.Limit), nil
 	}
-	selected := map[Month][]uint64{}
-	for _, l := range sel {
-		selected[l.month] = l.leaves
+	type chunkMonth struct {
+		seq uint64
+		m   Month
+	}
+	selected := map[chunkMonth][]uint64{}
+	if !ag.all {
+		for _, p := range sel {
+			selected[chunkMonth{p.seq, p.month}] = p.leaves
+		}
 	}
 	it, err := ag.e.db.NewIterWithContext(ctx, &pebble.IterOptions{})
 	if err != nil {
 		return nil, err
 	}
 	defer it.Close()
-	for _, c := range ag.e.searchChunks(Query{Tenant: ag.a.Tenant, Filter: filter.Filter{From: ag.a.From, To: ag.a.To}}) {
+	q := Query{Tenant: ag.a.Tenant, Filter: filter.Filter{From: ag.a.From, To: ag.a.To}}
+	lo, hi := q.monthRange()
+	for _, c := range ag.e.searchChunks(q) {
 		err := ag.e.eachTerm(ctx, it, c, ag.a.Tenant, kind, func(value []byte, m Month, leaves []uint64) error {
-			s := selected[m]
-			if len(s) == 0 {
-				return nil
+			var n uint64
+			if ag.all {
+				if m.Before(lo) || hi.Before(m) {
+					return nil
+				}
+				in, err := ag.inTime(ctx, m, leaves)
+				if err != nil {
+					return err
+				}
+				n = uint64(len(in))
+			} else if s := selected[chunkMonth{c.seq, m}]; len(s) > 0 {
+				n = countBoth(leaves, s)
 			}
-			if n := countBoth(leaves, s); n > 0 {
+			if n > 0 {
 				counts[string(value)] += n
 				if len(counts) > maxAggregateGroups {
 					return fmt.Errorf("%w: more than %d groups: narrow the filter", ErrTooCostly, maxAggregateGroups)
@@ -438,9 +519,31 @@ func targetName(term string) string {
 	return term[k:k+int(n)] + "/" + term[k+int(n):]
 }
 
-// countBoth counts the leaves in both ascending lists.
+// countBoth counts the leaves in both ascending lists. A value's list in
+// a chunk is usually far shorter than the month's selection: each of its
+// leaves is then found by galloping from the last one's place, so the
+// cost follows the short list.
 func countBoth(a, b []uint64) uint64 {
+	if len(a) > len(b) {
+		a, b = b, a
+	}
 	var n uint64
+	if len(b) > 8*len(a) {
+		for _, x := range a {
+			step := 1
+			for step < len(b) && b[step-1] < x {
+				step *= 2
+			}
+			i, found := slices.BinarySearch(b[:min(step, len(b))], x)
+			if found {
+				n++
+			}
+			if b = b[i:]; len(b) == 0 {
+				break
+			}
+		}
+		return n
+	}
 	for i, j := 0, 0; i < len(a) && j < len(b); {
 		switch {
 		case a[i] < b[j]:
@@ -474,8 +577,8 @@ func topGroups(counts map[string]uint64, limit int) []Group {
 }
 
 // byTime counts the selection per bucket, placing each bucket boundary in
-// each month by binary search.
-func (ag *aggregator) byTime(ctx context.Context, sel []monthList) ([]Group, error) {
+// each month once, by binary search.
+func (ag *aggregator) byTime(ctx context.Context, sel []piece) ([]Group, error) {
 	if len(sel) == 0 {
 		return nil, nil
 	}
@@ -494,38 +597,48 @@ func (ag *aggregator) byTime(ctx context.Context, sel []monthList) ([]Group, err
 	for i, s := range starts {
 		groups[i] = Group{Key: s.Format(time.RFC3339), Start: s}
 	}
-	for _, l := range sel {
-		v, err := ag.view(l.month)
-		if err != nil {
-			return nil, err
-		}
-		monthEnd := l.month.Next().Start()
-		for i, s := range starts {
-			end := to
-			if i+1 < len(starts) {
-				end = starts[i+1]
-			}
-			if !end.After(l.month.Start()) || !s.Before(monthEnd) {
-				continue
-			}
-			lo, hi := uint64(0), v.cat.Size
+	// bounds[i] is the first leaf of bucket i in the current month.
+	var month Month
+	var bounds []uint64
+	for _, p := range sel {
+		if bounds == nil || p.month != month {
+			month = p.month
 			var err error
-			if s.After(l.month.Start()) {
-				if lo, err = ag.firstAtOrAfter(ctx, v, s); err != nil {
-					return nil, err
-				}
+			if bounds, err = ag.bucketLeaves(ctx, month, starts, to); err != nil {
+				return nil, err
 			}
-			if end.Before(monthEnd) {
-				if hi, err = ag.firstAtOrAfter(ctx, v, end); err != nil {
-					return nil, err
-				}
-			}
-			a, _ := slices.BinarySearch(l.leaves, lo)
-			b, _ := slices.BinarySearch(l.leaves, hi)
+		}
+		for i := range starts {
+			a, _ := slices.BinarySearch(p.leaves, bounds[i])
+			b, _ := slices.BinarySearch(p.leaves, bounds[i+1])
 			groups[i].Count += uint64(b - a)
 		}
 	}
 	return groups, nil
+}
+
+// bucketLeaves returns, for month m, the first leaf of each bucket and,
+// last, the end of the last one.
+func (ag *aggregator) bucketLeaves(ctx context.Context, m Month, starts []time.Time, to time.Time) ([]uint64, error) {
+	v, err := ag.view(m)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]uint64, len(starts)+1)
+	edges := append(slices.Clone(starts), to)
+	for i, t := range edges {
+		switch {
+		case !t.After(m.Start()):
+			out[i] = 0
+		case !t.Before(m.Next().Start()):
+			out[i] = v.cat.Size
+		default:
+			if out[i], err = ag.firstAtOrAfter(ctx, v, t); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return out, nil
 }
 
 // bucketStarts returns the starts of the buckets covering [from, to).
@@ -595,13 +708,17 @@ func (c *chunk) eachTerm(tenant string, kind IndexKind, fn func(value []byte, m 
 	}
 	cp := &c.postings
 	want := tenant + "\x00" + string(rune(kind))
+	pid, ok := cp.prefixes[want]
+	if !ok {
+		return true, nil // no term of kind for tenant
+	}
 	split := func(key []byte) ([]byte, Month, error) {
 		m, err := decodeMonthKey(key[len(key)-postingMonthSize:])
 		return key[len(want)+8 : len(key)-1-postingMonthSize], m, err
 	}
 	var leaves []uint64
 	for _, dt := range cp.terms {
-		if cp.prefixKeys[dt.pid] != want {
+		if dt.pid != pid {
 			continue
 		}
 		leaves = leaves[:0]
@@ -617,7 +734,7 @@ func (c *chunk) eachTerm(tenant string, kind IndexKind, fn func(value []byte, m 
 		}
 	}
 	for _, sp := range cp.sparse {
-		if cp.prefixKeys[sp.pid] != want {
+		if sp.pid != pid {
 			continue
 		}
 		value, m, err := split(cp.sparseArena[sp.start:sp.end])

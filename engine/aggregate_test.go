@@ -163,7 +163,7 @@ func TestAggregateIndexPath(t *testing.T) {
 	e := openEngine(t, t.TempDir())
 	var batch []*trailv1.Event
 	index := uint64(1)
-	for i := range readBelow + 500 {
+	for i := range readBelow + 2500 {
 		ev := event("acme", fmt.Sprintf("x%05d", i))
 		ev.Actor.Id = fmt.Sprintf("actor-%d", i%17)
 		ev.Target = &trailv1.Target{Type: "doc", Id: fmt.Sprint(i % 3)}
@@ -175,15 +175,27 @@ func TestAggregateIndexPath(t *testing.T) {
 		}
 	}
 	applyOK(t, e, index, nov.Add(time.Duration(index)*time.Minute), batch...)
-	for _, by := range []GroupBy{GroupActor, GroupTarget} {
-		a := Aggregation{Tenant: "acme", By: by, Limit: 20}
-		got, err := e.Aggregate(context.Background(), a)
-		if err != nil {
-			t.Fatal(err)
-		}
-		want := bruteForce(t, e, a)
-		if got.Total != want.Total || !slices.Equal(got.Groups, want.Groups) {
-			t.Fatalf("by %d: got %d %v, want %d %v", by, got.Total, got.Groups, want.Total, want.Groups)
+	hits := searchAll(t, e, Query{Tenant: "acme", Limit: MaxSearchLimit})
+	cut := nov.Add(2 * time.Minute)
+	for _, f := range []filter.Filter{
+		{},
+		{From: cut},
+		{Exclude: filter.Fields{ActorIDs: []string{"actor-1", "actor-2"}}},
+		{ActorIDs: []string{"actor-3", "actor-4", "actor-5", "actor-6", "actor-7", "actor-8", "actor-9", "actor-10", "actor-11", "actor-12", "actor-13", "actor-14", "actor-15", "actor-16"}, To: cut.Add(3 * time.Minute)},
+	} {
+		for _, by := range []GroupBy{GroupActor, GroupTarget, GroupHour} {
+			a := Aggregation{Tenant: "acme", Filter: f, By: by, Limit: 20}
+			got, err := e.Aggregate(context.Background(), a)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := bruteForceOver(e, hits, a)
+			if got.Total != want.Total || !slices.Equal(nonZero(got.Groups), nonZero(want.Groups)) {
+				t.Fatalf("%s by %d: got %d %v, want %d %v", f.Describe(), by, got.Total, got.Groups, want.Total, want.Groups)
+			}
+			if got.Total <= readBelow {
+				t.Fatalf("%s selects %d events: not the index path", f.Describe(), got.Total)
+			}
 		}
 	}
 }
@@ -203,6 +215,27 @@ func TestAggregateRefusals(t *testing.T) {
 		_, err := e.Aggregate(context.Background(), tt.a)
 		if !errors.Is(err, ErrBadQuery) || !strings.Contains(err.Error(), tt.want) {
 			t.Errorf("Aggregate(%+v) = %v, want a bad query about %q", tt.a, err, tt.want)
+		}
+	}
+}
+
+func TestCountBoth(t *testing.T) {
+	long := make([]uint64, 0, 10000)
+	for i := range uint64(10000) {
+		long = append(long, i*3)
+	}
+	for _, tt := range []struct {
+		a, b []uint64
+		want uint64
+	}{
+		{nil, long, 0},
+		{[]uint64{0, 3, 4, 29997, 30000}, long, 3},
+		{[]uint64{1, 2}, long, 0},
+		{long, []uint64{6, 9, 10}, 2},
+		{[]uint64{1, 2, 3}, []uint64{2, 3, 4}, 2},
+	} {
+		if got := countBoth(tt.a, tt.b); got != tt.want {
+			t.Errorf("countBoth(%d leaves, %d leaves) = %d, want %d", len(tt.a), len(tt.b), got, tt.want)
 		}
 	}
 }

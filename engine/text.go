@@ -104,7 +104,7 @@ func (a *applier) addText(c *chunk, ev *eventwire.Event, op *openPartition, leaf
 	if a.textTenant != t || a.textVersion != a.e.SettingsVersion() {
 		a.textTenant, a.textVersion, a.textKeys = t, a.e.SettingsVersion(), a.e.TextAttributes(t)
 	}
-	a.sources = append(a.sources[:0], ev.Action, ev.DisplayName, ev.TargetType, ev.TargetID)
+	a.sources = append(a.sources[:0], ev.Action, ev.DisplayName, ev.TargetType)
 	for _, k := range a.textKeys {
 		v, _ := ev.Attr(k)
 		a.sources = append(a.sources, v)
@@ -127,7 +127,7 @@ func (a *applier) addText(c *chunk, ev *eventwire.Event, op *openPartition, leaf
 // was indexed with the attributes of its day (a list without the leaf is
 // left as it is).
 func textTerms(ev *eventwire.Event, terms []indexTerm) []indexTerm {
-	sources := append([][]byte{ev.Action, ev.DisplayName, ev.TargetType, ev.TargetID}, ev.AttrValues...)
+	sources := append([][]byte{ev.Action, ev.DisplayName, ev.TargetType}, ev.AttrValues...)
 	filter.EachWord(sources, nil, func(_ int, w []byte) {
 		t := indexTerm{IndexText, string(w)}
 		if !slices.Contains(terms, t) {
@@ -221,9 +221,13 @@ func (c *chunk) prefixWords(tenant, prefix string) (words []string, retired bool
 	}
 	cp := &c.postings
 	want := tenant + "\x00" + string(rune(IndexText))
+	pid, ok := cp.prefixes[want]
+	if !ok {
+		return nil, false
+	}
 	seen := map[string]bool{}
 	for _, dt := range cp.terms {
-		if cp.prefixKeys[dt.pid] != want {
+		if dt.pid != pid {
 			continue
 		}
 		word := cp.arena[dt.start+uint32(len(want))+8 : dt.end-1-postingMonthSize]
@@ -237,4 +241,17 @@ func (c *chunk) prefixWords(tenant, prefix string) (words []string, retired bool
 	}
 	slices.Sort(words)
 	return words, false
+}
+
+// IndexBytes estimates the disk the secondary indexes take: the posting
+// lists and the words of every checkpointed chunk.
+func (e *Engine) IndexBytes() (uint64, error) {
+	if err := e.checkOpen(); err != nil {
+		return 0, err
+	}
+	n, err := e.db.EstimateDiskUsage([]byte{prefixWords}, []byte{prefixPostings + 1})
+	if err != nil {
+		return 0, fmt.Errorf("engine: index size: %w", err)
+	}
+	return n, nil
 }

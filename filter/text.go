@@ -10,7 +10,7 @@ import (
 
 // Full text. The engine indexes an event's words and a Text clause is
 // matched against the same words, so both take them from here: the
-// action, the actor's display name, the target's type and id, and the
+// action, the actor's display name, the target's type, and the
 // values of the tenant's text attributes, each split into words at every
 // rune that is neither a letter nor a digit, and case-folded.
 
@@ -179,9 +179,11 @@ func ClauseWords(c string) (words []string, prefix bool, err error) {
 
 // TextSources returns the texts an event's words are read from, in the
 // order EachWord numbers them: the action, the actor's display name, the
-// target's type and id, then the attributes named in attrs.
+// target's type, then the attributes named in attrs. Target ids are
+// not text: they are unique per event, each a term of its own that costs
+// the write path and helps no phrase; target:TYPE/ID finds them exactly.
 func TextSources(ev *Event, attrs []string) [][]byte {
-	out := [][]byte{[]byte(ev.Action), []byte(ev.DisplayName), []byte(ev.TargetType), []byte(ev.TargetID)}
+	out := [][]byte{[]byte(ev.Action), []byte(ev.DisplayName), []byte(ev.TargetType)}
 	for _, k := range attrs {
 		out = append(out, []byte(ev.Attributes[k]))
 	}

@@ -91,6 +91,16 @@ var (
 	services  = []string{"identity", "payments", "crm", "hr", "courts", "permits"}
 	roles     = []string{"caseworker", "supervisor", "clerk", "admin", "auditor", "support"}
 	targets   = []string{"citizen_record", "permit", "invoice", "case", "employee", "account"}
+	reasons   = []string{
+		"Benefit eligibility review requested by the applicant",
+		"Bulk export for the annual statistics report",
+		"Customer called about a missing payment",
+		"Fraud investigation opened after an alert",
+		"Court order to disclose the case file",
+		"Routine audit of closed cases",
+		"Address change verification",
+		"Duplicate record check before merge",
+	}
 )
 
 // Next returns the next event.
@@ -128,6 +138,9 @@ func (g *Generator) Next() *trailv1.Event {
 			ev.PiiFieldsAccessed = append(ev.PiiFieldsAccessed, piiFields[g.rng.IntN(len(piiFields))])
 		}
 		ev.PurposeCode = purposes[g.rng.IntN(len(purposes))]
+		// Free text, as a caseworker types it: what full-text search
+		// reads (the "reason" attribute is indexed by default).
+		ev.Attributes = map[string]string{"reason": reasons[g.rng.IntN(len(reasons))] + fmt.Sprintf(" (ticket %d)", g.rng.IntN(100_000))}
 	case trailv1.Category_CATEGORY_DATA_MODIFICATION:
 		n := 1 + g.rng.IntN(3)
 		for range n {

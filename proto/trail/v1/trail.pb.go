@@ -845,7 +845,7 @@ type Filter struct {
 	// Full-text clauses, each of which must match: a word, a phrase of
 	// several words (matched in order), or a prefix ending in "*". Text is
 	// read, case-folded, from the action, the actor's display name, the
-	// target and the tenant's indexed attributes (SearchSettings).
+	// target's type and the tenant's indexed attributes (SearchSettings).
 	Text []string `protobuf:"bytes,11,rep,name=text,proto3" json:"text,omitempty"`
 	// The same selection in the query syntax people type, e.g.
 	// `actor:alice category:data_access,authentication -action:user.login
