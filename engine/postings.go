@@ -21,8 +21,15 @@ import (
 type chunkPostings struct {
 	// prefixes numbers the distinct tenant 0 kind prefixes, so that
 	// sorting compares small integers before it compares bytes.
-	prefixes    map[string]uint16
-	prefixKeys  []string
+	prefixes   map[string]uint16
+	prefixKeys []string
+	// lastPrefix remembers each kind's latest prefix id: a batch is
+	// mostly one tenant, so the map is rarely asked.
+	lastPrefix [IndexText + 1]struct {
+		prefix string
+		id     uint16
+		ok     bool
+	}
 	dense       map[uint64]int32 // mixed hash -> latest dense term with it
 	terms       []denseTerm
 	arena       []byte
@@ -40,6 +47,9 @@ type denseTerm struct {
 	start, end  uint32
 	first, last int32
 	same        int32
+	// lastLeaf is posts[last].leaf, kept here: the term is in cache when
+	// a posting is added, its last posting usually is not.
+	lastLeaf uint64
 }
 
 // posting is one leaf in a dense term's list; next links the term's
@@ -75,6 +85,7 @@ func newChunkPostings() chunkPostings {
 func (cp *chunkPostings) reuse() chunkPostings {
 	clear(cp.prefixes)
 	clear(cp.dense)
+	// lastPrefix starts empty: prefix ids are the new chunk's.
 	return chunkPostings{
 		prefixes: cp.prefixes, dense: cp.dense, prefixKeys: cp.prefixKeys[:0],
 		terms: cp.terms[:0], arena: cp.arena[:0], posts: cp.posts[:0],
@@ -105,7 +116,17 @@ func (cp *chunkPostings) prefixID(prefix []byte) uint16 {
 
 func (cp *chunkPostings) add(kind IndexKind, term []byte, prefixLen int, leaf uint64) {
 	prefix, hash, mixed := termParts(term, prefixLen)
-	pid := cp.prefixID(prefix)
+	var pid uint16
+	if last := &cp.lastPrefix[kind]; last.ok && last.prefix == string(prefix) {
+		pid = last.id
+	} else {
+		pid = cp.prefixID(prefix)
+		*last = struct {
+			prefix string
+			id     uint16
+			ok     bool
+		}{cp.prefixKeys[pid], pid, true}
+	}
 	if sparseKind(kind) {
 		start := uint32(len(cp.sparseArena))
 		cp.sparseArena = append(cp.sparseArena, term...)
@@ -115,12 +136,12 @@ func (cp *chunkPostings) add(kind IndexKind, term []byte, prefixLen int, leaf ui
 	p := int32(len(cp.posts))
 	if t := cp.findDense(term, mixed); t >= 0 {
 		dt := &cp.terms[t]
-		if cp.posts[dt.last].leaf == leaf {
+		if dt.lastLeaf == leaf {
 			return // the same event again: a word it holds twice
 		}
 		cp.posts = append(cp.posts, posting{leaf: leaf, next: -1, term: t})
 		cp.posts[dt.last].next = p
-		dt.last = p
+		dt.last, dt.lastLeaf = p, leaf
 		return
 	}
 	same, ok := cp.dense[mixed]
@@ -132,7 +153,7 @@ func (cp *chunkPostings) add(kind IndexKind, term []byte, prefixLen int, leaf ui
 	start := uint32(len(cp.arena))
 	cp.arena = append(cp.arena, term...)
 	cp.dense[mixed] = t
-	cp.terms = append(cp.terms, denseTerm{pid: pid, hash: hash, start: start, end: uint32(len(cp.arena)), first: p, last: p, same: same})
+	cp.terms = append(cp.terms, denseTerm{pid: pid, hash: hash, start: start, end: uint32(len(cp.arena)), first: p, last: p, same: same, lastLeaf: leaf})
 }
 
 func (cp *chunkPostings) findDense(term []byte, mixed uint64) int32 {
