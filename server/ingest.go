@@ -125,8 +125,10 @@ func (s *Server) appendEncoded(ctx context.Context, events [][]byte) (out []appe
 	out = make([]appendOutcome, len(events))
 	valid := make([]eventwire.Checked, 0, len(events))
 	pos := make([]int, 0, len(events))
+	slices := newEventSlices(len(events))
 	for i, raw := range events {
 		var c eventwire.Checked
+		slices.give(&c.Event, i)
 		canon, err := eventwire.Canonicalize(raw, &c.Event)
 		if err != nil {
 			out[i].err = err
@@ -168,6 +170,31 @@ func (s *Server) appendEncoded(ctx context.Context, events [][]byte) (out []appe
 	}
 	s.countOutcomes(out)
 	return out, applied, nil
+}
+
+// eventSlices backs the small slices a scan fills (attribute keys and
+// values, PII fields) for a whole batch: three allocations per batch
+// instead of up to three per event, which under load cost more in
+// garbage collection than the scan itself.
+type eventSlices struct{ keys, values, pii [][]byte }
+
+// perEvent is each event's window in the shared arrays; a scan appends
+// past it only for an event with more, and then allocates as before.
+const perEvent = 4
+
+func newEventSlices(n int) eventSlices {
+	return eventSlices{
+		keys:   make([][]byte, n*perEvent),
+		values: make([][]byte, n*perEvent),
+		pii:    make([][]byte, n*perEvent),
+	}
+}
+
+// give hands event i its windows, capped so that an append never runs
+// into the next event's.
+func (es eventSlices) give(ev *eventwire.Event, i int) {
+	lo, hi := i*perEvent, (i+1)*perEvent
+	ev.AttrKeys, ev.AttrValues, ev.PIIFields = es.keys[lo:lo:hi], es.values[lo:lo:hi], es.pii[lo:lo:hi]
 }
 
 // checkOwnEvents encodes and checks events the server makes itself
