@@ -208,9 +208,27 @@ func TestConsole(t *testing.T) {
 		if len(actors) != 9 {
 			t.Fatalf("%d data_access results (%q), want 9; at %s, status %q", len(actors), actors, eval[string](t, tab, "location.hash"), text(t, tab, "#status"))
 		}
-		if got := text(t, tab, "#facet-scope"); !strings.Contains(got, "on this page") {
-			t.Errorf("facets do not say what they count: %q", got)
+		waitText(t, tab, "#facet-scope", "all 9 events")
+		if got := facetCounts(t, tab, "Actor"); got["clerk-1"] != "4" || got["clerk-2"] != "3" || got["clerk-3"] != "2" {
+			t.Errorf("actor facet = %v, want clerk-1 4, clerk-2 3, clerk-3 2", got)
 		}
+		if got := eval[[]string](t, tab, `[...document.querySelectorAll('#timeline [role=listitem]')].map(b => b.getAttribute('aria-label'))`); !slices.ContainsFunc(got, func(l string) bool { return strings.HasSuffix(l, ": 9 events") }) {
+			t.Errorf("timeline bars %q, want one day with the 9 events", got)
+		}
+		// Days without events have a count too, and every bar is drawn.
+		if bad := eval[[]string](t, tab, `[...document.querySelectorAll('#timeline [role=listitem]')].filter(b => /NaN/.test(b.getAttribute('aria-label')) || !/: 0 events$/.test(b.getAttribute('aria-label')) && !(b.getBoundingClientRect().height >= 4)).map(b => b.getAttribute('aria-label'))`); len(bad) > 0 {
+			t.Errorf("timeline bars not drawn: %q", bad)
+		}
+		// The counts are the whole selection's, not the page's: a page of
+		// two results still counts all nine.
+		site.open(t, tab, "#/search?q=category%3Adata_access&newest=1&limit=2")
+		waitEval(t, tab, `document.querySelectorAll('section table tbody tr').length === 2`)
+		waitText(t, tab, "#facet-scope", "all 9 events")
+		if got := facetCounts(t, tab, "Category"); got["data_access"] != "9" || len(got) != 1 {
+			t.Errorf("category facet on a page of 2 = %v, want data_access 9", got)
+		}
+		site.open(t, tab, "#/search?q=category%3Adata_access")
+		waitText(t, tab, "#facet-scope", "all 9 events")
 		click(t, tab, `//aside//button[text()="clerk-2"]`)
 		waitEval(t, tab, `location.hash.includes('actor%3Aclerk-2')`)
 		waitEval(t, tab, `document.querySelectorAll('section table tbody tr').length === 3`)
@@ -380,6 +398,14 @@ func startConsoleSite(t *testing.T) *consoleSite {
 	}
 	s.rest(t, s.admin, "POST", "/api/v1/audit/events/batch", map[string]any{"events": events}, nil)
 	return s
+}
+
+// facetCounts reads one facet's values and counts off the search screen.
+func facetCounts(t *testing.T, tab context.Context, label string) map[string]string {
+	t.Helper()
+	return eval[map[string]string](t, tab, fmt.Sprintf(`Object.fromEntries([...document.querySelectorAll('aside fieldset')]
+		.filter(f => f.querySelector('legend').innerText === %q)
+		.flatMap(f => [...f.querySelectorAll('li')].map(li => [li.querySelector('button').innerText, li.querySelector('span').innerText])))`, label))
 }
 
 func accessEvent(id, actor, subject, purpose string) map[string]any {

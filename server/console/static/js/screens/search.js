@@ -1,7 +1,7 @@
 // The auditor's search: query text (query.js) over one tenant, a page of
 // results at a time through the API's cursor, never a scan of the whole
-// log; facets and a per-day timeline (facets.js); an attested export of
-// the same selection.
+// log; facets and a timeline counted by the server over the whole
+// selection (facets.js); an attested export of the same selection.
 
 import * as api from '../api.js';
 import {h, fill, field, table, time, category, outcome, eventLink, downloadLink} from '../dom.js';
@@ -56,9 +56,6 @@ export async function render({main, tenant, params, signal, setStatus, go}) {
   }, {signal});
   setStatus('');
   const entries = res.entries || [];
-  const counts = facets.fromEntries(entries);
-  const src = facets.source(caps);
-
   const exportOut = h('span', {});
   const exportBtn = h('button', {type: 'button', onclick: async () => {
     exportBtn.disabled = true;
@@ -70,25 +67,44 @@ export async function render({main, tenant, params, signal, setStatus, go}) {
     } catch (e) { setStatus(e.message, true); } finally { exportBtn.disabled = false; }
   }}, 'Export this selection (attested bundle)');
 
-  const pageNote = `Counted over the ${entries.length} events on this page` +
-    (src.serverOperation ? ` (the server's ${src.serverOperation} is not used by this console yet)` : ', not the whole selection: this server offers no aggregation');
+  // The counts come after the page of results: a slow count never holds
+  // the results back.
+  const facetBox = h('aside', {class: 'facets', 'aria-labelledby': 'facets-h', 'aria-busy': 'true'},
+    h('h2', {id: 'facets-h'}, 'Facets'), h('p', {class: 'note', id: 'facet-scope'}, 'Counting…'));
+  const timelineBox = h('div', {id: 'timeline'}, h('p', {class: 'muted'}, 'Counting…'));
   main.append(h('div', {class: 'cols'},
-    h('aside', {class: 'facets', 'aria-labelledby': 'facets-h'},
-      h('h2', {id: 'facets-h'}, 'Facets'), h('p', {class: 'note', id: 'facet-scope'}, pageNote),
-      counts.facets.filter(f => f.values.length).map(f => h('fieldset', {},
-        h('legend', {}, f.label),
-        h('ul', {}, f.values.map(([v, n]) => h('li', {},
-          h('button', {type: 'button', 'aria-label': `Narrow to ${f.label} ${v} (${n} on this page)`,
-            onclick: () => submit(query.addTerm(text, f.field, v))}, v),
-          h('span', {class: 'muted'}, String(n)))))))),
+    facetBox,
     h('section', {'aria-labelledby': 'res-h'},
-      h('h2', {}, 'Timeline'), timeline(counts.days, pageNote),
+      h('h2', {}, 'Timeline'), timelineBox,
       h('h2', {id: 'res-h'}, `Results (${entries.length}${res.next_cursor ? '+' : ''})`),
       entries.length ? h('div', {class: 'scroll'}, results(tenant, entries)) : h('p', {}, 'No events match.'),
       h('div', {class: 'bar'},
         params.get('cursor') ? h('button', {type: 'button', onclick: () => history.back()}, 'Previous page') : '',
         res.next_cursor ? h('button', {type: 'button', onclick: () => submit(text, res.next_cursor)}, 'Next page') : '',
         exportBtn, exportOut))));
+
+  let counts;
+  try {
+    counts = await facets.count(tenant, filterParams, signal);
+  } catch (e) {
+    if (e.name === 'AbortError') return;
+    fill(facetBox.querySelector('#facet-scope'), `Counts unavailable: ${e.message}`);
+    fill(timelineBox, h('p', {class: 'muted'}, 'Counts unavailable.'));
+    facetBox.setAttribute('aria-busy', 'false');
+    return;
+  }
+  const scope = `Counted by the server over all ${counts.total} events the query selects`;
+  fill(facetBox, h('h2', {id: 'facets-h'}, 'Facets'),
+    h('p', {class: 'note', id: 'facet-scope'}, scope,
+      counts.refused.length ? `; ${counts.refused.join(' and ')} need the PII report permission` : ''),
+    counts.facets.filter(f => f.values.length).map(f => h('fieldset', {},
+      h('legend', {}, f.label),
+      h('ul', {}, f.values.map(([v, n]) => h('li', {},
+        h('button', {type: 'button', 'aria-label': `Narrow to ${f.label} ${v} (${n} events)`,
+          onclick: () => submit(query.addTerm(text, f.field, v))}, v),
+        h('span', {class: 'muted'}, String(n))))))));
+  facetBox.setAttribute('aria-busy', 'false');
+  fill(timelineBox, timeline(counts.timeline, scope));
 }
 
 function results(tenant, entries) {
@@ -103,18 +119,21 @@ function results(tenant, entries) {
   ], entries);
 }
 
-// timeline draws events per UTC day as bars, each labelled for screen readers.
-function timeline(days, note) {
+// timeline draws events per UTC day (or month) as bars, each labelled for
+// screen readers.
+function timeline({unit, buckets}, note) {
+  const days = buckets;
   if (!days.length) return h('p', {class: 'muted'}, 'Nothing to chart.');
-  const max = Math.max(...days.map(([, n]) => n));
+  const max = Math.max(1, ...days.map(([, n]) => n));
   const bars = days.map(([d, n]) => {
-    const bar = h('div', {class: 'bar', role: 'listitem', title: `${d}: ${n}`, 'aria-label': `${d}: ${n} events`});
+    const bar = h('div', {class: n ? 'bar' : 'bar empty', role: 'listitem', title: `${d}: ${n}`, 'aria-label': `${d}: ${n} events`});
     // Through the CSSOM: the page's policy allows no inline style attributes.
-    bar.style.height = Math.max(4, Math.round(84 * n / max)) + 'px';
+    // An empty day is a hairline, so that no day without events looks like one with a few.
+    bar.style.height = n ? Math.max(4, Math.round(84 * n / max)) + 'px' : '1px';
     return bar;
   });
   return h('figure', {},
-    h('div', {class: 'timeline', role: 'list', 'aria-label': 'Events per day'}, bars),
+    h('div', {class: 'timeline', role: 'list', 'aria-label': `Events per ${unit}`}, bars),
     h('div', {class: 'timeline-axis'}, h('span', {}, days[0][0]), h('span', {}, days[days.length - 1][0])),
-    h('figcaption', {class: 'note'}, `Events per day. ${note}.`));
+    h('figcaption', {class: 'note'}, `Events per ${unit} (UTC). ${note}.`));
 }
