@@ -24,6 +24,7 @@ func commands() []command {
 	return []command{
 		{"append", "[- | --jsonl FILE|-] [flags]", "append one event (from flags or JSON on stdin) or a JSON Lines file of events", cmdAppend},
 		{"tail", "TENANT", "stream a tenant's new entries as they are appended", cmdTail},
+		{"siem", "TENANT --sink URL --state FILE", "forward a tenant's entries to a SIEM as OCSF JSON or CEF (syslog over TCP/TLS, or a signed webhook), resuming where it stopped", cmdSIEM},
 		{"get", "TENANT EVENT_ID", "show one entry, by event id or by --partition and --leaf", cmdGet},
 		{"search", "TENANT [QUERY]", "search a tenant's entries: fields, full text, time (QUERY: actor:alice category:data_access \"bulk export\" from:2026-01-01)", cmdSearch},
 		{"aggregate", "TENANT [QUERY] --by FIELD|hour|day|month", "count a tenant's events by a field's values or by time bucket", cmdAggregate},

@@ -47,6 +47,12 @@
 //	tail TENANT [--partition P [--from-leaf N]]
 //	                                stream new entries; with --json the output is a chain
 //	                                file (below); resumes after a slow-consumer cut
+//	siem TENANT --sink URL --state FILE [--format ocsf|cef --from-start
+//	     --hmac-key-file FILE --sink-ca FILE --batch 100 --flush 1s]
+//	                                forward the tenant's entries to a SIEM: OCSF JSON or
+//	                                CEF, over syslog (tcp:// or tls://, octet-counted) or
+//	                                an HMAC-signed webhook (https://); at least once, in
+//	                                log order, resuming from FILE after a stop or crash
 //
 // Auditors:
 //
