@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 
+	"go.opentelemetry.io/otel/attribute"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/trailaudit/trail/engine"
@@ -54,7 +55,9 @@ func (rs *readService) Aggregate(ctx context.Context, req *trailv1.AggregateRequ
 	if err := rs.s.waitApplied(ctx, req.GetMinIndex()); err != nil {
 		return nil, err
 	}
-	res, err := rs.s.cluster.Engine().Aggregate(ctx, engine.Aggregation{Tenant: tenant, Filter: f, By: by, Limit: int(req.GetLimit())})
+	actx, end := rs.s.span(ctx, "trail.aggregate", attribute.String("trail.tenant", tenant), attribute.String("trail.group_by", req.GetGroupBy().String()))
+	res, err := rs.s.cluster.Engine().Aggregate(actx, engine.Aggregation{Tenant: tenant, Filter: f, By: by, Limit: int(req.GetLimit())})
+	end(err)
 	if err != nil {
 		return nil, err
 	}

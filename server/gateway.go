@@ -43,11 +43,11 @@ type gateway struct {
 }
 
 func (s *Server) newGateway() (*gateway, error) {
-	conn, err := grpc.NewClient("passthrough:///"+gatewayNetwork,
+	conn, err := grpc.NewClient("passthrough:///"+gatewayNetwork, append([]grpc.DialOption{
 		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return s.mem.dial(ctx) }),
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(math.MaxInt32), grpc.MaxCallSendMsgSize(math.MaxInt32)),
-	)
+	}, s.gatewayTracing()...)...)
 	if err != nil {
 		return nil, fmt.Errorf("server: gateway connection: %w", err)
 	}
@@ -208,7 +208,7 @@ func (s *Server) httpHandler() http.Handler {
 		mux.Handle("GET "+console.Path, c)
 		mux.Handle("GET "+strings.TrimSuffix(console.Path, "/"), c)
 	}
-	return mux
+	return s.httpTracing(mux)
 }
 
 // bodyReadTimeout bounds the time to send a request body. Without it a

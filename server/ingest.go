@@ -7,6 +7,7 @@ import (
 	"io"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
 	"google.golang.org/grpc"
 	"google.golang.org/protobuf/encoding/protowire"
 
@@ -160,7 +161,9 @@ func (s *Server) appendEncoded(ctx context.Context, events [][]byte) (out []appe
 	if err := s.space.check(); err != nil {
 		return nil, 0, err
 	}
-	results, err := s.commit(ctx, valid)
+	cctx, end := s.span(ctx, "trail.append.commit", attribute.Int("trail.events", len(valid)), attribute.Int("trail.rejected", len(events)-len(valid)))
+	results, err := s.commit(cctx, valid)
+	end(err)
 	if err != nil {
 		return nil, 0, err
 	}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+
 	"github.com/trailaudit/trail/engine"
 	"github.com/trailaudit/trail/merkle"
 	trailv1 "github.com/trailaudit/trail/proto/trail/v1"
@@ -95,7 +97,9 @@ func (ps *proofService) GetInclusionProof(ctx context.Context, req *trailv1.GetI
 	defer func() { ac.finish(err) }()
 	ac.setUint("tree_size", req.GetTreeSize())
 	defer ps.observe("inclusion", time.Now())
-	pe, err := ps.prove(ctx, ac, req)
+	pctx, end := ps.s.span(ctx, "trail.proof.inclusion", attribute.String("trail.tenant", req.GetTenantId()))
+	pe, err := ps.prove(pctx, ac, req)
+	end(err)
 	if err != nil {
 		return nil, err
 	}
@@ -169,7 +173,9 @@ func (ps *proofService) GetConsistencyProof(ctx context.Context, req *trailv1.Ge
 		}
 		to = info.Size
 	}
-	proof, err := eng.ConsistencyProof(ctx, p, req.GetFromSize(), to)
+	pctx, end := ps.s.span(ctx, "trail.proof.consistency", attribute.String("trail.tenant", req.GetTenantId()))
+	proof, err := eng.ConsistencyProof(pctx, p, req.GetFromSize(), to)
+	end(err)
 	if err != nil {
 		return nil, err
 	}

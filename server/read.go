@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -127,7 +128,9 @@ func (rs *readService) Search(ctx context.Context, req *trailv1.SearchRequest) (
 	// between must not mix two.
 	eng, release := rs.s.cluster.AcquireEngine()
 	defer release()
-	res, err := rs.search(ctx, eng, q)
+	sctx, end := rs.s.span(ctx, "trail.search", attribute.String("trail.tenant", tenant), attribute.String("trail.filter", q.Filter.Describe()))
+	res, err := rs.search(sctx, eng, q)
+	end(err)
 	if err != nil {
 		return nil, err
 	}

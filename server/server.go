@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
 	"golang.org/x/mod/sumdb/note"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
@@ -57,6 +58,10 @@ type Config struct {
 	// certificate signed by one of these CAs (mTLS). API keys are still
 	// required: the certificate proves the machine, the key the role.
 	ClientCAs *x509.CertPool
+	// TracerProvider, when set, traces gRPC calls, REST requests and the
+	// server's own work with OpenTelemetry (see tracing.go); nil: off.
+	TracerProvider trace.TracerProvider
+
 	// Plaintext must be true to serve without TLS (loopback, tests, or
 	// behind a terminating proxy).
 	Plaintext bool
@@ -199,6 +204,7 @@ type Server struct {
 	keys    keyStore
 	space   spaceGate
 	metrics *metrics
+	tracer  trace.Tracer
 	audit   *auditLog
 	notify  *notifier
 	signs   signCache
@@ -243,6 +249,7 @@ func New(cfg Config) (*Server, error) {
 	s := &Server{cfg: cfg, log: cfg.Logger, cluster: cfg.Cluster, keys: keyStore{cluster: cfg.Cluster, cache: newKeyCache()},
 		space: spaceGate{probe: func() error { return cfg.Cluster.Engine().CheckSpace() }, every: spaceCheckEvery}}
 	s.life, s.stopLife = context.WithCancel(context.Background())
+	s.tracer = s.newTracer()
 	s.audit = newAuditLog(cfg.Cluster, cfg.Cluster.Status().ID, cfg.AuditQueue, cfg.CommitTimeout, s.log)
 	s.metrics = newMetrics(cfg.Cluster, func() float64 { return float64(len(s.audit.queue)) })
 	s.audit.metrics = s.metrics
@@ -280,6 +287,7 @@ func (s *Server) newGRPCServer() *grpc.Server {
 	if t := s.cfg.tlsConfig(); t != nil {
 		opts = append(opts, grpc.Creds(gatewayCreds{credentials.NewTLS(t)}))
 	}
+	opts = append(opts, s.grpcTracing()...)
 	g := grpc.NewServer(opts...)
 	g.RegisterService(ingestServiceDesc(), &ingestService{s: s})
 	trailv1.RegisterReadServiceServer(g, &readService{s: s})

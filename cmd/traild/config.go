@@ -50,6 +50,8 @@ type Config struct {
 	DebugAddr string
 	// Console serves the web console under /console/ on the HTTP listener.
 	Console bool
+	// OTel configures OpenTelemetry tracing; off unless OTel.Endpoint is set.
+	OTel OTelConfig
 
 	// set records where each explicitly configured setting came from
 	// ("file", "env" or "flag"), by file key. Settings absent from it have
@@ -104,4 +106,15 @@ type EngineConfig struct {
 func (c *Config) explicit(key string) bool {
 	_, ok := c.set[key]
 	return ok
+}
+
+// OTelConfig is where traces go: an OTLP/gRPC collector.
+type OTelConfig struct {
+	// Endpoint is the collector's host:port; empty: tracing off.
+	Endpoint string
+	// Insecure sends to the collector without TLS.
+	Insecure bool
+	// SamplePercent is the share of new traces recorded (0-100); a trace
+	// a caller started is recorded when the caller's was.
+	SamplePercent int
 }

@@ -8,6 +8,9 @@ import (
 	"log/slog"
 	"time"
 
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/trailaudit/trail/raftnode"
 	"github.com/trailaudit/trail/server"
 )
@@ -25,6 +28,8 @@ type daemon struct {
 	tls   apiTLSConfig
 	node  *raftnode.Node
 	srv   *server.Server
+	// tracer exports the server's spans; nil when tracing is off.
+	tracer *sdktrace.TracerProvider
 	// unlock releases the data directory once the node is closed.
 	unlock func()
 }
@@ -86,7 +91,15 @@ func startDaemon(ctx context.Context, e *env, cfg *Config, log *slog.Logger) (_ 
 	if err := d.openNode(ctx, raftTLSConf); err != nil {
 		return nil, err
 	}
-	if d.srv, err = server.New(serverConfig(cfg, d.node, d.key, d.tls, log)); err != nil {
+	if d.tracer, err = newTracerProvider(ctx, cfg.OTel, d.id.NodeID); err != nil {
+		d.node.Close()
+		return nil, err
+	}
+	var tp trace.TracerProvider
+	if d.tracer != nil {
+		tp = d.tracer
+	}
+	if d.srv, err = server.New(serverConfig(cfg, d.node, d.key, d.tls, tp, log)); err != nil {
 		d.node.Close()
 		return nil, fmt.Errorf("server: %w", err)
 	}
@@ -219,6 +232,13 @@ func (d *daemon) shutdown(ctx context.Context, serving bool, serveErr <-chan err
 	}
 	if err := d.node.Close(); err != nil {
 		errs = append(errs, err)
+	}
+	if d.tracer != nil {
+		// The last spans go out before traild does; a collector that
+		// does not answer costs at most what is left of the timeout.
+		if err := d.tracer.Shutdown(sctx); err != nil {
+			d.log.Warn("traces not flushed", "err", err)
+		}
 	}
 	d.unlock()
 	d.log.Info("traild stopped", "took", time.Since(start).Round(time.Millisecond))

@@ -41,6 +41,14 @@ func (c *Config) check() error {
 			return fmt.Errorf("debug_addr %s: want a loopback address with a port (%v)", c.DebugAddr, err)
 		}
 	}
+	if c.OTel.Endpoint != "" {
+		if _, port, err := splitAddr(c.OTel.Endpoint); err != nil || port == 0 {
+			return fmt.Errorf("otel.endpoint %s: want host:port (%v)", c.OTel.Endpoint, err)
+		}
+	}
+	if c.OTel.SamplePercent < 0 || c.OTel.SamplePercent > 100 {
+		return fmt.Errorf("otel.sample_percent %d: want 0 to 100", c.OTel.SamplePercent)
+	}
 	if err := c.checkAdvertise(); err != nil {
 		return err
 	}

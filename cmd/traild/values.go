@@ -48,6 +48,19 @@ func (v intValue) Set(s string) error {
 }
 func (v intValue) String() string { return strconv.Itoa(*v.p) }
 
+// percentValue is an integer from 0 to 100.
+type percentValue struct{ p *int }
+
+func (v percentValue) Set(s string) error {
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 0 || n > 100 {
+		return fmt.Errorf("%q is not a percentage from 0 to 100", s)
+	}
+	*v.p = n
+	return nil
+}
+func (v percentValue) String() string { return strconv.Itoa(*v.p) }
+
 type uintValue struct{ p *uint64 }
 
 func (v uintValue) Set(s string) error {

@@ -6,6 +6,8 @@ import (
 	"log/slog"
 	"net"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/trailaudit/trail/compliance"
 	"github.com/trailaudit/trail/engine"
 	"github.com/trailaudit/trail/raftnode"
@@ -55,7 +57,7 @@ func nodeConfig(c *Config, raftLis net.Listener, apiAddr string, t *tls.Config, 
 }
 
 // serverConfig translates Config into the API server's configuration.
-func serverConfig(c *Config, cluster server.Cluster, key *logKey, api apiTLSConfig, log *slog.Logger) server.Config {
+func serverConfig(c *Config, cluster server.Cluster, key *logKey, api apiTLSConfig, tp trace.TracerProvider, log *slog.Logger) server.Config {
 	return server.Config{
 		Cluster:        cluster,
 		Signer:         key.signer,
@@ -71,6 +73,7 @@ func serverConfig(c *Config, cluster server.Cluster, key *logKey, api apiTLSConf
 		TailStall:      c.API.TailStall,
 		Logger:         log,
 		Console:        c.Console,
+		TracerProvider: tp,
 
 		IntegrityInterval: c.IntegrityInterval,
 		IntegrityRate:     float64(c.IntegrityRate),
