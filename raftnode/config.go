@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
+	"golang.org/x/mod/sumdb/note"
 
 	"github.com/trailaudit/trail/engine"
 )
@@ -36,6 +37,12 @@ type Config struct {
 	AdvertiseAddr string
 	// APIAddr is this node's client-facing address, reported by Status.
 	APIAddr string
+	// Cosigner, when set, is this node's own checkpoint key: the node
+	// cosigns a checkpoint a peer shows it only if the root is the one it
+	// computes from its own copy (cosign.go). CosignerKey is its verifier
+	// key, reported by Status.
+	Cosigner    note.Signer
+	CosignerKey string
 	// TLS, when set, wraps every Raft and forwarding connection. It serves
 	// as both server and client configuration: set Certificates, RootCAs,
 	// and for mutual TLS ClientCAs and ClientAuth. ServerName defaults to

@@ -124,6 +124,8 @@ var errorCodes = []struct {
 	{trailv1.RaftErrorCode_RAFT_ERROR_DEADLINE_EXCEEDED, context.DeadlineExceeded},
 	{trailv1.RaftErrorCode_RAFT_ERROR_CANCELED, context.Canceled},
 	{trailv1.RaftErrorCode_RAFT_ERROR_BAD_REQUEST, errBadRequest},
+	{trailv1.RaftErrorCode_RAFT_ERROR_ROOT_DIFFERS, ErrRootDiffers},
+	{trailv1.RaftErrorCode_RAFT_ERROR_NO_COSIGNER, ErrNoCosigner},
 }
 
 // encodeError turns err into its wire form; nil stays nil.

@@ -180,6 +180,9 @@ func (n *Node) handleForward(req *trailv1.RaftForwardRequest) *trailv1.RaftForwa
 		return n.handleRouted(ctx, req)
 	}
 	if op, ok := req.Op.(*trailv1.RaftForwardRequest_Root); ok {
+		if len(op.Root.GetCosign()) > 0 {
+			return n.answerCosign(ctx, op.Root) // cosign.go
+		}
 		return n.answerRoot(ctx, op.Root) // any node answers for itself (peers.go)
 	}
 	if !n.isLeader() {

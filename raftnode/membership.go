@@ -266,9 +266,12 @@ type PeerStatus struct {
 	ID      string
 	Address string
 	APIAddr string // known for this node only
-	Voter   bool
-	Leader  bool
-	Self    bool
+	// CosignerKey is the node's checkpoint cosigning key; known for this
+	// node only.
+	CosignerKey string
+	Voter       bool
+	Leader      bool
+	Self        bool
 	// Unreachable is set, on the leader, for a follower whose heartbeats
 	// are failing.
 	Unreachable bool
@@ -297,7 +300,7 @@ func (n *Node) Status() Status {
 			Leader: s.ID == leaderID, Self: string(s.ID) == n.cfg.ID,
 		}
 		if p.Self {
-			p.APIAddr = n.cfg.APIAddr
+			p.APIAddr, p.CosignerKey = n.cfg.APIAddr, n.cfg.CosignerKey
 		}
 		p.Unreachable = st.State == raft.Leader.String() && !p.Self && n.health.failing(string(s.ID))
 		st.Nodes = append(st.Nodes, p)

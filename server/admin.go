@@ -71,7 +71,7 @@ func (as *adminService) ClusterStatus(ctx context.Context, _ *trailv1.ClusterSta
 	}
 	for _, n := range st.Nodes {
 		resp.Nodes = append(resp.Nodes, &trailv1.ClusterNode{
-			Id: n.ID, RaftAddress: n.Address, ApiAddress: n.APIAddr, Voter: n.Voter, Leader: n.Leader, Unreachable: n.Unreachable,
+			Id: n.ID, RaftAddress: n.Address, ApiAddress: n.APIAddr, CosignerKey: n.CosignerKey, Voter: n.Voter, Leader: n.Leader, Unreachable: n.Unreachable,
 		})
 	}
 	return resp, nil

@@ -53,6 +53,9 @@ type Cluster interface {
 	// PeerRoots asks every other server for its root of p at size, for
 	// integrity comparison between replicas; one answer per peer.
 	PeerRoots(ctx context.Context, p engine.Partition, size uint64) []raftnode.PeerRoot
+	// Cosign asks every server, this one included, to cosign the
+	// checkpoint body of p with its own key (raftnode/cosign.go).
+	Cosign(ctx context.Context, p engine.Partition, body []byte) []raftnode.Cosignature
 }
 
 var _ Cluster = (*raftnode.Node)(nil)

@@ -79,6 +79,14 @@ func (ps *proofService) GetCheckpoint(ctx context.Context, req *trailv1.GetCheck
 	if err != nil {
 		return nil, err
 	}
+	if req.GetCosigned() {
+		ac.set("cosigned", "true")
+		cp, err := ps.s.cosignedCheckpoint(ctx, p, req.GetTreeSize())
+		if err != nil {
+			return nil, err
+		}
+		return &trailv1.GetCheckpointResponse{Checkpoint: cp}, nil
+	}
 	cp, err := ps.s.signedCheckpoint(ctx, p, req.GetTreeSize())
 	if err != nil {
 		return nil, err

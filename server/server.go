@@ -208,6 +208,7 @@ type Server struct {
 	audit   *auditLog
 	notify  *notifier
 	signs   signCache
+	cosigns signCache
 	// integrity is set by Serve (integrity.go).
 	integrity *integrity
 

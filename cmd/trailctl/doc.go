@@ -74,7 +74,9 @@
 //	search-settings get|set TENANT [--text-attr KEY... | --none | --reset]
 //	                                the attributes full-text search reads (set: admin)
 //	partitions TENANT
-//	checkpoint TENANT PARTITION [--size N] [--out FILE] [--vkey FILE]
+//	checkpoint TENANT PARTITION [--size N] [--out FILE] [--vkey FILE] [--cosigned]
+//	                                --cosigned: with every node's cosignature (each node
+//	                                recomputes the root from its own copy)
 //	prove TENANT EVENT_ID --vkey FILE [--size N] [--out FILE]
 //	consistency TENANT PARTITION FROM TO --vkey FILE [--out FILE]   (TO 0: current size)
 //	export --tenant T [--from TIME --to TIME --actor ID --subject ID --target TYPE/ID
@@ -123,6 +125,8 @@
 //	verify [--vkey FILE] --chain FILE [--checkpoint FILE] [--tenant T]
 //	verify --vkey FILE --bundle FILE       [--tenant T]
 //	verify --vkey FILE --report FILE       [--tenant T]
+//	       any of them with --cosigners FILE [--quorum N]: checkpoints must also carry
+//	       valid cosignatures by N (default: a majority) of the node keys in FILE
 //
 // Each check prints what it established, for example:
 //

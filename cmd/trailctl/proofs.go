@@ -39,6 +39,7 @@ func cmdCheckpoint(ctx context.Context, e *env, args []string) error {
 	tf.register(fs)
 	fs.Uint64Var(&size, "size", 0, "checkpoint at this tree size (default: the current size)")
 	fs.StringVar(&out, "out", "", "write the signed note to `FILE` (for verify --checkpoint and watch)")
+	cosigned := fs.Bool("cosigned", false, "ask for the nodes' cosignatures too: each node recomputes the root from its own copy (fails unless a majority cosigns)")
 	pos, err := parseCommand(e, "checkpoint", fs, args, 2, 2)
 	if err != nil {
 		return err
@@ -63,7 +64,7 @@ func cmdCheckpoint(ctx context.Context, e *env, args []string) error {
 	rctx, cancel := n.rpcContext(ctx)
 	defer cancel()
 	resp, err := trailv1.NewProofServiceClient(conn).GetCheckpoint(rctx, &trailv1.GetCheckpointRequest{
-		TenantId: tenant, Partition: partition, TreeSize: size,
+		TenantId: tenant, Partition: partition, TreeSize: size, Cosigned: *cosigned,
 	})
 	if err != nil {
 		return wrapRPC("GetCheckpoint", err)

@@ -23,17 +23,25 @@ const maxKeyBytes = 4 << 10
 type trust struct {
 	verifier note.Verifier
 	logName  string
+	// cosigners are the nodes' cosigning keys; a checkpoint must carry
+	// valid cosignatures by at least quorum of them (0: none required).
+	cosigners []note.Verifier
+	quorum    int
 }
 
 // trustFlags are the flags that establish trust.
 type trustFlags struct {
-	vkeyFile string
-	logName  string
+	vkeyFile      string
+	logName       string
+	cosignersFile string
+	quorum        int
 }
 
 func (t *trustFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&t.vkeyFile, "vkey", "", "the log's verifier key (signed-note format \"name+hash+key\") in `FILE`")
 	fs.StringVar(&t.logName, "log", "", "expected log `NAME`, the first part of every checkpoint origin (default: the key's name)")
+	fs.StringVar(&t.cosignersFile, "cosigners", "", "the nodes' cosigning verifier keys (each node's cosign.vkey), one per line, in `FILE`: checkpoints must also be cosigned by --quorum of them")
+	fs.IntVar(&t.quorum, "quorum", 0, "with --cosigners, the node cosignatures every checkpoint must carry (default: a majority of the keys listed)")
 }
 
 // load reads the key. A missing --vkey is a usage error; an unreadable
@@ -55,7 +63,53 @@ func (t *trustFlags) load() (trust, error) {
 	if name == "" {
 		name = v.Name()
 	}
-	return trust{verifier: v, logName: name}, nil
+	tr := trust{verifier: v, logName: name}
+	if err := t.loadCosigners(&tr); err != nil {
+		return trust{}, err
+	}
+	return tr, nil
+}
+
+// loadCosigners reads --cosigners and settles the quorum.
+func (t *trustFlags) loadCosigners(tr *trust) error {
+	switch {
+	case t.cosignersFile == "" && t.quorum != 0:
+		return usageErrorf("--quorum needs --cosigners FILE")
+	case t.cosignersFile == "":
+		return nil
+	case t.quorum < 0:
+		return usageErrorf("--quorum must be positive")
+	}
+	b, err := readFileLimit(t.cosignersFile, 64*maxKeyBytes)
+	if err != nil {
+		return err
+	}
+	seen := map[string]bool{}
+	for i, line := range strings.Split(string(b), "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		v, err := merkle.NewVerifier(line)
+		if err != nil {
+			return usageErrorf("--cosigners %s line %d: %v", t.cosignersFile, i+1, err)
+		}
+		if id := fmt.Sprintf("%s+%08x", v.Name(), v.KeyHash()); !seen[id] {
+			seen[id] = true
+			tr.cosigners = append(tr.cosigners, v)
+		}
+	}
+	if len(tr.cosigners) == 0 {
+		return usageErrorf("--cosigners %s holds no key", t.cosignersFile)
+	}
+	tr.quorum = t.quorum
+	if tr.quorum == 0 {
+		tr.quorum = len(tr.cosigners)/2 + 1
+	}
+	if tr.quorum > len(tr.cosigners) {
+		return usageErrorf("--quorum %d: only %d cosigning keys in %s", tr.quorum, len(tr.cosigners), t.cosignersFile)
+	}
+	return nil
 }
 
 // keyLabel names the key as "name+hash", as signature lines do.
@@ -103,6 +157,9 @@ func (t trust) openNote(signed []byte) (merkle.Checkpoint, origin, error) {
 	if err != nil {
 		return merkle.Checkpoint{}, origin{}, fmt.Errorf("checkpoint signed by %s: %w", t.keyLabel(), err)
 	}
+	if err := t.checkQuorum(signed, cp); err != nil {
+		return merkle.Checkpoint{}, origin{}, err
+	}
 	if o.log != t.logName {
 		return merkle.Checkpoint{}, origin{}, fmt.Errorf("checkpoint origin %q belongs to log %q, want log %q", cp.Origin, o.log, t.logName)
 	}
@@ -133,7 +190,31 @@ func (t trust) openCheckpoint(pb *trailv1.Checkpoint) (merkle.Checkpoint, origin
 
 // checkpointOK is the statement made about a verified checkpoint.
 func (t trust) checkpointOK(cp merkle.Checkpoint) string {
-	return fmt.Sprintf("OK checkpoint %s size %d root %s signed by key %s", cp.Origin, cp.Size, cp.Root, t.keyLabel())
+	s := fmt.Sprintf("OK checkpoint %s size %d root %s signed by key %s", cp.Origin, cp.Size, cp.Root, t.keyLabel())
+	if t.quorum > 0 {
+		s += fmt.Sprintf(" and cosigned by at least %d of %d nodes", t.quorum, len(t.cosigners))
+	}
+	return s
+}
+
+// checkQuorum requires valid cosignatures by at least t.quorum of the
+// nodes' keys. A signature line that names a listed key but does not
+// verify is an error, not merely uncounted: someone forged or altered it.
+func (t trust) checkQuorum(signed []byte, cp merkle.Checkpoint) error {
+	if t.quorum == 0 {
+		return nil
+	}
+	n, err := note.Open(signed, note.VerifierList(t.cosigners...))
+	var none *note.UnverifiedNoteError
+	switch {
+	case errors.As(err, &none):
+		return fmt.Errorf("checkpoint %s size %d carries no cosignature by the nodes listed, %d required: %w", cp.Origin, cp.Size, t.quorum, merkle.ErrUnverified)
+	case err != nil:
+		return fmt.Errorf("checkpoint %s size %d: node cosignature: %w: %w", cp.Origin, cp.Size, merkle.ErrUnverified, err)
+	case len(n.Sigs) < t.quorum:
+		return fmt.Errorf("checkpoint %s size %d is cosigned by %d of the %d nodes listed, %d required: %w", cp.Origin, cp.Size, len(n.Sigs), len(t.cosigners), t.quorum, merkle.ErrUnverified)
+	}
+	return nil
 }
 
 // readFileLimit reads a whole file ("-" for stdin is not accepted here),

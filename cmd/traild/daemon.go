@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"path/filepath"
 	"time"
 
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
@@ -127,7 +128,15 @@ func (d *daemon) initialize(p *plan) error {
 // openNode starts the Raft node, checks it belongs to the cluster the data
 // directory says, and bootstraps Raft when that is still pending.
 func (d *daemon) openNode(ctx context.Context, t *tls.Config) error {
-	node, err := raftnode.Open(ctx, nodeConfig(d.cfg, d.lis.raft, d.api, t, d.log))
+	ck, err := loadCosignKey(d.cfg.DataDir, d.cfg.LogName, d.id.NodeID, d.env.rand)
+	if err != nil {
+		return err
+	}
+	cfg := nodeConfig(d.cfg, d.lis.raft, d.api, t, d.log)
+	cfg.Cosigner, cfg.CosignerKey = ck.signer, ck.vkey
+	d.log.Info("checkpoint cosigning key of this node (publish it with the log's)", "vkey", ck.vkey,
+		"file", filepath.Join(d.cfg.DataDir, cosignVKeyFile))
+	node, err := raftnode.Open(ctx, cfg)
 	if err != nil {
 		return err
 	}

@@ -57,6 +57,8 @@ const (
 	RaftErrorCode_RAFT_ERROR_NODE_CLOSED          RaftErrorCode = 20
 	RaftErrorCode_RAFT_ERROR_DISK_FULL            RaftErrorCode = 21
 	RaftErrorCode_RAFT_ERROR_NOT_DROPPABLE        RaftErrorCode = 22
+	RaftErrorCode_RAFT_ERROR_ROOT_DIFFERS         RaftErrorCode = 23
+	RaftErrorCode_RAFT_ERROR_NO_COSIGNER          RaftErrorCode = 24
 )
 
 // Enum value maps for RaftErrorCode.
@@ -85,6 +87,8 @@ var (
 		20: "RAFT_ERROR_NODE_CLOSED",
 		21: "RAFT_ERROR_DISK_FULL",
 		22: "RAFT_ERROR_NOT_DROPPABLE",
+		23: "RAFT_ERROR_ROOT_DIFFERS",
+		24: "RAFT_ERROR_NO_COSIGNER",
 	}
 	RaftErrorCode_value = map[string]int32{
 		"RAFT_ERROR_UNSPECIFIED":          0,
@@ -110,6 +114,8 @@ var (
 		"RAFT_ERROR_NODE_CLOSED":          20,
 		"RAFT_ERROR_DISK_FULL":            21,
 		"RAFT_ERROR_NOT_DROPPABLE":        22,
+		"RAFT_ERROR_ROOT_DIFFERS":         23,
+		"RAFT_ERROR_NO_COSIGNER":          24,
 	}
 )
 
@@ -841,10 +847,14 @@ func (*RaftForwardRequest_DropSegment) isRaftForwardRequest_Op() {}
 func (*RaftForwardRequest_Root) isRaftForwardRequest_Op() {}
 
 type RaftRootRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Tenant        string                 `protobuf:"bytes,1,opt,name=tenant,proto3" json:"tenant,omitempty"`
-	Partition     string                 `protobuf:"bytes,2,opt,name=partition,proto3" json:"partition,omitempty"`
-	Size          uint64                 `protobuf:"varint,3,opt,name=size,proto3" json:"size,omitempty"`
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Tenant    string                 `protobuf:"bytes,1,opt,name=tenant,proto3" json:"tenant,omitempty"`
+	Partition string                 `protobuf:"bytes,2,opt,name=partition,proto3" json:"partition,omitempty"`
+	Size      uint64                 `protobuf:"varint,3,opt,name=size,proto3" json:"size,omitempty"`
+	// When set, a checkpoint body (origin, size, root) for the node to
+	// cosign with its own key if, and only if, its own root at size is the
+	// body's root.
+	Cosign        []byte `protobuf:"bytes,4,opt,name=cosign,proto3" json:"cosign,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -898,6 +908,13 @@ func (x *RaftRootRequest) GetSize() uint64 {
 		return x.Size
 	}
 	return 0
+}
+
+func (x *RaftRootRequest) GetCosign() []byte {
+	if x != nil {
+		return x.Cosign
+	}
+	return nil
 }
 
 type RaftForwardAppend struct {
@@ -1330,8 +1347,10 @@ type RaftForwardResponse struct {
 	// For prune: how many payloads were removed.
 	Pruned uint64 `protobuf:"varint,3,opt,name=pruned,proto3" json:"pruned,omitempty"`
 	// For root: the node's root hash at the requested size, and its id.
-	Root          []byte `protobuf:"bytes,4,opt,name=root,proto3" json:"root,omitempty"`
-	NodeId        string `protobuf:"bytes,5,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	Root   []byte `protobuf:"bytes,4,opt,name=root,proto3" json:"root,omitempty"`
+	NodeId string `protobuf:"bytes,5,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	// For a cosign request: the node's signature line over the body.
+	Cosignature   string `protobuf:"bytes,6,opt,name=cosignature,proto3" json:"cosignature,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1401,6 +1420,13 @@ func (x *RaftForwardResponse) GetNodeId() string {
 	return ""
 }
 
+func (x *RaftForwardResponse) GetCosignature() string {
+	if x != nil {
+		return x.Cosignature
+	}
+	return ""
+}
+
 var File_trail_v1_raft_proto protoreflect.FileDescriptor
 
 const file_trail_v1_raft_proto_rawDesc = "" +
@@ -1448,11 +1474,12 @@ const file_trail_v1_raft_proto_rawDesc = "" +
 	"\fdrop_segment\x18\n" +
 	" \x01(\v2\x19.trail.v1.RaftDropSegmentH\x00R\vdropSegment\x12/\n" +
 	"\x04root\x18\v \x01(\v2\x19.trail.v1.RaftRootRequestH\x00R\x04rootB\x04\n" +
-	"\x02op\"[\n" +
+	"\x02op\"s\n" +
 	"\x0fRaftRootRequest\x12\x16\n" +
 	"\x06tenant\x18\x01 \x01(\tR\x06tenant\x12\x1c\n" +
 	"\tpartition\x18\x02 \x01(\tR\tpartition\x12\x12\n" +
-	"\x04size\x18\x03 \x01(\x04R\x04size\"V\n" +
+	"\x04size\x18\x03 \x01(\x04R\x04size\x12\x16\n" +
+	"\x06cosign\x18\x04 \x01(\fR\x06cosign\"V\n" +
 	"\x11RaftForwardAppend\x12'\n" +
 	"\x06events\x18\x01 \x03(\v2\x0f.trail.v1.EventR\x06events\x12\x18\n" +
 	"\aencoded\x18\x02 \x03(\fR\aencoded\"4\n" +
@@ -1481,13 +1508,14 @@ const file_trail_v1_raft_proto_rawDesc = "" +
 	"\x05index\x18\t \x01(\x04R\x05index\"m\n" +
 	"\x0fRaftEventResult\x12/\n" +
 	"\areceipt\x18\x01 \x01(\v2\x15.trail.v1.RaftReceiptR\areceipt\x12)\n" +
-	"\x05error\x18\x02 \x01(\v2\x13.trail.v1.RaftErrorR\x05error\"\xba\x01\n" +
+	"\x05error\x18\x02 \x01(\v2\x13.trail.v1.RaftErrorR\x05error\"\xdc\x01\n" +
 	"\x13RaftForwardResponse\x12)\n" +
 	"\x05error\x18\x01 \x01(\v2\x13.trail.v1.RaftErrorR\x05error\x123\n" +
 	"\aresults\x18\x02 \x03(\v2\x19.trail.v1.RaftEventResultR\aresults\x12\x16\n" +
 	"\x06pruned\x18\x03 \x01(\x04R\x06pruned\x12\x12\n" +
 	"\x04root\x18\x04 \x01(\fR\x04root\x12\x17\n" +
-	"\anode_id\x18\x05 \x01(\tR\x06nodeId*\xae\x05\n" +
+	"\anode_id\x18\x05 \x01(\tR\x06nodeId\x12 \n" +
+	"\vcosignature\x18\x06 \x01(\tR\vcosignature*\xe7\x05\n" +
 	"\rRaftErrorCode\x12\x1a\n" +
 	"\x16RAFT_ERROR_UNSPECIFIED\x10\x00\x12\x19\n" +
 	"\x15RAFT_ERROR_NOT_LEADER\x10\x01\x12\x1e\n" +
@@ -1512,7 +1540,9 @@ const file_trail_v1_raft_proto_rawDesc = "" +
 	"\x16RAFT_ERROR_BAD_REQUEST\x10\x13\x12\x1a\n" +
 	"\x16RAFT_ERROR_NODE_CLOSED\x10\x14\x12\x18\n" +
 	"\x14RAFT_ERROR_DISK_FULL\x10\x15\x12\x1c\n" +
-	"\x18RAFT_ERROR_NOT_DROPPABLE\x10\x16B4Z2github.com/trailaudit/trail/proto/trail/v1;trailv1b\x06proto3"
+	"\x18RAFT_ERROR_NOT_DROPPABLE\x10\x16\x12\x1b\n" +
+	"\x17RAFT_ERROR_ROOT_DIFFERS\x10\x17\x12\x1a\n" +
+	"\x16RAFT_ERROR_NO_COSIGNER\x10\x18B4Z2github.com/trailaudit/trail/proto/trail/v1;trailv1b\x06proto3"
 
 var (
 	file_trail_v1_raft_proto_rawDescOnce sync.Once

@@ -1807,7 +1807,12 @@ type GetCheckpointRequest struct {
 	// 0 = the current size.
 	TreeSize uint64 `protobuf:"varint,3,opt,name=tree_size,json=treeSize,proto3" json:"tree_size,omitempty"`
 	// Wait until this node has applied at least this Raft index.
-	MinIndex      uint64 `protobuf:"varint,4,opt,name=min_index,json=minIndex,proto3" json:"min_index,omitempty"`
+	MinIndex uint64 `protobuf:"varint,4,opt,name=min_index,json=minIndex,proto3" json:"min_index,omitempty"`
+	// Also collect the cluster's node cosignatures: each node recomputes the
+	// root from its own copy and signs the checkpoint with its own key only
+	// if the root is its own. The call fails unless a majority of the
+	// voters cosigned.
+	Cosigned      bool `protobuf:"varint,5,opt,name=cosigned,proto3" json:"cosigned,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1868,6 +1873,13 @@ func (x *GetCheckpointRequest) GetMinIndex() uint64 {
 		return x.MinIndex
 	}
 	return 0
+}
+
+func (x *GetCheckpointRequest) GetCosigned() bool {
+	if x != nil {
+		return x.Cosigned
+	}
+	return false
 }
 
 type GetCheckpointResponse struct {
@@ -2813,7 +2825,10 @@ type ClusterNode struct {
 	Voter       bool                   `protobuf:"varint,4,opt,name=voter,proto3" json:"voter,omitempty"`
 	Leader      bool                   `protobuf:"varint,5,opt,name=leader,proto3" json:"leader,omitempty"`
 	// Set by a leader for a follower whose heartbeats are failing.
-	Unreachable   bool `protobuf:"varint,6,opt,name=unreachable,proto3" json:"unreachable,omitempty"`
+	Unreachable bool `protobuf:"varint,6,opt,name=unreachable,proto3" json:"unreachable,omitempty"`
+	// The node's checkpoint cosigning key (note verifier key), known for
+	// the answering node only: operators publish each node's with the log's.
+	CosignerKey   string `protobuf:"bytes,7,opt,name=cosigner_key,json=cosignerKey,proto3" json:"cosigner_key,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2888,6 +2903,13 @@ func (x *ClusterNode) GetUnreachable() bool {
 		return x.Unreachable
 	}
 	return false
+}
+
+func (x *ClusterNode) GetCosignerKey() string {
+	if x != nil {
+		return x.CosignerKey
+	}
+	return ""
 }
 
 type ClusterStatusRequest struct {
@@ -3739,12 +3761,13 @@ const file_trail_v1_trail_proto_rawDesc = "" +
 	"signedNote\x12\x16\n" +
 	"\x06origin\x18\x02 \x01(\tR\x06origin\x12\x1b\n" +
 	"\ttree_size\x18\x03 \x01(\x04R\btreeSize\x12\x1b\n" +
-	"\troot_hash\x18\x04 \x01(\fR\brootHash\"\x8b\x01\n" +
+	"\troot_hash\x18\x04 \x01(\fR\brootHash\"\xa7\x01\n" +
 	"\x14GetCheckpointRequest\x12\x1b\n" +
 	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x1c\n" +
 	"\tpartition\x18\x02 \x01(\tR\tpartition\x12\x1b\n" +
 	"\ttree_size\x18\x03 \x01(\x04R\btreeSize\x12\x1b\n" +
-	"\tmin_index\x18\x04 \x01(\x04R\bminIndex\"M\n" +
+	"\tmin_index\x18\x04 \x01(\x04R\bminIndex\x12\x1a\n" +
+	"\bcosigned\x18\x05 \x01(\bR\bcosigned\"M\n" +
 	"\x15GetCheckpointResponse\x124\n" +
 	"\n" +
 	"checkpoint\x18\x01 \x01(\v2\x14.trail.v1.CheckpointR\n" +
@@ -3818,7 +3841,7 @@ const file_trail_v1_trail_proto_rawDesc = "" +
 	"\x04keys\x18\x01 \x03(\v2\x10.trail.v1.APIKeyR\x04keys\"%\n" +
 	"\x13RevokeAPIKeyRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\"\x16\n" +
-	"\x14RevokeAPIKeyResponse\"\xb1\x01\n" +
+	"\x14RevokeAPIKeyResponse\"\xd4\x01\n" +
 	"\vClusterNode\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12!\n" +
 	"\fraft_address\x18\x02 \x01(\tR\vraftAddress\x12\x1f\n" +
@@ -3826,7 +3849,8 @@ const file_trail_v1_trail_proto_rawDesc = "" +
 	"apiAddress\x12\x14\n" +
 	"\x05voter\x18\x04 \x01(\bR\x05voter\x12\x16\n" +
 	"\x06leader\x18\x05 \x01(\bR\x06leader\x12 \n" +
-	"\vunreachable\x18\x06 \x01(\bR\vunreachable\"\x16\n" +
+	"\vunreachable\x18\x06 \x01(\bR\vunreachable\x12!\n" +
+	"\fcosigner_key\x18\a \x01(\tR\vcosignerKey\"\x16\n" +
 	"\x14ClusterStatusRequest\"\xd1\x02\n" +
 	"\x15ClusterStatusResponse\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12\x14\n" +
