@@ -238,7 +238,7 @@ func TestOpenAPIMatchesServer(t *testing.T) {
 		"filter.from": now.Add(-time.Hour).Format(time.RFC3339), "filter.to": now.Add(time.Hour).Format(time.RFC3339),
 		"filter.exclude.actor_ids": "mallory", "filter.exclude.subject_ids": "", "filter.exclude.categories": "CATEGORY_SYSTEM",
 		"filter.exclude.actions": "", "filter.exclude.purpose_codes": "", "filter.exclude.pii_fields": "",
-		"filter.text": "", "filter.query": "", "with_proofs": "true", "group_by": "GROUP_BY_ACTION",
+		"filter.text": "", "filter.query": "", "with_proofs": "true", "cosigned": "false", "group_by": "GROUP_BY_ACTION",
 	}
 	// Search and export take a filter in two spellings, one at a time:
 	// search is called with the single-valued fields, export with the
