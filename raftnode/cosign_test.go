@@ -4,9 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io/fs"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -14,6 +11,7 @@ import (
 	"golang.org/x/mod/sumdb/note"
 
 	"github.com/trailaudit/trail/engine"
+	"github.com/trailaudit/trail/internal/storagefault"
 	"github.com/trailaudit/trail/merkle"
 	trailv1 "github.com/trailaudit/trail/proto/trail/v1"
 )
@@ -126,7 +124,9 @@ func TestCosign(t *testing.T) {
 	// Tamper with n2's stored tree under the first leaves: its root at
 	// size 5 (read from the file, not from the in-memory right edge) is no
 	// longer the others'.
-	tamperHashes(t, c.dirs[2], p)
+	if _, err := storagefault.FlipHashes(c.dirs[2], p.Tenant, p.Month.String()); err != nil {
+		t.Fatal(err)
+	}
 	n, refused = sign(c.nodes[0], checkpoint(5))
 	if len(refused) != 1 || !errors.Is(refused["n2"], ErrRootDiffers) || len(n.Sigs) != 2 {
 		t.Fatalf("after tampering with n2: %d cosignatures, refused %v", len(n.Sigs), refused)
@@ -135,31 +135,6 @@ func TestCosign(t *testing.T) {
 		if strings.HasSuffix(s.Name, "/n2") {
 			t.Errorf("the tampered node cosigned")
 		}
-	}
-}
-
-// tamperHashes flips every stored node hash of p in the node's files.
-func tamperHashes(t *testing.T, dir string, p engine.Partition) {
-	t.Helper()
-	var path string
-	filepath.WalkDir(dir, func(f string, d fs.DirEntry, err error) error {
-		if err == nil && d.Name() == "hashes" && strings.Contains(f, filepath.Join("open", p.Tenant, p.Month.String())) {
-			path = f
-		}
-		return nil
-	})
-	if path == "" {
-		t.Fatalf("no hashes file of %s under %s", p, dir)
-	}
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i := range b {
-		b[i] ^= 0xff
-	}
-	if err := os.WriteFile(path, b, 0o644); err != nil {
-		t.Fatal(err)
 	}
 }
 

@@ -2,9 +2,6 @@ package server
 
 import (
 	"fmt"
-	"io/fs"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -14,6 +11,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/trailaudit/trail/internal/storagefault"
 	trailv1 "github.com/trailaudit/trail/proto/trail/v1"
 	"github.com/trailaudit/trail/raftnode"
 )
@@ -82,7 +80,9 @@ func TestCosignedCheckpoints(t *testing.T) {
 	}
 
 	// n3's copy is tampered with under the first leaves.
-	tamperPartition(t, dirs["n3"], "acme", part)
+	if _, err := storagefault.FlipHashes(dirs["n3"], "acme", part); err != nil {
+		t.Fatal(err)
+	}
 	cp, err = get(5)
 	if err != nil {
 		t.Fatal(err)
@@ -109,31 +109,5 @@ func TestCosignedCheckpoints(t *testing.T) {
 	_, err = get(6)
 	if status.Code(err) != codes.Unavailable || !strings.Contains(err.Error(), "cosigned by 1 of 3 voters") {
 		t.Fatalf("one of three: %v", err)
-	}
-}
-
-// tamperPartition flips every stored node hash of a partition in a node's
-// data directory.
-func tamperPartition(t *testing.T, dir, tenant, part string) {
-	t.Helper()
-	var path string
-	filepath.WalkDir(dir, func(f string, d fs.DirEntry, err error) error {
-		if err == nil && d.Name() == "hashes" && strings.Contains(f, filepath.Join("open", tenant, part)) {
-			path = f
-		}
-		return nil
-	})
-	if path == "" {
-		t.Fatalf("no hashes file of %s/%s under %s", tenant, part, dir)
-	}
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i := range b {
-		b[i] ^= 0xff
-	}
-	if err := os.WriteFile(path, b, 0o644); err != nil {
-		t.Fatal(err)
 	}
 }
