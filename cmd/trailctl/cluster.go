@@ -61,10 +61,23 @@ func printClusterStatus(e *env, s *trailv1.ClusterStatusResponse) error {
 	fmt.Fprintln(e.stdout)
 	tw := newTable(e.stdout)
 	fmt.Fprintln(tw, "ID\tRAFT ADDRESS\tAPI ADDRESS\tVOTER\tLEADER")
+	var cosigner string
 	for _, nd := range s.GetNodes() {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%t\t%t\n", nd.GetId(), nd.GetRaftAddress(), nd.GetApiAddress(), nd.GetVoter(), nd.GetLeader())
+		if k := nd.GetCosignerKey(); k != "" {
+			cosigner = k
+		}
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if cosigner != "" {
+		// Only the answering node knows its own key: ask each node for
+		// the list auditors pass to verify --cosigners.
+		_, err := fmt.Fprintf(e.stdout, "\ncosigning key of %s: %s\n", s.GetNodeId(), cosigner)
+		return err
+	}
+	return nil
 }
 
 func cmdClusterJoin(ctx context.Context, e *env, args []string) error {

@@ -4,6 +4,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/mod/sumdb/note"
 
@@ -98,5 +99,32 @@ func TestVerifyQuorum(t *testing.T) {
 	res := runCLI(t, "", "verify", "--checkpoint", filepath.Join(dir, "cp.note"), "--vkey", filepath.Join(dir, "log.vkey"), "--cosigners", filepath.Join(dir, "stranger.vkeys"))
 	if res.code == exitOK || !strings.Contains(res.stderr, "no cosignature by the nodes listed") {
 		t.Errorf("strangers' keys: exit %d %s", res.code, res.stderr)
+	}
+}
+
+// Against a real node: cluster status shows the node's cosigning key, and
+// checkpoint --cosigned fetches a note that verify --cosigners accepts.
+func TestCosignedCheckpointFromANode(t *testing.T) {
+	rs := startRealServer(t)
+	dir := t.TempDir()
+	writeTestFile(t, filepath.Join(dir, "log.vkey"), rs.vkey+"\n")
+	writeTestFile(t, filepath.Join(dir, "nodes.vkeys"), rs.cosignerKey+"\n")
+	writeTestFile(t, filepath.Join(dir, "e.jsonl"), `{"tenant_id":"acme","event_id":"c-1","category":"authentication","action":"user.login",`+
+		`"outcome":"OUTCOME_SUCCESS","actor":{"id":"alice"},"occurred_at":"2026-11-23T10:00:00Z"}`+"\n")
+	rs.runOK(t, rs.admin, "append", "--jsonl", filepath.Join(dir, "e.jsonl"))
+	if out := rs.runOK(t, rs.admin, "cluster", "status"); !strings.Contains(out, "cosigning key of n1: "+rs.cosignerKey) {
+		t.Errorf("cluster status does not show the node's cosigning key:\n%s", out)
+	}
+	note := filepath.Join(dir, "cp.note")
+	month := time.Now().UTC().Format("2006-01") // the sequencer's month
+	rs.runOK(t, rs.admin, "checkpoint", "acme", month, "--cosigned", "--out", note)
+	res := runCLI(t, "", "verify", "--checkpoint", note, "--vkey", filepath.Join(dir, "log.vkey"), "--cosigners", filepath.Join(dir, "nodes.vkeys"))
+	if res.code != exitOK || !strings.Contains(res.stdout, "cosigned by at least 1 of 1 nodes") {
+		t.Fatalf("exit %d: %s%s", res.code, res.stdout, res.stderr)
+	}
+	// Without --cosigned the note carries the log's signature only.
+	rs.runOK(t, rs.admin, "checkpoint", "acme", month, "--out", note)
+	if res := runCLI(t, "", "verify", "--checkpoint", note, "--vkey", filepath.Join(dir, "log.vkey"), "--cosigners", filepath.Join(dir, "nodes.vkeys")); res.code == exitOK {
+		t.Fatalf("a note without cosignatures passed the quorum: %s", res.stdout)
 	}
 }

@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/mod/sumdb/note"
+
 	"github.com/trailaudit/trail/compliance"
 	"github.com/trailaudit/trail/engine"
 	"github.com/trailaudit/trail/internal/syncbuf"
@@ -23,6 +25,8 @@ type realServer struct {
 	admin string // admin token
 	node  *raftnode.Node
 	vkey  string
+	// cosignerKey is the node's cosigning verifier key.
+	cosignerKey string
 }
 
 func startRealServer(t *testing.T) *realServer {
@@ -31,7 +35,16 @@ func startRealServer(t *testing.T) *realServer {
 	if err != nil {
 		t.Fatal(err)
 	}
+	cskey, cvkey, err := note.GenerateKey(nil, "test.trail/node/n1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cosigner, err := note.NewSigner(cskey)
+	if err != nil {
+		t.Fatal(err)
+	}
 	node, err := raftnode.Open(context.Background(), raftnode.Config{
+		Cosigner: cosigner, CosignerKey: cvkey,
 		ID: "n1", Dir: t.TempDir(), Listener: ln,
 		HeartbeatTimeout: 300 * time.Millisecond, ElectionTimeout: 300 * time.Millisecond,
 		LeaderLeaseTimeout: 200 * time.Millisecond, CommitTimeout: 5 * time.Millisecond,
@@ -84,7 +97,7 @@ func startRealServer(t *testing.T) *realServer {
 		srv.Shutdown(ctx)
 		<-done
 	})
-	return &realServer{addr: gl.Addr().String(), admin: admin, node: node, vkey: vkey}
+	return &realServer{addr: gl.Addr().String(), admin: admin, node: node, vkey: vkey, cosignerKey: cvkey}
 }
 
 // runAgainst runs trailctl in-process against rs with token, until ctx
