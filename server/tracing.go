@@ -58,6 +58,15 @@ func (s *Server) httpTracing(h http.Handler) http.Handler {
 	}
 	return otelhttp.NewHandler(h, "trail.http",
 		otelhttp.WithTracerProvider(s.cfg.TracerProvider), otelhttp.WithPropagators(propagator),
+		// Probes and scrapes come every few seconds and say nothing about
+		// a request's path through the log.
+		otelhttp.WithFilter(func(r *http.Request) bool {
+			switch r.URL.Path {
+			case "/healthz", "/readyz", "/metrics":
+				return false
+			}
+			return true
+		}),
 		otelhttp.WithSpanNameFormatter(func(_ string, r *http.Request) string { return r.Method + " " + r.URL.Path }))
 }
 

@@ -179,6 +179,9 @@ func (fw *forwarder) run(ctx context.Context) error {
 		if progressed {
 			failures = 0
 		}
+		if _, isRPC := status.FromError(err); !isRPC {
+			return err // rendering or saving the position: retrying cannot help
+		}
 		code := status.Code(err)
 		if code != codes.ResourceExhausted && code != codes.Unavailable {
 			return wrapRPC("Tail", err)

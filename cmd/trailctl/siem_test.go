@@ -257,3 +257,24 @@ func TestSIEMBadInput(t *testing.T) {
 		})
 	}
 }
+
+// A position that cannot be saved stops the forwarder with the reason:
+// going on would resend everything after a restart.
+func TestSIEMStateUnwritable(t *testing.T) {
+	rs := startRealServer(t)
+	dir := t.TempDir()
+	keyFile := filepath.Join(dir, "hook.key")
+	writeTestFile(t, keyFile, "0123456789abcdef0123456789abcdef\n")
+	recv := &webhookReceiver{key: []byte("0123456789abcdef0123456789abcdef")}
+	hook := httptest.NewServer(recv)
+	defer hook.Close()
+	appendSIEMEvents(t, rs, dir, 0, 3)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var out, stderr syncbuf.Buffer
+	code := rs.run(ctx, rs.admin, &out, &stderr, "siem", "acme", "--sink", hook.URL, "--hmac-key-file", keyFile,
+		"--state", filepath.Join(dir, "no-such-dir", "state.json"), "--from-start", "--flush", "20ms")
+	if code == exitOK || ctx.Err() != nil || !strings.Contains(stderr.String(), "siem state") {
+		t.Fatalf("exit %d (ctx %v): %s", code, ctx.Err(), stderr.String())
+	}
+}
