@@ -3,6 +3,7 @@ package client_test
 import (
 	"context"
 	"errors"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -13,6 +14,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/trailaudit/trail/client"
+	"github.com/trailaudit/trail/internal/testnode"
 	trailv1 "github.com/trailaudit/trail/proto/trail/v1"
 )
 
@@ -319,5 +321,65 @@ func TestAppendFillsDefaults(t *testing.T) {
 	got := evs[0]
 	if got.GetEventId() != r.GetEventId() || len(got.GetEventId()) < 20 || got.GetSourceService() != "billing" || got.GetOccurredAt() == nil {
 		t.Fatalf("stored event %v lacks the filled-in fields (receipt %v)", got, r)
+	}
+}
+
+// TestLeaderLoss stops the leader of a real three-node cluster while a
+// producer appends through it. The client fails over to the followers,
+// which forward to the new leader; batches whose answers were lost with
+// the leader are resent with the same ids, and the log ends up holding
+// every accepted event exactly once.
+func TestLeaderLoss(t *testing.T) {
+	nodes, err := testnode.StartCluster(3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Cleanups run last first: the survivor the test reads from closes
+	// while the third node still gives it a quorum, so its server can
+	// append its last access records instead of waiting out commit
+	// timeouts.
+	for _, n := range slices.Backward(nodes) {
+		t.Cleanup(n.Close)
+	}
+	leader, survivor := nodes[0], nodes[1]
+	tok, err := leader.Key(ctxFor(t), trailv1.Role_ROLE_PRODUCER, tenant)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := newClient(t, client.Config{
+		Addrs: []string{leader.Addr, nodes[1].Addr, nodes[2].Addr}, Token: tok,
+		BatchEvents: 20, MinBackoff: 20 * time.Millisecond, MaxBackoff: 200 * time.Millisecond,
+	})
+	const total = 300
+	var ps []*client.Pending
+	for i := range total {
+		if i == total/3 {
+			// Stop the leader once some events are acknowledged and
+			// others are in flight.
+			waitAll(t, ps[:total/6])
+			leader.Close()
+		}
+		p, err := c.Append(ctxFor(t), event("leader-loss", i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ps = append(ps, p)
+	}
+	rs := waitAll(t, ps)
+	var applied uint64
+	for _, r := range rs {
+		applied = max(applied, r.GetAppliedIndex())
+	}
+	if err := survivor.Raft.WaitApplied(ctxFor(t), applied); err != nil {
+		t.Fatal(err)
+	}
+	ids := eventIDs(t, survivor)
+	if len(ids) != total {
+		t.Fatalf("the log holds %d events, want %d", len(ids), total)
+	}
+	for i := 1; i < len(ids); i++ {
+		if ids[i] == ids[i-1] {
+			t.Fatalf("event %s is in the log twice", ids[i])
+		}
 	}
 }

@@ -5,14 +5,15 @@ package testnode
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"os"
+	"sync"
 	"time"
 
+	"golang.org/x/mod/sumdb/note"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
@@ -27,7 +28,7 @@ import (
 // LogName is the log name of every test node.
 const LogName = "test.trail"
 
-// Node is a running single-node cluster with its API server.
+// Node is a running node with its API server.
 type Node struct {
 	// Addr is the gRPC address.
 	Addr string
@@ -36,46 +37,124 @@ type Node struct {
 	VKey  string
 	Raft  *raftnode.Node
 
+	id     string
 	dir    string
 	ownDir bool
-	srv    *server.Server
-	served chan error
-	conn   *grpc.ClientConn
+
+	closeOnce sync.Once
+	srv       *server.Server
+	served    chan error
+	conn      *grpc.ClientConn
 }
 
 // Start opens a node in dir, or in a new temporary directory removed by
 // Close when dir is empty, and waits until it leads and serves.
 func Start(dir string) (n *Node, err error) {
 	n = &Node{dir: dir}
-	if dir == "" {
-		if n.dir, err = os.MkdirTemp("", "trail-testnode-"); err != nil {
-			return nil, err
-		}
-		n.ownDir = true
-	}
 	defer func() {
 		if err != nil {
 			n.Close()
 		}
 	}()
-	if err := n.startRaft(); err != nil {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
 		return nil, err
 	}
-	if err := n.startServer(); err != nil {
+	if err := n.open(ln); err != nil {
+		return nil, err
+	}
+	if err := n.Raft.Bootstrap(context.Background(), nil); err != nil {
+		return nil, fmt.Errorf("testnode: bootstrap: %w", err)
+	}
+	if err := waitLeader(n.Raft); err != nil {
+		return nil, err
+	}
+	signer, err := n.keys(n.Raft)
+	if err != nil {
+		return nil, err
+	}
+	if err := n.serve(signer); err != nil {
 		return nil, err
 	}
 	return n, nil
 }
 
+// StartCluster starts size nodes, each in a new temporary directory, that
+// form one cluster, and waits until node 0 leads and every node serves.
+// The nodes share the log key and the admin key.
+func StartCluster(size int) (nodes []*Node, err error) {
+	defer func() {
+		if err != nil {
+			for _, n := range nodes {
+				n.Close()
+			}
+		}
+	}()
+	servers := make([]raftnode.Server, size)
+	lns := make([]net.Listener, size)
+	for i := range size {
+		if lns[i], err = net.Listen("tcp", "127.0.0.1:0"); err != nil {
+			for _, ln := range lns[:i] {
+				ln.Close()
+			}
+			return nil, err
+		}
+		servers[i] = raftnode.Server{ID: fmt.Sprintf("n%d", i+1), Address: lns[i].Addr().String()}
+	}
+	for i := range size {
+		n := &Node{id: servers[i].ID}
+		nodes = append(nodes, n)
+		if err := n.open(lns[i]); err != nil {
+			for _, ln := range lns[i+1:] {
+				ln.Close()
+			}
+			return nodes, err
+		}
+	}
+	first := nodes[0].Raft
+	if err := first.Bootstrap(context.Background(), servers); err != nil {
+		return nodes, fmt.Errorf("testnode: bootstrap: %w", err)
+	}
+	if err := waitLeader(first); err != nil {
+		// Another node won the first election; hand leadership to node 0
+		// so that tests know where the leader is.
+		if terr := first.TransferLeadership(context.Background(), first.ID()); terr != nil {
+			return nodes, fmt.Errorf("%w; transfer: %w", err, terr)
+		}
+		if err := waitLeader(first); err != nil {
+			return nodes, err
+		}
+	}
+	signer, err := nodes[0].keys(first)
+	if err != nil {
+		return nodes, err
+	}
+	for _, n := range nodes {
+		n.Admin, n.VKey = nodes[0].Admin, nodes[0].VKey
+		if err := n.serve(signer); err != nil {
+			return nodes, err
+		}
+	}
+	return nodes, nil
+}
+
 func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
-func (n *Node) startRaft() error {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return err
+// open opens the node's Raft and engine on ln, in n.dir or a new
+// temporary directory.
+func (n *Node) open(ln net.Listener) (err error) {
+	if n.dir == "" {
+		if n.dir, err = os.MkdirTemp("", "trail-testnode-"); err != nil {
+			ln.Close()
+			return err
+		}
+		n.ownDir = true
+	}
+	if n.id == "" {
+		n.id = "n1"
 	}
 	n.Raft, err = raftnode.Open(context.Background(), raftnode.Config{
-		ID: "n1", Dir: n.dir, Listener: ln,
+		ID: n.id, Dir: n.dir, Listener: ln,
 		HeartbeatTimeout: 300 * time.Millisecond, ElectionTimeout: 300 * time.Millisecond,
 		LeaderLeaseTimeout: 200 * time.Millisecond, CommitTimeout: 5 * time.Millisecond,
 		Engine: engine.Options{LogName: LogName, CacheBytes: 4 << 20},
@@ -85,33 +164,41 @@ func (n *Node) startRaft() error {
 		ln.Close()
 		return fmt.Errorf("testnode: open raft: %w", err)
 	}
-	if err := n.Raft.Bootstrap(context.Background(), nil); err != nil {
-		return fmt.Errorf("testnode: bootstrap: %w", err)
-	}
+	return nil
+}
+
+// waitLeader waits until r leads.
+func waitLeader(r *raftnode.Node) error {
 	deadline := time.Now().Add(10 * time.Second)
-	for n.Raft.Status().State != "Leader" {
+	for r.Status().State != "Leader" {
 		if time.Now().After(deadline) {
-			return errors.New("testnode: no leadership within 10s")
+			return fmt.Errorf("testnode: %s not leading within 10s", r.ID())
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
 	return nil
 }
 
-func (n *Node) startServer() error {
+// keys makes the log key and the first admin key through leader.
+func (n *Node) keys(leader *raftnode.Node) (note.Signer, error) {
 	skey, vkey, err := merkle.GenerateKey(LogName, nil)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	signer, err := merkle.NewSigner(skey)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	n.VKey = vkey
-	if n.Admin, err = server.Bootstrap(context.Background(), n.Raft, "testnode admin"); err != nil {
-		return fmt.Errorf("testnode: bootstrap keys: %w", err)
+	if n.Admin, err = server.Bootstrap(context.Background(), leader, "testnode admin"); err != nil {
+		return nil, fmt.Errorf("testnode: bootstrap keys: %w", err)
 	}
-	n.srv, err = server.New(server.Config{Cluster: n.Raft, Signer: signer, Plaintext: true, Logger: quietLogger()})
+	return signer, nil
+}
+
+// serve starts the API server on loopback.
+func (n *Node) serve(signer note.Signer) error {
+	srv, err := server.New(server.Config{Cluster: n.Raft, Signer: signer, Plaintext: true, Logger: quietLogger()})
 	if err != nil {
 		return fmt.Errorf("testnode: server: %w", err)
 	}
@@ -124,16 +211,21 @@ func (n *Node) startServer() error {
 		gl.Close()
 		return err
 	}
-	n.served = make(chan error, 1)
-	go func() { n.served <- n.srv.Serve(gl, hl) }()
+	n.srv, n.served = srv, make(chan error, 1)
+	go func() { n.served <- srv.Serve(gl, hl) }()
 	n.Addr = gl.Addr().String()
 	n.conn, err = grpc.NewClient(n.Addr, grpc.WithTransportCredentials(insecure.NewCredentials()),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64<<20)))
 	return err
 }
 
-// Close stops the server and the node, and removes a directory Start made.
+// Close stops the server and the node, and removes a directory Start
+// made. It may be called more than once.
 func (n *Node) Close() {
+	n.closeOnce.Do(n.close)
+}
+
+func (n *Node) close() {
 	if n.conn != nil {
 		n.conn.Close()
 	}
