@@ -87,7 +87,8 @@ type Config struct {
 	// server refused for good (invalid, or its event_id already used for
 	// a different event). Appends whose Pending nobody waits on (replayed
 	// spool events, the audit middleware's) are reported only here. Such
-	// an event is not retried and leaves the spool.
+	// an event is not retried and leaves the spool. It must not block,
+	// nor Append to this client: a sender waits for it.
 	OnReject func(ev *trailv1.Event, err error)
 
 	// DialOptions are added to the client's own when dialing each node.

@@ -3,6 +3,7 @@ package client_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -31,10 +32,15 @@ func segments(t *testing.T, dir string) []string {
 // returned, so every event is in the spool.
 func crash(t *testing.T, dir string, evs ...*trailv1.Event) {
 	t.Helper()
-	c, err := client.New(client.Config{
-		Addrs: []string{deadAddr(t)}, Plaintext: true, Tenant: tenant, SpoolDir: dir,
-		MinBackoff: time.Millisecond, MaxBackoff: 10 * time.Millisecond,
-	})
+	crashWith(t, client.Config{SpoolDir: dir}, evs...)
+}
+
+// crashWith is crash with more of the client's configuration.
+func crashWith(t *testing.T, cfg client.Config, evs ...*trailv1.Event) {
+	t.Helper()
+	cfg.Addrs, cfg.Plaintext, cfg.Tenant = []string{deadAddr(t)}, true, tenant
+	cfg.MinBackoff, cfg.MaxBackoff = time.Millisecond, 10*time.Millisecond
+	c, err := client.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -133,6 +139,35 @@ func TestSpoolSurvivesCrash(t *testing.T) {
 		t.Fatalf("after replaying acknowledged events the log holds %v, want %v", got, want)
 	}
 	if segs := segments(t, acked); len(segs) != 0 {
+		t.Fatalf("segments %v left after replay", segs)
+	}
+}
+
+// TestSpoolSegments: a spool that outgrew its segment size is several
+// files; all are replayed, each event once, and each file is
+// deleted once its events are acknowledged.
+func TestSpoolSegments(t *testing.T) {
+	n := startNode(t)
+	dir := t.TempDir()
+	var evs []*trailv1.Event
+	var want []string
+	for i := range 20 {
+		evs = append(evs, event("seg", i))
+		want = append(want, fmt.Sprintf("seg-%d", i))
+	}
+	sort.Strings(want)
+	crashWith(t, client.Config{SpoolDir: dir, SpoolSegmentBytes: 300}, evs...)
+	if segs := segments(t, dir); len(segs) < 4 {
+		t.Fatalf("%d segments for 20 events in segments of 300 bytes", len(segs))
+	}
+	c := newClient(t, client.Config{Addrs: []string{n.Addr}, Token: key(t, n, trailv1.Role_ROLE_PRODUCER), SpoolDir: dir})
+	if err := c.Close(ctxFor(t)); err != nil {
+		t.Fatal(err)
+	}
+	if got := eventIDs(t, n); !slices.Equal(got, want) {
+		t.Fatalf("log holds %v, want %v", got, want)
+	}
+	if segs := segments(t, dir); len(segs) != 0 {
 		t.Fatalf("segments %v left after replay", segs)
 	}
 }
