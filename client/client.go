@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -199,7 +200,7 @@ func newPending(id string) *Pending { return &Pending{eventID: id, done: make(ch
 // with the same event_id, which the server deduplicates, so an accepted
 // event is in the log exactly once.
 func (c *Client) Append(ctx context.Context, ev *trailv1.Event) (*Pending, error) {
-	it, err := c.prepare(ev)
+	it, err := c.prepare(ctx, ev)
 	if err != nil {
 		return nil, err
 	}
@@ -235,7 +236,7 @@ func (c *Client) Append(ctx context.Context, ev *trailv1.Event) (*Pending, error
 }
 
 // prepare copies ev and fills in the defaults.
-func (c *Client) prepare(ev *trailv1.Event) (*item, error) {
+func (c *Client) prepare(ctx context.Context, ev *trailv1.Event) (*item, error) {
 	if ev == nil {
 		return nil, errors.New("client: append: nil event")
 	}
@@ -251,6 +252,12 @@ func (c *Client) prepare(ev *trailv1.Event) (*item, error) {
 	}
 	if ev.OccurredAt == nil {
 		ev.OccurredAt = timestamppb.New(time.Now())
+	}
+	// The trace the event happened in goes into the event itself, where
+	// it stays with the tamper-evident record; it is set here, once, so a
+	// retry under another trace is still the same event.
+	if sc := trace.SpanContextFromContext(ctx); ev.TraceId == "" && sc.HasTraceID() {
+		ev.TraceId = sc.TraceID().String()
 	}
 	size := proto.Size(ev)
 	if size > c.cfg.BatchBytes {

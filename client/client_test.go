@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -304,7 +305,11 @@ func TestAppendFillsDefaults(t *testing.T) {
 	c := newClient(t, client.Config{Addrs: []string{n.Addr}, Token: key(t, n, trailv1.Role_ROLE_PRODUCER), Source: "billing"})
 	ev := event("", 0)
 	ev.EventId, ev.OccurredAt = "", nil
-	r, err := c.AppendWait(ctxFor(t), ev)
+	// The producer's request was traced: the event records its trace.
+	traceID, _ := trace.TraceIDFromHex("4bf92f3577b34da6a3ce929d0e0e4736")
+	spanID, _ := trace.SpanIDFromHex("00f067aa0ba902b7")
+	ctx := trace.ContextWithSpanContext(ctxFor(t), trace.NewSpanContext(trace.SpanContextConfig{TraceID: traceID, SpanID: spanID}))
+	r, err := c.AppendWait(ctx, ev)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -319,7 +324,8 @@ func TestAppendFillsDefaults(t *testing.T) {
 		t.Fatalf("%d events, want 1", len(evs))
 	}
 	got := evs[0]
-	if got.GetEventId() != r.GetEventId() || len(got.GetEventId()) < 20 || got.GetSourceService() != "billing" || got.GetOccurredAt() == nil {
+	if got.GetEventId() != r.GetEventId() || len(got.GetEventId()) < 20 || got.GetSourceService() != "billing" || got.GetOccurredAt() == nil ||
+		got.GetTraceId() != traceID.String() {
 		t.Fatalf("stored event %v lacks the filled-in fields (receipt %v)", got, r)
 	}
 }
