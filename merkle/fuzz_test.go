@@ -241,3 +241,27 @@ func FuzzDecodeTile(f *testing.F) {
 		}
 	})
 }
+
+// FuzzParseTLogProof: the parser never panics, and whatever it accepts
+// re-encodes to exactly the input (one spelling per proof).
+func FuzzParseTLogProof(f *testing.F) {
+	for _, n := range []int{1, 5, 37} {
+		p, _, _ := tlogProofFixture(f, n, n/2)
+		f.Add(p.Marshal())
+		p.Extra = nil
+		f.Add(p.Marshal())
+	}
+	f.Add([]byte(TLogProofHeader + "\nindex 0\n\nx\n"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		p, err := ParseTLogProof(b)
+		if err != nil {
+			if !errors.Is(err, ErrInvalidTLogProof) {
+				t.Fatalf("error does not wrap ErrInvalidTLogProof: %v", err)
+			}
+			return
+		}
+		if got := p.Marshal(); !bytes.Equal(got, b) {
+			t.Fatalf("accepted input re-encodes differently:\n in %q\nout %q", b, got)
+		}
+	})
+}
