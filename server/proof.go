@@ -36,13 +36,20 @@ func (s *Server) sign(cp merkle.Checkpoint) (*trailv1.Checkpoint, error) {
 	return &trailv1.Checkpoint{SignedNote: note, Origin: cp.Origin, TreeSize: cp.Size, RootHash: cp.Root[:]}, nil
 }
 
-// signedCheckpoint reads and signs p's checkpoint at size (0: current).
+// signedCheckpoint reads and signs p's checkpoint at size (0: current),
+// with the witnesses' cosignatures when that checkpoint was witnessed.
 func (s *Server) signedCheckpoint(ctx context.Context, p engine.Partition, size uint64) (*trailv1.Checkpoint, error) {
-	cp, err := s.cluster.Engine().Checkpoint(ctx, p, size)
+	eng := s.cluster.Engine()
+	cp, err := eng.Checkpoint(ctx, p, size)
 	if err != nil {
 		return nil, err
 	}
-	return s.sign(cp)
+	signed, err := s.sign(cp)
+	if err != nil {
+		return nil, err
+	}
+	signed.SignedNote = withCosignatures(eng, cp.Origin, signed.SignedNote)
+	return signed, nil
 }
 
 // beginProof checks and audits a proof request on tenant's partition and

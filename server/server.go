@@ -104,6 +104,13 @@ type Config struct {
 	// (default time.Now; tests move it years ahead).
 	Now func() time.Time
 
+	// Witnesses are C2SP tlog-witnesses (package witness) the leader
+	// submits every partition's new checkpoints to, every WitnessInterval
+	// (default 1m; negative: only WitnessNow). Their cosignatures are
+	// replicated and served appended to the checkpoint notes they cosign.
+	Witnesses       []Witness
+	WitnessInterval time.Duration
+
 	// Console serves the web console (package server/console) under
 	// /console/ on the HTTP listener. It holds no privileges: it calls
 	// this REST API with the key its user signs in with.
@@ -147,6 +154,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.Now == nil {
 		c.Now = time.Now
+	}
+	if c.WitnessInterval == 0 {
+		c.WitnessInterval = DefaultWitnessInterval
 	}
 	if c.searchBytes <= 0 {
 		c.searchBytes = defaultSearchBytes
@@ -231,6 +241,11 @@ type Server struct {
 
 	// sweepMu runs one retention sweep at a time on this node.
 	sweepMu sync.Mutex
+
+	// witnesses are the configured witnesses; witnessMu runs one round
+	// of submissions at a time (witnessing.go).
+	witnesses []*witnessPeer
+	witnessMu sync.Mutex
 }
 
 type serverState int
@@ -247,8 +262,13 @@ func New(cfg Config) (*Server, error) {
 	if err := cfg.check(); err != nil {
 		return nil, err
 	}
+	peers, err := newWitnessPeers(cfg.Witnesses)
+	if err != nil {
+		return nil, err
+	}
 	s := &Server{cfg: cfg, log: cfg.Logger, cluster: cfg.Cluster, keys: keyStore{cluster: cfg.Cluster, cache: newKeyCache()},
 		space: spaceGate{probe: func() error { return cfg.Cluster.Engine().CheckSpace() }, every: spaceCheckEvery}}
+	s.witnesses = peers
 	s.life, s.stopLife = context.WithCancel(context.Background())
 	s.tracer = s.newTracer()
 	s.audit = newAuditLog(cfg.Cluster, cfg.Cluster.Status().ID, cfg.AuditQueue, cfg.CommitTimeout, s.log)
@@ -316,6 +336,8 @@ func (s *Server) Serve(grpcLis, httpLis net.Listener) error {
 	go func() { defer s.bg.Done(); s.audit.run() }()
 	s.bg.Add(1)
 	go func() { defer s.bg.Done(); s.runRetention(s.life) }()
+	s.bg.Add(1)
+	go func() { defer s.bg.Done(); s.runWitnessing(s.life) }()
 	s.startIntegrity()
 	s.mu.Unlock()
 

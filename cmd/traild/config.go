@@ -43,6 +43,11 @@ type Config struct {
 	// leader, negative when the background sweep is off.
 	RetentionInterval time.Duration
 
+	// Witnesses are "VKEY URL" items: C2SP tlog-witnesses the leader
+	// submits new checkpoints to every WitnessInterval (negative: off).
+	Witnesses       []string
+	WitnessInterval time.Duration
+
 	LogLevel        string
 	LogFormat       string
 	ShutdownTimeout time.Duration

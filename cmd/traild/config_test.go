@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/trailaudit/trail/witness"
 )
 
 // parseForTest loads a configuration the way every command does.
@@ -246,5 +248,44 @@ func TestParsePeers(t *testing.T) {
 	}
 	if !slices.Equal([]string{got[0].ID}, []string{"node1"}) {
 		t.Errorf("order not kept: %v", got)
+	}
+}
+
+func TestCheckWitnesses(t *testing.T) {
+	_, vkey, err := witness.GenerateKey("witness.example/w1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name, value, want string // want "" = valid
+	}{
+		{"key and URL", vkey + " https://witness.example/w1", ""},
+		{"two witnesses", vkey + " https://a.example/," + vkey + " http://127.0.0.1:7380", ""},
+		{"no URL", vkey, `want "VKEY URL"`},
+		{"URL first", "https://witness.example/w1 " + vkey, "witnesses:"},
+		{"not a key", "w1+00000000+AAAA https://witness.example/w1", "witnesses:"},
+		{"not http", vkey + " ftp://witness.example/w1", "not an http(s) URL"},
+		{"no host", vkey + " https:///w1", "not an http(s) URL"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg, err := parseForTest(t, nil, "--witnesses", tc.value)
+			if err == nil {
+				err = cfg.check()
+			}
+			switch {
+			case tc.want == "" && err != nil:
+				t.Errorf("unexpected error: %v", err)
+			case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+				t.Errorf("error %v, want it to contain %q", err, tc.want)
+			}
+		})
+	}
+	cfg, err := parseForTest(t, nil, "--witnesses", vkey+" https://witness.example/w1", "--witness-interval", "off")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc := serverConfig(cfg, nil, &logKey{}, apiTLSConfig{}, nil, nil)
+	if len(sc.Witnesses) != 1 || sc.Witnesses[0].URL != "https://witness.example/w1" || sc.Witnesses[0].VerifierKey != vkey || sc.WitnessInterval >= 0 {
+		t.Fatalf("server config: %+v interval %v", sc.Witnesses, sc.WitnessInterval)
 	}
 }

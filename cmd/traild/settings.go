@@ -227,6 +227,14 @@ func settings() []setting {
 			help:  "time between retention sweeps by the leader, which prune the payloads of expired entries that no legal hold covers; off disables them (RunRetentionSweep still works)",
 			field: func(c *Config) value { return offDurationValue{&c.RetentionInterval} }},
 
+		// Witnesses.
+		{key: "witnesses",
+			help:  "C2SP tlog-witnesses to get every partition's checkpoints cosigned by, each \"VKEY URL\": the witness's cosignature verifier key and its submission prefix (add-checkpoint is posted under it). Cosignatures are replicated and served with the checkpoints they cosign",
+			field: func(c *Config) value { return listValue{&c.Witnesses} }},
+		{key: "witness_interval", def: "1m",
+			help:  "time between two rounds in which the leader submits new checkpoints to the witnesses; off disables them",
+			field: func(c *Config) value { return offDurationValue{&c.WitnessInterval} }},
+
 		// Operation.
 		{key: "log_level", def: "info",
 			help:  "debug, info, warn or error",

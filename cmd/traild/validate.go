@@ -4,10 +4,13 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"net/url"
 	"strconv"
 	"strings"
 
 	"github.com/trailaudit/trail/raftnode"
+	"github.com/trailaudit/trail/server"
+	"github.com/trailaudit/trail/witness"
 )
 
 // check validates the configuration on its own, before the data directory
@@ -56,6 +59,9 @@ func (c *Config) check() error {
 		return err
 	}
 	if err := c.checkPlaintext(); err != nil {
+		return err
+	}
+	if _, err := parseWitnesses(c.Witnesses); err != nil {
 		return err
 	}
 	return c.checkFormation()
@@ -147,6 +153,27 @@ func parsePeers(items []string) ([]raftnode.Server, error) {
 		}
 		ids[id], addrs[addr] = true, true
 		out = append(out, raftnode.Server{ID: id, Address: addr})
+	}
+	return out, nil
+}
+
+// parseWitnesses parses "VKEY URL" items into the server's witnesses.
+// Neither a verifier key nor a URL contains a space.
+func parseWitnesses(items []string) ([]server.Witness, error) {
+	var out []server.Witness
+	for _, item := range items {
+		f := strings.Fields(item)
+		if len(f) != 2 {
+			return nil, fmt.Errorf("witnesses: %q: want \"VKEY URL\"", item)
+		}
+		if _, err := witness.NewCosignatureVerifier(f[0]); err != nil {
+			return nil, fmt.Errorf("witnesses: %w", err)
+		}
+		u, err := url.Parse(f[1])
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return nil, fmt.Errorf("witnesses: %q is not an http(s) URL", f[1])
+		}
+		out = append(out, server.Witness{VerifierKey: f[0], URL: f[1]})
 	}
 	return out, nil
 }

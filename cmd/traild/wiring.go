@@ -58,6 +58,8 @@ func nodeConfig(c *Config, raftLis net.Listener, apiAddr string, t *tls.Config, 
 
 // serverConfig translates Config into the API server's configuration.
 func serverConfig(c *Config, cluster server.Cluster, key *logKey, api apiTLSConfig, tp trace.TracerProvider, log *slog.Logger) server.Config {
+	// Config.check refused a malformed list before anything was built.
+	witnesses, _ := parseWitnesses(c.Witnesses)
 	return server.Config{
 		Cluster:        cluster,
 		Signer:         key.signer,
@@ -78,6 +80,8 @@ func serverConfig(c *Config, cluster server.Cluster, key *logKey, api apiTLSConf
 		IntegrityInterval: c.IntegrityInterval,
 		IntegrityRate:     float64(c.IntegrityRate),
 		RetentionInterval: c.RetentionInterval,
+		Witnesses:         witnesses,
+		WitnessInterval:   c.WitnessInterval,
 	}
 }
 
