@@ -115,11 +115,13 @@
 // prove and consistency verify what they fetch exactly as verify does, and
 // additionally that it answers the question asked (that tenant, partition,
 // event and sizes). Their --out files are written before verification, so
-// a proof that fails is kept as evidence.
+// a proof that fails is kept as evidence. prove --tlog-proof FILE also
+// saves the proof as a C2SP tlog-proof (see "tlog-proof file" below).
 //
 // Offline verification (no network code at all):
 //
 //	verify --vkey FILE --proof FILE        [--tenant T --partition P --event ID]
+//	verify --vkey FILE --tlog-proof FILE   [--witness-vkey FILE]... [--min-witnesses N] [--leaf-hash HEX] [--tenant T --partition P --event ID]
 //	verify --vkey FILE --consistency FILE  [--tenant T --partition P]
 //	verify --vkey FILE --checkpoint FILE   [--tenant T --partition P]
 //	verify [--vkey FILE] --chain FILE [--checkpoint FILE] [--tenant T]
@@ -157,6 +159,17 @@
 // Point a witness at one node: reads are served from each node's applied
 // state, so a lagging follower behind a load balancer would show an older
 // (smaller) checkpoint, which the witness reports as a rollback.
+//
+//	witness keygen NAME --out FILE
+//	witness serve --key FILE --log-vkey FILE [--origin-prefix P] --state-dir DIR [--listen 127.0.0.1:7380]
+//
+// witness serve is a C2SP tlog-witness (c2sp.org/tlog-witness), for Trail
+// or any log that signs C2SP checkpoints: it cosigns, with Ed25519
+// cosignature/v1, each checkpoint signed by a --log-vkey key that extends
+// the one it last cosigned for the origin, and refuses forks and rollbacks
+// with the protocol's status codes. witness keygen writes the private key
+// (mode 0600) and FILE.pub, the verifier key that logs and auditors
+// configure. See docs/witness.md.
 //
 // Operators:
 //
@@ -253,6 +266,22 @@
 // entry and requires it to record that tenant, partition and leaf_index,
 // and verifies the audit path to the signed root. A pruned entry has no
 // entry_bytes; then only leaf_hash is proven, and the output says so.
+//
+// tlog-proof file (prove --tlog-proof): a C2SP tlog-proof
+// (c2sp.org/tlog-proof):
+//
+//	c2sp.org/tlog-proof@v1
+//	extra <base64 of the exact hashed entry>     (absent for a pruned entry)
+//	index <leaf index, decimal>
+//	<base64 proof hash>                          (one per line, leaf's sibling first)
+//	<empty line>
+//	<the signed checkpoint note, with any witness cosignatures>
+//
+// verify --tlog-proof opens the checkpoint with --vkey and takes tenant and
+// partition from its origin, then checks it as verify --proof does, the
+// entry bytes of the extra line standing for entry_bytes (a pruned entry
+// needs --leaf-hash). Each --witness-vkey key's cosignature/v1 is
+// verified; at least --min-witnesses of them (default: all) must hold.
 //
 // Consistency file (consistency --out): the GetConsistencyProofResponse
 // as JSON: from_size, to_size, proof (base64 hashes), from_checkpoint and

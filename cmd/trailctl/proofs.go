@@ -117,12 +117,13 @@ func cmdProve(ctx context.Context, e *env, args []string) error {
 	var n netCommand
 	var tf trustFlags
 	var size uint64
-	var out string
+	var out, tlogOut string
 	fs := newFlagSet("prove")
 	n.register(fs)
 	tf.register(fs)
 	fs.Uint64Var(&size, "size", 0, "prove against the tree of this size (default: the current size)")
 	fs.StringVar(&out, "out", "", "save the proof to `FILE` for verify --proof (written even if it fails to verify: it is evidence)")
+	fs.StringVar(&tlogOut, "tlog-proof", "", "also save the proof as a C2SP tlog-proof `FILE` (the entry in its extra line, the checkpoint with any witness cosignatures) for verify --tlog-proof")
 	pos, err := parseCommand(e, "prove", fs, args, 2, 2)
 	if err != nil {
 		return err
@@ -151,6 +152,11 @@ func cmdProve(ctx context.Context, e *env, args []string) error {
 	pf := proofFile{TenantID: tenant, Proof: resp}
 	if out != "" {
 		if err := saveProofFile(out, pf); err != nil {
+			return err
+		}
+	}
+	if tlogOut != "" {
+		if err := writeFileAtomic(tlogOut, encodeTLogProof(resp), 0o644); err != nil {
 			return err
 		}
 	}

@@ -23,10 +23,17 @@ type verifyFlags struct {
 	chain       string
 	bundle      string
 	report      string
+	tlogProof   string
 	tenant      string
 	partition   string
 	event       string
 	json        bool
+
+	// With --tlog-proof: the witnesses whose cosignatures are required,
+	// how many of them (-1: all), and the leaf hash of a pruned entry.
+	witnessKeys  []string
+	minWitnesses int
+	leafHash     string
 }
 
 func (f *verifyFlags) register(fs *flag.FlagSet) {
@@ -37,6 +44,13 @@ func (f *verifyFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.chain, "chain", "", "verify the chain `FILE`: JSON Lines of StoredEntry (as printed by tail --json)")
 	fs.StringVar(&f.bundle, "bundle", "", "verify the export bundle `FILE` (as written by export; - for stdin)")
 	fs.StringVar(&f.report, "report", "", "verify the report `FILE`: JSON, CSV, PDF or bundle, as written by report pii|history (- for stdin)")
+	fs.StringVar(&f.tlogProof, "tlog-proof", "", "verify the C2SP tlog-proof `FILE` (as written by prove --tlog-proof; - for stdin)")
+	fs.Func("witness-vkey", "with --tlog-proof: require a cosignature by the witness whose verifier key is in `FILE` (repeatable)", func(s string) error {
+		f.witnessKeys = append(f.witnessKeys, s)
+		return nil
+	})
+	fs.IntVar(&f.minWitnesses, "min-witnesses", -1, "with --tlog-proof: how many of the --witness-vkey witnesses must have cosigned (default: all)")
+	fs.StringVar(&f.leafHash, "leaf-hash", "", "with --tlog-proof of a pruned entry (no extra line): the leaf hash it proves, in hex")
 	fs.StringVar(&f.tenant, "tenant", "", "also require the evidence to be about this tenant")
 	fs.StringVar(&f.partition, "partition", "", "also require the evidence to be about this partition (YYYY-MM)")
 	fs.StringVar(&f.event, "event", "", "also require an inclusion proof to be of this event id")
@@ -47,22 +61,26 @@ func (f *verifyFlags) register(fs *flag.FlagSet) {
 // the checkpoint its root is rebuilt against.
 func (f *verifyFlags) check() error {
 	n := 0
-	for _, s := range []string{f.proof, f.consistency, f.chain, f.bundle, f.report} {
+	for _, s := range []string{f.proof, f.consistency, f.chain, f.bundle, f.report, f.tlogProof} {
 		if s != "" {
 			n++
 		}
 	}
 	switch {
 	case n > 1:
-		return usageErrorf("give one of --proof, --consistency and --chain, or --bundle, or --report")
+		return usageErrorf("give one of --proof, --consistency and --chain, or --bundle, or --report, or --tlog-proof")
 	case n == 0 && f.checkpoint == "":
-		return usageErrorf("give one of --proof, --consistency, --checkpoint and --chain, or --bundle, or --report")
-	case f.checkpoint != "" && (f.proof != "" || f.consistency != "" || f.bundle != "" || f.report != ""):
+		return usageErrorf("give one of --proof, --consistency, --checkpoint and --chain, or --bundle, or --report, or --tlog-proof")
+	case f.checkpoint != "" && (f.proof != "" || f.consistency != "" || f.bundle != "" || f.report != "" || f.tlogProof != ""):
 		return usageErrorf("--checkpoint goes alone or with --chain")
+	case f.tlogProof == "" && (len(f.witnessKeys) > 0 || f.minWitnesses >= 0 || f.leafHash != ""):
+		return usageErrorf("--witness-vkey, --min-witnesses and --leaf-hash apply to --tlog-proof")
+	case f.minWitnesses < -1:
+		return usageErrorf("--min-witnesses must not be negative")
 	case f.chain == "-" && f.checkpoint == "-":
 		return usageErrorf("--chain and --checkpoint cannot both read stdin")
-	case f.event != "" && f.proof == "":
-		return usageErrorf("--event applies to --proof")
+	case f.event != "" && f.proof == "" && f.tlogProof == "":
+		return usageErrorf("--event applies to --proof and --tlog-proof")
 	case f.tenant != "" && validTenant(f.tenant) != nil:
 		return usageErrorf("--tenant: %v", validTenant(f.tenant))
 	case f.partition != "" && validPartition(f.partition) != nil:
@@ -104,6 +122,8 @@ func (f *verifyFlags) verify(e *env, t trust) (verifyResult, error) {
 	switch {
 	case f.proof != "":
 		return f.verifyProof(e, t)
+	case f.tlogProof != "":
+		return f.verifyTLogProof(e, t) // tlogproof.go
 	case f.consistency != "":
 		return f.verifyConsistency(e, t)
 	case f.chain != "":
