@@ -34,12 +34,12 @@ type Witness struct {
 	VerifierKey string
 }
 
-// cosignedPrefix keys the replicated record of each origin's latest
+// witnessedPrefix keys the replicated record of each origin's latest
 // witnessed checkpoint: the log's signed note followed by the
 // cosignature lines the witnesses returned for it.
-const cosignedPrefix = "cosigned/"
+const witnessedPrefix = "witnessed/"
 
-func cosignedKey(origin string) string { return cosignedPrefix + origin }
+func witnessedKey(origin string) string { return witnessedPrefix + origin }
 
 // witnessPeer is one configured witness.
 type witnessPeer struct {
@@ -136,7 +136,7 @@ func (s *Server) witnessPartition(ctx context.Context, eng *engine.Engine, p eng
 		return err
 	}
 	logNote := []byte(signed.GetSignedNote())
-	prev, err := cosignedRecord(eng, cp.Origin)
+	prev, err := witnessedRecord(eng, cp.Origin)
 	if err != nil {
 		return err
 	}
@@ -158,7 +158,7 @@ func (s *Server) witnessPartition(ctx context.Context, eng *engine.Engine, p eng
 	}
 	if len(got) > 0 {
 		rec := append(append(logNote, keep...), got...)
-		if err := s.cluster.ApplySettings(ctx, []engine.SettingOp{{Key: cosignedKey(cp.Origin), Value: rec}}); err != nil {
+		if err := s.cluster.ApplySettings(ctx, []engine.SettingOp{{Key: witnessedKey(cp.Origin), Value: rec}}); err != nil {
 			errs = append(errs, fmt.Errorf("record cosignatures of %s: %w", cp.Origin, err))
 		}
 	}
@@ -204,9 +204,9 @@ func (s *Server) submit(ctx context.Context, eng *engine.Engine, w *witnessPeer,
 	}
 }
 
-// cosignedRecord returns origin's replicated cosigned checkpoint, or nil.
-func cosignedRecord(eng *engine.Engine, origin string) ([]byte, error) {
-	rec, err := eng.Setting(cosignedKey(origin))
+// witnessedRecord returns origin's replicated cosigned checkpoint, or nil.
+func witnessedRecord(eng *engine.Engine, origin string) ([]byte, error) {
+	rec, err := eng.Setting(witnessedKey(origin))
 	if errors.Is(err, engine.ErrNotFound) {
 		return nil, nil
 	}
@@ -244,7 +244,7 @@ func cosignatureLines(rec []byte, v note.Verifier) []byte {
 // log's Ed25519 signature is deterministic, so the record of a checkpoint
 // starts with exactly the note signing it again yields.
 func withCosignatures(eng *engine.Engine, origin, signed string) string {
-	rec, err := cosignedRecord(eng, origin)
+	rec, err := witnessedRecord(eng, origin)
 	if err != nil || len(rec) <= len(signed) || !bytes.HasPrefix(rec, []byte(signed)) {
 		return signed
 	}

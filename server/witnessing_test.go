@@ -188,14 +188,14 @@ func TestWitnessCosignsCheckpoints(t *testing.T) {
 	}
 
 	// Nothing new: a round submits nothing and changes nothing.
-	before, err := e.node.Engine().Setting(cosignedKey(origin))
+	before, err := e.node.Engine().Setting(witnessedKey(origin))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := e.srv.WitnessNow(ctx); err != nil {
 		t.Fatal(err)
 	}
-	after, err := e.node.Engine().Setting(cosignedKey(origin))
+	after, err := e.node.Engine().Setting(witnessedKey(origin))
 	if err != nil || string(after) != string(before) {
 		t.Fatalf("an idle round rewrote the record (%v)", err)
 	}
@@ -237,7 +237,7 @@ func TestWitnessRefusesForkedLog(t *testing.T) {
 			if err == nil || !strings.Contains(err.Error(), origin) || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("WitnessNow on the fork = %v, want a refusal of %s mentioning %q", err, origin, tc.want)
 			}
-			if _, err := fork.node.Engine().Setting(cosignedKey(origin)); !errors.Is(err, engine.ErrNotFound) {
+			if _, err := fork.node.Engine().Setting(witnessedKey(origin)); !errors.Is(err, engine.ErrNotFound) {
 				t.Fatalf("the fork stored cosignatures of %s: %v", origin, err)
 			}
 			if _, now := w.monitored(t, origin); now != witnessed {
