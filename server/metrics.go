@@ -23,6 +23,7 @@ type metrics struct {
 	auditQueued   prometheus.GaugeFunc
 	tailActive    prometheus.Gauge
 	tailCut       prometheus.Counter
+	witnessed     *prometheus.CounterVec // witness, result
 }
 
 func newMetrics(c Cluster, auditQueueLen func() float64) *metrics {
@@ -66,10 +67,14 @@ func newMetrics(c Cluster, auditQueueLen func() float64) *metrics {
 		tailCut: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "trail_tail_cut_total", Help: "Tail streams cut because the consumer fell behind.",
 		}),
+		witnessed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "trail_witness_submissions_total",
+			Help: "Checkpoints submitted to witnesses, by witness and result: cosigned, conflict (409, retried), inconsistent (422 or the witness is ahead: a fork or rollback), failed.",
+		}, []string{"witness", "result"}),
 	}
 	m.reg.MustRegister(
 		m.requests, m.requestTime, m.inFlight, m.appended, m.batchSize, m.commitSeconds, m.proofSeconds,
-		m.auditWritten, m.auditDropped, m.auditQueued, m.tailActive, m.tailCut,
+		m.auditWritten, m.auditDropped, m.auditQueued, m.tailActive, m.tailCut, m.witnessed,
 		clusterCollector{c},
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),

@@ -171,11 +171,13 @@ func (s *Server) witnessPartition(ctx context.Context, eng *engine.Engine, p eng
 // was never recorded, a witness reset) it answers 409 with its size and
 // the call is repeated once from there.
 func (s *Server) submit(ctx context.Context, eng *engine.Engine, w *witnessPeer, p engine.Partition, cp merkle.Checkpoint, logNote []byte, old uint64) ([]byte, error) {
+	count := func(result string) { s.metrics.witnessed.WithLabelValues(w.name(), result).Inc() }
 	for attempt := 0; ; attempt++ {
 		if old > cp.Size {
 			// The witness cosigned a larger tree of this origin than the
 			// log now has: the log was rolled back (a restore from an old
 			// backup) or forked. Never paper over it.
+			count("inconsistent")
 			s.log.Error("a witness has cosigned a larger tree than this log has", "witness", w.name(), "origin", cp.Origin, "witness_size", old, "size", cp.Size)
 			return nil, fmt.Errorf("the witness has cosigned size %d, above this log's %d", old, cp.Size)
 		}
@@ -192,13 +194,19 @@ func (s *Server) submit(ctx context.Context, eng *engine.Engine, w *witnessPeer,
 		var conflict *witness.ConflictError
 		var refused *witness.StatusError
 		switch {
+		case err == nil:
+			count("cosigned")
 		case errors.As(err, &conflict) && attempt == 0:
+			count("conflict")
 			old = conflict.Size
 			continue
 		case errors.As(err, &refused) && refused.Code == http.StatusUnprocessableEntity:
 			// The witness holds a checkpoint this one is not consistent
 			// with: evidence of a fork, whichever side it is on.
+			count("inconsistent")
 			s.log.Error("a witness refused a checkpoint as inconsistent", "witness", w.name(), "origin", cp.Origin, "old_size", old, "size", cp.Size, "err", err)
+		default:
+			count("failed")
 		}
 		return lines, err
 	}

@@ -187,6 +187,10 @@ func TestWitnessCosignsCheckpoints(t *testing.T) {
 		t.Fatalf("the size-5 checkpoint still carries a cosignature; the record is of size 8")
 	}
 
+	if got := counterValue(t, e.srv.metrics.witnessed.WithLabelValues("witness.test/w1", "cosigned")); got < 2 {
+		t.Fatalf("trail_witness_submissions_total{result=cosigned} = %v, want at least 2", got)
+	}
+
 	// Nothing new: a round submits nothing and changes nothing.
 	before, err := e.node.Engine().Setting(witnessedKey(origin))
 	if err != nil {
@@ -239,6 +243,9 @@ func TestWitnessRefusesForkedLog(t *testing.T) {
 			}
 			if _, err := fork.node.Engine().Setting(witnessedKey(origin)); !errors.Is(err, engine.ErrNotFound) {
 				t.Fatalf("the fork stored cosignatures of %s: %v", origin, err)
+			}
+			if got := counterValue(t, fork.srv.metrics.witnessed.WithLabelValues("witness.test/w1", "inconsistent")); got < 1 {
+				t.Fatalf("trail_witness_submissions_total{result=inconsistent} = %v, want at least 1", got)
 			}
 			if _, now := w.monitored(t, origin); now != witnessed {
 				t.Fatalf("the witness's state changed:\n%s\nwas\n%s", now, witnessed)
