@@ -123,7 +123,7 @@
 //	verify --vkey FILE --proof FILE        [--tenant T --partition P --event ID]
 //	verify --vkey FILE --tlog-proof FILE   [--witness-vkey FILE]... [--min-witnesses N] [--leaf-hash HEX] [--tenant T --partition P --event ID]
 //	verify --vkey FILE --consistency FILE  [--tenant T --partition P]
-//	verify --vkey FILE --checkpoint FILE   [--tenant T --partition P]
+//	verify --vkey FILE --checkpoint FILE   [--witness-vkey FILE]... [--min-witnesses N] [--tenant T --partition P]
 //	verify [--vkey FILE] --chain FILE [--checkpoint FILE] [--tenant T]
 //	verify --vkey FILE --bundle FILE       [--tenant T]
 //	verify --vkey FILE --report FILE       [--tenant T]

@@ -102,7 +102,11 @@ func TestTLogProofVerifyOffline(t *testing.T) {
 		{"pruned, no leaf hash", []string{"--tlog-proof", file("pruned.tlog-proof", pruned.Marshal())}, exitFailed, "--leaf-hash"},
 		{"pruned, leaf hash given", []string{"--tlog-proof", file("pruned.tlog-proof", pruned.Marshal()), "--leaf-hash", leafHash}, exitOK, "payload pruned"},
 		{"not a tlog-proof", []string{"--tlog-proof", file("junk.tlog-proof", []byte("c2sp.org/tlog-proof@v1\nindex 01\n\n"))}, exitFailed, "leading zeros"},
-		{"witness flags without a tlog-proof", []string{"--checkpoint", file("cp", []byte(pf.Proof.Checkpoint.GetSignedNote())), "--witness-vkey", w1File}, exitUsage, ""},
+		{"cosigned checkpoint", []string{"--checkpoint", file("cp", []byte(pf.Proof.Checkpoint.GetSignedNote())), "--witness-vkey", w1File}, exitOK, "OK cosignature by witness w1.test+"},
+		{"checkpoint without the cosignature", []string{"--checkpoint", file("plain-cp", []byte(f.checkpoint("acme", "2026-11", 0).GetSignedNote())), "--witness-vkey", w1File}, exitFailed, "cosigned by 0 of the 1"},
+		{"witness flags with a proof file", []string{"--proof", f.writeProof("p.json", f.proof("acme", "acme-17", 0)), "--witness-vkey", w1File}, exitUsage, ""},
+		{"min-witnesses without keys", []string{"--tlog-proof", file("cosigned.tlog-proof", cosigned), "--min-witnesses", "0"}, exitUsage, ""},
+		{"leaf hash without a tlog-proof", []string{"--checkpoint", file("cp", []byte(pf.Proof.Checkpoint.GetSignedNote())), "--leaf-hash", leafHash}, exitUsage, ""},
 		{"more witnesses required than given", []string{"--tlog-proof", file("cosigned.tlog-proof", cosigned), "--witness-vkey", w1File, "--min-witnesses", "2"}, exitUsage, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

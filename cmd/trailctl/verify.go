@@ -45,11 +45,11 @@ func (f *verifyFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.bundle, "bundle", "", "verify the export bundle `FILE` (as written by export; - for stdin)")
 	fs.StringVar(&f.report, "report", "", "verify the report `FILE`: JSON, CSV, PDF or bundle, as written by report pii|history (- for stdin)")
 	fs.StringVar(&f.tlogProof, "tlog-proof", "", "verify the C2SP tlog-proof `FILE` (as written by prove --tlog-proof; - for stdin)")
-	fs.Func("witness-vkey", "with --tlog-proof: require a cosignature by the witness whose verifier key is in `FILE` (repeatable)", func(s string) error {
+	fs.Func("witness-vkey", "with --tlog-proof or --checkpoint: require a cosignature by the witness whose verifier key is in `FILE` (repeatable)", func(s string) error {
 		f.witnessKeys = append(f.witnessKeys, s)
 		return nil
 	})
-	fs.IntVar(&f.minWitnesses, "min-witnesses", -1, "with --tlog-proof: how many of the --witness-vkey witnesses must have cosigned (default: all)")
+	fs.IntVar(&f.minWitnesses, "min-witnesses", -1, "with --witness-vkey: how many of those witnesses must have cosigned (default: all)")
 	fs.StringVar(&f.leafHash, "leaf-hash", "", "with --tlog-proof of a pruned entry (no extra line): the leaf hash it proves, in hex")
 	fs.StringVar(&f.tenant, "tenant", "", "also require the evidence to be about this tenant")
 	fs.StringVar(&f.partition, "partition", "", "also require the evidence to be about this partition (YYYY-MM)")
@@ -73,8 +73,12 @@ func (f *verifyFlags) check() error {
 		return usageErrorf("give one of --proof, --consistency, --checkpoint and --chain, or --bundle, or --report, or --tlog-proof")
 	case f.checkpoint != "" && (f.proof != "" || f.consistency != "" || f.bundle != "" || f.report != "" || f.tlogProof != ""):
 		return usageErrorf("--checkpoint goes alone or with --chain")
-	case f.tlogProof == "" && (len(f.witnessKeys) > 0 || f.minWitnesses >= 0 || f.leafHash != ""):
-		return usageErrorf("--witness-vkey, --min-witnesses and --leaf-hash apply to --tlog-proof")
+	case f.tlogProof == "" && f.leafHash != "":
+		return usageErrorf("--leaf-hash applies to --tlog-proof")
+	case (f.tlogProof == "" && (f.checkpoint == "" || f.chain != "")) && (len(f.witnessKeys) > 0 || f.minWitnesses >= 0):
+		return usageErrorf("--witness-vkey and --min-witnesses apply to --tlog-proof and to --checkpoint alone")
+	case f.minWitnesses >= 0 && len(f.witnessKeys) == 0:
+		return usageErrorf("--min-witnesses needs --witness-vkey")
 	case f.minWitnesses < -1:
 		return usageErrorf("--min-witnesses must not be negative")
 	case f.chain == "-" && f.checkpoint == "-":
@@ -190,11 +194,31 @@ func consistencyOK(c consistency) string {
 }
 
 func (f *verifyFlags) verifyCheckpoint(e *env, t trust) (verifyResult, error) {
-	cp, _, err := f.openCheckpointFile(e, t)
+	b, err := readInput(e, f.checkpoint, maxProofFileBytes)
 	if err != nil {
 		return verifyResult{}, err
 	}
-	return verifyResult{Verified: []string{t.checkpointOK(cp)}}, nil
+	cp, o, err := t.openNote(b)
+	if err != nil {
+		return verifyResult{}, fmt.Errorf("%s: %w", f.checkpoint, err)
+	}
+	if err := f.expect(o); err != nil {
+		return verifyResult{}, err
+	}
+	res := verifyResult{Verified: []string{t.checkpointOK(cp)}}
+	if len(f.witnessKeys) == 0 {
+		return res, nil
+	}
+	policy, err := loadWitnessPolicy(f.witnessKeys, f.minWitnesses) // tlogproof.go
+	if err != nil {
+		return verifyResult{}, err
+	}
+	cosigned, err := policy.check(b)
+	if err != nil {
+		return verifyResult{}, err
+	}
+	res.Verified = append(res.Verified, cosigned...)
+	return res, nil
 }
 
 func (f *verifyFlags) openCheckpointFile(e *env, t trust) (merkle.Checkpoint, origin, error) {
