@@ -3,6 +3,7 @@ package witness
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -130,4 +131,40 @@ func clip(b []byte) []byte {
 		return b[:max]
 	}
 	return b
+}
+
+// ErrNotCosigned is the monitoring endpoint's 404: the witness has never
+// cosigned a checkpoint of the origin.
+var ErrNotCosigned = errors.New("witness: no checkpoint of this origin cosigned")
+
+// FetchCheckpoint reads the latest checkpoint a witness cosigned for
+// origin from its monitoring prefix (GET <prefix>/<hex SHA-256 of
+// origin>/checkpoint): the log's signed note with the witness's
+// cosignature. The caller verifies both; nothing here is trusted.
+func FetchCheckpoint(ctx context.Context, hc *http.Client, monitoringPrefix, origin string) ([]byte, error) {
+	url := strings.TrimSuffix(monitoringPrefix, "/") + "/" + originHash(origin) + "/checkpoint"
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return nil, fmt.Errorf("witness: fetch checkpoint: %w", err)
+	}
+	if hc == nil {
+		hc = http.DefaultClient
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("witness: fetch checkpoint: %w", err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxStateBytes+1))
+	switch {
+	case err != nil:
+		return nil, fmt.Errorf("witness: fetch checkpoint: %w", err)
+	case resp.StatusCode == http.StatusNotFound:
+		return nil, fmt.Errorf("%w: %s", ErrNotCosigned, origin)
+	case resp.StatusCode != http.StatusOK:
+		return nil, &StatusError{Code: resp.StatusCode, Body: string(clip(body))}
+	case len(body) > maxStateBytes:
+		return nil, fmt.Errorf("witness: fetch checkpoint: larger than %d bytes", maxStateBytes)
+	}
+	return body, nil
 }

@@ -32,7 +32,7 @@ func commands() []command {
 		{"search-settings set", "TENANT (--text-attr KEY... | --none | --reset)", "choose which attributes a tenant's full-text search reads (admin)", cmdSearchSettingsSet},
 		{"partitions", "TENANT", "list a tenant's monthly partitions", cmdPartitions},
 		{"checkpoint", "TENANT PARTITION", "fetch a partition's signed checkpoint", cmdCheckpoint},
-		{"prove", "TENANT EVENT_ID --vkey FILE [--out FILE] [--tlog-proof FILE]", "fetch an inclusion proof and verify it locally", cmdProve},
+		{"prove", "TENANT EVENT_ID --vkey FILE [--out FILE] [--tlog-proof FILE] [--witness-url URL]", "fetch an inclusion proof and verify it locally", cmdProve},
 		{"consistency", "TENANT PARTITION FROM TO --vkey FILE", "fetch a consistency proof and verify it locally", cmdConsistency},
 		{"export", "--tenant T [--from --to filters] [-o FILE] [--vkey FILE]", "download an attested export bundle of a tenant's log", cmdExport},
 		{"report pii", "--tenant T --subject S [--from --to] [--format json|csv|pdf|bundle] [-o FILE] [--vkey FILE]", "download a PII access report: every data_access event on a data subject (privacy officer)", cmdReportPII},

@@ -117,6 +117,10 @@
 // event and sizes). Their --out files are written before verification, so
 // a proof that fails is kept as evidence. prove --tlog-proof FILE also
 // saves the proof as a C2SP tlog-proof (see "tlog-proof file" below).
+// prove --witness-url URL proves the event against the latest checkpoint
+// the witness with that monitoring prefix cosigned for its partition,
+// requires the log's checkpoint of that size to be the one the witness
+// cosigned, and keeps the cosignature with the proof.
 //
 // Offline verification (no network code at all):
 //

@@ -117,13 +117,14 @@ func cmdProve(ctx context.Context, e *env, args []string) error {
 	var n netCommand
 	var tf trustFlags
 	var size uint64
-	var out, tlogOut string
+	var out, tlogOut, witnessURL string
 	fs := newFlagSet("prove")
 	n.register(fs)
 	tf.register(fs)
 	fs.Uint64Var(&size, "size", 0, "prove against the tree of this size (default: the current size)")
 	fs.StringVar(&out, "out", "", "save the proof to `FILE` for verify --proof (written even if it fails to verify: it is evidence)")
 	fs.StringVar(&tlogOut, "tlog-proof", "", "also save the proof as a C2SP tlog-proof `FILE` (the entry in its extra line, the checkpoint with any witness cosignatures) for verify --tlog-proof")
+	fs.StringVar(&witnessURL, "witness-url", "", "prove against the latest checkpoint the C2SP witness with monitoring prefix `URL` cosigned for the event's partition, and keep its cosignature with the proof")
 	pos, err := parseCommand(e, "prove", fs, args, 2, 2)
 	if err != nil {
 		return err
@@ -131,6 +132,9 @@ func cmdProve(ctx context.Context, e *env, args []string) error {
 	tenant, eventID := pos[0], pos[1]
 	if err := validTenant(tenant); err != nil {
 		return usageErrorf("%v", err)
+	}
+	if witnessURL != "" && size != 0 {
+		return usageErrorf("--witness-url chooses the size: give it or --size, not both")
 	}
 	t, err := tf.load()
 	if err != nil {
@@ -143,11 +147,18 @@ func cmdProve(ctx context.Context, e *env, args []string) error {
 	defer conn.Close()
 	rctx, cancel := n.rpcContext(ctx)
 	defer cancel()
-	resp, err := trailv1.NewProofServiceClient(conn).GetInclusionProof(rctx, &trailv1.GetInclusionProofRequest{
+	client := trailv1.NewProofServiceClient(conn)
+	resp, err := client.GetInclusionProof(rctx, &trailv1.GetInclusionProofRequest{
 		TenantId: tenant, EventId: eventID, TreeSize: size,
 	})
 	if err != nil {
 		return wrapRPC("GetInclusionProof", err)
+	}
+	if witnessURL != "" {
+		w := witnessedProof{net: n, client: client, trust: t, url: witnessURL}
+		if resp, err = w.prove(ctx, tenant, eventID, resp); err != nil {
+			return reportVerify(e, n.json, verifyResult{}, err)
+		}
 	}
 	pf := proofFile{TenantID: tenant, Proof: resp}
 	if out != "" {

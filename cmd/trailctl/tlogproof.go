@@ -1,12 +1,15 @@
 package main
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
 
 	fnote "github.com/transparency-dev/formats/note"
 	"golang.org/x/mod/sumdb/note"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/trailaudit/trail/merkle"
 	trailv1 "github.com/trailaudit/trail/proto/trail/v1"
@@ -161,4 +164,87 @@ func (f *verifyFlags) verifyTLogProof(e *env, t trust) (verifyResult, error) {
 	res := verifyResult{Verified: append([]string{t.checkpointOK(in.checkpoint)}, cosigned...)}
 	res.Verified = append(res.Verified, inclusionOK(in))
 	return res, nil
+}
+
+// witnessedProof re-proves an event against the checkpoint a witness last
+// cosigned for its partition, so that the proof carries the cosignature.
+// The witness is asked through its monitoring endpoint
+// (c2sp.org/tlog-witness): auditors need no access to the log's
+// configuration to learn which checkpoint was witnessed.
+type witnessedProof struct {
+	net    netCommand
+	client trailv1.ProofServiceClient
+	trust  trust
+	url    string
+}
+
+func (w witnessedProof) prove(ctx context.Context, tenant, eventID string, resp *trailv1.GetInclusionProofResponse) (*trailv1.GetInclusionProofResponse, error) {
+	cp, _, err := w.trust.openCheckpoint(resp.GetCheckpoint())
+	if err != nil {
+		return nil, err
+	}
+	wctx, cancel := w.net.rpcContext(ctx)
+	defer cancel()
+	signed, err := tlogwitness.FetchCheckpoint(wctx, nil, w.url, cp.Origin)
+	if errors.Is(err, tlogwitness.ErrNotCosigned) {
+		return nil, err
+	} else if err != nil {
+		return nil, ioError(err)
+	}
+	wcp, _, err := w.trust.openNote(signed)
+	switch {
+	case err != nil:
+		return nil, fmt.Errorf("the witness serves a checkpoint of %s that does not verify: %w", cp.Origin, err)
+	case wcp.Origin != cp.Origin:
+		return nil, fmt.Errorf("asked the witness for %s, it served %s", cp.Origin, wcp.Origin)
+	case wcp.Size <= resp.GetLeafIndex():
+		return nil, fmt.Errorf("the witness last cosigned %s at size %d, which does not contain leaf %d yet", cp.Origin, wcp.Size, resp.GetLeafIndex())
+	case wcp.Size > cp.Size:
+		return nil, fmt.Errorf("the witness cosigned %s at size %d, above the %d this node serves: a lagging node, or a fork", cp.Origin, wcp.Size, cp.Size)
+	}
+	if wcp.Size != cp.Size {
+		rctx, cancel := w.net.rpcContext(ctx)
+		defer cancel()
+		resp, err = w.client.GetInclusionProof(rctx, &trailv1.GetInclusionProofRequest{TenantId: tenant, EventId: eventID, TreeSize: wcp.Size})
+		if err != nil {
+			return nil, wrapRPC("GetInclusionProof", err)
+		}
+	}
+	logNote := resp.GetCheckpoint().GetSignedNote()
+	if noteText(logNote) != noteText(string(signed)) {
+		return nil, fmt.Errorf("the log's checkpoint of %s at size %d is not the one the witness cosigned: a fork\n--- log ---\n%s--- witness ---\n%s",
+			cp.Origin, wcp.Size, logNote, signed)
+	}
+	out := proto.Clone(resp).(*trailv1.GetInclusionProofResponse)
+	out.Checkpoint.SignedNote = mergeSignatures(logNote, string(signed))
+	return out, nil
+}
+
+// noteText is a signed note's text: everything up to the blank line
+// before the signatures.
+func noteText(signed string) string {
+	i := strings.LastIndex(signed, "\n\n")
+	if i < 0 {
+		return ""
+	}
+	return signed[:i+1]
+}
+
+// mergeSignatures returns the note a (text and signatures) with the
+// signature lines of b, a note of the same text, that a lacks.
+func mergeSignatures(a, b string) string {
+	text := noteText(a)
+	have := make(map[string]bool)
+	var sb strings.Builder
+	sb.WriteString(text)
+	sb.WriteByte('\n')
+	for _, n := range []string{a, b} {
+		for line := range strings.SplitSeq(strings.TrimSuffix(n[len(noteText(n))+1:], "\n"), "\n") {
+			if !have[line] {
+				have[line] = true
+				sb.WriteString(line + "\n")
+			}
+		}
+	}
+	return sb.String()
 }

@@ -183,6 +183,23 @@ func TestWitnessServeCommand(t *testing.T) {
 	if _, err := client.AddCheckpoint(ctx, tlogwitness.AddCheckpointRequest{OldSize: 0, Checkpoint: []byte(cp20)}); err != nil {
 		t.Fatal(err)
 	}
+
+	// An auditor proves an event against the checkpoint the witness
+	// cosigned (size 20, while the log has 40), asking the witness which.
+	s := startFakeServer(t, f)
+	witnessed := filepath.Join(t.TempDir(), "w.tlog-proof")
+	wantExit(t, s.cli(t, "", "prove", "acme", "acme-3", "--vkey", f.vkeyFile, "--witness-url", url, "--tlog-proof", witnessed),
+		exitOK, "OK inclusion of leaf 3 (event acme-3) in tree of size 20 of test/acme/2026-11")
+	wantExit(t, runCLI(t, "", "verify", "--vkey", f.vkeyFile, "--tlog-proof", witnessed, "--witness-vkey", wvkeyFile),
+		exitOK, "OK cosignature by witness w1.test+", "in tree of size 20")
+	r := s.cli(t, "", "prove", "acme", "acme-30", "--vkey", f.vkeyFile, "--witness-url", url)
+	if r.code != exitFailed || !strings.Contains(r.stderr, "does not contain leaf 30 yet") {
+		t.Fatalf("proving a leaf the witness has not seen: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	r = s.cli(t, "", "prove", "acme", "acme-42", "--vkey", f.vkeyFile, "--witness-url", url)
+	if r.code != exitFailed || !strings.Contains(r.stderr, "no checkpoint of this origin cosigned") {
+		t.Fatalf("proving in a partition the witness never saw: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
 	pf := f.proof("acme", "acme-17", 0) // at size 40
 	c := f.consistency("acme", "2026-11", 20, 40)
 	proof := make([]merkle.Hash, len(c.GetProof()))
