@@ -318,3 +318,31 @@ func tamperSignature(t *testing.T, signed []byte) []byte {
 	raw[8] ^= 1
 	return []byte(text[:i+1] + base64.StdEncoding.EncodeToString(raw) + "\n")
 }
+
+func TestFetchCheckpoint(t *testing.T) {
+	l := newTestLog(t, "log.test")
+	w := startWitness(t, l)
+	l.grow(4)
+	ctx := context.Background()
+	if _, err := FetchCheckpoint(ctx, w.http.Client(), w.http.URL, l.origin()); !errors.Is(err, ErrNotCosigned) {
+		t.Fatalf("before any cosignature: %v, want ErrNotCosigned", err)
+	}
+	if _, err := w.client.AddCheckpoint(ctx, l.request(0, 4)); err != nil {
+		t.Fatal(err)
+	}
+	got, err := FetchCheckpoint(ctx, w.http.Client(), w.http.URL+"/", l.origin())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cp := openCosigned(t, w, l, got); cp.Size != 4 {
+		t.Fatalf("fetched size %d, want 4", cp.Size)
+	}
+	resp, err := w.http.Client().Get(w.http.URL + "/NOT-A-HASH/checkpoint")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNotFound {
+		t.Fatalf("a malformed origin hash: %d, want 404", resp.StatusCode)
+	}
+}
