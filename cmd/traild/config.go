@@ -32,6 +32,8 @@ type Config struct {
 
 	API    APIConfig
 	Engine EngineConfig
+	// NATS is bus ingest from NATS JetStream, off while its URL is empty.
+	NATS NATSConfig
 
 	// IntegrityInterval is the time between scheduled integrity passes,
 	// negative when they are off; IntegrityRate bounds the entries they
@@ -104,6 +106,21 @@ type EngineConfig struct {
 	MaxEntrySize int64
 	MinFreeSpace int64
 	OpenSegments int
+}
+
+// NATSConfig is bus ingest's part of Config (package natsingest).
+type NATSConfig struct {
+	URL               string
+	Stream            string
+	Subjects          []string
+	Consumer          string
+	DeadLetterSubject string
+	Tenants           []string
+	Batch             int
+	BatchMaxBytes     int64
+	AckWait           time.Duration
+	CredsFile         string
+	TLS               struct{ CAFile, CertFile, KeyFile string }
 }
 
 // explicit reports whether the setting with file key key was configured

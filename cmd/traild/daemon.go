@@ -12,6 +12,7 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/trailaudit/trail/ingest/natsingest"
 	"github.com/trailaudit/trail/raftnode"
 	"github.com/trailaudit/trail/server"
 )
@@ -31,6 +32,8 @@ type daemon struct {
 	srv   *server.Server
 	// tracer exports the server's spans; nil when tracing is off.
 	tracer *sdktrace.TracerProvider
+	// ingest consumes events from NATS JetStream; nil when it is off.
+	ingest *natsingest.Ingester
 	// unlock releases the data directory once the node is closed.
 	unlock func()
 }
@@ -57,6 +60,10 @@ func startDaemon(ctx context.Context, e *env, cfg *Config, log *slog.Logger) (_ 
 		return nil, err
 	}
 	raftTLSConf, err := raftTLS(cfg)
+	if err != nil {
+		return nil, err
+	}
+	natsOpts, err := natsOptions(cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -103,6 +110,11 @@ func startDaemon(ctx context.Context, e *env, cfg *Config, log *slog.Logger) (_ 
 	if d.srv, err = server.New(serverConfig(cfg, d.node, d.key, d.tls, tp, log)); err != nil {
 		d.node.Close()
 		return nil, fmt.Errorf("server: %w", err)
+	}
+	// Bus ingest's metrics are served with the server's at /metrics.
+	if d.ingest, err = newIngester(cfg, natsOpts, d.node, d.srv.Registry(), log); err != nil {
+		d.node.Close()
+		return nil, err
 	}
 	return d, nil
 }
@@ -200,6 +212,15 @@ func (d *daemon) run(ctx context.Context) error {
 	defer stopReconcile()
 	reconcileErr := make(chan error, 1)
 	go func() { reconcileErr <- d.reconcile(rctx) }()
+	// Bus ingest stops first on shutdown, finishing the batch it is
+	// appending, while the server and node still run.
+	ictx, stopIngest := context.WithCancel(ctx)
+	defer stopIngest()
+	var ingestErr chan error
+	if d.ingest != nil {
+		ingestErr = make(chan error, 1)
+		go func() { ingestErr <- d.ingest.Run(ictx) }()
+	}
 
 	var failure error
 	serving := true
@@ -216,7 +237,16 @@ func (d *daemon) run(ctx context.Context) error {
 		case err := <-reconcileErr:
 			reconcileErr = nil // done; nil channels block forever
 			failure = err
+		case err := <-ingestErr:
+			ingestErr = nil
+			if err != nil {
+				failure = fmt.Errorf("nats ingest: %w", err)
+			}
 		}
+	}
+	stopIngest()
+	if ingestErr != nil {
+		<-ingestErr
 	}
 	stopReconcile()
 	if reconcileErr != nil {

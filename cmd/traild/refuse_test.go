@@ -145,6 +145,34 @@ func TestRefusals(t *testing.T) {
 			want: `grpc_addr 0.0.0.0:0 is not a loopback address: configure tls.cert_file and tls.key_file, or set insecure_plaintext`,
 		},
 		{
+			name: "bus ingest without tenants",
+			setup: func(t *testing.T, dir string) []string {
+				return []string{"--nats-url", "nats://127.0.0.1:4222"}
+			},
+			want: `nats.tenants is empty`,
+		},
+		{
+			name: "bus ingest in plaintext off loopback",
+			setup: func(t *testing.T, dir string) []string {
+				return []string{"--nats-url", "nats://user:secret@bus.example:4222", "--nats-tenants", "acme"}
+			},
+			want: `nats.url nats://REDACTED@bus.example:4222 is not a loopback address: configure nats.tls.ca_file`,
+		},
+		{
+			name: "bus ingest reading its own dead letters",
+			setup: func(t *testing.T, dir string) []string {
+				return []string{"--nats-url", "nats://127.0.0.1:4222", "--nats-tenants", "acme", "--nats-subjects", "trail.>"}
+			},
+			want: `nats.dead_letter_subject trail.dead is matched by nats.subjects trail.>`,
+		},
+		{
+			name: "bus ingest with a missing CA file",
+			setup: func(t *testing.T, dir string) []string {
+				return []string{"--nats-url", "tls://127.0.0.1:4222", "--nats-tenants", "acme", "--nats-tls-ca-file", filepath.Join(dir, "..", "nope.pem")}
+			},
+			want: `nats.tls.ca_file: open .*nope.pem`,
+		},
+		{
 			name: "bad flag value",
 			setup: func(t *testing.T, dir string) []string {
 				return []string{"--raft-snapshot-retain", "zero"}

@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"github.com/trailaudit/trail/engine"
+	"github.com/trailaudit/trail/ingest/natsingest"
 	"github.com/trailaudit/trail/server"
 )
 
@@ -213,6 +214,47 @@ func settings() []setting {
 		{key: "engine.open_segments", def: "64",
 			help:  "sealed segment files kept open",
 			field: func(c *Config) value { return intValue{&c.Engine.OpenSegments} }},
+
+		// Bus ingest (NATS JetStream), off while nats.url is empty.
+		{key: "nats.url",
+			help:  "NATS servers to consume audit events from (nats://host:4222 or tls://host:4222, comma separated); empty: bus ingest off. Plaintext to a non-loopback host needs nats.tls.ca_file or insecure_plaintext. Prefer nats.creds_file to a password in the URL; traild config shows the URL without its user part",
+			field: func(c *Config) value { return urlListValue{&c.NATS.URL} }},
+		{key: "nats.stream", def: natsingest.DefaultStream,
+			help:  "the JetStream stream to consume; created with nats.subjects and nats.dead_letter_subject (file storage) when it does not exist",
+			field: func(c *Config) value { return stringValue{&c.NATS.Stream} }},
+		{key: "nats.subjects", def: natsingest.DefaultSubject,
+			help:  "subjects of the stream the consumer reads events from, wildcards allowed; one event per message: protobuf (as over gRPC), the REST JSON form, or a CloudEvents 1.0 JSON envelope of either",
+			field: func(c *Config) value { return listValue{&c.NATS.Subjects} }},
+		{key: "nats.consumer", def: natsingest.DefaultConsumer,
+			help:  "the durable pull consumer's name; the nodes of a cluster share it, and so its messages",
+			field: func(c *Config) value { return stringValue{&c.NATS.Consumer} }},
+		{key: "nats.dead_letter_subject", def: natsingest.DefaultDeadLetterSubject,
+			help:  "where messages that can never be appended go (the reason in a Trail-Dead-Letter-Reason header) before they are terminated; a stream must store it, and nats.subjects must not match it",
+			field: func(c *Config) value { return stringValue{&c.NATS.DeadLetterSubject} }},
+		{key: "nats.tenants",
+			help:  "with nats.url, required: the tenants events from the bus may be appended to, or * for every tenant; an event of another tenant is a dead letter",
+			field: func(c *Config) value { return listValue{&c.NATS.Tenants} }},
+		{key: "nats.batch", def: itoa(natsingest.DefaultBatch),
+			help:  "most messages fetched and appended as one batch",
+			field: func(c *Config) value { return intValue{&c.NATS.Batch} }},
+		{key: "nats.batch_max_bytes", def: size(natsingest.DefaultBatchBytes),
+			help:  "about the most message bytes fetched as one batch",
+			field: func(c *Config) value { return sizeValue{&c.NATS.BatchMaxBytes} }},
+		{key: "nats.ack_wait", def: natsingest.DefaultAckWait.String(),
+			help:  "how long JetStream waits for a message's acknowledgement (sent once its event is committed) before redelivering it",
+			field: func(c *Config) value { return durationValue{&c.NATS.AckWait} }},
+		{key: "nats.creds_file",
+			help:  "NATS credentials file (user JWT and NKey seed) to authenticate with",
+			field: func(c *Config) value { return stringValue{&c.NATS.CredsFile} }},
+		{key: "nats.tls.ca_file",
+			help:  "PEM CA bundle the NATS servers' certificates must chain to; enables TLS",
+			field: func(c *Config) value { return stringValue{&c.NATS.TLS.CAFile} }},
+		{key: "nats.tls.cert_file",
+			help:  "PEM client certificate for NATS servers that require one (with nats.tls.key_file)",
+			field: func(c *Config) value { return stringValue{&c.NATS.TLS.CertFile} }},
+		{key: "nats.tls.key_file",
+			help:  "PEM private key of nats.tls.cert_file",
+			field: func(c *Config) value { return stringValue{&c.NATS.TLS.KeyFile} }},
 
 		// Integrity verification.
 		{key: "integrity_interval", def: "1h",

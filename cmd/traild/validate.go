@@ -64,7 +64,42 @@ func (c *Config) check() error {
 	if _, err := parseWitnesses(c.Witnesses); err != nil {
 		return err
 	}
+	if err := c.checkNATS(); err != nil {
+		return err
+	}
 	return c.checkFormation()
+}
+
+// checkNATS validates bus ingest's settings when it is on. Audit events
+// cross the bus connection, so it follows the API's rule: plaintext only
+// to loopback unless insecure_plaintext.
+func (c *Config) checkNATS() error {
+	n := c.NATS
+	if n.URL == "" {
+		return nil
+	}
+	if err := natsSettings(c).Check(); err != nil {
+		return err
+	}
+	if (n.TLS.CertFile == "") != (n.TLS.KeyFile == "") {
+		return fmt.Errorf("nats.tls.cert_file and nats.tls.key_file go together")
+	}
+	for item := range strings.SplitSeq(n.URL, ",") {
+		u, err := url.Parse(strings.TrimSpace(item))
+		if err != nil || u.Host == "" {
+			return fmt.Errorf("nats.url: %q: want nats://host:port or tls://host:port", urlListValue{&item}.String())
+		}
+		switch u.Scheme {
+		case "nats", "tls":
+		default:
+			return fmt.Errorf("nats.url: scheme %q: want nats or tls", u.Scheme)
+		}
+		if u.Scheme == "nats" && n.TLS.CAFile == "" && !c.InsecurePlaintext && !isLoopback(u.Hostname()) {
+			return fmt.Errorf("nats.url %s is not a loopback address: configure nats.tls.ca_file (or a tls:// URL), or set insecure_plaintext",
+				urlListValue{&item}.String())
+		}
+	}
+	return nil
 }
 
 func (c *Config) checkAdvertise() error {

@@ -200,3 +200,28 @@ func (e *usageError) Error() string { return e.msg }
 func usageErrorf(format string, args ...any) error {
 	return &usageError{fmt.Sprintf(format, args...)}
 }
+
+// urlListValue is a comma-separated list of URLs that may carry
+// credentials (nats://user:password@host). It shows them without their
+// user part, so that `traild config` does not print a password.
+type urlListValue struct{ p *string }
+
+func (v urlListValue) Set(s string) error { *v.p = strings.TrimSpace(s); return nil }
+
+func (v urlListValue) String() string {
+	var out []string
+	for item := range strings.SplitSeq(*v.p, ",") {
+		item = strings.TrimSpace(item)
+		if at := strings.LastIndex(item, "@"); at >= 0 {
+			scheme, _, ok := strings.Cut(item, "://")
+			if !ok {
+				scheme = ""
+			} else {
+				scheme += "://"
+			}
+			item = scheme + "REDACTED@" + item[at+1:]
+		}
+		out = append(out, item)
+	}
+	return strings.Join(out, ",")
+}
