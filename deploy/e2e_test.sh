@@ -14,7 +14,8 @@
 # tampered copies of them, and that a checkpoint cosigned by the three
 # nodes passes verify --cosigners --quorum 3.
 #
-# Everything it creates (containers, network, volumes, the trail:e2e image,
+# Everything it creates (containers, network, volumes, the trail:e2e and
+# trail-nats:e2e images,
 # temporary files) is removed on exit, success or failure. It needs docker, docker-compose (v1)
 # or `docker compose`, go and jq; it talks only to the project's containers,
 # through ports published on 127.0.0.1.
@@ -37,12 +38,13 @@ if [ -z "${TRAIL_E2E_BOUNDED:-}" ]; then
 	TRAIL_E2E_BOUNDED=1 exec timeout -k 120 "$limit" "$0" "$@"
 fi
 project=trail-e2e-$$
-export TRAIL_IMAGE=trail:e2e
+export TRAIL_IMAGE=trail:e2e TRAIL_NATS_IMAGE=trail-nats:e2e
 # Ports apart from the development defaults, so a running dev cluster
 # does not collide.
 grpc_ports=(27071 27072 27073)
 http_ports=(27081 27082 27083)
 export TRAIL_NODE1_GRPC_PORT=${grpc_ports[0]} TRAIL_NODE2_GRPC_PORT=${grpc_ports[1]} TRAIL_NODE3_GRPC_PORT=${grpc_ports[2]}
+export TRAIL_NATS_PORT=24222
 export TRAIL_NODE1_HTTP_PORT=${http_ports[0]} TRAIL_NODE2_HTTP_PORT=${http_ports[1]} TRAIL_NODE3_HTTP_PORT=${http_ports[2]}
 nodes=(node1 node2 node3)
 tenant=acme
@@ -89,7 +91,7 @@ cleanup() {
 	fi
 	log "cleaning up: containers, network, volumes and image of project $project"
 	compose down --volumes --remove-orphans --timeout 5 >/dev/null 2>&1
-	docker image rm "$TRAIL_IMAGE" >/dev/null 2>&1
+	docker image rm "$TRAIL_IMAGE" "$TRAIL_NATS_IMAGE" >/dev/null 2>&1
 	if [ "${TRAIL_E2E_KEEP:-}" = 1 ]; then
 		log "kept $work"
 	else
@@ -170,7 +172,7 @@ append_loop() {
 }
 
 log "building the image ($TRAIL_IMAGE) from static binaries"
-deploy/build-image.sh "$TRAIL_IMAGE" 2> >(grep -v -e DEPRECATED -e 'legacy builder' -e buildx -e '^ *$' >&2)
+deploy/build-image.sh "$TRAIL_IMAGE" "$TRAIL_NATS_IMAGE" 2> >(grep -v -e DEPRECATED -e 'legacy builder' -e buildx -e '^ *$' >&2)
 
 log "starting the cluster (project $project)"
 compose up -d --quiet-pull 2>&1 | grep -v -e '^Creating' || true
