@@ -338,14 +338,16 @@ func message(t testing.TB, subject string, ev *trailv1.Event, enc encoding) *nat
 	return m
 }
 
-// publish stores m in JetStream.
-func publish(t testing.TB, js jetstream.JetStream, m *nats.Msg) {
+// publish stores m in JetStream and returns its stream sequence.
+func publish(t testing.TB, js jetstream.JetStream, m *nats.Msg) uint64 {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if _, err := js.PublishMsg(ctx, m); err != nil {
+	ack, err := js.PublishMsg(ctx, m)
+	if err != nil {
 		t.Fatalf("publish to %s: %v", m.Subject, err)
 	}
+	return ack.Sequence
 }
 
 // settled reports whether the consumer has nothing pending and nothing
