@@ -4,7 +4,9 @@
 # It builds the image, starts the cluster, and appends events with trailctl
 # from the host (each event to one node, retried on the others with the
 # same event id when a call fails) while it kills the Raft leader, restarts
-# it, cuts a follower off the network and reconnects it. Then it wipes
+# it, cuts a follower off the network and reconnects it; meanwhile it
+# publishes events of another tenant to the NATS bus the nodes ingest from,
+# and checks that each is in the log once on every node. Then it wipes
 # node1, the node configured to bootstrap, and starts it again: it must
 # rejoin the cluster rather than bootstrap a second one, and serve and
 # prove what was appended before. Then it checks
@@ -48,10 +50,12 @@ export TRAIL_NATS_PORT=24222
 export TRAIL_NODE1_HTTP_PORT=${http_ports[0]} TRAIL_NODE2_HTTP_PORT=${http_ports[1]} TRAIL_NODE3_HTTP_PORT=${http_ports[2]}
 nodes=(node1 node2 node3)
 tenant=acme
+bus_tenant=bus
 
 work=$(mktemp -d)
 trailctl=deploy/bin/trailctl
 appender=""
+busser=""
 
 log() { printf '%s e2e: %s\n' "$(date -u +%H:%M:%S)" "$*"; }
 fail() {
@@ -74,11 +78,11 @@ cleanup() {
 	# Cleanup must run to the end whatever fails in it.
 	set +e
 	trap - EXIT INT TERM
-	if [ -n "$appender" ]; then
+	for pid in $appender $busser; do
 		touch "$work/stop"
-		kill "$appender" 2>/dev/null
-		wait "$appender" 2>/dev/null
-	fi
+		kill "$pid" 2>/dev/null
+		wait "$pid" 2>/dev/null
+	done
 	if [ "$rc" != 0 ]; then
 		log "failed (exit $rc); last logs of each node:"
 		for n in "${nodes[@]}"; do
@@ -171,8 +175,37 @@ append_loop() {
 	done
 }
 
+# bus_loop publishes bus-00001, bus-00002, ... of $bus_tenant to the NATS
+# bus, five at a time, until $work/stop exists. natspub prints each id once
+# JetStream has stored it; a failed batch is published again unchanged
+# (JetStream and the log both deduplicate by event_id). Stored ids go to
+# $work/bus.published.
+bus_loop() {
+	local i=0
+	while [ ! -e "$work/stop" ] && kill -0 $$ 2>/dev/null; do
+		local at batch=""
+		at=$(date -u +%Y-%m-%dT%H:%M:%SZ)
+		for _ in 1 2 3 4 5; do
+			i=$((i + 1))
+			batch+=$(printf '{"tenant_id":"%s","event_id":"bus-%05d","category":"system","action":"e2e.bus","outcome":"success","actor":{"id":"e2e-bus"},"occurred_at":"%s"}' "$bus_tenant" "$i" "$at")$'\n'
+		done
+		for _ in $(seq 20); do
+			if printf '%s' "$batch" | "$work/natspub" -server "tls://127.0.0.1:$TRAIL_NATS_PORT" -ca "$work/nats-ca.pem" \
+				-subject "trail.events.$bus_tenant" -timeout 10s >>"$work/bus.published" 2>>"$work/bus.err"; then
+				break
+			fi
+			sleep 0.5
+		done
+		sleep 0.2
+	done
+}
+
+# bus_size I: how many events of $bus_tenant node I holds.
+bus_size() { ctl "$1" partitions "$bus_tenant" 2>/dev/null | awk 'NR > 1 { s += $2 } END { print s + 0 }'; }
+
 log "building the image ($TRAIL_IMAGE) from static binaries"
 deploy/build-image.sh "$TRAIL_IMAGE" "$TRAIL_NATS_IMAGE" 2> >(grep -v -e DEPRECATED -e 'legacy builder' -e buildx -e '^ *$' >&2)
+go build -o "$work/natspub" ./deploy/natspub
 
 log "starting the cluster (project $project)"
 compose up -d --quiet-pull 2>&1 | grep -v -e '^Creating' || true
@@ -194,6 +227,7 @@ done
 log "node1 bootstrapped the cluster: $(docker logs "$(cid node1)" 2>&1 | sed -n 's/.*"msg":"\(first start: [^"]*\)".*/\1/p' | tail -1)"
 docker cp -q "$(cid node1):/secrets/tls/ca.pem" "$work/ca.pem"
 docker cp -q "$(cid node1):/secrets/log.vkey" "$work/log.vkey"
+docker cp -q "$(cid node1):/secrets/nats-tls/ca.pem" "$work/nats-ca.pem"
 log "got the first admin key from node1's output, the CA and the log's verifier key $(cat "$work/log.vkey")"
 
 ctl 1 keys create --role producer --tenant "$tenant" --description e2e --json | jq -r .token >"$work/producer.token"
@@ -201,6 +235,8 @@ log "created a producer key for tenant $tenant"
 
 append_loop &
 appender=$!
+bus_loop &
+busser=$!
 wait_progress 30 60
 log "appending: $(acked) events acknowledged"
 
@@ -239,11 +275,26 @@ fi
 touch "$work/stop"
 wait "$appender"
 appender=""
+wait "$busser"
+busser=""
 total=$(($(acked) + $([ -f "$work/unacked" ] && wc -l <"$work/unacked" || echo 0)))
 log "stopped appending: $(acked) of $total events acknowledged"
 if (($(acked) < min_events)); then
 	fail "only $(acked) events acknowledged, want at least $min_events"
 fi
+
+# Every event JetStream stored is appended once, on every node, by the
+# nodes' shared consumer, whatever the faults did to the node consuming it.
+bus_published=$([ -f "$work/bus.published" ] && sort -u "$work/bus.published" | wc -l || echo 0)
+((bus_published > 0)) || fail "no event was published to the bus: $(tail -3 "$work/bus.err" 2>/dev/null)"
+for i in 0 1 2; do
+	deadline=$((SECONDS + 90))
+	until [ "$(bus_size "$i")" = "$bus_published" ]; do
+		((SECONDS < deadline)) || fail "${nodes[$i]} holds $(bus_size "$i") events of $bus_tenant, want the $bus_published published to the bus"
+		sleep 1
+	done
+done
+log "bus: all $bus_published events published to NATS are in the log once, on every node"
 
 wait_healthy 120 "${nodes[@]}"
 
@@ -375,4 +426,4 @@ while read -r p; do
 	fi
 done <"$work/partitions"
 
-log "PASS: $(acked) acknowledged events on 3 nodes through a leader kill, a follower partition and a wipe of node1; checkpoints cosigned by all three"
+log "PASS: $(acked) acknowledged events and $bus_published from the bus on 3 nodes through a leader kill, a follower partition and a wipe of node1; checkpoints cosigned by all three"
