@@ -352,3 +352,36 @@ func (c *closeDuring) AppendChecked(ctx context.Context, events []eventwire.Chec
 	}
 	return res, err
 }
+
+// TestFullDiskHoldsMessages: while the disk is below its reserve nothing
+// is appended, acked or dead-lettered; the messages wait on the bus and
+// are appended once there is room.
+func TestFullDiskHoldsMessages(t *testing.T) {
+	ns := startNATS(t)
+	_, js := client(t, ns)
+	createStream(t, js)
+	n := newTestNode(t)
+	var full atomic.Bool
+	full.Store(true)
+	r := startIngest(t, ns, n.node, func(c *Config) {
+		c.Space = func() error {
+			if full.Load() {
+				return engine.ErrDiskFull
+			}
+			return nil
+		}
+	})
+	for i := range 20 {
+		publish(t, js, message(t, "trail.events.acme", event("acme", fmt.Sprintf("f-%d", i)), encProtobuf))
+	}
+	waitFor(t, 10*time.Second, "appends held back", func() bool { return r.count(resultRetried) >= 20 })
+	if got := len(n.ids("acme")); got != 0 {
+		t.Fatalf("%d events appended on a full disk", got)
+	}
+	full.Store(false)
+	waitFor(t, 20*time.Second, "every event, once there is room", func() bool { return len(n.ids("acme")) == 20 })
+	waitFor(t, 10*time.Second, "every message acked", func() bool { return settled(t, js) })
+	if r.count(resultDeadLetter) != 0 {
+		t.Errorf("%d dead letters", r.count(resultDeadLetter))
+	}
+}
