@@ -91,13 +91,29 @@ func (b *batcher) submit(ctx context.Context, op string, p *proposal) (*applyRes
 	}
 	select {
 	case r := <-p.resp:
-		if r.err != nil {
-			return nil, proposalError(op, r.err)
-		}
-		return r, nil
+		return answer(op, r)
 	case <-ctx.Done():
 		return nil, ambiguous(op, ctx.Err())
+	case <-b.quit:
+		// The node is closing. Raft answers the entries it is working
+		// on as it shuts down, but not those still waiting in its
+		// buffered apply channel: their futures never complete. An answer
+		// already given wins; otherwise the entry may or may not have
+		// been committed.
+		select {
+		case r := <-p.resp:
+			return answer(op, r)
+		default:
+			return nil, ambiguous(op, ErrClosed)
+		}
 	}
+}
+
+func answer(op string, r *applyResult) (*applyResult, error) {
+	if r.err != nil {
+		return nil, proposalError(op, r.err)
+	}
+	return r, nil
 }
 
 // queue is the batcher loop's pending proposals and their totals.
