@@ -187,7 +187,7 @@ func requestTooLarge(st *status.Status) bool {
 // API key: they carry no log data, and probes have no keys.
 func (s *Server) httpHandler() http.Handler {
 	mux := http.NewServeMux()
-	mux.Handle("/api/", s.limitBody(s.gateway.mux))
+	mux.Handle("/api/", s.limitBody(s.cloudEventsOr(s.gateway.mux)))
 	// More specific than "/api/", so it takes this one route from the
 	// gateway (net/http pattern precedence).
 	mux.HandleFunc(checkpointPath, s.serveCheckpointNote)
