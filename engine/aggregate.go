@@ -225,20 +225,8 @@ func (ag *aggregator) selection(ctx context.Context) ([]piece, error) {
 			return nil, err
 		}
 		for _, l := range lists {
-			if l.month.Before(lo) || hi.Before(l.month) {
-				continue
-			}
-			leaves, err := ag.inTime(ctx, l.month, l.leaves)
-			if err != nil {
+			if out, err = ag.appendPiece(ctx, out, c.seq, l, lo, hi, phrases); err != nil {
 				return nil, err
-			}
-			if phrases {
-				if leaves, err = ag.matching(ctx, l.month, leaves); err != nil {
-					return nil, err
-				}
-			}
-			if len(leaves) > 0 {
-				out = append(out, piece{seq: c.seq, month: l.month, leaves: leaves})
 			}
 		}
 	}
@@ -257,21 +245,36 @@ func (ag *aggregator) allPieces(ctx context.Context, it *pebble.Iterator, q Quer
 				return nil, err
 			}
 			for _, l := range lists {
-				if l.month.Before(lo) || hi.Before(l.month) {
-					continue
-				}
-				leaves, err := ag.inTime(ctx, l.month, l.leaves)
-				if err != nil {
+				if out, err = ag.appendPiece(ctx, out, c.seq, l, lo, hi, false); err != nil {
 					return nil, err
-				}
-				if len(leaves) > 0 {
-					out = append(out, piece{seq: c.seq, month: l.month, leaves: leaves})
 				}
 			}
 		}
 	}
 	sortPieces(out)
 	return out, nil
+}
+
+// appendPiece appends chunk seq's list l, cut to the time range (months lo
+// to hi, then the leaves inside From/To) and, with phrases, to the entries
+// whose words hold them, unless nothing of it is left.
+func (ag *aggregator) appendPiece(ctx context.Context, out []piece, seq uint64, l monthList, lo, hi Month, phrases bool) ([]piece, error) {
+	if l.month.Before(lo) || hi.Before(l.month) {
+		return out, nil
+	}
+	leaves, err := ag.inTime(ctx, l.month, l.leaves)
+	if err != nil {
+		return nil, err
+	}
+	if phrases {
+		if leaves, err = ag.matching(ctx, l.month, leaves); err != nil {
+			return nil, err
+		}
+	}
+	if len(leaves) == 0 {
+		return out, nil
+	}
+	return append(out, piece{seq: seq, month: l.month, leaves: leaves}), nil
 }
 
 func sortPieces(ps []piece) {
