@@ -159,53 +159,17 @@ func rewriteMessage(b []byte, md protoreflect.MessageDescriptor, path string) ([
 	if md.FullName().Parent() == "google.protobuf" {
 		return b, false, nil // well-known types have JSON forms of their own
 	}
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.UseNumber()
-	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
-		return b, false, nil
-	}
-	var out bytes.Buffer
-	out.WriteByte('{')
-	changed := false
-	for i := 0; dec.More(); i++ {
-		t, err := dec.Token()
-		if err != nil {
-			return b, false, nil
-		}
-		key, _ := t.(string)
-		var val json.RawMessage
-		if err := dec.Decode(&val); err != nil {
-			return b, false, nil
-		}
-		fields := md.Fields()
+	fields := md.Fields()
+	return rewriteObject(b, func(val []byte, key string) ([]byte, bool, error) {
 		fd := fields.ByJSONName(key)
 		if fd == nil {
 			fd = fields.ByTextName(key)
 		}
-		if fd != nil {
-			nv, c, err := rewriteField(val, fd, join(path, string(fd.Name())))
-			if err != nil {
-				return nil, false, err
-			}
-			val, changed = nv, changed || c
+		if fd == nil {
+			return val, false, nil // an unknown field is protojson's to refuse
 		}
-		if i > 0 {
-			out.WriteByte(',')
-		}
-		kb, _ := json.Marshal(key)
-		out.Write(kb)
-		out.WriteByte(':')
-		out.Write(val)
-	}
-	if !changed {
-		return b, false, nil
-	}
-	if t, err := dec.Token(); err != nil || t != json.Delim('}') {
-		return b, false, nil
-	}
-	out.WriteByte('}')
-	out.Write(b[dec.InputOffset():]) // what follows is protojson's to refuse
-	return out.Bytes(), true, nil
+		return rewriteField(val, fd, join(path, string(fd.Name())))
+	})
 }
 
 func join(path, name string) string {
