@@ -227,17 +227,7 @@ func (s *Server) runRetention(ctx context.Context) {
 	if s.cfg.RetentionInterval < 0 {
 		return
 	}
-	t := time.NewTicker(s.cfg.RetentionInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		if s.cluster.Status().State != "Leader" {
-			continue
-		}
+	s.whileLeading(ctx, s.cfg.RetentionInterval, func(ctx context.Context) {
 		resp, err := s.sweep(ctx, "", s.cfg.Now())
 		if err != nil && ctx.Err() == nil {
 			s.log.Error("retention sweep", "err", err)
@@ -245,6 +235,23 @@ func (s *Server) runRetention(ctx context.Context) {
 		if resp.GetPruned() > 0 || len(resp.GetDroppedPartitions()) > 0 {
 			s.log.Info("retention sweep", "pruned", resp.GetPruned(), "held", resp.GetHeld(),
 				"tombstones", len(resp.GetTombstones()), "dropped", resp.GetDroppedPartitions())
+		}
+	})
+}
+
+// whileLeading runs job every interval while this node leads, until ctx
+// ends: the background work only the leader does.
+func (s *Server) whileLeading(ctx context.Context, interval time.Duration, job func(context.Context)) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if s.cluster.Status().State == "Leader" {
+			job(ctx)
 		}
 	}
 }

@@ -72,21 +72,11 @@ func (s *Server) runWitnessing(ctx context.Context) {
 	if len(s.witnesses) == 0 || s.cfg.WitnessInterval < 0 {
 		return
 	}
-	t := time.NewTicker(s.cfg.WitnessInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		if s.cluster.Status().State != "Leader" {
-			continue
-		}
+	s.whileLeading(ctx, s.cfg.WitnessInterval, func(ctx context.Context) {
 		if err := s.WitnessNow(ctx); err != nil && ctx.Err() == nil {
 			s.log.Warn("witnessing", "err", err)
 		}
-	}
+	})
 }
 
 // WitnessNow submits every partition's current checkpoint to each
