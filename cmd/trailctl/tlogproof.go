@@ -147,15 +147,9 @@ func (f *verifyFlags) verifyTLogProof(e *env, t trust) (verifyResult, error) {
 	if err != nil {
 		return verifyResult{}, err
 	}
-	in, err := checkInclusion(t, pf)
+	in, err := f.checkProof(t, pf)
 	if err != nil {
 		return verifyResult{}, err
-	}
-	if err := f.expect(in.origin); err != nil {
-		return verifyResult{}, err
-	}
-	if f.event != "" && in.eventID != f.event {
-		return verifyResult{}, fmt.Errorf("the proof is of event %q, not %q", in.eventID, f.event)
 	}
 	cosigned, err := policy.check(tp.Checkpoint)
 	if err != nil {

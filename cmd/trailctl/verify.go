@@ -149,17 +149,27 @@ func (f *verifyFlags) verifyProof(e *env, t trust) (verifyResult, error) {
 	if err != nil {
 		return verifyResult{}, fmt.Errorf("%s: %w", f.proof, err)
 	}
-	in, err := checkInclusion(t, pf)
+	in, err := f.checkProof(t, pf)
 	if err != nil {
 		return verifyResult{}, err
 	}
+	return verifyResult{Verified: []string{t.checkpointOK(in.checkpoint), inclusionOK(in)}}, nil
+}
+
+// checkProof checks an inclusion proof and that it is about what --tenant,
+// --partition and --event ask for.
+func (f *verifyFlags) checkProof(t trust, pf proofFile) (inclusion, error) {
+	in, err := checkInclusion(t, pf)
+	if err != nil {
+		return inclusion{}, err
+	}
 	if err := f.expect(in.origin); err != nil {
-		return verifyResult{}, err
+		return inclusion{}, err
 	}
 	if f.event != "" && in.eventID != f.event {
-		return verifyResult{}, fmt.Errorf("the proof is of event %q, not %q", in.eventID, f.event)
+		return inclusion{}, fmt.Errorf("the proof is of event %q, not %q", in.eventID, f.event)
 	}
-	return verifyResult{Verified: []string{t.checkpointOK(in.checkpoint), inclusionOK(in)}}, nil
+	return in, nil
 }
 
 func inclusionOK(in inclusion) string {
