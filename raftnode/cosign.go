@@ -5,10 +5,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
-	"strings"
-	"sync"
 
+	"github.com/hashicorp/raft"
 	"golang.org/x/mod/sumdb/note"
 
 	"github.com/trailaudit/trail/engine"
@@ -50,22 +48,16 @@ func (n *Node) Cosign(ctx context.Context, p engine.Partition, body []byte) []Co
 	if err != nil {
 		return []Cosignature{{NodeID: "?", Err: err}}
 	}
-	if _, ok := ctx.Deadline(); !ok {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, peerRootTimeout)
-		defer cancel()
-	}
-	out := make([]Cosignature, len(peers)+1)
-	var wg sync.WaitGroup
-	out[0].NodeID = n.cfg.ID
-	wg.Go(func() { out[0].Line, out[0].Err = n.cosignLocal(ctx, p, body) })
-	for i, s := range peers {
-		out[i+1].NodeID = string(s.ID)
-		wg.Go(func() { out[i+1].Line, out[i+1].Err = n.peerCosign(ctx, string(s.Address), p, body) })
-	}
-	wg.Wait()
-	slices.SortFunc(out, func(a, b Cosignature) int { return strings.Compare(a.NodeID, b.NodeID) })
-	return out
+	self := raft.Server{ID: raft.ServerID(n.cfg.ID)}
+	return askAll(ctx, append(peers, self), func(ctx context.Context, s raft.Server) Cosignature {
+		cs := Cosignature{NodeID: string(s.ID)}
+		if s.ID == self.ID {
+			cs.Line, cs.Err = n.cosignLocal(ctx, p, body)
+		} else {
+			cs.Line, cs.Err = n.peerCosign(ctx, string(s.Address), p, body)
+		}
+		return cs
+	}, func(cs Cosignature) string { return cs.NodeID })
 }
 
 func (n *Node) peerCosign(ctx context.Context, addr string, p engine.Partition, body []byte) (string, error) {

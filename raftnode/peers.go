@@ -46,19 +46,27 @@ func (n *Node) PeerRoots(ctx context.Context, p engine.Partition, size uint64) [
 	if err != nil {
 		return []PeerRoot{{NodeID: "?", Err: err}}
 	}
+	return askAll(ctx, peers, func(ctx context.Context, s raft.Server) PeerRoot {
+		root, err := n.peerRoot(ctx, string(s.Address), p, size)
+		return PeerRoot{NodeID: string(s.ID), Address: string(s.Address), Root: root, Err: err}
+	}, func(pr PeerRoot) string { return pr.NodeID })
+}
+
+// askAll asks every server in parallel, within peerRootTimeout when ctx
+// sets no deadline, and returns the answers sorted by node id.
+func askAll[T any](ctx context.Context, servers []raft.Server, ask func(context.Context, raft.Server) T, id func(T) string) []T {
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, peerRootTimeout)
 		defer cancel()
 	}
-	out := make([]PeerRoot, len(peers))
+	out := make([]T, len(servers))
 	var wg sync.WaitGroup
-	for i, s := range peers {
-		out[i] = PeerRoot{NodeID: string(s.ID), Address: string(s.Address)}
-		wg.Go(func() { out[i].Root, out[i].Err = n.peerRoot(ctx, string(s.Address), p, size) })
+	for i, s := range servers {
+		wg.Go(func() { out[i] = ask(ctx, s) })
 	}
 	wg.Wait()
-	slices.SortFunc(out, func(a, b PeerRoot) int { return strings.Compare(a.NodeID, b.NodeID) })
+	slices.SortFunc(out, func(a, b T) int { return strings.Compare(id(a), id(b)) })
 	return out
 }
 
