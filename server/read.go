@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -128,7 +129,10 @@ func (rs *readService) Search(ctx context.Context, req *trailv1.SearchRequest) (
 	// between must not mix two.
 	eng, release := rs.s.cluster.AcquireEngine()
 	defer release()
-	sctx, end := rs.s.span(ctx, "trail.search", attribute.String("trail.tenant", tenant), attribute.String("trail.filter", q.Filter.Describe()))
+	sctx, end := rs.s.span(ctx, "trail.search", attribute.String("trail.tenant", tenant))
+	if rs.s.tracing() { // describing the filter is work only a trace reads
+		trace.SpanFromContext(sctx).SetAttributes(attribute.String("trail.filter", q.Filter.Describe()))
+	}
 	res, err := rs.search(sctx, eng, q)
 	end(err)
 	if err != nil {
