@@ -58,6 +58,8 @@ func (s *Server) newGateway() (*gateway, error) {
 	useQueryParser() // restnames.go
 	mux := runtime.NewServeMux(
 		runtime.WithMarshalerOption(runtime.MIMEWildcard, json),
+		runtime.WithMarshalerOption(contentTypeCloudEvent, cloudEvents{strictJSON: json}),
+		runtime.WithMarshalerOption(contentTypeCloudEventBatch, cloudEvents{strictJSON: json, batch: true}),
 		runtime.WithErrorHandler(httpErrorHandler),
 		runtime.WithForwardResponseOption(flushStreamStart),
 	)
@@ -187,7 +189,7 @@ func requestTooLarge(st *status.Status) bool {
 // API key: they carry no log data, and probes have no keys.
 func (s *Server) httpHandler() http.Handler {
 	mux := http.NewServeMux()
-	mux.Handle("/api/", s.limitBody(s.cloudEventsOr(s.gateway.mux)))
+	mux.Handle("/api/", s.limitBody(s.gateway.mux))
 	// More specific than "/api/", so it takes this one route from the
 	// gateway (net/http pattern precedence).
 	mux.HandleFunc(checkpointPath, s.serveCheckpointNote)
