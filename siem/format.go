@@ -54,6 +54,19 @@ func Render(f Format, se *trailv1.StoredEntry, product Product) ([]byte, error) 
 	return nil, fmt.Errorf("siem: unknown format %q", f)
 }
 
+// RecordOf renders se in format f as a Record for a sink: the body, the
+// sequencer time, and whether syslog should flag it (the events whose
+// severity is above informational: refused, failed and security events).
+func RecordOf(f Format, se *trailv1.StoredEntry, product Product) (Record, error) {
+	body, err := Render(f, se, product)
+	if err != nil {
+		return Record{}, err
+	}
+	ev := se.GetEntry().GetEvent()
+	sev, _ := severityOf(ev.GetCategory(), ev.GetOutcome())
+	return Record{Body: body, Time: se.GetEntry().GetSequencerTime().AsTime(), Warning: sev > 1}, nil
+}
+
 // Product names what emits the records (OCSF metadata.product, the CEF
 // header's vendor, product and version).
 type Product struct {

@@ -455,3 +455,23 @@ func selfSigned(t *testing.T) (tls.Certificate, *x509.CertPool) {
 	pool.AddCert(leaf)
 	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}, pool
 }
+
+// RecordOf flags for syslog exactly the events above informational.
+func TestRecordOfWarning(t *testing.T) {
+	for _, tc := range []struct {
+		cat  trailv1.Category
+		out  trailv1.Outcome
+		warn bool
+	}{
+		{trailv1.Category_CATEGORY_DATA_ACCESS, trailv1.Outcome_OUTCOME_SUCCESS, false},
+		{trailv1.Category_CATEGORY_DATA_ACCESS, trailv1.Outcome_OUTCOME_ERROR, false},
+		{trailv1.Category_CATEGORY_DATA_ACCESS, trailv1.Outcome_OUTCOME_DENIED, true},
+		{trailv1.Category_CATEGORY_AUTHENTICATION, trailv1.Outcome_OUTCOME_FAILURE, true},
+		{trailv1.Category_CATEGORY_SECURITY, trailv1.Outcome_OUTCOME_SUCCESS, true},
+	} {
+		r, err := RecordOf(FormatCEF, entry(&trailv1.Event{Category: tc.cat, Outcome: tc.out, Action: "a"}, 1), DefaultProduct)
+		if err != nil || r.Warning != tc.warn || !r.Time.Equal(seqTime) || len(r.Body) == 0 {
+			t.Errorf("%v %v: %+v %v", tc.cat, tc.out, r, err)
+		}
+	}
+}
