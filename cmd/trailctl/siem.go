@@ -301,17 +301,18 @@ func (fw *forwarder) deliver(ctx context.Context, batch []*trailv1.StoredEntry) 
 		if se.GetPruned() || se.GetEntry().GetEvent() == nil {
 			continue // pruned by retention: nothing left to forward
 		}
-		body, err := siem.Render(fw.format, se, siem.DefaultProduct)
+		rec, err := siem.RecordOf(fw.format, se, siem.DefaultProduct)
 		if err != nil {
 			return ioError(err)
 		}
-		ev := se.GetEntry().GetEvent()
-		warn := ev.GetCategory() == trailv1.Category_CATEGORY_SECURITY ||
-			ev.GetOutcome() == trailv1.Outcome_OUTCOME_DENIED || ev.GetOutcome() == trailv1.Outcome_OUTCOME_FAILURE
-		records = append(records, siem.Record{Body: body, Time: se.GetEntry().GetSequencerTime().AsTime(), Warning: warn})
+		records = append(records, rec)
 	}
 	for attempt := 1; len(records) > 0; attempt++ {
-		err := fw.sink.Send(ctx, records)
+		// A stop lets the delivery in flight finish (the sink bounds it
+		// by its timeout) so that its position is saved: cut short, the
+		// SIEM could have taken the batch without the forwarder knowing,
+		// and the next run would send it again.
+		err := fw.sink.Send(context.WithoutCancel(ctx), records)
 		if err == nil {
 			break
 		}
