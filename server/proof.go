@@ -48,7 +48,7 @@ func (s *Server) signedCheckpoint(ctx context.Context, p engine.Partition, size 
 	if err != nil {
 		return nil, err
 	}
-	signed.SignedNote = withCosignatures(eng, cp.Origin, signed.SignedNote)
+	signed.SignedNote = s.withCosignatures(eng, cp.Origin, signed.SignedNote)
 	return signed, nil
 }
 

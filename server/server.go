@@ -246,6 +246,7 @@ type Server struct {
 	// of submissions at a time (witnessing.go).
 	witnesses []*witnessPeer
 	witnessMu sync.Mutex
+	witnessed witnessedNotes
 }
 
 type serverState int
