@@ -56,6 +56,11 @@ type Event struct {
 
 	HasActor, HasTarget, HasOccurredAt bool
 
+	// HasSealed is set when the event carries a sealed payload, and
+	// SealedKeyID is the data key it names (package shred).
+	HasSealed   bool
+	SealedKeyID []byte
+
 	OccurredSeconds int64
 	OccurredNanos   int32
 

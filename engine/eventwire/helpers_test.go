@@ -54,6 +54,8 @@ func expected(e *trailv1.Event) Event {
 		HasActor:        e.GetActor() != nil,
 		HasTarget:       e.GetTarget() != nil,
 		HasOccurredAt:   e.GetOccurredAt() != nil,
+		HasSealed:       e.GetSealed() != nil,
+		SealedKeyID:     e.GetSealed().GetKeyId(),
 		OccurredSeconds: e.GetOccurredAt().GetSeconds(),
 		OccurredNanos:   e.GetOccurredAt().GetNanos(),
 		Changes:         len(e.GetChanges()),
@@ -93,6 +95,7 @@ func diffEvent(got, want *Event) string {
 		{"PurposeCode", got.PurposeCode, want.PurposeCode},
 		{"TraceID", got.TraceID, want.TraceID},
 		{"DisplayName", got.DisplayName, want.DisplayName},
+		{"SealedKeyID", got.SealedKeyID, want.SealedKeyID},
 	}
 	for _, s := range strs {
 		if !bytes.Equal(s.got, s.want) {
@@ -104,6 +107,7 @@ func diffEvent(got, want *Event) string {
 	for _, s := range []*Event{&g, &w} {
 		s.TenantID, s.EventID, s.Action, s.ActorID, s.SubjectID = nil, nil, nil, nil, nil
 		s.TargetType, s.TargetID, s.PurposeCode, s.TraceID, s.DisplayName = nil, nil, nil, nil, nil
+		s.SealedKeyID = nil
 		s.AttrKeys, s.AttrValues = nil, nil
 	}
 	// A canonical event holds each attribute once, sorted by key, as the

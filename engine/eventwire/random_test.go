@@ -78,6 +78,10 @@ func randomEvent(rng *rand.Rand) *trailv1.Event {
 			e.Attributes[randomString(rng)] = randomString(rng)
 		}
 	}
+	if rng.IntN(4) == 0 {
+		e.Sealed = &trailv1.SealedPayload{KeyId: []byte(randomString(rng)), Nonce: []byte(randomString(rng)), Ciphertext: []byte("\xff" + randomString(rng))}
+		maybeUnknown(rng, e.Sealed.ProtoReflect())
+	}
 	maybeUnknown(rng, e.ProtoReflect())
 	return e
 }
@@ -113,7 +117,7 @@ func randomField(rng *rand.Rand) []byte {
 }
 
 // nested are the Event fields whose values are messages (or map entries).
-var nested = map[protowire.Number]bool{6: true, 8: true, 11: true, 14: true, 15: true}
+var nested = map[protowire.Number]bool{6: true, 8: true, 11: true, 14: true, 15: true, 16: true}
 
 // mutate changes one field of the message b, or recurses into a nested one.
 func mutate(rng *rand.Rand, b []byte, depth int) []byte {

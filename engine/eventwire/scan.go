@@ -134,6 +134,15 @@ func (s *scanner) message(b []byte, m *msgSpec) (nonZero uint64, err error) {
 			if f.slot != slotNone {
 				s.storeBytes(f.slot, v)
 			}
+		case kindBytes:
+			if len(v) > 0 {
+				nonZero |= 1 << f.num
+			} else {
+				s.notCanonical(v, m.fields[f.num].name, "empty bytes are present (Go omits them)")
+			}
+			if f.slot != slotNone {
+				s.storeBytes(f.slot, v)
+			}
 		case kindMap:
 			err = s.mapEntry(v)
 		default:
@@ -274,6 +283,8 @@ func (s *scanner) messageField(v []byte, f *fieldSpec) error {
 		ev.HasTarget = true
 	case slotOccurredAt:
 		ev.HasOccurredAt = true
+	case slotSealed:
+		ev.HasSealed = true
 	case slotChanges:
 		s.at.index = ev.Changes
 		ev.Changes++
@@ -415,6 +426,8 @@ func (s *scanner) storeBytes(sl slot, v []byte) {
 		ev.TraceID = v
 	case slotDisplayName:
 		ev.DisplayName = v
+	case slotSealedKeyID:
+		ev.SealedKeyID = v
 	}
 }
 

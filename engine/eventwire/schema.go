@@ -19,6 +19,7 @@ const (
 	kindStrings              // repeated string: every element written, even when empty
 	kindMessages             // repeated message
 	kindMap                  // map<string, string>: entries sorted by key, each with key and value
+	kindBytes                // proto3 bytes: omitted when empty, any content
 )
 
 // wireType is the only wire type Go's decoder accepts for the kind; a field
@@ -60,6 +61,8 @@ const (
 	slotSeconds
 	slotNanos
 	slotAttributes
+	slotSealed
+	slotSealedKeyID
 )
 
 type fieldSpec struct {
@@ -145,6 +148,11 @@ var (
 		1: {name: "seconds", kind: kindInt64, slot: slotSeconds},
 		2: {name: "nanos", kind: kindInt32, slot: slotNanos},
 	})
+	sealedSpec = newMsgSpec([]fieldSpec{ // trail.v1.SealedPayload
+		1: {name: "key_id", kind: kindBytes, slot: slotSealedKeyID},
+		2: {name: "nonce", kind: kindBytes},
+		3: {name: "ciphertext", kind: kindBytes},
+	})
 	eventSpec = newMsgSpec([]fieldSpec{ // trail.v1.Event
 		1:  {name: "tenant_id", kind: kindString, slot: slotTenantID},
 		2:  {name: "event_id", kind: kindString, slot: slotEventID},
@@ -161,5 +169,6 @@ var (
 		13: {name: "trace_id", kind: kindString, slot: slotTraceID},
 		14: {name: "occurred_at", kind: kindMessage, slot: slotOccurredAt, msg: timestampSpec},
 		15: {name: "attributes", kind: kindMap, slot: slotAttributes},
+		16: {name: "sealed", kind: kindMessage, slot: slotSealed, msg: sealedSpec},
 	})
 )

@@ -19,6 +19,7 @@ func TestSchemaMatchesProto(t *testing.T) {
 		(&trailv1.Target{}).ProtoReflect().Descriptor().FullName():        targetSpec,
 		(&trailv1.Change{}).ProtoReflect().Descriptor().FullName():        changeSpec,
 		(&timestamppb.Timestamp{}).ProtoReflect().Descriptor().FullName(): timestampSpec,
+		(&trailv1.SealedPayload{}).ProtoReflect().Descriptor().FullName(): sealedSpec,
 	}
 	for _, md := range []protoreflect.MessageDescriptor{
 		(&trailv1.Event{}).ProtoReflect().Descriptor(),
@@ -26,6 +27,7 @@ func TestSchemaMatchesProto(t *testing.T) {
 		(&trailv1.Target{}).ProtoReflect().Descriptor(),
 		(&trailv1.Change{}).ProtoReflect().Descriptor(),
 		(&timestamppb.Timestamp{}).ProtoReflect().Descriptor(),
+		(&trailv1.SealedPayload{}).ProtoReflect().Descriptor(),
 	} {
 		m := specs[md.FullName()]
 		known := 0
@@ -74,6 +76,8 @@ func kindOf(fd protoreflect.FieldDescriptor) kind {
 	case fd.IsList():
 	case fd.Kind() == protoreflect.StringKind:
 		return kindString
+	case fd.Kind() == protoreflect.BytesKind:
+		return kindBytes
 	case fd.Kind() == protoreflect.EnumKind, fd.Kind() == protoreflect.Int32Kind:
 		return kindInt32
 	case fd.Kind() == protoreflect.Int64Kind:

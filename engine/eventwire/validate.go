@@ -100,7 +100,30 @@ func Validate(ev *Event) error {
 	if err := validateOccurredAt(ev); err != nil {
 		return err
 	}
-	return validateLists(ev)
+	if err := validateLists(ev); err != nil {
+		return err
+	}
+	return validateSealed(ev)
+}
+
+// SealedKeyIDLen is the length of a sealed payload's key id (shred.KeyIDSize).
+const SealedKeyIDLen = 16
+
+// validateSealed checks the shape of a sealed payload: it belongs to a
+// subject, names a data key, and the fields it hides are not also in clear.
+// Whether the key is the subject's is the engine's check, at apply.
+func validateSealed(ev *Event) error {
+	switch {
+	case !ev.HasSealed:
+		return nil
+	case len(ev.SubjectID) == 0:
+		return invalid("sealed: an event with a sealed payload needs a subject_id")
+	case len(ev.SealedKeyID) != SealedKeyIDLen:
+		return invalid("sealed.key_id: %d bytes, want %d", len(ev.SealedKeyID), SealedKeyIDLen)
+	case ev.Changes > 0 || ev.Attributes > 0:
+		return invalid("sealed: changes and attributes are inside the sealed payload, not beside it")
+	}
+	return nil
 }
 
 // validateIndexed checks the indexed strings, in the engine's order.

@@ -71,6 +71,13 @@ func TestValidate(t *testing.T) {
 		{"subject_id too long", func(e *Event) { e.SubjectID = repeat("s", 257) }, "subject_id longer than 256 bytes"},
 		{"subject_id NUL", func(e *Event) { e.SubjectID = []byte("s\x00") }, "subject_id contains a NUL byte"},
 		{"target absent", func(e *Event) { e.HasTarget, e.TargetType, e.TargetID = false, nil, nil }, ""},
+		{"sealed", func(e *Event) { e.HasSealed, e.SealedKeyID, e.Changes, e.Attributes = true, repeat("k", 16), 0, 0 }, ""},
+		{"sealed without subject", func(e *Event) {
+			e.HasSealed, e.SealedKeyID, e.Changes, e.Attributes, e.SubjectID = true, repeat("k", 16), 0, 0, nil
+		}, "needs a subject_id"},
+		{"sealed key id short", func(e *Event) { e.HasSealed, e.SealedKeyID, e.Changes, e.Attributes = true, repeat("k", 15), 0, 0 }, "sealed.key_id: 15 bytes"},
+		{"sealed beside changes", func(e *Event) { e.HasSealed, e.SealedKeyID, e.Changes, e.Attributes = true, repeat("k", 16), 1, 0 }, "not beside it"},
+		{"sealed beside attributes", func(e *Event) { e.HasSealed, e.SealedKeyID, e.Changes, e.Attributes = true, repeat("k", 16), 0, 1 }, "not beside it"},
 		{"target.type too long", func(e *Event) { e.TargetType = repeat("t", 257) }, "target.type longer than 256 bytes"},
 		{"target.type bad UTF-8", func(e *Event) { e.TargetType = []byte{0xff} }, "target.type is not valid UTF-8"},
 		{"target.id too long", func(e *Event) { e.TargetID = repeat("t", 257) }, "target.id longer than 256 bytes"},

@@ -2350,6 +2350,479 @@ func (x *DomainEvent) GetCheckpoint() *Checkpoint {
 	return nil
 }
 
+// PrivacySettings are a tenant's crypto-shredding settings. With
+// seal_subject_payloads on, the changes and attributes of every event
+// appended with a subject_id are encrypted under that subject's data key
+// before they are replicated (docs/erasure.md); events appended before
+// stay as they are.
+type PrivacySettings struct {
+	state               protoimpl.MessageState `protogen:"open.v1"`
+	TenantId            string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	SealSubjectPayloads bool                   `protobuf:"varint,2,opt,name=seal_subject_payloads,json=sealSubjectPayloads,proto3" json:"seal_subject_payloads,omitempty"`
+	unknownFields       protoimpl.UnknownFields
+	sizeCache           protoimpl.SizeCache
+}
+
+func (x *PrivacySettings) Reset() {
+	*x = PrivacySettings{}
+	mi := &file_trail_v1_compliance_proto_msgTypes[33]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PrivacySettings) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PrivacySettings) ProtoMessage() {}
+
+func (x *PrivacySettings) ProtoReflect() protoreflect.Message {
+	mi := &file_trail_v1_compliance_proto_msgTypes[33]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PrivacySettings.ProtoReflect.Descriptor instead.
+func (*PrivacySettings) Descriptor() ([]byte, []int) {
+	return file_trail_v1_compliance_proto_rawDescGZIP(), []int{33}
+}
+
+func (x *PrivacySettings) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+func (x *PrivacySettings) GetSealSubjectPayloads() bool {
+	if x != nil {
+		return x.SealSubjectPayloads
+	}
+	return false
+}
+
+type GetPrivacySettingsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	TenantId      string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetPrivacySettingsRequest) Reset() {
+	*x = GetPrivacySettingsRequest{}
+	mi := &file_trail_v1_compliance_proto_msgTypes[34]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetPrivacySettingsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetPrivacySettingsRequest) ProtoMessage() {}
+
+func (x *GetPrivacySettingsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_trail_v1_compliance_proto_msgTypes[34]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetPrivacySettingsRequest.ProtoReflect.Descriptor instead.
+func (*GetPrivacySettingsRequest) Descriptor() ([]byte, []int) {
+	return file_trail_v1_compliance_proto_rawDescGZIP(), []int{34}
+}
+
+func (x *GetPrivacySettingsRequest) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+type SetPrivacySettingsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Settings      *PrivacySettings       `protobuf:"bytes,1,opt,name=settings,proto3" json:"settings,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetPrivacySettingsRequest) Reset() {
+	*x = SetPrivacySettingsRequest{}
+	mi := &file_trail_v1_compliance_proto_msgTypes[35]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetPrivacySettingsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetPrivacySettingsRequest) ProtoMessage() {}
+
+func (x *SetPrivacySettingsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_trail_v1_compliance_proto_msgTypes[35]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetPrivacySettingsRequest.ProtoReflect.Descriptor instead.
+func (*SetPrivacySettingsRequest) Descriptor() ([]byte, []int) {
+	return file_trail_v1_compliance_proto_rawDescGZIP(), []int{35}
+}
+
+func (x *SetPrivacySettingsRequest) GetSettings() *PrivacySettings {
+	if x != nil {
+		return x.Settings
+	}
+	return nil
+}
+
+// EraseSubjectRequest erases a data subject's data key (GDPR Art. 17):
+// every sealed payload of the subject becomes unreadable for good, while
+// the audit facts (who did what, when, to which subject) stay, as the
+// audit exemptions of Art. 17(3)(b) and (e) allow.
+type EraseSubjectRequest struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	TenantId  string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	SubjectId string                 `protobuf:"bytes,2,opt,name=subject_id,json=subjectId,proto3" json:"subject_id,omitempty"`
+	// Why, e.g. "Art. 17(1)(b): consent withdrawn". Required; one line.
+	Reason string `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
+	// The request's reference (ticket, case number); one line.
+	Reference     string `protobuf:"bytes,4,opt,name=reference,proto3" json:"reference,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EraseSubjectRequest) Reset() {
+	*x = EraseSubjectRequest{}
+	mi := &file_trail_v1_compliance_proto_msgTypes[36]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EraseSubjectRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EraseSubjectRequest) ProtoMessage() {}
+
+func (x *EraseSubjectRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_trail_v1_compliance_proto_msgTypes[36]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EraseSubjectRequest.ProtoReflect.Descriptor instead.
+func (*EraseSubjectRequest) Descriptor() ([]byte, []int) {
+	return file_trail_v1_compliance_proto_rawDescGZIP(), []int{36}
+}
+
+func (x *EraseSubjectRequest) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+func (x *EraseSubjectRequest) GetSubjectId() string {
+	if x != nil {
+		return x.SubjectId
+	}
+	return ""
+}
+
+func (x *EraseSubjectRequest) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *EraseSubjectRequest) GetReference() string {
+	if x != nil {
+		return x.Reference
+	}
+	return ""
+}
+
+// ErasureReceipt is the signed record of one erasure. note is the
+// authority: a C2SP signed note by the log key over the statement the
+// other fields repeat (shred.Erasure).
+type ErasureReceipt struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	TenantId  string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	SubjectId string                 `protobuf:"bytes,2,opt,name=subject_id,json=subjectId,proto3" json:"subject_id,omitempty"`
+	KeyId     []byte                 `protobuf:"bytes,3,opt,name=key_id,json=keyId,proto3" json:"key_id,omitempty"`
+	Reason    string                 `protobuf:"bytes,4,opt,name=reason,proto3" json:"reason,omitempty"`
+	Reference string                 `protobuf:"bytes,5,opt,name=reference,proto3" json:"reference,omitempty"`
+	ErasedAt  *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=erased_at,json=erasedAt,proto3" json:"erased_at,omitempty"`
+	ErasedBy  string                 `protobuf:"bytes,7,opt,name=erased_by,json=erasedBy,proto3" json:"erased_by,omitempty"`
+	// The erasure's own event in the tenant's log (category compliance,
+	// action subject.erased).
+	Record        *Receipt `protobuf:"bytes,8,opt,name=record,proto3" json:"record,omitempty"`
+	Note          string   `protobuf:"bytes,9,opt,name=note,proto3" json:"note,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ErasureReceipt) Reset() {
+	*x = ErasureReceipt{}
+	mi := &file_trail_v1_compliance_proto_msgTypes[37]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ErasureReceipt) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ErasureReceipt) ProtoMessage() {}
+
+func (x *ErasureReceipt) ProtoReflect() protoreflect.Message {
+	mi := &file_trail_v1_compliance_proto_msgTypes[37]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ErasureReceipt.ProtoReflect.Descriptor instead.
+func (*ErasureReceipt) Descriptor() ([]byte, []int) {
+	return file_trail_v1_compliance_proto_rawDescGZIP(), []int{37}
+}
+
+func (x *ErasureReceipt) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+func (x *ErasureReceipt) GetSubjectId() string {
+	if x != nil {
+		return x.SubjectId
+	}
+	return ""
+}
+
+func (x *ErasureReceipt) GetKeyId() []byte {
+	if x != nil {
+		return x.KeyId
+	}
+	return nil
+}
+
+func (x *ErasureReceipt) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *ErasureReceipt) GetReference() string {
+	if x != nil {
+		return x.Reference
+	}
+	return ""
+}
+
+func (x *ErasureReceipt) GetErasedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ErasedAt
+	}
+	return nil
+}
+
+func (x *ErasureReceipt) GetErasedBy() string {
+	if x != nil {
+		return x.ErasedBy
+	}
+	return ""
+}
+
+func (x *ErasureReceipt) GetRecord() *Receipt {
+	if x != nil {
+		return x.Record
+	}
+	return nil
+}
+
+func (x *ErasureReceipt) GetNote() string {
+	if x != nil {
+		return x.Note
+	}
+	return ""
+}
+
+type EraseSubjectResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Receipt       *ErasureReceipt        `protobuf:"bytes,1,opt,name=receipt,proto3" json:"receipt,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EraseSubjectResponse) Reset() {
+	*x = EraseSubjectResponse{}
+	mi := &file_trail_v1_compliance_proto_msgTypes[38]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EraseSubjectResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EraseSubjectResponse) ProtoMessage() {}
+
+func (x *EraseSubjectResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_trail_v1_compliance_proto_msgTypes[38]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EraseSubjectResponse.ProtoReflect.Descriptor instead.
+func (*EraseSubjectResponse) Descriptor() ([]byte, []int) {
+	return file_trail_v1_compliance_proto_rawDescGZIP(), []int{38}
+}
+
+func (x *EraseSubjectResponse) GetReceipt() *ErasureReceipt {
+	if x != nil {
+		return x.Receipt
+	}
+	return nil
+}
+
+type ListErasuresRequest struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	TenantId string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	// Optional: one subject's erasures.
+	SubjectId     string `protobuf:"bytes,2,opt,name=subject_id,json=subjectId,proto3" json:"subject_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListErasuresRequest) Reset() {
+	*x = ListErasuresRequest{}
+	mi := &file_trail_v1_compliance_proto_msgTypes[39]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListErasuresRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListErasuresRequest) ProtoMessage() {}
+
+func (x *ListErasuresRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_trail_v1_compliance_proto_msgTypes[39]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListErasuresRequest.ProtoReflect.Descriptor instead.
+func (*ListErasuresRequest) Descriptor() ([]byte, []int) {
+	return file_trail_v1_compliance_proto_rawDescGZIP(), []int{39}
+}
+
+func (x *ListErasuresRequest) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+func (x *ListErasuresRequest) GetSubjectId() string {
+	if x != nil {
+		return x.SubjectId
+	}
+	return ""
+}
+
+type ListErasuresResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Receipts      []*ErasureReceipt      `protobuf:"bytes,1,rep,name=receipts,proto3" json:"receipts,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListErasuresResponse) Reset() {
+	*x = ListErasuresResponse{}
+	mi := &file_trail_v1_compliance_proto_msgTypes[40]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListErasuresResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListErasuresResponse) ProtoMessage() {}
+
+func (x *ListErasuresResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_trail_v1_compliance_proto_msgTypes[40]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListErasuresResponse.ProtoReflect.Descriptor instead.
+func (*ListErasuresResponse) Descriptor() ([]byte, []int) {
+	return file_trail_v1_compliance_proto_rawDescGZIP(), []int{40}
+}
+
+func (x *ListErasuresResponse) GetReceipts() []*ErasureReceipt {
+	if x != nil {
+		return x.Receipts
+	}
+	return nil
+}
+
 var File_trail_v1_compliance_proto protoreflect.FileDescriptor
 
 const file_trail_v1_compliance_proto_rawDesc = "" +
@@ -2542,13 +3015,45 @@ const file_trail_v1_compliance_proto_rawDesc = "" +
 	"\x05entry\x18\b \x01(\v2\x15.trail.v1.StoredEntryR\x05entry\x124\n" +
 	"\n" +
 	"checkpoint\x18\t \x01(\v2\x14.trail.v1.CheckpointR\n" +
-	"checkpoint*\x8d\x01\n" +
+	"checkpoint\"b\n" +
+	"\x0fPrivacySettings\x12\x1b\n" +
+	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x122\n" +
+	"\x15seal_subject_payloads\x18\x02 \x01(\bR\x13sealSubjectPayloads\"8\n" +
+	"\x19GetPrivacySettingsRequest\x12\x1b\n" +
+	"\ttenant_id\x18\x01 \x01(\tR\btenantId\"R\n" +
+	"\x19SetPrivacySettingsRequest\x125\n" +
+	"\bsettings\x18\x01 \x01(\v2\x19.trail.v1.PrivacySettingsR\bsettings\"\x87\x01\n" +
+	"\x13EraseSubjectRequest\x12\x1b\n" +
+	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x1d\n" +
+	"\n" +
+	"subject_id\x18\x02 \x01(\tR\tsubjectId\x12\x16\n" +
+	"\x06reason\x18\x03 \x01(\tR\x06reason\x12\x1c\n" +
+	"\treference\x18\x04 \x01(\tR\treference\"\xae\x02\n" +
+	"\x0eErasureReceipt\x12\x1b\n" +
+	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x1d\n" +
+	"\n" +
+	"subject_id\x18\x02 \x01(\tR\tsubjectId\x12\x15\n" +
+	"\x06key_id\x18\x03 \x01(\fR\x05keyId\x12\x16\n" +
+	"\x06reason\x18\x04 \x01(\tR\x06reason\x12\x1c\n" +
+	"\treference\x18\x05 \x01(\tR\treference\x127\n" +
+	"\terased_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\berasedAt\x12\x1b\n" +
+	"\terased_by\x18\a \x01(\tR\berasedBy\x12)\n" +
+	"\x06record\x18\b \x01(\v2\x11.trail.v1.ReceiptR\x06record\x12\x12\n" +
+	"\x04note\x18\t \x01(\tR\x04note\"J\n" +
+	"\x14EraseSubjectResponse\x122\n" +
+	"\areceipt\x18\x01 \x01(\v2\x18.trail.v1.ErasureReceiptR\areceipt\"Q\n" +
+	"\x13ListErasuresRequest\x12\x1b\n" +
+	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x1d\n" +
+	"\n" +
+	"subject_id\x18\x02 \x01(\tR\tsubjectId\"L\n" +
+	"\x14ListErasuresResponse\x124\n" +
+	"\breceipts\x18\x01 \x03(\v2\x18.trail.v1.ErasureReceiptR\breceipts*\x8d\x01\n" +
 	"\fReportFormat\x12\x1d\n" +
 	"\x19REPORT_FORMAT_UNSPECIFIED\x10\x00\x12\x16\n" +
 	"\x12REPORT_FORMAT_JSON\x10\x01\x12\x15\n" +
 	"\x11REPORT_FORMAT_CSV\x10\x02\x12\x15\n" +
 	"\x11REPORT_FORMAT_PDF\x10\x03\x12\x18\n" +
-	"\x14REPORT_FORMAT_BUNDLE\x10\x042\xc0\t\n" +
+	"\x14REPORT_FORMAT_BUNDLE\x10\x042\x8a\f\n" +
 	"\x11ComplianceService\x12_\n" +
 	"\x12SetRetentionPolicy\x12#.trail.v1.SetRetentionPolicyRequest\x1a$.trail.v1.SetRetentionPolicyResponse\x12h\n" +
 	"\x15ListRetentionPolicies\x12&.trail.v1.ListRetentionPoliciesRequest\x1a'.trail.v1.ListRetentionPoliciesResponse\x12V\n" +
@@ -2563,7 +3068,11 @@ const file_trail_v1_compliance_proto_rawDesc = "" +
 	"\x0fVerifyIntegrity\x12 .trail.v1.VerifyIntegrityRequest\x1a!.trail.v1.VerifyIntegrityResponse\x12V\n" +
 	"\x0fGetAnomalyRules\x12 .trail.v1.GetAnomalyRulesRequest\x1a!.trail.v1.GetAnomalyRulesResponse\x12V\n" +
 	"\x0fSetAnomalyRules\x12 .trail.v1.SetAnomalyRulesRequest\x1a!.trail.v1.SetAnomalyRulesResponse\x12@\n" +
-	"\tSubscribe\x12\x1a.trail.v1.SubscribeRequest\x1a\x15.trail.v1.DomainEvent0\x01B4Z2github.com/trailaudit/trail/proto/trail/v1;trailv1b\x06proto3"
+	"\tSubscribe\x12\x1a.trail.v1.SubscribeRequest\x1a\x15.trail.v1.DomainEvent0\x01\x12T\n" +
+	"\x12GetPrivacySettings\x12#.trail.v1.GetPrivacySettingsRequest\x1a\x19.trail.v1.PrivacySettings\x12T\n" +
+	"\x12SetPrivacySettings\x12#.trail.v1.SetPrivacySettingsRequest\x1a\x19.trail.v1.PrivacySettings\x12M\n" +
+	"\fEraseSubject\x12\x1d.trail.v1.EraseSubjectRequest\x1a\x1e.trail.v1.EraseSubjectResponse\x12M\n" +
+	"\fListErasures\x12\x1d.trail.v1.ListErasuresRequest\x1a\x1e.trail.v1.ListErasuresResponseB4Z2github.com/trailaudit/trail/proto/trail/v1;trailv1b\x06proto3"
 
 var (
 	file_trail_v1_compliance_proto_rawDescOnce sync.Once
@@ -2578,7 +3087,7 @@ func file_trail_v1_compliance_proto_rawDescGZIP() []byte {
 }
 
 var file_trail_v1_compliance_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_trail_v1_compliance_proto_msgTypes = make([]protoimpl.MessageInfo, 33)
+var file_trail_v1_compliance_proto_msgTypes = make([]protoimpl.MessageInfo, 41)
 var file_trail_v1_compliance_proto_goTypes = []any{
 	(ReportFormat)(0),                     // 0: trail.v1.ReportFormat
 	(*RetentionPolicy)(nil),               // 1: trail.v1.RetentionPolicy
@@ -2614,85 +3123,107 @@ var file_trail_v1_compliance_proto_goTypes = []any{
 	(*SetAnomalyRulesResponse)(nil),       // 31: trail.v1.SetAnomalyRulesResponse
 	(*SubscribeRequest)(nil),              // 32: trail.v1.SubscribeRequest
 	(*DomainEvent)(nil),                   // 33: trail.v1.DomainEvent
-	(Category)(0),                         // 34: trail.v1.Category
-	(*timestamppb.Timestamp)(nil),         // 35: google.protobuf.Timestamp
-	(*Filter)(nil),                        // 36: trail.v1.Filter
-	(*StoredEntry)(nil),                   // 37: trail.v1.StoredEntry
-	(*Checkpoint)(nil),                    // 38: trail.v1.Checkpoint
+	(*PrivacySettings)(nil),               // 34: trail.v1.PrivacySettings
+	(*GetPrivacySettingsRequest)(nil),     // 35: trail.v1.GetPrivacySettingsRequest
+	(*SetPrivacySettingsRequest)(nil),     // 36: trail.v1.SetPrivacySettingsRequest
+	(*EraseSubjectRequest)(nil),           // 37: trail.v1.EraseSubjectRequest
+	(*ErasureReceipt)(nil),                // 38: trail.v1.ErasureReceipt
+	(*EraseSubjectResponse)(nil),          // 39: trail.v1.EraseSubjectResponse
+	(*ListErasuresRequest)(nil),           // 40: trail.v1.ListErasuresRequest
+	(*ListErasuresResponse)(nil),          // 41: trail.v1.ListErasuresResponse
+	(Category)(0),                         // 42: trail.v1.Category
+	(*timestamppb.Timestamp)(nil),         // 43: google.protobuf.Timestamp
+	(*Filter)(nil),                        // 44: trail.v1.Filter
+	(*StoredEntry)(nil),                   // 45: trail.v1.StoredEntry
+	(*Checkpoint)(nil),                    // 46: trail.v1.Checkpoint
+	(*Receipt)(nil),                       // 47: trail.v1.Receipt
 }
 var file_trail_v1_compliance_proto_depIdxs = []int32{
-	34, // 0: trail.v1.RetentionPolicy.category:type_name -> trail.v1.Category
-	34, // 1: trail.v1.SetRetentionPolicyRequest.category:type_name -> trail.v1.Category
+	42, // 0: trail.v1.RetentionPolicy.category:type_name -> trail.v1.Category
+	42, // 1: trail.v1.SetRetentionPolicyRequest.category:type_name -> trail.v1.Category
 	1,  // 2: trail.v1.SetRetentionPolicyResponse.policy:type_name -> trail.v1.RetentionPolicy
 	1,  // 3: trail.v1.ListRetentionPoliciesResponse.policies:type_name -> trail.v1.RetentionPolicy
-	34, // 4: trail.v1.RetentionCandidate.category:type_name -> trail.v1.Category
-	35, // 5: trail.v1.RetentionCandidate.sequencer_time:type_name -> google.protobuf.Timestamp
-	35, // 6: trail.v1.RetentionCandidate.expired_at:type_name -> google.protobuf.Timestamp
-	35, // 7: trail.v1.RetentionDryRunRequest.as_of:type_name -> google.protobuf.Timestamp
+	42, // 4: trail.v1.RetentionCandidate.category:type_name -> trail.v1.Category
+	43, // 5: trail.v1.RetentionCandidate.sequencer_time:type_name -> google.protobuf.Timestamp
+	43, // 6: trail.v1.RetentionCandidate.expired_at:type_name -> google.protobuf.Timestamp
+	43, // 7: trail.v1.RetentionDryRunRequest.as_of:type_name -> google.protobuf.Timestamp
 	6,  // 8: trail.v1.RetentionDryRunResponse.candidates:type_name -> trail.v1.RetentionCandidate
-	34, // 9: trail.v1.LegalHold.category:type_name -> trail.v1.Category
-	35, // 10: trail.v1.LegalHold.from:type_name -> google.protobuf.Timestamp
-	35, // 11: trail.v1.LegalHold.to:type_name -> google.protobuf.Timestamp
-	35, // 12: trail.v1.LegalHold.created_at:type_name -> google.protobuf.Timestamp
-	35, // 13: trail.v1.LegalHold.released_at:type_name -> google.protobuf.Timestamp
+	42, // 9: trail.v1.LegalHold.category:type_name -> trail.v1.Category
+	43, // 10: trail.v1.LegalHold.from:type_name -> google.protobuf.Timestamp
+	43, // 11: trail.v1.LegalHold.to:type_name -> google.protobuf.Timestamp
+	43, // 12: trail.v1.LegalHold.created_at:type_name -> google.protobuf.Timestamp
+	43, // 13: trail.v1.LegalHold.released_at:type_name -> google.protobuf.Timestamp
 	11, // 14: trail.v1.CreateLegalHoldRequest.hold:type_name -> trail.v1.LegalHold
 	11, // 15: trail.v1.CreateLegalHoldResponse.hold:type_name -> trail.v1.LegalHold
 	11, // 16: trail.v1.ReleaseLegalHoldResponse.hold:type_name -> trail.v1.LegalHold
 	11, // 17: trail.v1.ListLegalHoldsResponse.holds:type_name -> trail.v1.LegalHold
-	35, // 18: trail.v1.PIIAccessReportRequest.from:type_name -> google.protobuf.Timestamp
-	35, // 19: trail.v1.PIIAccessReportRequest.to:type_name -> google.protobuf.Timestamp
+	43, // 18: trail.v1.PIIAccessReportRequest.from:type_name -> google.protobuf.Timestamp
+	43, // 19: trail.v1.PIIAccessReportRequest.to:type_name -> google.protobuf.Timestamp
 	0,  // 20: trail.v1.PIIAccessReportRequest.format:type_name -> trail.v1.ReportFormat
-	35, // 21: trail.v1.EntityHistoryRequest.from:type_name -> google.protobuf.Timestamp
-	35, // 22: trail.v1.EntityHistoryRequest.to:type_name -> google.protobuf.Timestamp
+	43, // 21: trail.v1.EntityHistoryRequest.from:type_name -> google.protobuf.Timestamp
+	43, // 22: trail.v1.EntityHistoryRequest.to:type_name -> google.protobuf.Timestamp
 	0,  // 23: trail.v1.EntityHistoryRequest.format:type_name -> trail.v1.ReportFormat
-	35, // 24: trail.v1.ExportRequest.from:type_name -> google.protobuf.Timestamp
-	35, // 25: trail.v1.ExportRequest.to:type_name -> google.protobuf.Timestamp
-	34, // 26: trail.v1.ExportRequest.category:type_name -> trail.v1.Category
-	36, // 27: trail.v1.ExportRequest.filter:type_name -> trail.v1.Filter
+	43, // 24: trail.v1.ExportRequest.from:type_name -> google.protobuf.Timestamp
+	43, // 25: trail.v1.ExportRequest.to:type_name -> google.protobuf.Timestamp
+	42, // 26: trail.v1.ExportRequest.category:type_name -> trail.v1.Category
+	44, // 27: trail.v1.ExportRequest.filter:type_name -> trail.v1.Filter
 	22, // 28: trail.v1.PartitionIntegrity.peers:type_name -> trail.v1.PeerRoot
-	35, // 29: trail.v1.IntegrityReport.started_at:type_name -> google.protobuf.Timestamp
-	35, // 30: trail.v1.IntegrityReport.finished_at:type_name -> google.protobuf.Timestamp
+	43, // 29: trail.v1.IntegrityReport.started_at:type_name -> google.protobuf.Timestamp
+	43, // 30: trail.v1.IntegrityReport.finished_at:type_name -> google.protobuf.Timestamp
 	23, // 31: trail.v1.IntegrityReport.partitions:type_name -> trail.v1.PartitionIntegrity
 	24, // 32: trail.v1.VerifyIntegrityResponse.report:type_name -> trail.v1.IntegrityReport
 	27, // 33: trail.v1.GetAnomalyRulesResponse.rules:type_name -> trail.v1.AnomalyRules
 	27, // 34: trail.v1.SetAnomalyRulesRequest.rules:type_name -> trail.v1.AnomalyRules
 	27, // 35: trail.v1.SetAnomalyRulesResponse.rules:type_name -> trail.v1.AnomalyRules
-	35, // 36: trail.v1.DomainEvent.time:type_name -> google.protobuf.Timestamp
-	37, // 37: trail.v1.DomainEvent.entry:type_name -> trail.v1.StoredEntry
-	38, // 38: trail.v1.DomainEvent.checkpoint:type_name -> trail.v1.Checkpoint
-	2,  // 39: trail.v1.ComplianceService.SetRetentionPolicy:input_type -> trail.v1.SetRetentionPolicyRequest
-	4,  // 40: trail.v1.ComplianceService.ListRetentionPolicies:input_type -> trail.v1.ListRetentionPoliciesRequest
-	7,  // 41: trail.v1.ComplianceService.RetentionDryRun:input_type -> trail.v1.RetentionDryRunRequest
-	9,  // 42: trail.v1.ComplianceService.RunRetentionSweep:input_type -> trail.v1.RunRetentionSweepRequest
-	12, // 43: trail.v1.ComplianceService.CreateLegalHold:input_type -> trail.v1.CreateLegalHoldRequest
-	14, // 44: trail.v1.ComplianceService.ReleaseLegalHold:input_type -> trail.v1.ReleaseLegalHoldRequest
-	16, // 45: trail.v1.ComplianceService.ListLegalHolds:input_type -> trail.v1.ListLegalHoldsRequest
-	19, // 46: trail.v1.ComplianceService.PIIAccessReport:input_type -> trail.v1.PIIAccessReportRequest
-	20, // 47: trail.v1.ComplianceService.EntityHistory:input_type -> trail.v1.EntityHistoryRequest
-	21, // 48: trail.v1.ComplianceService.Export:input_type -> trail.v1.ExportRequest
-	25, // 49: trail.v1.ComplianceService.VerifyIntegrity:input_type -> trail.v1.VerifyIntegrityRequest
-	28, // 50: trail.v1.ComplianceService.GetAnomalyRules:input_type -> trail.v1.GetAnomalyRulesRequest
-	30, // 51: trail.v1.ComplianceService.SetAnomalyRules:input_type -> trail.v1.SetAnomalyRulesRequest
-	32, // 52: trail.v1.ComplianceService.Subscribe:input_type -> trail.v1.SubscribeRequest
-	3,  // 53: trail.v1.ComplianceService.SetRetentionPolicy:output_type -> trail.v1.SetRetentionPolicyResponse
-	5,  // 54: trail.v1.ComplianceService.ListRetentionPolicies:output_type -> trail.v1.ListRetentionPoliciesResponse
-	8,  // 55: trail.v1.ComplianceService.RetentionDryRun:output_type -> trail.v1.RetentionDryRunResponse
-	10, // 56: trail.v1.ComplianceService.RunRetentionSweep:output_type -> trail.v1.RunRetentionSweepResponse
-	13, // 57: trail.v1.ComplianceService.CreateLegalHold:output_type -> trail.v1.CreateLegalHoldResponse
-	15, // 58: trail.v1.ComplianceService.ReleaseLegalHold:output_type -> trail.v1.ReleaseLegalHoldResponse
-	17, // 59: trail.v1.ComplianceService.ListLegalHolds:output_type -> trail.v1.ListLegalHoldsResponse
-	18, // 60: trail.v1.ComplianceService.PIIAccessReport:output_type -> trail.v1.DownloadChunk
-	18, // 61: trail.v1.ComplianceService.EntityHistory:output_type -> trail.v1.DownloadChunk
-	18, // 62: trail.v1.ComplianceService.Export:output_type -> trail.v1.DownloadChunk
-	26, // 63: trail.v1.ComplianceService.VerifyIntegrity:output_type -> trail.v1.VerifyIntegrityResponse
-	29, // 64: trail.v1.ComplianceService.GetAnomalyRules:output_type -> trail.v1.GetAnomalyRulesResponse
-	31, // 65: trail.v1.ComplianceService.SetAnomalyRules:output_type -> trail.v1.SetAnomalyRulesResponse
-	33, // 66: trail.v1.ComplianceService.Subscribe:output_type -> trail.v1.DomainEvent
-	53, // [53:67] is the sub-list for method output_type
-	39, // [39:53] is the sub-list for method input_type
-	39, // [39:39] is the sub-list for extension type_name
-	39, // [39:39] is the sub-list for extension extendee
-	0,  // [0:39] is the sub-list for field type_name
+	43, // 36: trail.v1.DomainEvent.time:type_name -> google.protobuf.Timestamp
+	45, // 37: trail.v1.DomainEvent.entry:type_name -> trail.v1.StoredEntry
+	46, // 38: trail.v1.DomainEvent.checkpoint:type_name -> trail.v1.Checkpoint
+	34, // 39: trail.v1.SetPrivacySettingsRequest.settings:type_name -> trail.v1.PrivacySettings
+	43, // 40: trail.v1.ErasureReceipt.erased_at:type_name -> google.protobuf.Timestamp
+	47, // 41: trail.v1.ErasureReceipt.record:type_name -> trail.v1.Receipt
+	38, // 42: trail.v1.EraseSubjectResponse.receipt:type_name -> trail.v1.ErasureReceipt
+	38, // 43: trail.v1.ListErasuresResponse.receipts:type_name -> trail.v1.ErasureReceipt
+	2,  // 44: trail.v1.ComplianceService.SetRetentionPolicy:input_type -> trail.v1.SetRetentionPolicyRequest
+	4,  // 45: trail.v1.ComplianceService.ListRetentionPolicies:input_type -> trail.v1.ListRetentionPoliciesRequest
+	7,  // 46: trail.v1.ComplianceService.RetentionDryRun:input_type -> trail.v1.RetentionDryRunRequest
+	9,  // 47: trail.v1.ComplianceService.RunRetentionSweep:input_type -> trail.v1.RunRetentionSweepRequest
+	12, // 48: trail.v1.ComplianceService.CreateLegalHold:input_type -> trail.v1.CreateLegalHoldRequest
+	14, // 49: trail.v1.ComplianceService.ReleaseLegalHold:input_type -> trail.v1.ReleaseLegalHoldRequest
+	16, // 50: trail.v1.ComplianceService.ListLegalHolds:input_type -> trail.v1.ListLegalHoldsRequest
+	19, // 51: trail.v1.ComplianceService.PIIAccessReport:input_type -> trail.v1.PIIAccessReportRequest
+	20, // 52: trail.v1.ComplianceService.EntityHistory:input_type -> trail.v1.EntityHistoryRequest
+	21, // 53: trail.v1.ComplianceService.Export:input_type -> trail.v1.ExportRequest
+	25, // 54: trail.v1.ComplianceService.VerifyIntegrity:input_type -> trail.v1.VerifyIntegrityRequest
+	28, // 55: trail.v1.ComplianceService.GetAnomalyRules:input_type -> trail.v1.GetAnomalyRulesRequest
+	30, // 56: trail.v1.ComplianceService.SetAnomalyRules:input_type -> trail.v1.SetAnomalyRulesRequest
+	32, // 57: trail.v1.ComplianceService.Subscribe:input_type -> trail.v1.SubscribeRequest
+	35, // 58: trail.v1.ComplianceService.GetPrivacySettings:input_type -> trail.v1.GetPrivacySettingsRequest
+	36, // 59: trail.v1.ComplianceService.SetPrivacySettings:input_type -> trail.v1.SetPrivacySettingsRequest
+	37, // 60: trail.v1.ComplianceService.EraseSubject:input_type -> trail.v1.EraseSubjectRequest
+	40, // 61: trail.v1.ComplianceService.ListErasures:input_type -> trail.v1.ListErasuresRequest
+	3,  // 62: trail.v1.ComplianceService.SetRetentionPolicy:output_type -> trail.v1.SetRetentionPolicyResponse
+	5,  // 63: trail.v1.ComplianceService.ListRetentionPolicies:output_type -> trail.v1.ListRetentionPoliciesResponse
+	8,  // 64: trail.v1.ComplianceService.RetentionDryRun:output_type -> trail.v1.RetentionDryRunResponse
+	10, // 65: trail.v1.ComplianceService.RunRetentionSweep:output_type -> trail.v1.RunRetentionSweepResponse
+	13, // 66: trail.v1.ComplianceService.CreateLegalHold:output_type -> trail.v1.CreateLegalHoldResponse
+	15, // 67: trail.v1.ComplianceService.ReleaseLegalHold:output_type -> trail.v1.ReleaseLegalHoldResponse
+	17, // 68: trail.v1.ComplianceService.ListLegalHolds:output_type -> trail.v1.ListLegalHoldsResponse
+	18, // 69: trail.v1.ComplianceService.PIIAccessReport:output_type -> trail.v1.DownloadChunk
+	18, // 70: trail.v1.ComplianceService.EntityHistory:output_type -> trail.v1.DownloadChunk
+	18, // 71: trail.v1.ComplianceService.Export:output_type -> trail.v1.DownloadChunk
+	26, // 72: trail.v1.ComplianceService.VerifyIntegrity:output_type -> trail.v1.VerifyIntegrityResponse
+	29, // 73: trail.v1.ComplianceService.GetAnomalyRules:output_type -> trail.v1.GetAnomalyRulesResponse
+	31, // 74: trail.v1.ComplianceService.SetAnomalyRules:output_type -> trail.v1.SetAnomalyRulesResponse
+	33, // 75: trail.v1.ComplianceService.Subscribe:output_type -> trail.v1.DomainEvent
+	34, // 76: trail.v1.ComplianceService.GetPrivacySettings:output_type -> trail.v1.PrivacySettings
+	34, // 77: trail.v1.ComplianceService.SetPrivacySettings:output_type -> trail.v1.PrivacySettings
+	39, // 78: trail.v1.ComplianceService.EraseSubject:output_type -> trail.v1.EraseSubjectResponse
+	41, // 79: trail.v1.ComplianceService.ListErasures:output_type -> trail.v1.ListErasuresResponse
+	62, // [62:80] is the sub-list for method output_type
+	44, // [44:62] is the sub-list for method input_type
+	44, // [44:44] is the sub-list for extension type_name
+	44, // [44:44] is the sub-list for extension extendee
+	0,  // [0:44] is the sub-list for field type_name
 }
 
 func init() { file_trail_v1_compliance_proto_init() }
@@ -2708,7 +3239,7 @@ func file_trail_v1_compliance_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_trail_v1_compliance_proto_rawDesc), len(file_trail_v1_compliance_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   33,
+			NumMessages:   41,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -37,6 +37,10 @@ const (
 	ComplianceService_GetAnomalyRules_FullMethodName       = "/trail.v1.ComplianceService/GetAnomalyRules"
 	ComplianceService_SetAnomalyRules_FullMethodName       = "/trail.v1.ComplianceService/SetAnomalyRules"
 	ComplianceService_Subscribe_FullMethodName             = "/trail.v1.ComplianceService/Subscribe"
+	ComplianceService_GetPrivacySettings_FullMethodName    = "/trail.v1.ComplianceService/GetPrivacySettings"
+	ComplianceService_SetPrivacySettings_FullMethodName    = "/trail.v1.ComplianceService/SetPrivacySettings"
+	ComplianceService_EraseSubject_FullMethodName          = "/trail.v1.ComplianceService/EraseSubject"
+	ComplianceService_ListErasures_FullMethodName          = "/trail.v1.ComplianceService/ListErasures"
 )
 
 // ComplianceServiceClient is the client API for ComplianceService service.
@@ -57,6 +61,10 @@ type ComplianceServiceClient interface {
 	GetAnomalyRules(ctx context.Context, in *GetAnomalyRulesRequest, opts ...grpc.CallOption) (*GetAnomalyRulesResponse, error)
 	SetAnomalyRules(ctx context.Context, in *SetAnomalyRulesRequest, opts ...grpc.CallOption) (*SetAnomalyRulesResponse, error)
 	Subscribe(ctx context.Context, in *SubscribeRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[DomainEvent], error)
+	GetPrivacySettings(ctx context.Context, in *GetPrivacySettingsRequest, opts ...grpc.CallOption) (*PrivacySettings, error)
+	SetPrivacySettings(ctx context.Context, in *SetPrivacySettingsRequest, opts ...grpc.CallOption) (*PrivacySettings, error)
+	EraseSubject(ctx context.Context, in *EraseSubjectRequest, opts ...grpc.CallOption) (*EraseSubjectResponse, error)
+	ListErasures(ctx context.Context, in *ListErasuresRequest, opts ...grpc.CallOption) (*ListErasuresResponse, error)
 }
 
 type complianceServiceClient struct {
@@ -243,6 +251,46 @@ func (c *complianceServiceClient) Subscribe(ctx context.Context, in *SubscribeRe
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type ComplianceService_SubscribeClient = grpc.ServerStreamingClient[DomainEvent]
 
+func (c *complianceServiceClient) GetPrivacySettings(ctx context.Context, in *GetPrivacySettingsRequest, opts ...grpc.CallOption) (*PrivacySettings, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(PrivacySettings)
+	err := c.cc.Invoke(ctx, ComplianceService_GetPrivacySettings_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *complianceServiceClient) SetPrivacySettings(ctx context.Context, in *SetPrivacySettingsRequest, opts ...grpc.CallOption) (*PrivacySettings, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(PrivacySettings)
+	err := c.cc.Invoke(ctx, ComplianceService_SetPrivacySettings_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *complianceServiceClient) EraseSubject(ctx context.Context, in *EraseSubjectRequest, opts ...grpc.CallOption) (*EraseSubjectResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(EraseSubjectResponse)
+	err := c.cc.Invoke(ctx, ComplianceService_EraseSubject_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *complianceServiceClient) ListErasures(ctx context.Context, in *ListErasuresRequest, opts ...grpc.CallOption) (*ListErasuresResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListErasuresResponse)
+	err := c.cc.Invoke(ctx, ComplianceService_ListErasures_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // ComplianceServiceServer is the server API for ComplianceService service.
 // All implementations must embed UnimplementedComplianceServiceServer
 // for forward compatibility.
@@ -261,6 +309,10 @@ type ComplianceServiceServer interface {
 	GetAnomalyRules(context.Context, *GetAnomalyRulesRequest) (*GetAnomalyRulesResponse, error)
 	SetAnomalyRules(context.Context, *SetAnomalyRulesRequest) (*SetAnomalyRulesResponse, error)
 	Subscribe(*SubscribeRequest, grpc.ServerStreamingServer[DomainEvent]) error
+	GetPrivacySettings(context.Context, *GetPrivacySettingsRequest) (*PrivacySettings, error)
+	SetPrivacySettings(context.Context, *SetPrivacySettingsRequest) (*PrivacySettings, error)
+	EraseSubject(context.Context, *EraseSubjectRequest) (*EraseSubjectResponse, error)
+	ListErasures(context.Context, *ListErasuresRequest) (*ListErasuresResponse, error)
 	mustEmbedUnimplementedComplianceServiceServer()
 }
 
@@ -312,6 +364,18 @@ func (UnimplementedComplianceServiceServer) SetAnomalyRules(context.Context, *Se
 }
 func (UnimplementedComplianceServiceServer) Subscribe(*SubscribeRequest, grpc.ServerStreamingServer[DomainEvent]) error {
 	return status.Error(codes.Unimplemented, "method Subscribe not implemented")
+}
+func (UnimplementedComplianceServiceServer) GetPrivacySettings(context.Context, *GetPrivacySettingsRequest) (*PrivacySettings, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetPrivacySettings not implemented")
+}
+func (UnimplementedComplianceServiceServer) SetPrivacySettings(context.Context, *SetPrivacySettingsRequest) (*PrivacySettings, error) {
+	return nil, status.Error(codes.Unimplemented, "method SetPrivacySettings not implemented")
+}
+func (UnimplementedComplianceServiceServer) EraseSubject(context.Context, *EraseSubjectRequest) (*EraseSubjectResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method EraseSubject not implemented")
+}
+func (UnimplementedComplianceServiceServer) ListErasures(context.Context, *ListErasuresRequest) (*ListErasuresResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListErasures not implemented")
 }
 func (UnimplementedComplianceServiceServer) mustEmbedUnimplementedComplianceServiceServer() {}
 func (UnimplementedComplianceServiceServer) testEmbeddedByValue()                           {}
@@ -558,6 +622,78 @@ func _ComplianceService_Subscribe_Handler(srv interface{}, stream grpc.ServerStr
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type ComplianceService_SubscribeServer = grpc.ServerStreamingServer[DomainEvent]
 
+func _ComplianceService_GetPrivacySettings_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetPrivacySettingsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ComplianceServiceServer).GetPrivacySettings(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ComplianceService_GetPrivacySettings_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ComplianceServiceServer).GetPrivacySettings(ctx, req.(*GetPrivacySettingsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _ComplianceService_SetPrivacySettings_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SetPrivacySettingsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ComplianceServiceServer).SetPrivacySettings(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ComplianceService_SetPrivacySettings_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ComplianceServiceServer).SetPrivacySettings(ctx, req.(*SetPrivacySettingsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _ComplianceService_EraseSubject_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(EraseSubjectRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ComplianceServiceServer).EraseSubject(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ComplianceService_EraseSubject_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ComplianceServiceServer).EraseSubject(ctx, req.(*EraseSubjectRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _ComplianceService_ListErasures_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListErasuresRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ComplianceServiceServer).ListErasures(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ComplianceService_ListErasures_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ComplianceServiceServer).ListErasures(ctx, req.(*ListErasuresRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // ComplianceService_ServiceDesc is the grpc.ServiceDesc for ComplianceService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -604,6 +740,22 @@ var ComplianceService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "SetAnomalyRules",
 			Handler:    _ComplianceService_SetAnomalyRules_Handler,
+		},
+		{
+			MethodName: "GetPrivacySettings",
+			Handler:    _ComplianceService_GetPrivacySettings_Handler,
+		},
+		{
+			MethodName: "SetPrivacySettings",
+			Handler:    _ComplianceService_SetPrivacySettings_Handler,
+		},
+		{
+			MethodName: "EraseSubject",
+			Handler:    _ComplianceService_EraseSubject_Handler,
+		},
+		{
+			MethodName: "ListErasures",
+			Handler:    _ComplianceService_ListErasures_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

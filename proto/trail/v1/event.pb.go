@@ -386,8 +386,14 @@ type Event struct {
 	SourceService     string    `protobuf:"bytes,12,opt,name=source_service,json=sourceService,proto3" json:"source_service,omitempty"`
 	TraceId           string    `protobuf:"bytes,13,opt,name=trace_id,json=traceId,proto3" json:"trace_id,omitempty"`
 	// Producer time: kept as data, never used for placement.
-	OccurredAt    *timestamppb.Timestamp `protobuf:"bytes,14,opt,name=occurred_at,json=occurredAt,proto3" json:"occurred_at,omitempty"`
-	Attributes    map[string]string      `protobuf:"bytes,15,rep,name=attributes,proto3" json:"attributes,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	OccurredAt *timestamppb.Timestamp `protobuf:"bytes,14,opt,name=occurred_at,json=occurredAt,proto3" json:"occurred_at,omitempty"`
+	Attributes map[string]string      `protobuf:"bytes,15,rep,name=attributes,proto3" json:"attributes,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// Set by Trail, never by a producer: when the tenant seals subject
+	// payloads, an event with a subject_id carries its changes and
+	// attributes only here, encrypted under the subject's data key. The leaf
+	// hash covers the ciphertext, so erasing the key (crypto-shredding)
+	// leaves every proof and the chain intact.
+	Sealed        *SealedPayload `protobuf:"bytes,16,opt,name=sealed,proto3" json:"sealed,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -527,6 +533,132 @@ func (x *Event) GetAttributes() map[string]string {
 	return nil
 }
 
+func (x *Event) GetSealed() *SealedPayload {
+	if x != nil {
+		return x.Sealed
+	}
+	return nil
+}
+
+// SealedPayload is an event's subject data, encrypted with AES-256-GCM
+// under a key derived from the subject's data key and the event_id.
+type SealedPayload struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The subject's data key (16 bytes).
+	KeyId []byte `protobuf:"bytes,1,opt,name=key_id,json=keyId,proto3" json:"key_id,omitempty"`
+	// 12 bytes, derived from the key and the plaintext, so that sealing the
+	// same event twice gives the same bytes (a retry stays a duplicate).
+	Nonce []byte `protobuf:"bytes,2,opt,name=nonce,proto3" json:"nonce,omitempty"`
+	// AES-256-GCM of the deterministic encoding of SealedFields.
+	Ciphertext    []byte `protobuf:"bytes,3,opt,name=ciphertext,proto3" json:"ciphertext,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SealedPayload) Reset() {
+	*x = SealedPayload{}
+	mi := &file_trail_v1_event_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SealedPayload) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SealedPayload) ProtoMessage() {}
+
+func (x *SealedPayload) ProtoReflect() protoreflect.Message {
+	mi := &file_trail_v1_event_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SealedPayload.ProtoReflect.Descriptor instead.
+func (*SealedPayload) Descriptor() ([]byte, []int) {
+	return file_trail_v1_event_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *SealedPayload) GetKeyId() []byte {
+	if x != nil {
+		return x.KeyId
+	}
+	return nil
+}
+
+func (x *SealedPayload) GetNonce() []byte {
+	if x != nil {
+		return x.Nonce
+	}
+	return nil
+}
+
+func (x *SealedPayload) GetCiphertext() []byte {
+	if x != nil {
+		return x.Ciphertext
+	}
+	return nil
+}
+
+// SealedFields is the plaintext of a SealedPayload.
+type SealedFields struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Changes       []*Change              `protobuf:"bytes,1,rep,name=changes,proto3" json:"changes,omitempty"`
+	Attributes    map[string]string      `protobuf:"bytes,2,rep,name=attributes,proto3" json:"attributes,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SealedFields) Reset() {
+	*x = SealedFields{}
+	mi := &file_trail_v1_event_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SealedFields) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SealedFields) ProtoMessage() {}
+
+func (x *SealedFields) ProtoReflect() protoreflect.Message {
+	mi := &file_trail_v1_event_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SealedFields.ProtoReflect.Descriptor instead.
+func (*SealedFields) Descriptor() ([]byte, []int) {
+	return file_trail_v1_event_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *SealedFields) GetChanges() []*Change {
+	if x != nil {
+		return x.Changes
+	}
+	return nil
+}
+
+func (x *SealedFields) GetAttributes() map[string]string {
+	if x != nil {
+		return x.Attributes
+	}
+	return nil
+}
+
 // PartitionLink records the final state of the tenant's previous partition.
 // Leaf 0 of every partition but the tenant's first carries one, so sealed
 // partitions are chained to their successors (invariant 3).
@@ -542,7 +674,7 @@ type PartitionLink struct {
 
 func (x *PartitionLink) Reset() {
 	*x = PartitionLink{}
-	mi := &file_trail_v1_event_proto_msgTypes[4]
+	mi := &file_trail_v1_event_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -554,7 +686,7 @@ func (x *PartitionLink) String() string {
 func (*PartitionLink) ProtoMessage() {}
 
 func (x *PartitionLink) ProtoReflect() protoreflect.Message {
-	mi := &file_trail_v1_event_proto_msgTypes[4]
+	mi := &file_trail_v1_event_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -567,7 +699,7 @@ func (x *PartitionLink) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PartitionLink.ProtoReflect.Descriptor instead.
 func (*PartitionLink) Descriptor() ([]byte, []int) {
-	return file_trail_v1_event_proto_rawDescGZIP(), []int{4}
+	return file_trail_v1_event_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *PartitionLink) GetPartition() string {
@@ -609,7 +741,7 @@ type Entry struct {
 
 func (x *Entry) Reset() {
 	*x = Entry{}
-	mi := &file_trail_v1_event_proto_msgTypes[5]
+	mi := &file_trail_v1_event_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -621,7 +753,7 @@ func (x *Entry) String() string {
 func (*Entry) ProtoMessage() {}
 
 func (x *Entry) ProtoReflect() protoreflect.Message {
-	mi := &file_trail_v1_event_proto_msgTypes[5]
+	mi := &file_trail_v1_event_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -634,7 +766,7 @@ func (x *Entry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Entry.ProtoReflect.Descriptor instead.
 func (*Entry) Descriptor() ([]byte, []int) {
-	return file_trail_v1_event_proto_rawDescGZIP(), []int{5}
+	return file_trail_v1_event_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *Entry) GetEvent() *Event {
@@ -700,7 +832,7 @@ const file_trail_v1_event_proto_rawDesc = "" +
 	"\x06Change\x12\x14\n" +
 	"\x05field\x18\x01 \x01(\tR\x05field\x12\x16\n" +
 	"\x06before\x18\x02 \x01(\tR\x06before\x12\x14\n" +
-	"\x05after\x18\x03 \x01(\tR\x05after\"\xa2\x05\n" +
+	"\x05after\x18\x03 \x01(\tR\x05after\"\xd3\x05\n" +
 	"\x05Event\x12\x1b\n" +
 	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x19\n" +
 	"\bevent_id\x18\x02 \x01(\tR\aeventId\x12.\n" +
@@ -721,6 +853,21 @@ const file_trail_v1_event_proto_rawDesc = "" +
 	"occurredAt\x12?\n" +
 	"\n" +
 	"attributes\x18\x0f \x03(\v2\x1f.trail.v1.Event.AttributesEntryR\n" +
+	"attributes\x12/\n" +
+	"\x06sealed\x18\x10 \x01(\v2\x17.trail.v1.SealedPayloadR\x06sealed\x1a=\n" +
+	"\x0fAttributesEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\\\n" +
+	"\rSealedPayload\x12\x15\n" +
+	"\x06key_id\x18\x01 \x01(\fR\x05keyId\x12\x14\n" +
+	"\x05nonce\x18\x02 \x01(\fR\x05nonce\x12\x1e\n" +
+	"\n" +
+	"ciphertext\x18\x03 \x01(\fR\n" +
+	"ciphertext\"\xc1\x01\n" +
+	"\fSealedFields\x12*\n" +
+	"\achanges\x18\x01 \x03(\v2\x10.trail.v1.ChangeR\achanges\x12F\n" +
+	"\n" +
+	"attributes\x18\x02 \x03(\v2&.trail.v1.SealedFields.AttributesEntryR\n" +
 	"attributes\x1a=\n" +
 	"\x0fAttributesEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
@@ -768,7 +915,7 @@ func file_trail_v1_event_proto_rawDescGZIP() []byte {
 }
 
 var file_trail_v1_event_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_trail_v1_event_proto_msgTypes = make([]protoimpl.MessageInfo, 7)
+var file_trail_v1_event_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
 var file_trail_v1_event_proto_goTypes = []any{
 	(Category)(0),                 // 0: trail.v1.Category
 	(Outcome)(0),                  // 1: trail.v1.Outcome
@@ -776,10 +923,13 @@ var file_trail_v1_event_proto_goTypes = []any{
 	(*Target)(nil),                // 3: trail.v1.Target
 	(*Change)(nil),                // 4: trail.v1.Change
 	(*Event)(nil),                 // 5: trail.v1.Event
-	(*PartitionLink)(nil),         // 6: trail.v1.PartitionLink
-	(*Entry)(nil),                 // 7: trail.v1.Entry
-	nil,                           // 8: trail.v1.Event.AttributesEntry
-	(*timestamppb.Timestamp)(nil), // 9: google.protobuf.Timestamp
+	(*SealedPayload)(nil),         // 6: trail.v1.SealedPayload
+	(*SealedFields)(nil),          // 7: trail.v1.SealedFields
+	(*PartitionLink)(nil),         // 8: trail.v1.PartitionLink
+	(*Entry)(nil),                 // 9: trail.v1.Entry
+	nil,                           // 10: trail.v1.Event.AttributesEntry
+	nil,                           // 11: trail.v1.SealedFields.AttributesEntry
+	(*timestamppb.Timestamp)(nil), // 12: google.protobuf.Timestamp
 }
 var file_trail_v1_event_proto_depIdxs = []int32{
 	0,  // 0: trail.v1.Event.category:type_name -> trail.v1.Category
@@ -787,16 +937,19 @@ var file_trail_v1_event_proto_depIdxs = []int32{
 	2,  // 2: trail.v1.Event.actor:type_name -> trail.v1.Actor
 	3,  // 3: trail.v1.Event.target:type_name -> trail.v1.Target
 	4,  // 4: trail.v1.Event.changes:type_name -> trail.v1.Change
-	9,  // 5: trail.v1.Event.occurred_at:type_name -> google.protobuf.Timestamp
-	8,  // 6: trail.v1.Event.attributes:type_name -> trail.v1.Event.AttributesEntry
-	5,  // 7: trail.v1.Entry.event:type_name -> trail.v1.Event
-	9,  // 8: trail.v1.Entry.sequencer_time:type_name -> google.protobuf.Timestamp
-	6,  // 9: trail.v1.Entry.prev_partition:type_name -> trail.v1.PartitionLink
-	10, // [10:10] is the sub-list for method output_type
-	10, // [10:10] is the sub-list for method input_type
-	10, // [10:10] is the sub-list for extension type_name
-	10, // [10:10] is the sub-list for extension extendee
-	0,  // [0:10] is the sub-list for field type_name
+	12, // 5: trail.v1.Event.occurred_at:type_name -> google.protobuf.Timestamp
+	10, // 6: trail.v1.Event.attributes:type_name -> trail.v1.Event.AttributesEntry
+	6,  // 7: trail.v1.Event.sealed:type_name -> trail.v1.SealedPayload
+	4,  // 8: trail.v1.SealedFields.changes:type_name -> trail.v1.Change
+	11, // 9: trail.v1.SealedFields.attributes:type_name -> trail.v1.SealedFields.AttributesEntry
+	5,  // 10: trail.v1.Entry.event:type_name -> trail.v1.Event
+	12, // 11: trail.v1.Entry.sequencer_time:type_name -> google.protobuf.Timestamp
+	8,  // 12: trail.v1.Entry.prev_partition:type_name -> trail.v1.PartitionLink
+	13, // [13:13] is the sub-list for method output_type
+	13, // [13:13] is the sub-list for method input_type
+	13, // [13:13] is the sub-list for extension type_name
+	13, // [13:13] is the sub-list for extension extendee
+	0,  // [0:13] is the sub-list for field type_name
 }
 
 func init() { file_trail_v1_event_proto_init() }
@@ -810,7 +963,7 @@ func file_trail_v1_event_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_trail_v1_event_proto_rawDesc), len(file_trail_v1_event_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   7,
+			NumMessages:   10,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

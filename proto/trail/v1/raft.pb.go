@@ -59,6 +59,7 @@ const (
 	RaftErrorCode_RAFT_ERROR_NOT_DROPPABLE        RaftErrorCode = 22
 	RaftErrorCode_RAFT_ERROR_ROOT_DIFFERS         RaftErrorCode = 23
 	RaftErrorCode_RAFT_ERROR_NO_COSIGNER          RaftErrorCode = 24
+	RaftErrorCode_RAFT_ERROR_STALE_DATA_KEY       RaftErrorCode = 25
 )
 
 // Enum value maps for RaftErrorCode.
@@ -89,6 +90,7 @@ var (
 		22: "RAFT_ERROR_NOT_DROPPABLE",
 		23: "RAFT_ERROR_ROOT_DIFFERS",
 		24: "RAFT_ERROR_NO_COSIGNER",
+		25: "RAFT_ERROR_STALE_DATA_KEY",
 	}
 	RaftErrorCode_value = map[string]int32{
 		"RAFT_ERROR_UNSPECIFIED":          0,
@@ -116,6 +118,7 @@ var (
 		"RAFT_ERROR_NOT_DROPPABLE":        22,
 		"RAFT_ERROR_ROOT_DIFFERS":         23,
 		"RAFT_ERROR_NO_COSIGNER":          24,
+		"RAFT_ERROR_STALE_DATA_KEY":       25,
 	}
 )
 
@@ -523,10 +526,13 @@ func (x *RaftDropSegment) GetPartition() string {
 }
 
 type RaftSettingOp struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Key           string                 `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
-	Value         []byte                 `protobuf:"bytes,2,opt,name=value,proto3" json:"value,omitempty"`
-	Delete        bool                   `protobuf:"varint,3,opt,name=delete,proto3" json:"delete,omitempty"`
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Key    string                 `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
+	Value  []byte                 `protobuf:"bytes,2,opt,name=value,proto3" json:"value,omitempty"`
+	Delete bool                   `protobuf:"varint,3,opt,name=delete,proto3" json:"delete,omitempty"`
+	// Set the key only if it has no value yet (a subject's data key: the
+	// first proposal wins, and every proposer reads the winner back).
+	IfAbsent      bool `protobuf:"varint,4,opt,name=if_absent,json=ifAbsent,proto3" json:"if_absent,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -578,6 +584,13 @@ func (x *RaftSettingOp) GetValue() []byte {
 func (x *RaftSettingOp) GetDelete() bool {
 	if x != nil {
 		return x.Delete
+	}
+	return false
+}
+
+func (x *RaftSettingOp) GetIfAbsent() bool {
+	if x != nil {
+		return x.IfAbsent
 	}
 	return false
 }
@@ -1454,11 +1467,12 @@ const file_trail_v1_raft_proto_rawDesc = "" +
 	"\x06leaves\x18\x03 \x03(\x04R\x06leaves\"G\n" +
 	"\x0fRaftDropSegment\x12\x16\n" +
 	"\x06tenant\x18\x01 \x01(\tR\x06tenant\x12\x1c\n" +
-	"\tpartition\x18\x02 \x01(\tR\tpartition\"O\n" +
+	"\tpartition\x18\x02 \x01(\tR\tpartition\"l\n" +
 	"\rRaftSettingOp\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\fR\x05value\x12\x16\n" +
-	"\x06delete\x18\x03 \x01(\bR\x06delete\"9\n" +
+	"\x06delete\x18\x03 \x01(\bR\x06delete\x12\x1b\n" +
+	"\tif_absent\x18\x04 \x01(\bR\bifAbsent\"9\n" +
 	"\fRaftSettings\x12)\n" +
 	"\x03ops\x18\x01 \x03(\v2\x17.trail.v1.RaftSettingOpR\x03ops\"\x9a\x04\n" +
 	"\x12RaftForwardRequest\x12#\n" +
@@ -1515,7 +1529,7 @@ const file_trail_v1_raft_proto_rawDesc = "" +
 	"\x06pruned\x18\x03 \x01(\x04R\x06pruned\x12\x12\n" +
 	"\x04root\x18\x04 \x01(\fR\x04root\x12\x17\n" +
 	"\anode_id\x18\x05 \x01(\tR\x06nodeId\x12 \n" +
-	"\vcosignature\x18\x06 \x01(\tR\vcosignature*\xe7\x05\n" +
+	"\vcosignature\x18\x06 \x01(\tR\vcosignature*\x86\x06\n" +
 	"\rRaftErrorCode\x12\x1a\n" +
 	"\x16RAFT_ERROR_UNSPECIFIED\x10\x00\x12\x19\n" +
 	"\x15RAFT_ERROR_NOT_LEADER\x10\x01\x12\x1e\n" +
@@ -1542,7 +1556,8 @@ const file_trail_v1_raft_proto_rawDesc = "" +
 	"\x14RAFT_ERROR_DISK_FULL\x10\x15\x12\x1c\n" +
 	"\x18RAFT_ERROR_NOT_DROPPABLE\x10\x16\x12\x1b\n" +
 	"\x17RAFT_ERROR_ROOT_DIFFERS\x10\x17\x12\x1a\n" +
-	"\x16RAFT_ERROR_NO_COSIGNER\x10\x18B4Z2github.com/trailaudit/trail/proto/trail/v1;trailv1b\x06proto3"
+	"\x16RAFT_ERROR_NO_COSIGNER\x10\x18\x12\x1d\n" +
+	"\x19RAFT_ERROR_STALE_DATA_KEY\x10\x19B4Z2github.com/trailaudit/trail/proto/trail/v1;trailv1b\x06proto3"
 
 var (
 	file_trail_v1_raft_proto_rawDescOnce sync.Once

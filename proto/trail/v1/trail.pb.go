@@ -28,6 +28,63 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+type SealedState int32
+
+const (
+	// The event has no sealed payload.
+	SealedState_SEALED_STATE_UNSPECIFIED SealedState = 0
+	SealedState_SEALED_STATE_OPENED      SealedState = 1
+	// The subject's data key was erased: the payload can never be read
+	// again, while the entry, its proofs and the chain still verify.
+	SealedState_SEALED_STATE_ERASED SealedState = 2
+	// This server holds no sealing secret, or another one than the
+	// cluster's: ask another node.
+	SealedState_SEALED_STATE_UNAVAILABLE SealedState = 3
+)
+
+// Enum value maps for SealedState.
+var (
+	SealedState_name = map[int32]string{
+		0: "SEALED_STATE_UNSPECIFIED",
+		1: "SEALED_STATE_OPENED",
+		2: "SEALED_STATE_ERASED",
+		3: "SEALED_STATE_UNAVAILABLE",
+	}
+	SealedState_value = map[string]int32{
+		"SEALED_STATE_UNSPECIFIED": 0,
+		"SEALED_STATE_OPENED":      1,
+		"SEALED_STATE_ERASED":      2,
+		"SEALED_STATE_UNAVAILABLE": 3,
+	}
+)
+
+func (x SealedState) Enum() *SealedState {
+	p := new(SealedState)
+	*p = x
+	return p
+}
+
+func (x SealedState) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (SealedState) Descriptor() protoreflect.EnumDescriptor {
+	return file_trail_v1_trail_proto_enumTypes[0].Descriptor()
+}
+
+func (SealedState) Type() protoreflect.EnumType {
+	return &file_trail_v1_trail_proto_enumTypes[0]
+}
+
+func (x SealedState) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use SealedState.Descriptor instead.
+func (SealedState) EnumDescriptor() ([]byte, []int) {
+	return file_trail_v1_trail_proto_rawDescGZIP(), []int{0}
+}
+
 // GroupBy is what an aggregation counts by: an indexed field (the largest
 // groups first) or a bucket of sequencer time (UTC, in time order).
 type GroupBy int32
@@ -87,11 +144,11 @@ func (x GroupBy) String() string {
 }
 
 func (GroupBy) Descriptor() protoreflect.EnumDescriptor {
-	return file_trail_v1_trail_proto_enumTypes[0].Descriptor()
+	return file_trail_v1_trail_proto_enumTypes[1].Descriptor()
 }
 
 func (GroupBy) Type() protoreflect.EnumType {
-	return &file_trail_v1_trail_proto_enumTypes[0]
+	return &file_trail_v1_trail_proto_enumTypes[1]
 }
 
 func (x GroupBy) Number() protoreflect.EnumNumber {
@@ -100,7 +157,7 @@ func (x GroupBy) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use GroupBy.Descriptor instead.
 func (GroupBy) EnumDescriptor() ([]byte, []int) {
-	return file_trail_v1_trail_proto_rawDescGZIP(), []int{0}
+	return file_trail_v1_trail_proto_rawDescGZIP(), []int{1}
 }
 
 type Role int32
@@ -142,11 +199,11 @@ func (x Role) String() string {
 }
 
 func (Role) Descriptor() protoreflect.EnumDescriptor {
-	return file_trail_v1_trail_proto_enumTypes[1].Descriptor()
+	return file_trail_v1_trail_proto_enumTypes[2].Descriptor()
 }
 
 func (Role) Type() protoreflect.EnumType {
-	return &file_trail_v1_trail_proto_enumTypes[1]
+	return &file_trail_v1_trail_proto_enumTypes[2]
 }
 
 func (x Role) Number() protoreflect.EnumNumber {
@@ -155,7 +212,7 @@ func (x Role) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use Role.Descriptor instead.
 func (Role) EnumDescriptor() ([]byte, []int) {
-	return file_trail_v1_trail_proto_rawDescGZIP(), []int{1}
+	return file_trail_v1_trail_proto_rawDescGZIP(), []int{2}
 }
 
 // Receipt proves acceptance: the event is committed by a Raft quorum and
@@ -602,14 +659,20 @@ func (x *AppendBatchResponse) GetFailed() uint32 {
 // were hashed (leaf_hash = SHA-256(0x00 || entry_bytes)); entry is their
 // decoding, for convenience only. A pruned entry has neither.
 type StoredEntry struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	TenantId      string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
-	Partition     string                 `protobuf:"bytes,2,opt,name=partition,proto3" json:"partition,omitempty"`
-	LeafIndex     uint64                 `protobuf:"varint,3,opt,name=leaf_index,json=leafIndex,proto3" json:"leaf_index,omitempty"`
-	LeafHash      []byte                 `protobuf:"bytes,4,opt,name=leaf_hash,json=leafHash,proto3" json:"leaf_hash,omitempty"`
-	EntryBytes    []byte                 `protobuf:"bytes,5,opt,name=entry_bytes,json=entryBytes,proto3" json:"entry_bytes,omitempty"`
-	Entry         *Entry                 `protobuf:"bytes,6,opt,name=entry,proto3" json:"entry,omitempty"`
-	Pruned        bool                   `protobuf:"varint,7,opt,name=pruned,proto3" json:"pruned,omitempty"`
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	TenantId   string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	Partition  string                 `protobuf:"bytes,2,opt,name=partition,proto3" json:"partition,omitempty"`
+	LeafIndex  uint64                 `protobuf:"varint,3,opt,name=leaf_index,json=leafIndex,proto3" json:"leaf_index,omitempty"`
+	LeafHash   []byte                 `protobuf:"bytes,4,opt,name=leaf_hash,json=leafHash,proto3" json:"leaf_hash,omitempty"`
+	EntryBytes []byte                 `protobuf:"bytes,5,opt,name=entry_bytes,json=entryBytes,proto3" json:"entry_bytes,omitempty"`
+	Entry      *Entry                 `protobuf:"bytes,6,opt,name=entry,proto3" json:"entry,omitempty"`
+	Pruned     bool                   `protobuf:"varint,7,opt,name=pruned,proto3" json:"pruned,omitempty"`
+	// For an entry whose event has a sealed payload (crypto-shredding): what
+	// this server could do with it. When OPENED, entry shows the event's
+	// changes and attributes and opening_key is that one event's key, with
+	// which anyone checks them against the ciphertext in entry_bytes.
+	Sealed        SealedState `protobuf:"varint,8,opt,name=sealed,proto3,enum=trail.v1.SealedState" json:"sealed,omitempty"`
+	OpeningKey    []byte      `protobuf:"bytes,9,opt,name=opening_key,json=openingKey,proto3" json:"opening_key,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -691,6 +754,20 @@ func (x *StoredEntry) GetPruned() bool {
 		return x.Pruned
 	}
 	return false
+}
+
+func (x *StoredEntry) GetSealed() SealedState {
+	if x != nil {
+		return x.Sealed
+	}
+	return SealedState_SEALED_STATE_UNSPECIFIED
+}
+
+func (x *StoredEntry) GetOpeningKey() []byte {
+	if x != nil {
+		return x.OpeningKey
+	}
+	return nil
 }
 
 type GetEventRequest struct {
@@ -3646,7 +3723,7 @@ const file_trail_v1_trail_proto_rawDesc = "" +
 	"\x06result\"_\n" +
 	"\x13AppendBatchResponse\x120\n" +
 	"\aresults\x18\x01 \x03(\v2\x16.trail.v1.AppendResultR\aresults\x12\x16\n" +
-	"\x06failed\x18\x02 \x01(\rR\x06failed\"\xe4\x01\n" +
+	"\x06failed\x18\x02 \x01(\rR\x06failed\"\xb4\x02\n" +
 	"\vStoredEntry\x12\x1b\n" +
 	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x1c\n" +
 	"\tpartition\x18\x02 \x01(\tR\tpartition\x12\x1d\n" +
@@ -3656,7 +3733,10 @@ const file_trail_v1_trail_proto_rawDesc = "" +
 	"\ventry_bytes\x18\x05 \x01(\fR\n" +
 	"entryBytes\x12%\n" +
 	"\x05entry\x18\x06 \x01(\v2\x0f.trail.v1.EntryR\x05entry\x12\x16\n" +
-	"\x06pruned\x18\a \x01(\bR\x06pruned\"\xa3\x01\n" +
+	"\x06pruned\x18\a \x01(\bR\x06pruned\x12-\n" +
+	"\x06sealed\x18\b \x01(\x0e2\x15.trail.v1.SealedStateR\x06sealed\x12\x1f\n" +
+	"\vopening_key\x18\t \x01(\fR\n" +
+	"openingKey\"\xa3\x01\n" +
 	"\x0fGetEventRequest\x12\x1b\n" +
 	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x19\n" +
 	"\bevent_id\x18\x02 \x01(\tR\aeventId\x12\x1c\n" +
@@ -3891,7 +3971,12 @@ const file_trail_v1_trail_proto_rawDesc = "" +
 	"\x18SetSearchSettingsRequest\x12\x1b\n" +
 	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12'\n" +
 	"\x0ftext_attributes\x18\x02 \x03(\tR\x0etextAttributes\x12\x14\n" +
-	"\x05reset\x18\x03 \x01(\bR\x05reset*\xf5\x01\n" +
+	"\x05reset\x18\x03 \x01(\bR\x05reset*{\n" +
+	"\vSealedState\x12\x1c\n" +
+	"\x18SEALED_STATE_UNSPECIFIED\x10\x00\x12\x17\n" +
+	"\x13SEALED_STATE_OPENED\x10\x01\x12\x17\n" +
+	"\x13SEALED_STATE_ERASED\x10\x02\x12\x1c\n" +
+	"\x18SEALED_STATE_UNAVAILABLE\x10\x03*\xf5\x01\n" +
 	"\aGroupBy\x12\x18\n" +
 	"\x14GROUP_BY_UNSPECIFIED\x10\x00\x12\x12\n" +
 	"\x0eGROUP_BY_ACTOR\x10\x01\x12\x14\n" +
@@ -3951,163 +4036,165 @@ func file_trail_v1_trail_proto_rawDescGZIP() []byte {
 	return file_trail_v1_trail_proto_rawDescData
 }
 
-var file_trail_v1_trail_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
+var file_trail_v1_trail_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
 var file_trail_v1_trail_proto_msgTypes = make([]protoimpl.MessageInfo, 52)
 var file_trail_v1_trail_proto_goTypes = []any{
-	(GroupBy)(0),                        // 0: trail.v1.GroupBy
-	(Role)(0),                           // 1: trail.v1.Role
-	(*Receipt)(nil),                     // 2: trail.v1.Receipt
-	(*Error)(nil),                       // 3: trail.v1.Error
-	(*AppendRequest)(nil),               // 4: trail.v1.AppendRequest
-	(*AppendResponse)(nil),              // 5: trail.v1.AppendResponse
-	(*AppendBatchRequest)(nil),          // 6: trail.v1.AppendBatchRequest
-	(*AppendResult)(nil),                // 7: trail.v1.AppendResult
-	(*AppendBatchResponse)(nil),         // 8: trail.v1.AppendBatchResponse
-	(*StoredEntry)(nil),                 // 9: trail.v1.StoredEntry
-	(*GetEventRequest)(nil),             // 10: trail.v1.GetEventRequest
-	(*GetEventResponse)(nil),            // 11: trail.v1.GetEventResponse
-	(*Filter)(nil),                      // 12: trail.v1.Filter
-	(*FilterFields)(nil),                // 13: trail.v1.FilterFields
-	(*SearchRequest)(nil),               // 14: trail.v1.SearchRequest
-	(*SearchResponse)(nil),              // 15: trail.v1.SearchResponse
-	(*InclusionProof)(nil),              // 16: trail.v1.InclusionProof
-	(*PartitionCheckpoint)(nil),         // 17: trail.v1.PartitionCheckpoint
-	(*AggregateRequest)(nil),            // 18: trail.v1.AggregateRequest
-	(*AggregateGroup)(nil),              // 19: trail.v1.AggregateGroup
-	(*AggregateResponse)(nil),           // 20: trail.v1.AggregateResponse
-	(*TailRequest)(nil),                 // 21: trail.v1.TailRequest
-	(*TailResponse)(nil),                // 22: trail.v1.TailResponse
-	(*Checkpoint)(nil),                  // 23: trail.v1.Checkpoint
-	(*GetCheckpointRequest)(nil),        // 24: trail.v1.GetCheckpointRequest
-	(*GetCheckpointResponse)(nil),       // 25: trail.v1.GetCheckpointResponse
-	(*GetInclusionProofRequest)(nil),    // 26: trail.v1.GetInclusionProofRequest
-	(*GetInclusionProofResponse)(nil),   // 27: trail.v1.GetInclusionProofResponse
-	(*GetConsistencyProofRequest)(nil),  // 28: trail.v1.GetConsistencyProofRequest
-	(*GetConsistencyProofResponse)(nil), // 29: trail.v1.GetConsistencyProofResponse
-	(*ListPartitionsRequest)(nil),       // 30: trail.v1.ListPartitionsRequest
-	(*PartitionInfo)(nil),               // 31: trail.v1.PartitionInfo
-	(*ListPartitionsResponse)(nil),      // 32: trail.v1.ListPartitionsResponse
-	(*APIKey)(nil),                      // 33: trail.v1.APIKey
-	(*CreateAPIKeyRequest)(nil),         // 34: trail.v1.CreateAPIKeyRequest
-	(*CreateAPIKeyResponse)(nil),        // 35: trail.v1.CreateAPIKeyResponse
-	(*ListAPIKeysRequest)(nil),          // 36: trail.v1.ListAPIKeysRequest
-	(*ListAPIKeysResponse)(nil),         // 37: trail.v1.ListAPIKeysResponse
-	(*RevokeAPIKeyRequest)(nil),         // 38: trail.v1.RevokeAPIKeyRequest
-	(*RevokeAPIKeyResponse)(nil),        // 39: trail.v1.RevokeAPIKeyResponse
-	(*ClusterNode)(nil),                 // 40: trail.v1.ClusterNode
-	(*ClusterStatusRequest)(nil),        // 41: trail.v1.ClusterStatusRequest
-	(*ClusterStatusResponse)(nil),       // 42: trail.v1.ClusterStatusResponse
-	(*AddNodeRequest)(nil),              // 43: trail.v1.AddNodeRequest
-	(*AddNodeResponse)(nil),             // 44: trail.v1.AddNodeResponse
-	(*RemoveNodeRequest)(nil),           // 45: trail.v1.RemoveNodeRequest
-	(*RemoveNodeResponse)(nil),          // 46: trail.v1.RemoveNodeResponse
-	(*TransferLeadershipRequest)(nil),   // 47: trail.v1.TransferLeadershipRequest
-	(*TransferLeadershipResponse)(nil),  // 48: trail.v1.TransferLeadershipResponse
-	(*WhoAmIRequest)(nil),               // 49: trail.v1.WhoAmIRequest
-	(*WhoAmIResponse)(nil),              // 50: trail.v1.WhoAmIResponse
-	(*SearchSettings)(nil),              // 51: trail.v1.SearchSettings
-	(*GetSearchSettingsRequest)(nil),    // 52: trail.v1.GetSearchSettingsRequest
-	(*SetSearchSettingsRequest)(nil),    // 53: trail.v1.SetSearchSettingsRequest
-	(*timestamppb.Timestamp)(nil),       // 54: google.protobuf.Timestamp
-	(*Event)(nil),                       // 55: trail.v1.Event
-	(*Entry)(nil),                       // 56: trail.v1.Entry
-	(*Target)(nil),                      // 57: trail.v1.Target
-	(Category)(0),                       // 58: trail.v1.Category
+	(SealedState)(0),                    // 0: trail.v1.SealedState
+	(GroupBy)(0),                        // 1: trail.v1.GroupBy
+	(Role)(0),                           // 2: trail.v1.Role
+	(*Receipt)(nil),                     // 3: trail.v1.Receipt
+	(*Error)(nil),                       // 4: trail.v1.Error
+	(*AppendRequest)(nil),               // 5: trail.v1.AppendRequest
+	(*AppendResponse)(nil),              // 6: trail.v1.AppendResponse
+	(*AppendBatchRequest)(nil),          // 7: trail.v1.AppendBatchRequest
+	(*AppendResult)(nil),                // 8: trail.v1.AppendResult
+	(*AppendBatchResponse)(nil),         // 9: trail.v1.AppendBatchResponse
+	(*StoredEntry)(nil),                 // 10: trail.v1.StoredEntry
+	(*GetEventRequest)(nil),             // 11: trail.v1.GetEventRequest
+	(*GetEventResponse)(nil),            // 12: trail.v1.GetEventResponse
+	(*Filter)(nil),                      // 13: trail.v1.Filter
+	(*FilterFields)(nil),                // 14: trail.v1.FilterFields
+	(*SearchRequest)(nil),               // 15: trail.v1.SearchRequest
+	(*SearchResponse)(nil),              // 16: trail.v1.SearchResponse
+	(*InclusionProof)(nil),              // 17: trail.v1.InclusionProof
+	(*PartitionCheckpoint)(nil),         // 18: trail.v1.PartitionCheckpoint
+	(*AggregateRequest)(nil),            // 19: trail.v1.AggregateRequest
+	(*AggregateGroup)(nil),              // 20: trail.v1.AggregateGroup
+	(*AggregateResponse)(nil),           // 21: trail.v1.AggregateResponse
+	(*TailRequest)(nil),                 // 22: trail.v1.TailRequest
+	(*TailResponse)(nil),                // 23: trail.v1.TailResponse
+	(*Checkpoint)(nil),                  // 24: trail.v1.Checkpoint
+	(*GetCheckpointRequest)(nil),        // 25: trail.v1.GetCheckpointRequest
+	(*GetCheckpointResponse)(nil),       // 26: trail.v1.GetCheckpointResponse
+	(*GetInclusionProofRequest)(nil),    // 27: trail.v1.GetInclusionProofRequest
+	(*GetInclusionProofResponse)(nil),   // 28: trail.v1.GetInclusionProofResponse
+	(*GetConsistencyProofRequest)(nil),  // 29: trail.v1.GetConsistencyProofRequest
+	(*GetConsistencyProofResponse)(nil), // 30: trail.v1.GetConsistencyProofResponse
+	(*ListPartitionsRequest)(nil),       // 31: trail.v1.ListPartitionsRequest
+	(*PartitionInfo)(nil),               // 32: trail.v1.PartitionInfo
+	(*ListPartitionsResponse)(nil),      // 33: trail.v1.ListPartitionsResponse
+	(*APIKey)(nil),                      // 34: trail.v1.APIKey
+	(*CreateAPIKeyRequest)(nil),         // 35: trail.v1.CreateAPIKeyRequest
+	(*CreateAPIKeyResponse)(nil),        // 36: trail.v1.CreateAPIKeyResponse
+	(*ListAPIKeysRequest)(nil),          // 37: trail.v1.ListAPIKeysRequest
+	(*ListAPIKeysResponse)(nil),         // 38: trail.v1.ListAPIKeysResponse
+	(*RevokeAPIKeyRequest)(nil),         // 39: trail.v1.RevokeAPIKeyRequest
+	(*RevokeAPIKeyResponse)(nil),        // 40: trail.v1.RevokeAPIKeyResponse
+	(*ClusterNode)(nil),                 // 41: trail.v1.ClusterNode
+	(*ClusterStatusRequest)(nil),        // 42: trail.v1.ClusterStatusRequest
+	(*ClusterStatusResponse)(nil),       // 43: trail.v1.ClusterStatusResponse
+	(*AddNodeRequest)(nil),              // 44: trail.v1.AddNodeRequest
+	(*AddNodeResponse)(nil),             // 45: trail.v1.AddNodeResponse
+	(*RemoveNodeRequest)(nil),           // 46: trail.v1.RemoveNodeRequest
+	(*RemoveNodeResponse)(nil),          // 47: trail.v1.RemoveNodeResponse
+	(*TransferLeadershipRequest)(nil),   // 48: trail.v1.TransferLeadershipRequest
+	(*TransferLeadershipResponse)(nil),  // 49: trail.v1.TransferLeadershipResponse
+	(*WhoAmIRequest)(nil),               // 50: trail.v1.WhoAmIRequest
+	(*WhoAmIResponse)(nil),              // 51: trail.v1.WhoAmIResponse
+	(*SearchSettings)(nil),              // 52: trail.v1.SearchSettings
+	(*GetSearchSettingsRequest)(nil),    // 53: trail.v1.GetSearchSettingsRequest
+	(*SetSearchSettingsRequest)(nil),    // 54: trail.v1.SetSearchSettingsRequest
+	(*timestamppb.Timestamp)(nil),       // 55: google.protobuf.Timestamp
+	(*Event)(nil),                       // 56: trail.v1.Event
+	(*Entry)(nil),                       // 57: trail.v1.Entry
+	(*Target)(nil),                      // 58: trail.v1.Target
+	(Category)(0),                       // 59: trail.v1.Category
 }
 var file_trail_v1_trail_proto_depIdxs = []int32{
-	54, // 0: trail.v1.Receipt.sequencer_time:type_name -> google.protobuf.Timestamp
-	55, // 1: trail.v1.AppendRequest.event:type_name -> trail.v1.Event
-	2,  // 2: trail.v1.AppendResponse.receipt:type_name -> trail.v1.Receipt
-	55, // 3: trail.v1.AppendBatchRequest.events:type_name -> trail.v1.Event
-	2,  // 4: trail.v1.AppendResult.receipt:type_name -> trail.v1.Receipt
-	3,  // 5: trail.v1.AppendResult.error:type_name -> trail.v1.Error
-	7,  // 6: trail.v1.AppendBatchResponse.results:type_name -> trail.v1.AppendResult
-	56, // 7: trail.v1.StoredEntry.entry:type_name -> trail.v1.Entry
-	9,  // 8: trail.v1.GetEventResponse.entry:type_name -> trail.v1.StoredEntry
-	2,  // 9: trail.v1.GetEventResponse.receipt:type_name -> trail.v1.Receipt
-	57, // 10: trail.v1.Filter.targets:type_name -> trail.v1.Target
-	58, // 11: trail.v1.Filter.categories:type_name -> trail.v1.Category
-	54, // 12: trail.v1.Filter.from:type_name -> google.protobuf.Timestamp
-	54, // 13: trail.v1.Filter.to:type_name -> google.protobuf.Timestamp
-	13, // 14: trail.v1.Filter.exclude:type_name -> trail.v1.FilterFields
-	57, // 15: trail.v1.FilterFields.targets:type_name -> trail.v1.Target
-	58, // 16: trail.v1.FilterFields.categories:type_name -> trail.v1.Category
-	58, // 17: trail.v1.SearchRequest.category:type_name -> trail.v1.Category
-	54, // 18: trail.v1.SearchRequest.from:type_name -> google.protobuf.Timestamp
-	54, // 19: trail.v1.SearchRequest.to:type_name -> google.protobuf.Timestamp
-	12, // 20: trail.v1.SearchRequest.filter:type_name -> trail.v1.Filter
-	9,  // 21: trail.v1.SearchResponse.entries:type_name -> trail.v1.StoredEntry
-	16, // 22: trail.v1.SearchResponse.proofs:type_name -> trail.v1.InclusionProof
-	17, // 23: trail.v1.SearchResponse.checkpoints:type_name -> trail.v1.PartitionCheckpoint
-	23, // 24: trail.v1.PartitionCheckpoint.checkpoint:type_name -> trail.v1.Checkpoint
-	12, // 25: trail.v1.AggregateRequest.filter:type_name -> trail.v1.Filter
-	0,  // 26: trail.v1.AggregateRequest.group_by:type_name -> trail.v1.GroupBy
-	54, // 27: trail.v1.AggregateGroup.start:type_name -> google.protobuf.Timestamp
-	19, // 28: trail.v1.AggregateResponse.groups:type_name -> trail.v1.AggregateGroup
-	9,  // 29: trail.v1.TailResponse.entry:type_name -> trail.v1.StoredEntry
-	23, // 30: trail.v1.GetCheckpointResponse.checkpoint:type_name -> trail.v1.Checkpoint
-	23, // 31: trail.v1.GetInclusionProofResponse.checkpoint:type_name -> trail.v1.Checkpoint
-	23, // 32: trail.v1.GetConsistencyProofResponse.from_checkpoint:type_name -> trail.v1.Checkpoint
-	23, // 33: trail.v1.GetConsistencyProofResponse.to_checkpoint:type_name -> trail.v1.Checkpoint
-	54, // 34: trail.v1.PartitionInfo.first_time:type_name -> google.protobuf.Timestamp
-	54, // 35: trail.v1.PartitionInfo.last_time:type_name -> google.protobuf.Timestamp
-	23, // 36: trail.v1.PartitionInfo.final_checkpoint:type_name -> trail.v1.Checkpoint
-	31, // 37: trail.v1.ListPartitionsResponse.partitions:type_name -> trail.v1.PartitionInfo
-	1,  // 38: trail.v1.APIKey.role:type_name -> trail.v1.Role
-	54, // 39: trail.v1.APIKey.created_at:type_name -> google.protobuf.Timestamp
-	1,  // 40: trail.v1.CreateAPIKeyRequest.role:type_name -> trail.v1.Role
-	33, // 41: trail.v1.CreateAPIKeyResponse.key:type_name -> trail.v1.APIKey
-	33, // 42: trail.v1.ListAPIKeysResponse.keys:type_name -> trail.v1.APIKey
-	40, // 43: trail.v1.ClusterStatusResponse.nodes:type_name -> trail.v1.ClusterNode
-	54, // 44: trail.v1.ClusterStatusResponse.last_contact:type_name -> google.protobuf.Timestamp
-	1,  // 45: trail.v1.WhoAmIResponse.role:type_name -> trail.v1.Role
-	4,  // 46: trail.v1.IngestService.Append:input_type -> trail.v1.AppendRequest
-	6,  // 47: trail.v1.IngestService.AppendBatch:input_type -> trail.v1.AppendBatchRequest
-	6,  // 48: trail.v1.IngestService.AppendStream:input_type -> trail.v1.AppendBatchRequest
-	10, // 49: trail.v1.ReadService.GetEvent:input_type -> trail.v1.GetEventRequest
-	14, // 50: trail.v1.ReadService.Search:input_type -> trail.v1.SearchRequest
-	18, // 51: trail.v1.ReadService.Aggregate:input_type -> trail.v1.AggregateRequest
-	21, // 52: trail.v1.ReadService.Tail:input_type -> trail.v1.TailRequest
-	24, // 53: trail.v1.ProofService.GetCheckpoint:input_type -> trail.v1.GetCheckpointRequest
-	26, // 54: trail.v1.ProofService.GetInclusionProof:input_type -> trail.v1.GetInclusionProofRequest
-	28, // 55: trail.v1.ProofService.GetConsistencyProof:input_type -> trail.v1.GetConsistencyProofRequest
-	30, // 56: trail.v1.ProofService.ListPartitions:input_type -> trail.v1.ListPartitionsRequest
-	49, // 57: trail.v1.AdminService.WhoAmI:input_type -> trail.v1.WhoAmIRequest
-	41, // 58: trail.v1.AdminService.ClusterStatus:input_type -> trail.v1.ClusterStatusRequest
-	43, // 59: trail.v1.AdminService.AddNode:input_type -> trail.v1.AddNodeRequest
-	45, // 60: trail.v1.AdminService.RemoveNode:input_type -> trail.v1.RemoveNodeRequest
-	47, // 61: trail.v1.AdminService.TransferLeadership:input_type -> trail.v1.TransferLeadershipRequest
-	34, // 62: trail.v1.AdminService.CreateAPIKey:input_type -> trail.v1.CreateAPIKeyRequest
-	36, // 63: trail.v1.AdminService.ListAPIKeys:input_type -> trail.v1.ListAPIKeysRequest
-	38, // 64: trail.v1.AdminService.RevokeAPIKey:input_type -> trail.v1.RevokeAPIKeyRequest
-	52, // 65: trail.v1.AdminService.GetSearchSettings:input_type -> trail.v1.GetSearchSettingsRequest
-	53, // 66: trail.v1.AdminService.SetSearchSettings:input_type -> trail.v1.SetSearchSettingsRequest
-	5,  // 67: trail.v1.IngestService.Append:output_type -> trail.v1.AppendResponse
-	8,  // 68: trail.v1.IngestService.AppendBatch:output_type -> trail.v1.AppendBatchResponse
-	8,  // 69: trail.v1.IngestService.AppendStream:output_type -> trail.v1.AppendBatchResponse
-	11, // 70: trail.v1.ReadService.GetEvent:output_type -> trail.v1.GetEventResponse
-	15, // 71: trail.v1.ReadService.Search:output_type -> trail.v1.SearchResponse
-	20, // 72: trail.v1.ReadService.Aggregate:output_type -> trail.v1.AggregateResponse
-	22, // 73: trail.v1.ReadService.Tail:output_type -> trail.v1.TailResponse
-	25, // 74: trail.v1.ProofService.GetCheckpoint:output_type -> trail.v1.GetCheckpointResponse
-	27, // 75: trail.v1.ProofService.GetInclusionProof:output_type -> trail.v1.GetInclusionProofResponse
-	29, // 76: trail.v1.ProofService.GetConsistencyProof:output_type -> trail.v1.GetConsistencyProofResponse
-	32, // 77: trail.v1.ProofService.ListPartitions:output_type -> trail.v1.ListPartitionsResponse
-	50, // 78: trail.v1.AdminService.WhoAmI:output_type -> trail.v1.WhoAmIResponse
-	42, // 79: trail.v1.AdminService.ClusterStatus:output_type -> trail.v1.ClusterStatusResponse
-	44, // 80: trail.v1.AdminService.AddNode:output_type -> trail.v1.AddNodeResponse
-	46, // 81: trail.v1.AdminService.RemoveNode:output_type -> trail.v1.RemoveNodeResponse
-	48, // 82: trail.v1.AdminService.TransferLeadership:output_type -> trail.v1.TransferLeadershipResponse
-	35, // 83: trail.v1.AdminService.CreateAPIKey:output_type -> trail.v1.CreateAPIKeyResponse
-	37, // 84: trail.v1.AdminService.ListAPIKeys:output_type -> trail.v1.ListAPIKeysResponse
-	39, // 85: trail.v1.AdminService.RevokeAPIKey:output_type -> trail.v1.RevokeAPIKeyResponse
-	51, // 86: trail.v1.AdminService.GetSearchSettings:output_type -> trail.v1.SearchSettings
-	51, // 87: trail.v1.AdminService.SetSearchSettings:output_type -> trail.v1.SearchSettings
-	67, // [67:88] is the sub-list for method output_type
-	46, // [46:67] is the sub-list for method input_type
-	46, // [46:46] is the sub-list for extension type_name
-	46, // [46:46] is the sub-list for extension extendee
-	0,  // [0:46] is the sub-list for field type_name
+	55, // 0: trail.v1.Receipt.sequencer_time:type_name -> google.protobuf.Timestamp
+	56, // 1: trail.v1.AppendRequest.event:type_name -> trail.v1.Event
+	3,  // 2: trail.v1.AppendResponse.receipt:type_name -> trail.v1.Receipt
+	56, // 3: trail.v1.AppendBatchRequest.events:type_name -> trail.v1.Event
+	3,  // 4: trail.v1.AppendResult.receipt:type_name -> trail.v1.Receipt
+	4,  // 5: trail.v1.AppendResult.error:type_name -> trail.v1.Error
+	8,  // 6: trail.v1.AppendBatchResponse.results:type_name -> trail.v1.AppendResult
+	57, // 7: trail.v1.StoredEntry.entry:type_name -> trail.v1.Entry
+	0,  // 8: trail.v1.StoredEntry.sealed:type_name -> trail.v1.SealedState
+	10, // 9: trail.v1.GetEventResponse.entry:type_name -> trail.v1.StoredEntry
+	3,  // 10: trail.v1.GetEventResponse.receipt:type_name -> trail.v1.Receipt
+	58, // 11: trail.v1.Filter.targets:type_name -> trail.v1.Target
+	59, // 12: trail.v1.Filter.categories:type_name -> trail.v1.Category
+	55, // 13: trail.v1.Filter.from:type_name -> google.protobuf.Timestamp
+	55, // 14: trail.v1.Filter.to:type_name -> google.protobuf.Timestamp
+	14, // 15: trail.v1.Filter.exclude:type_name -> trail.v1.FilterFields
+	58, // 16: trail.v1.FilterFields.targets:type_name -> trail.v1.Target
+	59, // 17: trail.v1.FilterFields.categories:type_name -> trail.v1.Category
+	59, // 18: trail.v1.SearchRequest.category:type_name -> trail.v1.Category
+	55, // 19: trail.v1.SearchRequest.from:type_name -> google.protobuf.Timestamp
+	55, // 20: trail.v1.SearchRequest.to:type_name -> google.protobuf.Timestamp
+	13, // 21: trail.v1.SearchRequest.filter:type_name -> trail.v1.Filter
+	10, // 22: trail.v1.SearchResponse.entries:type_name -> trail.v1.StoredEntry
+	17, // 23: trail.v1.SearchResponse.proofs:type_name -> trail.v1.InclusionProof
+	18, // 24: trail.v1.SearchResponse.checkpoints:type_name -> trail.v1.PartitionCheckpoint
+	24, // 25: trail.v1.PartitionCheckpoint.checkpoint:type_name -> trail.v1.Checkpoint
+	13, // 26: trail.v1.AggregateRequest.filter:type_name -> trail.v1.Filter
+	1,  // 27: trail.v1.AggregateRequest.group_by:type_name -> trail.v1.GroupBy
+	55, // 28: trail.v1.AggregateGroup.start:type_name -> google.protobuf.Timestamp
+	20, // 29: trail.v1.AggregateResponse.groups:type_name -> trail.v1.AggregateGroup
+	10, // 30: trail.v1.TailResponse.entry:type_name -> trail.v1.StoredEntry
+	24, // 31: trail.v1.GetCheckpointResponse.checkpoint:type_name -> trail.v1.Checkpoint
+	24, // 32: trail.v1.GetInclusionProofResponse.checkpoint:type_name -> trail.v1.Checkpoint
+	24, // 33: trail.v1.GetConsistencyProofResponse.from_checkpoint:type_name -> trail.v1.Checkpoint
+	24, // 34: trail.v1.GetConsistencyProofResponse.to_checkpoint:type_name -> trail.v1.Checkpoint
+	55, // 35: trail.v1.PartitionInfo.first_time:type_name -> google.protobuf.Timestamp
+	55, // 36: trail.v1.PartitionInfo.last_time:type_name -> google.protobuf.Timestamp
+	24, // 37: trail.v1.PartitionInfo.final_checkpoint:type_name -> trail.v1.Checkpoint
+	32, // 38: trail.v1.ListPartitionsResponse.partitions:type_name -> trail.v1.PartitionInfo
+	2,  // 39: trail.v1.APIKey.role:type_name -> trail.v1.Role
+	55, // 40: trail.v1.APIKey.created_at:type_name -> google.protobuf.Timestamp
+	2,  // 41: trail.v1.CreateAPIKeyRequest.role:type_name -> trail.v1.Role
+	34, // 42: trail.v1.CreateAPIKeyResponse.key:type_name -> trail.v1.APIKey
+	34, // 43: trail.v1.ListAPIKeysResponse.keys:type_name -> trail.v1.APIKey
+	41, // 44: trail.v1.ClusterStatusResponse.nodes:type_name -> trail.v1.ClusterNode
+	55, // 45: trail.v1.ClusterStatusResponse.last_contact:type_name -> google.protobuf.Timestamp
+	2,  // 46: trail.v1.WhoAmIResponse.role:type_name -> trail.v1.Role
+	5,  // 47: trail.v1.IngestService.Append:input_type -> trail.v1.AppendRequest
+	7,  // 48: trail.v1.IngestService.AppendBatch:input_type -> trail.v1.AppendBatchRequest
+	7,  // 49: trail.v1.IngestService.AppendStream:input_type -> trail.v1.AppendBatchRequest
+	11, // 50: trail.v1.ReadService.GetEvent:input_type -> trail.v1.GetEventRequest
+	15, // 51: trail.v1.ReadService.Search:input_type -> trail.v1.SearchRequest
+	19, // 52: trail.v1.ReadService.Aggregate:input_type -> trail.v1.AggregateRequest
+	22, // 53: trail.v1.ReadService.Tail:input_type -> trail.v1.TailRequest
+	25, // 54: trail.v1.ProofService.GetCheckpoint:input_type -> trail.v1.GetCheckpointRequest
+	27, // 55: trail.v1.ProofService.GetInclusionProof:input_type -> trail.v1.GetInclusionProofRequest
+	29, // 56: trail.v1.ProofService.GetConsistencyProof:input_type -> trail.v1.GetConsistencyProofRequest
+	31, // 57: trail.v1.ProofService.ListPartitions:input_type -> trail.v1.ListPartitionsRequest
+	50, // 58: trail.v1.AdminService.WhoAmI:input_type -> trail.v1.WhoAmIRequest
+	42, // 59: trail.v1.AdminService.ClusterStatus:input_type -> trail.v1.ClusterStatusRequest
+	44, // 60: trail.v1.AdminService.AddNode:input_type -> trail.v1.AddNodeRequest
+	46, // 61: trail.v1.AdminService.RemoveNode:input_type -> trail.v1.RemoveNodeRequest
+	48, // 62: trail.v1.AdminService.TransferLeadership:input_type -> trail.v1.TransferLeadershipRequest
+	35, // 63: trail.v1.AdminService.CreateAPIKey:input_type -> trail.v1.CreateAPIKeyRequest
+	37, // 64: trail.v1.AdminService.ListAPIKeys:input_type -> trail.v1.ListAPIKeysRequest
+	39, // 65: trail.v1.AdminService.RevokeAPIKey:input_type -> trail.v1.RevokeAPIKeyRequest
+	53, // 66: trail.v1.AdminService.GetSearchSettings:input_type -> trail.v1.GetSearchSettingsRequest
+	54, // 67: trail.v1.AdminService.SetSearchSettings:input_type -> trail.v1.SetSearchSettingsRequest
+	6,  // 68: trail.v1.IngestService.Append:output_type -> trail.v1.AppendResponse
+	9,  // 69: trail.v1.IngestService.AppendBatch:output_type -> trail.v1.AppendBatchResponse
+	9,  // 70: trail.v1.IngestService.AppendStream:output_type -> trail.v1.AppendBatchResponse
+	12, // 71: trail.v1.ReadService.GetEvent:output_type -> trail.v1.GetEventResponse
+	16, // 72: trail.v1.ReadService.Search:output_type -> trail.v1.SearchResponse
+	21, // 73: trail.v1.ReadService.Aggregate:output_type -> trail.v1.AggregateResponse
+	23, // 74: trail.v1.ReadService.Tail:output_type -> trail.v1.TailResponse
+	26, // 75: trail.v1.ProofService.GetCheckpoint:output_type -> trail.v1.GetCheckpointResponse
+	28, // 76: trail.v1.ProofService.GetInclusionProof:output_type -> trail.v1.GetInclusionProofResponse
+	30, // 77: trail.v1.ProofService.GetConsistencyProof:output_type -> trail.v1.GetConsistencyProofResponse
+	33, // 78: trail.v1.ProofService.ListPartitions:output_type -> trail.v1.ListPartitionsResponse
+	51, // 79: trail.v1.AdminService.WhoAmI:output_type -> trail.v1.WhoAmIResponse
+	43, // 80: trail.v1.AdminService.ClusterStatus:output_type -> trail.v1.ClusterStatusResponse
+	45, // 81: trail.v1.AdminService.AddNode:output_type -> trail.v1.AddNodeResponse
+	47, // 82: trail.v1.AdminService.RemoveNode:output_type -> trail.v1.RemoveNodeResponse
+	49, // 83: trail.v1.AdminService.TransferLeadership:output_type -> trail.v1.TransferLeadershipResponse
+	36, // 84: trail.v1.AdminService.CreateAPIKey:output_type -> trail.v1.CreateAPIKeyResponse
+	38, // 85: trail.v1.AdminService.ListAPIKeys:output_type -> trail.v1.ListAPIKeysResponse
+	40, // 86: trail.v1.AdminService.RevokeAPIKey:output_type -> trail.v1.RevokeAPIKeyResponse
+	52, // 87: trail.v1.AdminService.GetSearchSettings:output_type -> trail.v1.SearchSettings
+	52, // 88: trail.v1.AdminService.SetSearchSettings:output_type -> trail.v1.SearchSettings
+	68, // [68:89] is the sub-list for method output_type
+	47, // [47:68] is the sub-list for method input_type
+	47, // [47:47] is the sub-list for extension type_name
+	47, // [47:47] is the sub-list for extension extendee
+	0,  // [0:47] is the sub-list for field type_name
 }
 
 func init() { file_trail_v1_trail_proto_init() }
@@ -4125,7 +4212,7 @@ func file_trail_v1_trail_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_trail_v1_trail_proto_rawDesc), len(file_trail_v1_trail_proto_rawDesc)),
-			NumEnums:      2,
+			NumEnums:      3,
 			NumMessages:   52,
 			NumExtensions: 0,
 			NumServices:   4,
