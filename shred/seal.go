@@ -1,0 +1,71 @@
+package shred
+
+import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"fmt"
+
+	"google.golang.org/protobuf/proto"
+
+	trailv1 "github.com/trailaudit/trail/proto/trail/v1"
+)
+
+// Sealable reports whether ev carries what sealing protects: the data of
+// a subject (subject_id set) in changes or attributes, not sealed yet.
+func Sealable(ev *trailv1.Event) bool {
+	return ev.GetSubjectId() != "" && ev.GetSealed() == nil && (len(ev.GetChanges()) > 0 || len(ev.GetAttributes()) > 0)
+}
+
+// SealEvent moves ev's changes and attributes into a payload sealed under
+// the subject's data key dk. The result is a function of ev and dk alone.
+func SealEvent(ev *trailv1.Event, dk DataKey) error {
+	plain, err := proto.MarshalOptions{Deterministic: true}.Marshal(&trailv1.SealedFields{
+		Changes: ev.GetChanges(), Attributes: ev.GetAttributes(),
+	})
+	if err != nil {
+		return fmt.Errorf("shred: seal event %q: %w", ev.GetEventId(), err)
+	}
+	key := EventKey(dk, ev.GetTenantId(), ev.GetEventId())
+	nonce := syntheticNonce(key, plain)
+	ct := newGCM(key).Seal(nil, nonce, plain, sealAD(ev.GetTenantId(), ev.GetEventId(), dk.ID[:]))
+	ev.Changes, ev.Attributes = nil, nil
+	ev.Sealed = &trailv1.SealedPayload{KeyId: dk.ID[:], Nonce: nonce, Ciphertext: ct}
+	return nil
+}
+
+// syntheticNonce derives the nonce from the event key and the plaintext.
+func syntheticNonce(key, plain []byte) []byte {
+	m := hmac.New(sha256.New, key)
+	m.Write([]byte("trail/v1 nonce"))
+	m.Write(plain)
+	return m.Sum(nil)[:nonceSize]
+}
+
+func sealAD(tenant, eventID string, keyID []byte) []byte {
+	return wrapAD(tenant, eventID, keyID)
+}
+
+// Open returns the sealed fields of ev, given its event key.
+func Open(ev *trailv1.Event, eventKey []byte) (*trailv1.SealedFields, error) {
+	p := ev.GetSealed()
+	if p == nil {
+		return nil, fmt.Errorf("%w: event %q has no sealed payload", ErrMalformed, ev.GetEventId())
+	}
+	if len(eventKey) != keySize || len(p.GetNonce()) != nonceSize || len(p.GetKeyId()) != KeyIDSize {
+		return nil, fmt.Errorf("%w: event %q: key of %d bytes, nonce of %d, key id of %d", ErrMalformed, ev.GetEventId(), len(eventKey), len(p.GetNonce()), len(p.GetKeyId()))
+	}
+	plain, err := newGCM(eventKey).Open(nil, p.GetNonce(), p.GetCiphertext(), sealAD(ev.GetTenantId(), ev.GetEventId(), p.GetKeyId()))
+	if err != nil {
+		return nil, fmt.Errorf("event %q: %w", ev.GetEventId(), ErrNotOpened)
+	}
+	// The nonce is a function of key and plaintext: a payload sealed any
+	// other way is not one Trail wrote.
+	if !hmac.Equal(syntheticNonce(eventKey, plain), p.GetNonce()) {
+		return nil, fmt.Errorf("event %q: %w: nonce is not derived from the plaintext", ev.GetEventId(), ErrNotOpened)
+	}
+	fields := new(trailv1.SealedFields)
+	if err := proto.Unmarshal(plain, fields); err != nil {
+		return nil, fmt.Errorf("%w: event %q: sealed fields: %v", ErrMalformed, ev.GetEventId(), err)
+	}
+	return fields, nil
+}
