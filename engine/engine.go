@@ -116,6 +116,9 @@ type Engine struct {
 	// may cache what they derived from settings (API keys) and notice any
 	// change with one atomic load.
 	settingsVersion atomic.Uint64
+	// dataKeysErased counts settings commands that erased a data key, so
+	// that caches of unwrapped keys drop them (datakeys.go).
+	dataKeysErased atomic.Uint64
 	// textAttrs caches the tenants' text attributes (text.go).
 	textAttrs textAttrCache
 }

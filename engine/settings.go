@@ -14,11 +14,13 @@ import (
 // applied index.
 const prefixSetting = 's'
 
-// SettingOp sets (Delete false) or deletes one setting.
+// SettingOp sets (Delete false) or deletes one setting. With IfAbsent a
+// set leaves a key that already has a value as it is.
 type SettingOp struct {
-	Key    string
-	Value  []byte
-	Delete bool
+	Key      string
+	Value    []byte
+	Delete   bool
+	IfAbsent bool
 }
 
 // Maximum sizes of a setting, to keep them metadata.
@@ -50,12 +52,22 @@ func (e *Engine) ApplySettings(ctx context.Context, index uint64, ops []SettingO
 		e.applied.Store(index)
 		return refusal
 	}
-	wb := e.db.NewBatch()
+	wb := e.db.NewIndexedBatch()
 	defer wb.Close()
+	erased := false
 	for _, op := range ops {
+		if op.IfAbsent {
+			if present, err := batchHas(wb, settingKey(op.Key)); err != nil || present {
+				if err != nil {
+					return e.fail(fmt.Errorf("engine: settings: %w", err))
+				}
+				continue
+			}
+		}
 		var err error
 		if op.Delete {
 			err = wb.Delete(settingKey(op.Key), nil)
+			erased = erased || isDataKeySetting(op.Key)
 		} else {
 			err = wb.Set(settingKey(op.Key), op.Value, nil)
 		}
@@ -68,7 +80,25 @@ func (e *Engine) ApplySettings(ctx context.Context, index uint64, ops []SettingO
 	}
 	e.applied.Store(index)
 	e.settingsVersion.Add(1)
+	if erased {
+		e.dataKeysErased.Add(1)
+		if err := e.compactDataKeys(ctx); err != nil {
+			return e.fail(err)
+		}
+	}
 	return nil
+}
+
+// batchHas reports whether key has a value, as the batch sees it.
+func batchHas(b *pebble.Batch, key []byte) (bool, error) {
+	_, closer, err := b.Get(key)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	return true, closer.Close()
 }
 
 // SettingsVersion changes whenever a settings command commits on this
