@@ -33,7 +33,8 @@ func receiptProto(r engine.Receipt, appliedIndex uint64) *trailv1.Receipt {
 // that does not decode was corrupted after it was hashed and verified,
 // which the engine's leaf-hash check makes near impossible; it is reported
 // as data loss rather than served half-decoded.
-func storedEntryProto(se engine.StoredEntry) (*trailv1.StoredEntry, error) {
+// A sealed payload is opened for the reader (openEntry).
+func (s *Server) storedEntryProto(se engine.StoredEntry) (*trailv1.StoredEntry, error) {
 	out := &trailv1.StoredEntry{
 		TenantId:   se.Partition.Tenant,
 		Partition:  se.Partition.Month.String(),
@@ -50,12 +51,14 @@ func storedEntryProto(se engine.StoredEntry) (*trailv1.StoredEntry, error) {
 		return nil, fmt.Errorf("%s leaf %d: decode entry: %w: %v", se.Partition, se.LeafIndex, engine.ErrCorrupt, err)
 	}
 	out.Entry = en
+	s.openEntry(out)
 	return out, nil
 }
 
-// hitProto converts a search hit, whose entry the engine already decoded.
-func hitProto(h engine.Hit) *trailv1.StoredEntry {
-	return &trailv1.StoredEntry{
+// hitProto converts a search hit, whose entry the engine already decoded,
+// opening a sealed payload for the reader.
+func (s *Server) hitProto(h engine.Hit) *trailv1.StoredEntry {
+	out := &trailv1.StoredEntry{
 		TenantId:   h.Partition.Tenant,
 		Partition:  h.Partition.Month.String(),
 		LeafIndex:  h.LeafIndex,
@@ -64,6 +67,8 @@ func hitProto(h engine.Hit) *trailv1.StoredEntry {
 		Entry:      h.Entry,
 		Pruned:     h.Pruned,
 	}
+	s.openEntry(out)
+	return out
 }
 
 func partitionInfoProto(pi engine.PartitionInfo, final *trailv1.Checkpoint) *trailv1.PartitionInfo {

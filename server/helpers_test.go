@@ -33,6 +33,7 @@ import (
 	"github.com/trailaudit/trail/engine"
 	"github.com/trailaudit/trail/merkle"
 	trailv1 "github.com/trailaudit/trail/proto/trail/v1"
+	"github.com/trailaudit/trail/shred"
 	"github.com/trailaudit/trail/raftnode"
 )
 
@@ -121,6 +122,16 @@ func generateTestKey() (note.Signer, note.Verifier, error) {
 	return signer, verifier, err
 }
 
+// testSealing is the sealing secret of every test node (one cluster, one
+// secret, as traild derives it from the shared log key).
+func testSealing(t testing.TB) *shred.Keyring {
+	k, err := shred.NewKeyring([]byte("trail test sealing secret, 32 bytes or more"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
 func newEnv(t testing.TB, opts envOptions) *env {
 	t.Helper()
 	node := startNode(t, opts.tuneNode)
@@ -132,7 +143,7 @@ func newEnv(t testing.TB, opts envOptions) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := Config{Cluster: node, Signer: signer, Logger: testLogger(), TLS: opts.serverTLS, Plaintext: opts.serverTLS == nil}
+	cfg := Config{Cluster: node, Signer: signer, Sealing: testSealing(t), Logger: testLogger(), TLS: opts.serverTLS, Plaintext: opts.serverTLS == nil}
 	if opts.tune != nil {
 		opts.tune(&cfg)
 	}

@@ -152,6 +152,9 @@ func (s *Server) appendEncoded(ctx context.Context, events [][]byte) (out []appe
 		valid = append(valid, c)
 		pos = append(pos, i)
 	}
+	if valid, pos, err = s.sealValid(ctx, valid, pos, out); err != nil {
+		return nil, 0, err
+	}
 	if len(valid) == 0 {
 		s.countOutcomes(out)
 		return out, s.cluster.AppliedIndex(), nil
@@ -173,6 +176,26 @@ func (s *Server) appendEncoded(ctx context.Context, events [][]byte) (out []appe
 	}
 	s.countOutcomes(out)
 	return out, applied, nil
+}
+
+// sealValid seals the events of valid whose tenants seal subject
+// payloads (sealing.go), records the refused ones in out, and returns the
+// rest with their positions.
+func (s *Server) sealValid(ctx context.Context, valid []eventwire.Checked, pos []int, out []appendOutcome) ([]eventwire.Checked, []int, error) {
+	refused, err := s.sealChecked(ctx, valid)
+	if err != nil {
+		return nil, nil, err
+	}
+	n := 0
+	for j, err := range refused {
+		if err != nil {
+			out[pos[j]].err = err
+			continue
+		}
+		valid[n], pos[n] = valid[j], pos[j]
+		n++
+	}
+	return valid[:n], pos[:n], nil
 }
 
 // eventSlices backs the small slices a scan fills (attribute keys and

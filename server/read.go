@@ -70,7 +70,7 @@ func (rs *readService) eventByID(ctx context.Context, tenant, id string) (*trail
 	if err != nil {
 		return nil, err
 	}
-	entry, err := storedEntryProto(se)
+	entry, err := rs.s.storedEntryProto(se)
 	if err != nil {
 		return nil, err
 	}
@@ -89,7 +89,7 @@ func (rs *readService) eventByLeaf(ctx context.Context, tenant, partition string
 	if err != nil {
 		return nil, err
 	}
-	entry, err := storedEntryProto(se)
+	entry, err := rs.s.storedEntryProto(se)
 	if err != nil {
 		return nil, err
 	}
@@ -141,7 +141,7 @@ func (rs *readService) Search(ctx context.Context, req *trailv1.SearchRequest) (
 	resp := &trailv1.SearchResponse{Entries: make([]*trailv1.StoredEntry, len(res.Hits)), NextCursor: res.NextCursor}
 	ids := make([]string, len(res.Hits))
 	for i, h := range res.Hits {
-		resp.Entries[i] = hitProto(h)
+		resp.Entries[i] = rs.s.hitProto(h)
 		ids[i] = h.Entry.GetEvent().GetEventId()
 	}
 	if req.GetWithProofs() {

@@ -82,7 +82,7 @@ func newClusterEnv(t *testing.T, tuneNode func(*raftnode.Config)) *env {
 	}
 	var first *env
 	for i, node := range nodes {
-		srv, err := New(Config{Cluster: node, Signer: signer, Logger: testLogger(), Plaintext: true})
+		srv, err := New(Config{Cluster: node, Signer: signer, Sealing: testSealing(t), Logger: testLogger(), Plaintext: true})
 		if err != nil {
 			t.Fatal(err)
 		}

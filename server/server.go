@@ -22,6 +22,7 @@ import (
 	"google.golang.org/grpc/keepalive"
 
 	trailv1 "github.com/trailaudit/trail/proto/trail/v1"
+	"github.com/trailaudit/trail/shred"
 )
 
 // Defaults of Config.
@@ -51,6 +52,13 @@ type Config struct {
 	// self-contained. Optional: without it a bundle names the key by name
 	// and hash, which identify it as well.
 	VerifierKey string
+
+	// Sealing is the cluster's sealing secret (crypto-shredding, package
+	// shred): with it this node seals the payloads of tenants that ask for
+	// it and opens them for readers. Every node must hold the same one
+	// (traild derives it from the log key). Nil: this node neither seals
+	// nor opens, and says so.
+	Sealing *shred.Keyring
 
 	// TLS, when set, serves gRPC and HTTP over TLS with its certificates.
 	TLS *tls.Config
@@ -208,17 +216,18 @@ func (c *Config) tlsConfig() *tls.Config {
 // Server serves the Trail API. Create it with New, run it with Serve and
 // stop it with Shutdown.
 type Server struct {
-	cfg     Config
-	log     *slog.Logger
-	cluster Cluster
-	keys    keyStore
-	space   spaceGate
-	metrics *metrics
-	tracer  trace.Tracer
-	audit   *auditLog
-	notify  *notifier
-	signs   signCache
-	cosigns signCache
+	cfg      Config
+	log      *slog.Logger
+	cluster  Cluster
+	keys     keyStore
+	space    spaceGate
+	metrics  *metrics
+	tracer   trace.Tracer
+	audit    *auditLog
+	notify   *notifier
+	signs    signCache
+	cosigns  signCache
+	keyCache dataKeyCache
 	// integrity is set by Serve (integrity.go).
 	integrity *integrity
 

@@ -244,7 +244,7 @@ func (sub *subscription) entriesOf(ctx context.Context, e *engine.Engine, action
 			if !sub.after.before(h.Partition.Month, h.LeafIndex) {
 				continue
 			}
-			se := hitProto(h)
+			se := sub.s.hitProto(h)
 			err := sub.send(&trailv1.DomainEvent{
 				Type: action, TenantId: sub.tenant, Partition: h.Partition.Month.String(),
 				Time: h.Entry.GetSequencerTime(), FromLeaf: h.LeafIndex, Count: 1, Entry: se,

@@ -260,7 +260,7 @@ func (t *tail) pushLeaf(ctx context.Context, leaf uint64) error {
 	if err != nil {
 		return err
 	}
-	e, err := storedEntryProto(se)
+	e, err := t.s.storedEntryProto(se)
 	if err != nil {
 		return err
 	}

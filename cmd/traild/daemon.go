@@ -112,7 +112,7 @@ func startDaemon(ctx context.Context, e *env, cfg *Config, log *slog.Logger) (_ 
 		return nil, fmt.Errorf("server: %w", err)
 	}
 	// Bus ingest's metrics are served with the server's at /metrics.
-	if d.ingest, err = newIngester(cfg, natsOpts, d.node, d.srv.Registry(), log); err != nil {
+	if d.ingest, err = newIngester(cfg, natsOpts, d.node, d.srv, d.srv.Registry(), log); err != nil {
 		d.node.Close()
 		return nil, err
 	}

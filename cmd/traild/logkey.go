@@ -13,6 +13,7 @@ import (
 	"golang.org/x/mod/sumdb/note"
 
 	"github.com/trailaudit/trail/merkle"
+	"github.com/trailaudit/trail/shred"
 )
 
 // Default file names of the log key, in the data directory or in the
@@ -28,6 +29,7 @@ type logKey struct {
 	signer   note.Signer
 	vkey     string
 	vkeyPath string
+	sealing  *shred.Keyring
 }
 
 // id names the key the way signature lines and trailctl do: name+hash.
@@ -90,7 +92,13 @@ func loadLogKey(skeyPath, vkeyPath, logName string, log *slog.Logger) (*logKey, 
 	if fi, err := os.Stat(skeyPath); err == nil && fi.Mode().Perm()&0o077 != 0 {
 		log.Warn("log key is readable by other users", "file", skeyPath, "mode", fi.Mode().Perm().String())
 	}
-	return &logKey{signer: signer, vkey: vkey, vkeyPath: vkeyPath}, nil
+	// The sealing secret (crypto-shredding) comes from the log key, which
+	// every node of a cluster already holds: nothing more to distribute.
+	sealing, err := shred.NewKeyring([]byte(skey))
+	if err != nil {
+		return nil, fmt.Errorf("log key %s: %w", skeyPath, err)
+	}
+	return &logKey{signer: signer, vkey: vkey, vkeyPath: vkeyPath, sealing: sealing}, nil
 }
 
 // matchKeys proves verifier is signer's public key by signing a note and

@@ -67,13 +67,13 @@ func natsOptions(c *Config) ([]nats.Option, error) {
 
 // newIngester is this node's bus ingester, appending through the node as
 // the API does; nil when bus ingest is off.
-func newIngester(c *Config, opts []nats.Option, node *raftnode.Node, reg prometheus.Registerer, log *slog.Logger) (*natsingest.Ingester, error) {
+func newIngester(c *Config, opts []nats.Option, node *raftnode.Node, appender natsingest.Cluster, reg prometheus.Registerer, log *slog.Logger) (*natsingest.Ingester, error) {
 	if c.NATS.URL == "" {
 		return nil, nil
 	}
 	in, err := natsingest.New(natsingest.Config{
 		Settings:      natsSettings(c),
-		Cluster:       node,
+		Cluster:       appender,
 		Space:         func() error { return node.Engine().CheckSpace() },
 		Options:       opts,
 		CommitTimeout: c.API.CommitTimeout,

@@ -64,6 +64,7 @@ func serverConfig(c *Config, cluster server.Cluster, key *logKey, api apiTLSConf
 		Cluster:        cluster,
 		Signer:         key.signer,
 		VerifierKey:    key.vkey,
+		Sealing:        key.sealing,
 		TLS:            api.tls,
 		ClientCAs:      api.clientCAs,
 		Plaintext:      api.tls == nil,

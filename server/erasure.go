@@ -1,0 +1,244 @@
+package server
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strings"
+	"unicode/utf8"
+
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/trailaudit/trail/compliance"
+	"github.com/trailaudit/trail/engine"
+	"github.com/trailaudit/trail/engine/eventwire"
+	trailv1 "github.com/trailaudit/trail/proto/trail/v1"
+	"github.com/trailaudit/trail/shred"
+)
+
+// actionSubjectErased is the action of an erasure's own record.
+const actionSubjectErased = "subject.erased"
+
+// GetPrivacySettings returns whether a tenant seals subject payloads.
+func (cs *complianceService) GetPrivacySettings(ctx context.Context, req *trailv1.GetPrivacySettingsRequest) (_ *trailv1.PrivacySettings, err error) {
+	tenant := req.GetTenantId()
+	if err := checkTenant(tenant); err != nil {
+		return nil, err
+	}
+	ac, err := cs.s.authorize(ctx, permRead, trailv1.Category_CATEGORY_COMPLIANCE, tenant)
+	if err != nil {
+		return nil, err
+	}
+	defer func() { ac.finish(err) }()
+	on, err := tenantSeals(cs.s.cluster.Engine(), tenant)
+	if err != nil {
+		return nil, err
+	}
+	return &trailv1.PrivacySettings{TenantId: tenant, SealSubjectPayloads: on}, nil
+}
+
+// SetPrivacySettings turns sealing of a tenant's subject payloads on or
+// off; it applies to events appended after it. Turning it on records the
+// sealing secret's check value the first time, so that a node with another
+// secret cannot seal.
+func (cs *complianceService) SetPrivacySettings(ctx context.Context, req *trailv1.SetPrivacySettingsRequest) (_ *trailv1.PrivacySettings, err error) {
+	want := req.GetSettings()
+	tenant := want.GetTenantId()
+	ac, err := cs.beginCompliance(ctx, tenant, tenantRequired)
+	if err != nil {
+		return nil, err
+	}
+	defer func() { ac.finish(err) }()
+	ac.set("seal_subject_payloads", fmt.Sprint(want.GetSealSubjectPayloads()))
+	ops := []engine.SettingOp{{Key: privacySettingKey(tenant), Delete: true}}
+	if want.GetSealSubjectPayloads() {
+		if err := cs.s.checkSecret(cs.s.cluster.Engine()); err != nil {
+			return nil, err
+		}
+		ops = []engine.SettingOp{
+			{Key: sealingCheckSetting, Value: cs.s.cfg.Sealing.CheckValue(), IfAbsent: true},
+			{Key: privacySettingKey(tenant), Value: []byte{1}},
+		}
+	}
+	if err := cs.s.cluster.ApplySettings(ctx, ops); err != nil {
+		return nil, err
+	}
+	return &trailv1.PrivacySettings{TenantId: tenant, SealSubjectPayloads: want.GetSealSubjectPayloads()}, nil
+}
+
+// EraseSubject erases a subject's data key: first the erasure is recorded
+// in the tenant's log (its receipt is part of the signed statement), then
+// the key is deleted on every node through Raft. A retry after a failure
+// between the two records nothing twice (the record's event_id is the
+// key's) and finishes the deletion. An active legal hold that may cover
+// the subject refuses the erasure (GDPR Art. 17(3)(e)).
+func (cs *complianceService) EraseSubject(ctx context.Context, req *trailv1.EraseSubjectRequest) (_ *trailv1.EraseSubjectResponse, err error) {
+	tenant, subject := req.GetTenantId(), req.GetSubjectId()
+	if err := checkTenant(tenant); err != nil {
+		return nil, err
+	}
+	ac, err := cs.s.authorize(ctx, permPIIReport, trailv1.Category_CATEGORY_COMPLIANCE, tenant)
+	if err != nil {
+		return nil, err
+	}
+	defer func() { ac.finish(err) }()
+	ac.set("subject_id", subject)
+	if err := checkErasureRequest(req); err != nil {
+		return nil, err
+	}
+	eng := cs.s.cluster.Engine()
+	if err := cs.checkHolds(ctx, eng, tenant, subject); err != nil {
+		return nil, err
+	}
+	rec, err := eng.Setting(engine.DataKeySetting(tenant, subject))
+	if errors.Is(err, engine.ErrNotFound) {
+		return nil, fmt.Errorf("%w: subject %q of tenant %q has no data key: nothing of theirs is sealed, or it was erased already (ListErasures)", engine.ErrNotFound, subject, tenant)
+	}
+	if err != nil {
+		return nil, err
+	}
+	keyID, err := shred.RecordKeyID(rec)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", engine.ErrCorrupt, err)
+	}
+	ac.set("key_id", hex.EncodeToString(keyID))
+	by := "apikey:" + ac.p.keyID
+	receipt, err := cs.recordErasure(ctx, req, keyID, by)
+	if err != nil {
+		return nil, err
+	}
+	value, err := proto.Marshal(receipt)
+	if err != nil {
+		return nil, err
+	}
+	ops := []engine.SettingOp{
+		{Key: engine.DataKeySetting(tenant, subject), Delete: true},
+		{Key: erasureSettingKey(tenant, subject, keyID), Value: value},
+	}
+	if err := cs.s.cluster.ApplySettings(ctx, ops); err != nil {
+		return nil, fmt.Errorf("erasure of %q recorded at %s leaf %d, but deleting the key failed; retry: %w",
+			subject, receipt.GetRecord().GetPartition(), receipt.GetRecord().GetLeafIndex(), err)
+	}
+	return &trailv1.EraseSubjectResponse{Receipt: receipt}, nil
+}
+
+func checkErasureRequest(req *trailv1.EraseSubjectRequest) error {
+	subject := req.GetSubjectId()
+	if subject == "" || len(subject) > eventwire.MaxIndexedLen || !utf8.ValidString(subject) || strings.IndexByte(subject, 0) >= 0 {
+		return badRequest("subject_id is required: at most %d bytes of UTF-8 without NUL", eventwire.MaxIndexedLen)
+	}
+	if strings.TrimSpace(req.GetReason()) == "" {
+		return badRequest("reason is required: say why the subject's data is erased (e.g. \"Art. 17(1)(b): consent withdrawn\")")
+	}
+	for _, f := range []struct{ name, v string }{{"reason", req.GetReason()}, {"reference", req.GetReference()}} {
+		if strings.ContainsAny(f.v, "\r\n") || len(f.v) > 512 {
+			return badRequest("%s must be one line of at most 512 bytes", f.name)
+		}
+	}
+	return nil
+}
+
+// checkHolds refuses an erasure while an active legal hold of the tenant
+// may cover the subject's events: one naming the subject, or naming none.
+func (cs *complianceService) checkHolds(ctx context.Context, eng *engine.Engine, tenant, subject string) error {
+	holds, err := compliance.ListHolds(ctx, eng, tenant, false)
+	if err != nil {
+		return err
+	}
+	for _, h := range holds {
+		if h.GetSubjectId() == "" || h.GetSubjectId() == subject {
+			return fmt.Errorf("%w: legal hold %s (case %q) covers subject %q; erasure is exempt while it is active (GDPR Art. 17(3)(e))",
+				errPrecondition, h.GetId(), h.GetCaseReference(), subject)
+		}
+	}
+	return nil
+}
+
+// recordErasure appends the erasure's own event and returns the signed
+// receipt built on its leaf.
+func (cs *complianceService) recordErasure(ctx context.Context, req *trailv1.EraseSubjectRequest, keyID []byte, by string) (*trailv1.ErasureReceipt, error) {
+	keyHex := hex.EncodeToString(keyID)
+	ev := &trailv1.Event{
+		TenantId: req.GetTenantId(), EventId: "erasure-" + keyHex,
+		Category: trailv1.Category_CATEGORY_COMPLIANCE, Action: actionSubjectErased, Outcome: trailv1.Outcome_OUTCOME_SUCCESS,
+		Actor:      &trailv1.Actor{Id: by, Type: "api_key"},
+		SubjectId:  req.GetSubjectId(),
+		Target:     &trailv1.Target{Type: "data_key", Id: keyHex},
+		OccurredAt: timestamppb.New(cs.s.cfg.Now()),
+		Attributes: map[string]string{"reason": req.GetReason(), "reference": req.GetReference()},
+	}
+	checked, err := checkOwnEvents([]*trailv1.Event{ev})
+	if err != nil {
+		return nil, err
+	}
+	results, err := cs.s.commit(ctx, checked)
+	if err != nil {
+		return nil, err
+	}
+	r := results[0]
+	if errors.Is(r.Err, engine.ErrEventIDConflict) {
+		// Recorded before by another call, with other words: that record
+		// stands, and is what the receipt must name.
+		return nil, fmt.Errorf("%w: the erasure of this key was recorded before with another reason, reference or caller; list it with ListErasures", errPrecondition)
+	}
+	if r.Err != nil {
+		return nil, r.Err
+	}
+	st := &shred.Erasure{
+		Log: cs.s.cfg.Signer.Name(), Tenant: req.GetTenantId(), Subject: req.GetSubjectId(), KeyID: keyID,
+		ErasedAt: r.Receipt.SequencerTime, ErasedBy: by, Reason: req.GetReason(), Reference: req.GetReference(),
+		Record: shred.Record{Partition: r.Receipt.Partition.String(), LeafIndex: r.Receipt.LeafIndex, LeafHash: r.Receipt.LeafHash[:]},
+	}
+	signed, err := shred.SignErasure(st, cs.s.cfg.Signer)
+	if err != nil {
+		return nil, err
+	}
+	return &trailv1.ErasureReceipt{
+		TenantId: st.Tenant, SubjectId: st.Subject, KeyId: keyID, Reason: st.Reason, Reference: st.Reference,
+		ErasedAt: timestamppb.New(st.ErasedAt), ErasedBy: by, Record: receiptProto(r.Receipt, 0), Note: string(signed),
+	}, nil
+}
+
+func erasureSettingKey(tenant, subject string, keyID []byte) string {
+	return erasureSettingPrefix + tenant + "/" + subject + "/" + hex.EncodeToString(keyID)
+}
+
+// ListErasures returns a tenant's erasure receipts, or one subject's.
+func (cs *complianceService) ListErasures(ctx context.Context, req *trailv1.ListErasuresRequest) (_ *trailv1.ListErasuresResponse, err error) {
+	tenant := req.GetTenantId()
+	if err := checkTenant(tenant); err != nil {
+		return nil, err
+	}
+	ac, err := cs.s.authorize(ctx, permPIIReport, trailv1.Category_CATEGORY_COMPLIANCE, tenant)
+	if err != nil {
+		return nil, err
+	}
+	defer func() { ac.finish(err) }()
+	prefix := erasureSettingPrefix + tenant + "/"
+	if req.GetSubjectId() != "" {
+		prefix += req.GetSubjectId() + "/"
+	}
+	resp := &trailv1.ListErasuresResponse{}
+	var decodeErr error
+	err = cs.s.cluster.Engine().Settings(ctx, prefix, func(key string, value []byte) bool {
+		r := new(trailv1.ErasureReceipt)
+		if decodeErr = proto.Unmarshal(value, r); decodeErr != nil {
+			decodeErr = fmt.Errorf("%w: erasure record %s: %v", engine.ErrCorrupt, key, decodeErr)
+			return false
+		}
+		// A subject id may contain "/": keep only exact matches.
+		if req.GetSubjectId() == "" || r.GetSubjectId() == req.GetSubjectId() {
+			resp.Receipts = append(resp.Receipts, r)
+		}
+		return true
+	})
+	if err == nil {
+		err = decodeErr
+	}
+	if err != nil {
+		return nil, err
+	}
+	return resp, nil
+}

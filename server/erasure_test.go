@@ -1,0 +1,204 @@
+package server
+
+import (
+	"bytes"
+	"fmt"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/trailaudit/trail/bundle"
+	trailv1 "github.com/trailaudit/trail/proto/trail/v1"
+	"github.com/trailaudit/trail/shred"
+)
+
+// changeEvent is a data_modification event of subject with before/after
+// values only the subject's data key may reveal.
+func changeEvent(tenant, id, subject string) *trailv1.Event {
+	ev := event(tenant, id)
+	ev.Category, ev.Action, ev.SubjectId = trailv1.Category_CATEGORY_DATA_MODIFICATION, "record.update", subject
+	ev.Changes = []*trailv1.Change{{Field: "diagnosis", Before: "secret-before-" + id, After: "secret-after-" + id}}
+	ev.Attributes = map[string]string{"comment": "secret-comment-" + id}
+	return ev
+}
+
+// TestScenarioErasure is crypto-shredding end to end on a three-node
+// cluster: sealed payloads replicate as ciphertext and open for readers on
+// every node; erasing one subject leaves their entries ERASED and every
+// other subject's readable, while the tenant's export still verifies
+// offline in full; the erasure leaves a signed receipt and a record in the
+// log; a legal hold refuses an erasure; a producer cannot send a sealed
+// payload of its own.
+func TestScenarioErasure(t *testing.T) {
+	e := newScenarioEnv(t)
+	f := scenarioFollower(t, e)
+	const tenant = "clinic"
+	producer := e.key(trailv1.Role_ROLE_PRODUCER, tenant)
+	auditor := e.key(trailv1.Role_ROLE_AUDITOR, tenant)
+	officer := e.key(trailv1.Role_ROLE_PRIVACY_OFFICER, tenant)
+
+	// Only an admin turns sealing on.
+	_, err := e.comp.SetPrivacySettings(e.ctx(officer), &trailv1.SetPrivacySettingsRequest{Settings: &trailv1.PrivacySettings{TenantId: tenant, SealSubjectPayloads: true}})
+	wantCode(t, err, codes.PermissionDenied)
+	if _, err := e.comp.SetPrivacySettings(e.ctx(e.admin), &trailv1.SetPrivacySettingsRequest{Settings: &trailv1.PrivacySettings{TenantId: tenant, SealSubjectPayloads: true}}); err != nil {
+		t.Fatal(err)
+	}
+
+	// Appends through the leader and through a follower (whose new data
+	// keys are proposed through Raft and read back).
+	alice := []*trailv1.Event{changeEvent(tenant, "a-1", "alice"), changeEvent(tenant, "a-2", "alice")}
+	bob := []*trailv1.Event{changeEvent(tenant, "b-1", "bob")}
+	plain := event(tenant, "nosubject")
+	plain.SubjectId = ""
+	e.appendAll(producer, append(alice[:1:1], plain))
+	f.appendAll(producer, append(alice[1:], bob...))
+	// A retry, sealed again by another node, is the same bytes: a duplicate.
+	again := f.appendAll(producer, []*trailv1.Event{proto.Clone(alice[0]).(*trailv1.Event)})
+	if !again[0].GetDuplicate() {
+		t.Fatalf("a retried sealed event was not a duplicate: %+v", again[0])
+	}
+
+	for _, node := range []*env{e, f} {
+		got := getEvent(t, node, auditor, tenant, "a-1")
+		if got.GetSealed() != trailv1.SealedState_SEALED_STATE_OPENED || got.GetEntry().GetEvent().GetChanges()[0].GetBefore() != "secret-before-a-1" {
+			t.Fatalf("sealed event as read: state %v, event %v", got.GetSealed(), got.GetEntry().GetEvent())
+		}
+		if bytes.Contains(got.GetEntryBytes(), []byte("secret-")) {
+			t.Fatal("the stored entry bytes hold the payload in clear")
+		}
+		// The opening key checks the shown fields against what was hashed.
+		var stored trailv1.Entry
+		if err := proto.Unmarshal(got.GetEntryBytes(), &stored); err != nil {
+			t.Fatal(err)
+		}
+		fields, err := shred.Open(stored.GetEvent(), got.GetOpeningKey())
+		if err != nil || fields.GetAttributes()["comment"] != "secret-comment-a-1" {
+			t.Fatalf("open with the served key: %v %v", fields, err)
+		}
+		if got := getEvent(t, node, auditor, tenant, "nosubject"); got.GetSealed() != trailv1.SealedState_SEALED_STATE_UNSPECIFIED {
+			t.Fatalf("an event without subject was sealed: %v", got.GetSealed())
+		}
+	}
+
+	// A producer never sends a sealed payload of its own.
+	forged := event(tenant, "forged")
+	forged.Changes, forged.Attributes = nil, nil
+	forged.Sealed = &trailv1.SealedPayload{KeyId: make([]byte, 16), Nonce: make([]byte, 12), Ciphertext: []byte("x")}
+	_, err = e.ingest.Append(e.ctx(producer), &trailv1.AppendRequest{Event: forged})
+	wantCode(t, err, codes.InvalidArgument)
+
+	// A legal hold naming bob refuses his erasure.
+	hold, err := e.comp.CreateLegalHold(e.ctx(e.admin), &trailv1.CreateLegalHoldRequest{Hold: &trailv1.LegalHold{TenantId: tenant, SubjectId: "bob", CaseReference: "case-7", Reason: "litigation"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = e.comp.EraseSubject(e.ctx(officer), &trailv1.EraseSubjectRequest{TenantId: tenant, SubjectId: "bob", Reason: "Art. 17(1)(b)"})
+	wantCode(t, err, codes.FailedPrecondition)
+	if _, err := e.comp.ReleaseLegalHold(e.ctx(e.admin), &trailv1.ReleaseLegalHoldRequest{Id: hold.GetHold().GetId(), Reason: "settled"}); err != nil {
+		t.Fatal(err)
+	}
+
+	// Bad requests: no reason, an auditor, a subject with no data key.
+	_, err = e.comp.EraseSubject(e.ctx(officer), &trailv1.EraseSubjectRequest{TenantId: tenant, SubjectId: "alice"})
+	wantCode(t, err, codes.InvalidArgument)
+	_, err = e.comp.EraseSubject(e.ctx(auditor), &trailv1.EraseSubjectRequest{TenantId: tenant, SubjectId: "alice", Reason: "x"})
+	wantCode(t, err, codes.PermissionDenied)
+	_, err = e.comp.EraseSubject(e.ctx(officer), &trailv1.EraseSubjectRequest{TenantId: tenant, SubjectId: "nobody", Reason: "x"})
+	wantCode(t, err, codes.NotFound)
+
+	// Erase alice, through the follower.
+	resp, err := f.comp.EraseSubject(f.ctx(officer), &trailv1.EraseSubjectRequest{TenantId: tenant, SubjectId: "alice", Reason: "Art. 17(1)(b): consent withdrawn", Reference: "DSR-42"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := shred.VerifyErasure([]byte(resp.GetReceipt().GetNote()), e.verifier)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Subject != "alice" || st.Tenant != tenant || st.Reference != "DSR-42" || !bytes.Equal(st.KeyID, resp.GetReceipt().GetKeyId()) ||
+		!bytes.Equal(st.Record.LeafHash, resp.GetReceipt().GetRecord().GetLeafHash()) {
+		t.Fatalf("erasure statement %+v, receipt %+v", st, resp.GetReceipt())
+	}
+	record := getEvent(t, e, auditor, tenant, resp.GetReceipt().GetRecord().GetEventId())
+	if record.GetEntry().GetEvent().GetAction() != actionSubjectErased || record.GetEntry().GetEvent().GetSubjectId() != "alice" {
+		t.Fatalf("erasure record: %v", record.GetEntry().GetEvent())
+	}
+	_, err = e.comp.EraseSubject(e.ctx(officer), &trailv1.EraseSubjectRequest{TenantId: tenant, SubjectId: "alice", Reason: "again"})
+	wantCode(t, err, codes.NotFound)
+
+	for _, node := range []*env{e, f} {
+		waitFor(t, 10*time.Second, "erasure applied on "+node.srv.cluster.Status().ID, func() bool {
+			return getEvent(t, node, auditor, tenant, "a-2").GetSealed() == trailv1.SealedState_SEALED_STATE_ERASED
+		})
+		for _, id := range []string{"a-1", "a-2"} {
+			got := getEvent(t, node, auditor, tenant, id)
+			if got.GetSealed() != trailv1.SealedState_SEALED_STATE_ERASED || len(got.GetOpeningKey()) != 0 ||
+				len(got.GetEntry().GetEvent().GetChanges()) != 0 || got.GetEntry().GetEvent().GetActor().GetId() == "" {
+				t.Fatalf("erased event %s: %v %v", id, got.GetSealed(), got.GetEntry().GetEvent())
+			}
+		}
+		if got := getEvent(t, node, auditor, tenant, "b-1"); got.GetSealed() != trailv1.SealedState_SEALED_STATE_OPENED {
+			t.Fatalf("bob's event after alice's erasure: %v", got.GetSealed())
+		}
+	}
+	// Search shows the same.
+	sr, err := e.read.Search(e.ctx(officer), &trailv1.SearchRequest{TenantId: tenant, Filter: &trailv1.Filter{Query: "subject:alice"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	erased := 0
+	for _, h := range sr.GetEntries() {
+		if h.GetSealed() == trailv1.SealedState_SEALED_STATE_ERASED {
+			erased++
+		}
+	}
+	if erased != 2 {
+		t.Fatalf("search: %d erased hits, want 2 (%d hits)", erased, len(sr.GetEntries()))
+	}
+
+	// New events of alice get a new key, and a second erasure its own receipt.
+	e.appendAll(producer, []*trailv1.Event{changeEvent(tenant, "a-3", "alice")})
+	if got := getEvent(t, e, auditor, tenant, "a-3"); got.GetSealed() != trailv1.SealedState_SEALED_STATE_OPENED {
+		t.Fatalf("alice's event after her erasure: %v", got.GetSealed())
+	}
+	if _, err := e.comp.EraseSubject(e.ctx(officer), &trailv1.EraseSubjectRequest{TenantId: tenant, SubjectId: "alice", Reason: "second request"}); err != nil {
+		t.Fatal(err)
+	}
+	list, err := e.comp.ListErasures(e.ctx(officer), &trailv1.ListErasuresRequest{TenantId: tenant, SubjectId: "alice"})
+	if err != nil || len(list.GetReceipts()) != 2 {
+		t.Fatalf("ListErasures: %v %v", list, err)
+	}
+
+	// The tenant's whole export verifies offline after the erasures.
+	path := filepath.Join(t.TempDir(), "clinic"+bundle.FileExt)
+	downloadTo(t, e, auditor, &trailv1.ExportRequest{TenantId: tenant}, path)
+	r := verifyFile(t, e, path)
+	if r.Entries < 8 || r.Pruned != 0 || r.ChainLinks != r.Entries-1 {
+		t.Fatalf("export after erasure: %+v", r)
+	}
+}
+
+func getEvent(t *testing.T, e *env, token, tenant, id string) *trailv1.StoredEntry {
+	t.Helper()
+	resp, err := e.read.GetEvent(e.ctx(token), &trailv1.GetEventRequest{TenantId: tenant, EventId: id, MinIndex: e.srv.cluster.AppliedIndex()})
+	if err != nil {
+		t.Fatalf("get %s: %v", id, err)
+	}
+	return resp.GetEntry()
+}
+
+// TestSealingRefusedWithoutSecret: a node without the sealing secret
+// cannot turn sealing on, and says why.
+func TestSealingRefusedWithoutSecret(t *testing.T) {
+	e := newEnv(t, envOptions{tune: func(c *Config) { c.Sealing = nil }})
+	_, err := e.comp.SetPrivacySettings(e.ctx(e.admin), &trailv1.SetPrivacySettingsRequest{Settings: &trailv1.PrivacySettings{TenantId: "acme", SealSubjectPayloads: true}})
+	wantCode(t, err, codes.FailedPrecondition)
+	ev := changeEvent("acme", fmt.Sprint("x-", timestamppb.Now().GetNanos()), "alice")
+	if _, err := e.ingest.Append(e.ctx(e.admin), &trailv1.AppendRequest{Event: ev}); err != nil {
+		t.Fatalf("a tenant that does not seal appends without a secret: %v", err)
+	}
+}

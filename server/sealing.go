@@ -1,0 +1,348 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"sync"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/trailaudit/trail/engine"
+	"github.com/trailaudit/trail/engine/eventwire"
+	trailv1 "github.com/trailaudit/trail/proto/trail/v1"
+	"github.com/trailaudit/trail/shred"
+)
+
+// Crypto-shredding on the server (docs/erasure.md). The node that receives
+// an append seals it, before anything is proposed: a tenant that seals
+// subject payloads has the changes and attributes of every event with a
+// subject_id encrypted under that subject's data key, and Raft, every
+// replica and every file only ever see the ciphertext. Sealing is
+// deterministic (package shred), so a retry sealed again, on any node, is
+// the same bytes and stays a duplicate. Data keys are replicated settings:
+// a subject's first key is proposed if absent, and every node that needed
+// one reads back the record that won. The engine refuses an event sealed
+// under a key that is no longer its subject's (erased meanwhile).
+
+// Setting keys of the privacy settings.
+const (
+	privacySettingPrefix = "privacy/"
+	// sealingCheckSetting holds the check value of the sealing secret the
+	// cluster seals with; a node with another secret refuses to seal or
+	// open rather than write records its peers cannot read.
+	sealingCheckSetting = "sealing/check"
+	// erasureSettingPrefix + tenant/subject/key id (hex) holds an
+	// erasure's receipt.
+	erasureSettingPrefix = "erasure/"
+)
+
+func privacySettingKey(tenant string) string { return privacySettingPrefix + tenant }
+
+// dataKeyCacheMax bounds the unwrapped keys a node keeps: past it the
+// cache starts over, so memory stays bounded whatever the number of
+// subjects (invariant 7).
+const dataKeyCacheMax = 1 << 14
+
+// dataKeyCache holds unwrapped data keys of one engine. An erasure on that
+// engine (engine.DataKeysErased) empties it, so an erased key is never
+// served from memory.
+type dataKeyCache struct {
+	mu     sync.Mutex
+	eng    *engine.Engine
+	erased uint64
+	keys   map[string]shred.DataKey
+}
+
+func cacheKey(tenant, subject string) string { return tenant + "\x00" + subject }
+
+// get returns the cached key, and the cache's generation to put with.
+func (c *dataKeyCache) get(eng *engine.Engine, tenant, subject string) (shred.DataKey, bool, uint64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	gen := eng.DataKeysErased()
+	if c.eng != eng || c.erased != gen {
+		c.eng, c.erased, c.keys = eng, gen, nil
+	}
+	dk, ok := c.keys[cacheKey(tenant, subject)]
+	return dk, ok, gen
+}
+
+// put caches a key read at generation gen, unless an erasure came since.
+func (c *dataKeyCache) put(eng *engine.Engine, gen uint64, tenant, subject string, dk shred.DataKey) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.eng != eng || c.erased != gen || eng.DataKeysErased() != gen {
+		return
+	}
+	if c.keys == nil || len(c.keys) >= dataKeyCacheMax {
+		c.keys = make(map[string]shred.DataKey)
+	}
+	c.keys[cacheKey(tenant, subject)] = dk
+}
+
+// errNoSealing is returned when this node cannot seal or open.
+var errNoSealing = fmt.Errorf("%w: this node holds no sealing secret, or another one than the cluster's", errPrecondition)
+
+// tenantSeals reports whether tenant seals subject payloads.
+func tenantSeals(eng *engine.Engine, tenant string) (bool, error) {
+	_, err := eng.Setting(privacySettingKey(tenant))
+	switch {
+	case err == nil:
+		return true, nil
+	case errors.Is(err, engine.ErrNotFound):
+		return false, nil
+	}
+	return false, err
+}
+
+// checkSecret refuses a node whose secret is not the one the cluster
+// recorded when sealing was first turned on.
+func (s *Server) checkSecret(eng *engine.Engine) error {
+	if s.cfg.Sealing == nil {
+		return errNoSealing
+	}
+	want, err := eng.Setting(sealingCheckSetting)
+	if errors.Is(err, engine.ErrNotFound) {
+		return nil // set together with the first tenant's privacy setting
+	}
+	if err != nil {
+		return err
+	}
+	if !bytes.Equal(want, s.cfg.Sealing.CheckValue()) {
+		return errNoSealing
+	}
+	return nil
+}
+
+// sealChecked seals, in place, the events of valid that their tenants
+// want sealed, and refuses events that arrive sealed (only Trail seals).
+// It returns, per event, nil or why it was refused; a returned error
+// fails the whole call (no key could be made, say).
+func (s *Server) sealChecked(ctx context.Context, valid []eventwire.Checked) ([]error, error) {
+	refused := make([]error, len(valid))
+	eng := s.cluster.Engine()
+	seals := make(map[string]bool)
+	var todo []int
+	for i := range valid {
+		ev := &valid[i].Event
+		if ev.HasSealed {
+			refused[i] = fmt.Errorf("%w: sealed is set by Trail, never by a producer", engine.ErrInvalidEvent)
+			continue
+		}
+		if len(ev.SubjectID) == 0 || ev.Changes+ev.Attributes == 0 {
+			continue
+		}
+		tenant := string(ev.TenantID)
+		on, ok := seals[tenant]
+		if !ok {
+			var err error
+			if on, err = tenantSeals(eng, tenant); err != nil {
+				return nil, err
+			}
+			seals[tenant] = on
+		}
+		if on {
+			todo = append(todo, i)
+		}
+	}
+	if len(todo) == 0 {
+		return refused, nil
+	}
+	if err := s.checkSecret(eng); err != nil {
+		return nil, err
+	}
+	keys, err := s.dataKeys(ctx, valid, todo)
+	if err != nil {
+		return nil, err
+	}
+	for _, i := range todo {
+		c := &valid[i]
+		dk := keys[cacheKey(string(c.Event.TenantID), string(c.Event.SubjectID))]
+		refused[i] = sealOne(c, dk)
+	}
+	return refused, nil
+}
+
+// sealOne replaces c's bytes with those of its sealed event.
+func sealOne(c *eventwire.Checked, dk shred.DataKey) error {
+	var ev trailv1.Event
+	if err := proto.Unmarshal(c.Bytes, &ev); err != nil {
+		return fmt.Errorf("%w: %v", engine.ErrInvalidEvent, err)
+	}
+	if err := shred.SealEvent(&ev, dk); err != nil {
+		return err
+	}
+	b, err := eventwire.Marshal(&ev, &c.Event)
+	if err != nil {
+		return err
+	}
+	if err := eventwire.Validate(&c.Event); err != nil {
+		return err
+	}
+	c.Bytes = b
+	return nil
+}
+
+// dataKeys returns the data key of the subject of each event todo names,
+// keyed by cacheKey. Subjects without one get one: all of the call's new
+// records are proposed in one settings command, each only if absent, and
+// whatever won is read back from this node's engine once it applied them.
+func (s *Server) dataKeys(ctx context.Context, valid []eventwire.Checked, todo []int) (map[string]shred.DataKey, error) {
+	eng := s.cluster.Engine()
+	keys := make(map[string]shred.DataKey)
+	var missing []engine.SettingOp
+	for _, i := range todo {
+		tenant, subject := string(valid[i].Event.TenantID), string(valid[i].Event.SubjectID)
+		ck := cacheKey(tenant, subject)
+		if _, ok := keys[ck]; ok {
+			continue
+		}
+		dk, found, err := s.loadDataKey(eng, tenant, subject)
+		if err != nil {
+			return nil, err
+		}
+		if found {
+			keys[ck] = dk
+			continue
+		}
+		keys[ck] = shred.DataKey{} // proposed below
+		fresh, err := shred.NewDataKey(rand.Reader)
+		if err != nil {
+			return nil, err
+		}
+		rec, err := s.cfg.Sealing.Wrap(tenant, subject, fresh, rand.Reader)
+		if err != nil {
+			return nil, err
+		}
+		missing = append(missing, engine.SettingOp{Key: engine.DataKeySetting(tenant, subject), Value: rec, IfAbsent: true})
+	}
+	if len(missing) == 0 {
+		return keys, nil
+	}
+	if err := s.cluster.ApplySettings(ctx, missing); err != nil {
+		return nil, fmt.Errorf("create %d data keys: %w", len(missing), err)
+	}
+	present := func(e *engine.Engine) (bool, error) {
+		for _, op := range missing {
+			if _, err := e.Setting(op.Key); errors.Is(err, engine.ErrNotFound) {
+				return false, nil
+			} else if err != nil {
+				return false, err
+			}
+		}
+		return true, nil
+	}
+	if err := s.cluster.WaitFor(ctx, present); err != nil {
+		return nil, fmt.Errorf("wait for %d new data keys: %w", len(missing), err)
+	}
+	eng = s.cluster.Engine()
+	for ck, dk := range keys {
+		if dk != (shred.DataKey{}) {
+			continue
+		}
+		tenant, subject, _ := bytes.Cut([]byte(ck), []byte{0})
+		got, found, err := s.loadDataKey(eng, string(tenant), string(subject))
+		if err != nil {
+			return nil, err
+		}
+		if !found {
+			// Erased between its creation and now: the caller retries.
+			return nil, fmt.Errorf("%w: data key of subject %q was erased while it was made", engine.ErrStaleDataKey, subject)
+		}
+		keys[ck] = got
+	}
+	return keys, nil
+}
+
+// loadDataKey returns the subject's current data key, from the cache or
+// the engine.
+func (s *Server) loadDataKey(eng *engine.Engine, tenant, subject string) (shred.DataKey, bool, error) {
+	dk, ok, gen := s.keyCache.get(eng, tenant, subject)
+	if ok {
+		return dk, true, nil
+	}
+	rec, err := eng.Setting(engine.DataKeySetting(tenant, subject))
+	if errors.Is(err, engine.ErrNotFound) {
+		return shred.DataKey{}, false, nil
+	}
+	if err != nil {
+		return shred.DataKey{}, false, err
+	}
+	if s.cfg.Sealing == nil {
+		return shred.DataKey{}, false, errNoSealing
+	}
+	dk, err = s.cfg.Sealing.Unwrap(tenant, subject, rec)
+	if err != nil {
+		return shred.DataKey{}, false, fmt.Errorf("%w: %v", errNoSealing, err)
+	}
+	s.keyCache.put(eng, gen, tenant, subject, dk)
+	return dk, true, nil
+}
+
+// openEntry shows what a reader may see of a sealed entry: its changes and
+// attributes and the event's key while the subject's data key lives,
+// ERASED once it was erased. entry_bytes are never touched (invariant 1).
+func (s *Server) openEntry(out *trailv1.StoredEntry) {
+	ev := out.GetEntry().GetEvent()
+	if ev.GetSealed() == nil {
+		return
+	}
+	out.Sealed = trailv1.SealedState_SEALED_STATE_UNAVAILABLE
+	eng := s.cluster.Engine()
+	if s.checkSecret(eng) != nil {
+		return
+	}
+	dk, found, err := s.loadDataKey(eng, ev.GetTenantId(), ev.GetSubjectId())
+	if err != nil {
+		return
+	}
+	if !found || !bytes.Equal(dk.ID[:], ev.GetSealed().GetKeyId()) {
+		out.Sealed = trailv1.SealedState_SEALED_STATE_ERASED
+		return
+	}
+	key := shred.EventKey(dk, ev.GetTenantId(), ev.GetEventId())
+	fields, err := shred.Open(ev, key)
+	if err != nil {
+		return
+	}
+	// A copy: a search hit's entry may be the engine's.
+	en := proto.Clone(out.Entry).(*trailv1.Entry)
+	en.Event.Changes, en.Event.Attributes = fields.GetChanges(), fields.GetAttributes()
+	out.Entry = en
+	out.Sealed = trailv1.SealedState_SEALED_STATE_OPENED
+	out.OpeningKey = key
+}
+
+// AppendChecked appends events read and checked elsewhere (the bus
+// ingest), sealed as the API's are, and returns one result per event.
+func (s *Server) AppendChecked(ctx context.Context, events []eventwire.Checked) ([]engine.Result, error) {
+	refused, err := s.sealChecked(ctx, events)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]engine.Result, len(events))
+	keep := make([]eventwire.Checked, 0, len(events))
+	pos := make([]int, 0, len(events))
+	for i, err := range refused {
+		if err != nil {
+			out[i].Err = err
+			continue
+		}
+		keep = append(keep, events[i])
+		pos = append(pos, i)
+	}
+	if len(keep) == 0 {
+		return out, nil
+	}
+	results, err := s.cluster.AppendChecked(ctx, keep)
+	if err != nil {
+		return nil, err
+	}
+	for j, r := range results {
+		out[pos[j]] = r
+	}
+	return out, nil
+}
