@@ -33,8 +33,8 @@ import (
 	"github.com/trailaudit/trail/engine"
 	"github.com/trailaudit/trail/merkle"
 	trailv1 "github.com/trailaudit/trail/proto/trail/v1"
-	"github.com/trailaudit/trail/shred"
 	"github.com/trailaudit/trail/raftnode"
+	"github.com/trailaudit/trail/shred"
 )
 
 const testLogName = "test.trail"
