@@ -73,6 +73,14 @@
 //	                                pii_field) or a timeline (UTC buckets)
 //	search-settings get|set TENANT [--text-attr KEY... | --none | --reset]
 //	                                the attributes full-text search reads (set: admin)
+//	privacy get|set TENANT [--seal | --no-seal]
+//	                                whether the tenant seals subject payloads under each
+//	                                subject's data key (set: admin)
+//	erase --tenant T --subject S --reason R [--reference REF] [-o FILE]
+//	                                erase the subject's data key (privacy officer): their
+//	                                payloads become unreadable, proofs and chain still
+//	                                verify; prints (and with -o writes) the signed receipt
+//	erasures TENANT [--subject S]   the tenant's erasure receipts
 //	partitions TENANT
 //	checkpoint TENANT PARTITION [--size N] [--out FILE] [--vkey FILE] [--cosigned]
 //	                                --cosigned: with every node's cosignature (each node
@@ -131,6 +139,7 @@
 //	verify [--vkey FILE] --chain FILE [--checkpoint FILE] [--tenant T]
 //	verify --vkey FILE --bundle FILE       [--tenant T]
 //	verify --vkey FILE --report FILE       [--tenant T]
+//	verify --vkey FILE --erasure FILE      [--tenant T]
 //	       any of them with --cosigners FILE [--quorum N]: checkpoints must also carry
 //	       valid cosignatures by N (default: a majority) of the node keys in FILE
 //

@@ -15,6 +15,7 @@ import (
 	"github.com/trailaudit/trail/merkle"
 	"github.com/trailaudit/trail/raftnode"
 	"github.com/trailaudit/trail/server"
+	"github.com/trailaudit/trail/shred"
 )
 
 // realServer is a real single-node Trail (Raft on loopback, Pebble, the
@@ -77,7 +78,11 @@ func startRealServer(t *testing.T) *realServer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := server.New(server.Config{Cluster: node, Signer: signer, Plaintext: true})
+	sealing, err := shred.NewKeyring([]byte(skey))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := server.New(server.Config{Cluster: node, Signer: signer, Sealing: sealing, Plaintext: true})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -24,6 +24,7 @@ type verifyFlags struct {
 	bundle      string
 	report      string
 	tlogProof   string
+	erasure     string
 	tenant      string
 	partition   string
 	event       string
@@ -43,6 +44,7 @@ func (f *verifyFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.checkpoint, "checkpoint", "", "verify the signed checkpoint `FILE`; with --chain, also rebuild its root from the chain")
 	fs.StringVar(&f.chain, "chain", "", "verify the chain `FILE`: JSON Lines of StoredEntry (as printed by tail --json)")
 	fs.StringVar(&f.bundle, "bundle", "", "verify the export bundle `FILE` (as written by export; - for stdin)")
+	fs.StringVar(&f.erasure, "erasure", "", "verify the signed erasure receipt `FILE` (as written by erase -o)")
 	fs.StringVar(&f.report, "report", "", "verify the report `FILE`: JSON, CSV, PDF or bundle, as written by report pii|history (- for stdin)")
 	fs.StringVar(&f.tlogProof, "tlog-proof", "", "verify the C2SP tlog-proof `FILE` (as written by prove --tlog-proof; - for stdin)")
 	fs.Func("witness-vkey", "with --tlog-proof or --checkpoint: require a cosignature by the witness whose verifier key is in `FILE` (repeatable)", func(s string) error {
@@ -61,17 +63,17 @@ func (f *verifyFlags) register(fs *flag.FlagSet) {
 // the checkpoint its root is rebuilt against.
 func (f *verifyFlags) check() error {
 	n := 0
-	for _, s := range []string{f.proof, f.consistency, f.chain, f.bundle, f.report, f.tlogProof} {
+	for _, s := range []string{f.proof, f.consistency, f.chain, f.bundle, f.report, f.tlogProof, f.erasure} {
 		if s != "" {
 			n++
 		}
 	}
 	switch {
 	case n > 1:
-		return usageErrorf("give one of --proof, --consistency and --chain, or --bundle, or --report, or --tlog-proof")
+		return usageErrorf("give one of --proof, --consistency and --chain, or --bundle, or --report, or --tlog-proof, or --erasure")
 	case n == 0 && f.checkpoint == "":
-		return usageErrorf("give one of --proof, --consistency, --checkpoint and --chain, or --bundle, or --report, or --tlog-proof")
-	case f.checkpoint != "" && (f.proof != "" || f.consistency != "" || f.bundle != "" || f.report != "" || f.tlogProof != ""):
+		return usageErrorf("give one of --proof, --consistency, --checkpoint and --chain, or --bundle, or --report, or --tlog-proof, or --erasure")
+	case f.checkpoint != "" && (f.proof != "" || f.consistency != "" || f.bundle != "" || f.report != "" || f.tlogProof != "" || f.erasure != ""):
 		return usageErrorf("--checkpoint goes alone or with --chain")
 	case f.tlogProof == "" && f.leafHash != "":
 		return usageErrorf("--leaf-hash applies to --tlog-proof")
@@ -136,6 +138,8 @@ func (f *verifyFlags) verify(e *env, t trust) (verifyResult, error) {
 		return f.verifyBundle(e, t) // export.go
 	case f.report != "":
 		return f.verifyReport(e, t) // reports.go
+	case f.erasure != "":
+		return f.verifyErasure(e, t) // erasure.go
 	}
 	return f.verifyCheckpoint(e, t)
 }
