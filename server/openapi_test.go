@@ -222,7 +222,7 @@ func TestOpenAPIMatchesServer(t *testing.T) {
 	}
 
 	pathValues := map[string]string{
-		"tenant_id": "acme", "rules.tenant_id": "acme", "partition": part, "leaf_index": "0", "event_id": "oa-0",
+		"tenant_id": "acme", "rules.tenant_id": "acme", "settings.tenant_id": "acme", "partition": part, "leaf_index": "0", "event_id": "oa-0",
 		"subject_id": "citizen-1", "target_type": "record", "target_id": "r-1",
 	}
 	queryValues := map[string]string{
@@ -409,6 +409,24 @@ func TestOpenAPIMatchesServer(t *testing.T) {
 		}},
 		{op: "ComplianceService_ReleaseLegalHold", path: map[string]string{"id": "<hold>"}, body: map[string]any{"reason": "done"}, check: func(t *testing.T, r *apiResult) {
 			want(t, "release_reason", r.str("hold", "release_reason"), "done")
+		}},
+		{op: "ComplianceService_SetPrivacySettings", body: map[string]any{"seal_subject_payloads": true}, check: func(t *testing.T, r *apiResult) {
+			want(t, "seal_subject_payloads", r.str("seal_subject_payloads"), "true")
+			// citizen-1 gets a data key, for the erasure below (the hold
+			// on them was released above).
+			e.appendAll(e.admin, []*trailv1.Event{changeEvent("acme", "openapi-sealed", "citizen-1")})
+		}},
+		{op: "ComplianceService_GetPrivacySettings", check: func(t *testing.T, r *apiResult) {
+			want(t, "seal_subject_payloads", r.str("seal_subject_payloads"), "true")
+		}},
+		{op: "ComplianceService_EraseSubject", body: map[string]any{"reason": "Art. 17(1)(a)", "reference": "openapi"}, check: func(t *testing.T, r *apiResult) {
+			want(t, "subject_id", r.str("receipt", "subject_id"), "citizen-1")
+			if !strings.HasPrefix(r.str("receipt", "note"), "trail erasure receipt v1\n") {
+				t.Errorf("receipt note: %q", r.str("receipt", "note"))
+			}
+		}},
+		{op: "ComplianceService_ListErasures", check: func(t *testing.T, r *apiResult) {
+			want(t, "receipts", r.str("receipts"), "1")
 		}},
 		{op: "ComplianceService_VerifyIntegrity", body: map[string]any{"tenant_id": "acme", "partition": part}, check: func(t *testing.T, r *apiResult) {
 			want(t, "ok", r.str("report", "ok"), "true")

@@ -294,6 +294,29 @@ func TestConsole(t *testing.T) {
 		shots.Take(tab, "07-alerts-live")
 	})
 
+	t.Run("erased payload", func(t *testing.T) {
+		// Before the operator's legal hold, which would exempt the subject.
+		site.rest(t, site.admin, "PUT", "/api/v1/admin/tenants/"+consoleTenant+"/privacy-settings", map[string]any{"seal_subject_payloads": true}, nil)
+		site.rest(t, site.admin, "POST", "/api/v1/audit/events/batch", map[string]any{"events": []map[string]any{{
+			"tenant_id": consoleTenant, "event_id": "sealed-1", "category": "data_modification", "action": "record.update",
+			"outcome": "success", "actor": map[string]any{"id": "clerk-1"}, "subject_id": "EE-2001",
+			"changes":     []map[string]any{{"field": "address", "before": "Old Road 1", "after": "New Street 2"}},
+			"occurred_at": time.Now().UTC().Format(time.RFC3339Nano),
+		}}}, nil)
+		tab := site.signedIn(t, ctx, site.auditor)
+		site.open(t, tab, "#/event/city/id/sealed-1")
+		waitText(t, tab, "main", "the server opened them")
+		waitText(t, tab, "main", "New Street 2")
+		site.rest(t, site.officer, "POST", "/api/v1/audit/tenants/"+consoleTenant+"/subjects/EE-2001/erase", map[string]any{"reason": "Art. 17(1)(b): consent withdrawn"}, nil)
+		site.open(t, tab, "#/event/city/id/sealed-1")
+		waitText(t, tab, "main", "Payload erased")
+		waitText(t, tab, "main", "Chain link holds")
+		if got := text(t, tab, "main"); strings.Contains(got, "New Street 2") {
+			t.Errorf("the erased payload is still shown")
+		}
+		shots.Take(tab, "09-event-payload-erased")
+	})
+
 	t.Run("operator", func(t *testing.T) {
 		tab := site.signedIn(t, ctx, site.admin)
 		site.open(t, tab, "#/operator")

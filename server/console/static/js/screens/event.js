@@ -46,7 +46,7 @@ export async function render({main, who, rest, signal, setStatus}) {
     h('div', {class: 'cols even'},
       h('section', {'aria-labelledby': 'inc-h'}, h('h2', {id: 'inc-h'}, 'Inclusion proof'), proofOut,
         h('h2', {}, 'Hash chain'), chainOut),
-      h('section', {'aria-labelledby': 'ev-h'}, h('h2', {id: 'ev-h'}, 'Entry'), se.pruned ? h('p', {}, 'Pruned.') : eventDetails(en, ev),
+      h('section', {'aria-labelledby': 'ev-h'}, h('h2', {id: 'ev-h'}, 'Entry'), se.pruned ? h('p', {}, 'Pruned.') : eventDetails(en, ev, se.sealed),
         h('details', {}, h('summary', {}, 'Entry as JSON (the server\'s decoding of the bytes)'), h('pre', {}, JSON.stringify(se, null, 2))))));
 
   // The proof and the chain check run side by side; each shows its result.
@@ -57,9 +57,17 @@ export async function render({main, who, rest, signal, setStatus}) {
   if (!signal.aborted) setStatus('');
 }
 
-function eventDetails(en, ev) {
+// sealedNote says what became of a sealed payload (docs/erasure.md).
+const sealedNotes = {
+  SEALED_STATE_OPENED: 'Changes and attributes are sealed under the subject\'s data key; the server opened them (the entry JSON carries this event\'s opening key, which checks them against the hashed ciphertext).',
+  SEALED_STATE_ERASED: 'Payload erased: the subject\'s data key was erased (GDPR Art. 17). The entry, its inclusion proof and its chain link still verify; its changes and attributes can never be read again.',
+  SEALED_STATE_UNAVAILABLE: 'Changes and attributes are sealed, and this node cannot open them: ask another node.',
+};
+
+function eventDetails(en, ev, sealed) {
   const a = ev.actor || {};
   return [
+    sealedNotes[sealed] ? h('p', {class: sealed === 'SEALED_STATE_ERASED' ? 'erased' : 'muted', 'data-sealed': sealed}, sealedNotes[sealed]) : '',
     kv([
       ['Category', category(ev.category)], ['Action', ev.action], ['Outcome', outcome(ev.outcome)],
       ['Actor', [h('code', {}, a.id || ''), a.display_name ? ` ${a.display_name}` : '', a.type ? ` (${a.type})` : '']],
