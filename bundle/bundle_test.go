@@ -560,9 +560,16 @@ func TestFormat2Header(t *testing.T) {
 			v2(h)
 			h["filters"] = map[string]any{"category": "CATEGORY_GOSSIP"}
 		}, `"CATEGORY_GOSSIP" is not a category`},
-		{"format 4", func(h map[string]any) { h["format"] = "trail-bundle/4" }, "this verifier reads"},
+		{"format 5", func(h map[string]any) { h["format"] = "trail-bundle/5" }, "this verifier reads"},
+		{"format 3 still read", nil, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			if tc.header == nil {
+				if _, err := verify(t, key.vkey, export(func(h map[string]any) { h["format"] = formatV3 })); err != nil {
+					t.Fatalf("format 3 bundle: %v", err)
+				}
+				return
+			}
 			expectFailure(t, key.vkey, export(tc.header), ErrMalformed, tc.inText)
 		})
 	}
@@ -577,7 +584,7 @@ func resign(t *testing.T, key testKey, ls [][]byte) {
 		t.Fatal(err)
 	}
 	rewrite(t, ls, len(ls)-1, func(m *Manifest) {
-		signed, err := note.Sign(&note.Note{Text: noteText(h.LogName, h.Tenant, m)}, key.signer)
+		signed, err := note.Sign(&note.Note{Text: noteText(h.Format, h.LogName, h.Tenant, m)}, key.signer)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -5,7 +5,7 @@
 // the [Verifier] behind "trailctl verify --bundle"; both work in constant
 // memory, whatever the size of the export.
 //
-// # Format (trail-bundle/3)
+// # Format (trail-bundle/4)
 //
 // A bundle is JSON Lines: one JSON object per line, each line ending in
 // "\n", each object starting with its "type" key. Bytes are standard
@@ -30,6 +30,11 @@
 //	run_end      closes the run: "end", the leaf after its last, and
 //	             "consistency", the consistency proof from the tree at end
 //	             to the checkpoint (empty when end is the checkpoint's size)
+//	opening      right after a sealed entry (crypto-shredding, package
+//	             shred), when the exporting node could tell: "opened" with
+//	             the event's key, which the verifier checks opens the
+//	             ciphertext the leaf hash covers, or "erased" (the subject's
+//	             data key was erased; the entry must be sealed)
 //	consistency  right after a leaf 0 whose prev_partition link records a
 //	             size for the previous partition other than that partition's
 //	             checkpoint in the bundle: the consistency proof between the
@@ -54,7 +59,8 @@
 // mistaken for a checkpoint: its second line is not a tree size.
 //
 // Version 1 carried an inclusion proof on every entry line; verifiers
-// refuse it with a message saying so. Version 2 is version 3 with one
+// refuse it with a message saying so. Version 3 is version 4 without
+// opening lines; verifiers read it. Version 2 is version 3 with one
 // value per filter field, under the header key "filters"; verifiers read
 // it as the equivalent filter.
 //

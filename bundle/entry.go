@@ -49,6 +49,10 @@ func (s *verification) entry(line []byte) error {
 	run.tree.Append(leaf, nil)
 	run.next++
 	s.count(p, e)
+	if !e.pruned && s.ef.sealed {
+		s.rep.Sealed++
+		s.sealed, s.sealedLeaf = append(s.sealed[:0], e.entry...), e.leafIndex
+	}
 	return nil
 }
 

@@ -45,6 +45,7 @@ const (
 	fieldEventPIIFields = 9
 	fieldEventPurpose   = 10
 	fieldEventAttrs     = 15
+	fieldEventSealed    = 16
 	fieldActorID        = 1
 	fieldActorName      = 3
 	fieldTargetType     = 1
@@ -76,6 +77,7 @@ type entryFields struct {
 	seqSeconds                   int64
 	seqNanos                     int32
 	hasSeqTime, hasPrevPartition bool
+	sealed                       bool
 }
 
 var errWire = errors.New("invalid protobuf wire data")
@@ -157,6 +159,9 @@ func decodeEvent(b []byte, f *entryFields) error {
 			if err = want(typ, protowire.BytesType, "attributes"); err == nil {
 				err = decodeAttr(v, f)
 			}
+		case fieldEventSealed:
+			err = want(typ, protowire.BytesType, "sealed")
+			f.sealed = true
 		case fieldEventPurpose:
 			err = want(typ, protowire.BytesType, "purpose_code")
 			f.purposeCode = v

@@ -157,6 +157,9 @@ type exportOpts struct {
 	// run length would.
 	maxRun uint64
 	vkey   string
+	// opening, when set, gives the opening line written after an entry
+	// (nil: none).
+	opening func(part string, leaf uint64, entry []byte) *Opening
 }
 
 // export writes the log as a bundle the way the server does.
@@ -214,6 +217,13 @@ func (l *fakeLog) writePartition(w *Writer, p *fakePart, size uint64, sizes map[
 		e := Entry{Partition: p.month, LeafIndex: i, LeafHash: p.hashes[i][:], Entry: p.entries[i], Pruned: p.entries[i] == nil}
 		if err := w.Entry(e); err != nil {
 			l.t.Fatal(err)
+		}
+		if o.opening != nil {
+			if op := o.opening(p.month, i, p.entries[i]); op != nil {
+				if err := w.Opening(*op); err != nil {
+					l.t.Fatal(err)
+				}
+			}
 		}
 		if i == 0 {
 			l.writeLink(w, p, sizes)

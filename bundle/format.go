@@ -12,8 +12,13 @@ import (
 
 // Format is the format version a header names; verifiers refuse others.
 // Version 1 proved every entry on its own; version 2 proves runs; version
-// 3 records the export's selection as a filter.Filter (sets of values).
-const Format = "trail-bundle/3"
+// 3 records the export's selection as a filter.Filter (sets of values);
+// version 4 adds opening lines after sealed entries.
+const Format = "trail-bundle/4"
+
+// formatV3 is version 3: version 4 without opening lines. Verifiers still
+// read it.
+const formatV3 = "trail-bundle/3"
 
 // ContentType is the media type of a bundle, and FileExt its file name
 // extension.
@@ -31,6 +36,26 @@ const (
 	TypeRunEnd      = "run_end"
 	TypeConsistency = "consistency"
 	TypeManifest    = "manifest"
+	TypeOpening     = "opening"
+)
+
+// Opening follows a sealed entry (docs/erasure.md) and says what the
+// exporting server could do with its payload: opened, with the event's
+// key, which the verifier checks opens the ciphertext the leaf hash
+// covers; or erased, the subject's data key gone. A sealed entry the
+// server could not open has no opening line.
+type Opening struct {
+	Type      string `json:"type"`
+	Partition string `json:"partition"`
+	LeafIndex uint64 `json:"leaf_index"`
+	State     string `json:"state"`
+	Key       []byte `json:"key,omitempty"`
+}
+
+// States of an Opening.
+const (
+	OpeningOpened = "opened"
+	OpeningErased = "erased"
 )
 
 // formatV2 is the previous format: the same lines, but a header whose
@@ -182,9 +207,9 @@ type Manifest struct {
 // ("<log>/<tenant>") is not a decimal size, so no checkpoint parser can
 // read it as a checkpoint: the log key signs it without ever signing a
 // second tree head for any origin.
-func noteText(logName, tenant string, m *Manifest) string {
+func noteText(format, logName, tenant string, m *Manifest) string {
 	var b strings.Builder
-	b.WriteString(Format + " manifest\n")
+	b.WriteString(format + " manifest\n")
 	b.WriteString(logName + "/" + tenant + "\n")
 	b.WriteString("sha256 " + m.SHA256 + "\n")
 	b.WriteString("lines " + strconv.FormatUint(m.Lines, 10) + "\n")

@@ -23,8 +23,14 @@ func FuzzVerify(f *testing.F) {
 	// Runs split by a gap, and runs cut at two leaves.
 	split := newFakeLog(f, key, 5).export(exportOpts{skip: func(_ string, leaf uint64) bool { return leaf == 2 }})
 	capped := newFakeLog(f, key, 5).export(exportOpts{maxRun: 2})
+	opened := sealedLog(f, key).export(exportOpts{opening: func(part string, leaf uint64, entry []byte) *Opening {
+		if leaf%2 == 0 {
+			return &Opening{Partition: part, LeafIndex: leaf, State: OpeningErased}
+		}
+		return &Opening{Partition: part, LeafIndex: leaf, State: OpeningOpened, Key: eventKeyOf(f, entry)}
+	}})
 	for _, seed := range [][]byte{
-		good, linked, pruned, split, capped,
+		good, linked, pruned, split, capped, opened,
 		good[:len(good)/3],
 		bytes.Join(lines(good)[:3], nil),
 		[]byte(`{"type":"header"}` + "\n"),
@@ -48,7 +54,7 @@ func FuzzVerify(f *testing.F) {
 			return
 		}
 		if r.Entries > 0 && !sameBody(b, good) && !sameBody(b, linked) && !sameBody(b, pruned) &&
-			!sameBody(b, split) && !sameBody(b, capped) {
+			!sameBody(b, split) && !sameBody(b, capped) && !sameBody(b, opened) {
 			t.Fatalf("a bundle other than the seeds verified:\n%s", b)
 		}
 	})

@@ -37,9 +37,13 @@ type Report struct {
 	// of them that needed a consistency proof.
 	PartitionLinks    uint64
 	ConsistencyProofs uint64
-	SHA256            string // of every line before the manifest
-	Notes             []string
-	notesDropped      int
+	// Sealed counts the entries whose payload is sealed (crypto-shredding),
+	// Opened those of them the bundle opens with a key checked against the
+	// ciphertext, Erased those it says were erased.
+	Sealed, Opened, Erased uint64
+	SHA256                 string // of every line before the manifest
+	Notes                  []string
+	notesDropped           int
 }
 
 // PartitionReport is one partition's signed checkpoint and what the
@@ -98,6 +102,10 @@ func (r *Report) Summary() []string {
 		fmt.Sprintf("OK partition links: %d checked against the previous partition's checkpoint (%d by consistency proof)", r.PartitionLinks, r.ConsistencyProofs),
 		fmt.Sprintf("OK manifest: sha256 %s over all %d preceding lines and the counts, signed by key %s", r.SHA256, r.Lines-1, r.Key),
 	)
+	if r.Sealed > 0 {
+		out = append(out, fmt.Sprintf("OK sealed payloads: %d entries, %d opened with their event keys (checked against the hashed ciphertext), %d erased (subject's data key erased), %d not opened",
+			r.Sealed, r.Opened, r.Erased, r.Sealed-r.Opened-r.Erased))
+	}
 	for _, p := range r.Partitions {
 		if p.Entries > 0 {
 			out = append(out, fmt.Sprintf("OK %s: %d entries, leaves %d..%d of %d", p.Partition, p.Entries, p.FirstLeaf, p.LastLeaf, p.Size))

@@ -94,6 +94,11 @@ type verification struct {
 	ef  entryFields
 	buf []byte // 0x00 then the entry bytes: the leaf hash input
 	rec []byte // the entry's digest record
+
+	// sealed holds the entry bytes of the previous line when it was a
+	// sealed entry, which an opening line may open (opening.go).
+	sealed     []byte
+	sealedLeaf uint64
 }
 
 // partState is a partition's checkpoint and what the bundle held of it.
@@ -166,7 +171,10 @@ func (s *verification) line(line []byte) error {
 		return failf(ErrChain, "leaf 0 of %s records size %d for partition %s, whose checkpoint in the bundle has size %d, and no consistency proof follows it",
 			p.linkedFrom, p.size, p.part.Partition, p.part.CheckpointSize)
 	}
-	if s.run != nil && typ != TypeEntry && typ != TypeRunEnd && typ != TypeConsistency {
+	if typ != TypeOpening {
+		s.sealed = s.sealed[:0] // an opening line must follow its entry at once
+	}
+	if s.run != nil && typ != TypeEntry && typ != TypeRunEnd && typ != TypeConsistency && typ != TypeOpening {
 		return failf(ErrMalformed, "a %s line inside the run of %s from leaf %d, which has no run_end", typ, s.run.part.Partition, s.run.begin)
 	}
 	if typ != TypeEntry && typ != TypeManifest {
@@ -187,6 +195,8 @@ func (s *verification) line(line []byte) error {
 		return s.consistency(line)
 	case TypeManifest:
 		return s.manifest(line)
+	case TypeOpening:
+		return s.opening(line) // opening.go
 	}
 	return failf(ErrMalformed, "unknown line type %q", typ)
 }
@@ -219,17 +229,17 @@ func (s *verification) header(line []byte) error {
 		return failf(ErrMalformed, "format %q proves each entry on its own and is no longer read; export the bundle again to get %q", h.Format, Format)
 	}
 	switch {
-	case h.Format == Format && h.V2Filters == nil:
+	case (h.Format == Format || h.Format == formatV3) && h.V2Filters == nil:
 	case h.Format == formatV2 && h.V2Filters != nil:
 		f, err := h.V2Filters.filter()
 		if err != nil {
 			return failf(ErrMalformed, "%v", err)
 		}
 		h.Filter, h.V2Filters = f, nil
-	case h.Format == Format || h.Format == formatV2:
+	case h.Format == Format || h.Format == formatV3 || h.Format == formatV2:
 		return failf(ErrMalformed, "format %q with a header of another format's filters", h.Format)
 	default:
-		return failf(ErrMalformed, "format %q, this verifier reads %q and %q", h.Format, Format, formatV2)
+		return failf(ErrMalformed, "format %q, this verifier reads %q, %q and %q", h.Format, Format, formatV3, formatV2)
 	}
 	if h.Tenant == "" || strings.ContainsAny(h.Tenant, "/\n") {
 		return failf(ErrMalformed, "tenant %q is not a tenant id", h.Tenant)
@@ -358,7 +368,7 @@ func (s *verification) manifest(line []byte) error {
 	if err != nil {
 		return fmt.Errorf("the manifest is not signed by the trusted key %s: %w: %w", keyLabel(s.v.key), ErrSignature, err)
 	}
-	if want := noteText(s.hdr.LogName, s.hdr.Tenant, &m); n.Text != want {
+	if want := noteText(s.hdr.Format, s.hdr.LogName, s.hdr.Tenant, &m); n.Text != want {
 		return failf(ErrSignature, "the manifest's signed note does not state this bundle's digest and counts (it says %q)", firstLines(n.Text, 3))
 	}
 	s.done = true

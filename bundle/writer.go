@@ -251,7 +251,7 @@ func (w *Writer) Close(signer note.Signer) (*Manifest, error) {
 	if m.Partitions == nil {
 		m.Partitions = []PartitionCount{}
 	}
-	signed, err := note.Sign(&note.Note{Text: noteText(w.logName, w.tenant, m)}, signer)
+	signed, err := note.Sign(&note.Note{Text: noteText(Format, w.logName, w.tenant, m)}, signer)
 	if err != nil {
 		return nil, fmt.Errorf("bundle: sign manifest: %w", err)
 	}

@@ -180,6 +180,11 @@ func TestScenarioErasure(t *testing.T) {
 	if r.Entries < 8 || r.Pruned != 0 || r.ChainLinks != r.Entries-1 {
 		t.Fatalf("export after erasure: %+v", r)
 	}
+	// alice's first two events erased, her third after the second erasure
+	// too; bob's opened, with a key the verifier checked.
+	if r.Sealed != 4 || r.Erased != 3 || r.Opened != 1 {
+		t.Fatalf("export after erasure: %d sealed, %d opened, %d erased; want 4, 1, 3", r.Sealed, r.Opened, r.Erased)
+	}
 }
 
 func getEvent(t *testing.T, e *env, token, tenant, id string) *trailv1.StoredEntry {

@@ -375,10 +375,33 @@ func (x *exporter) emit(ctx context.Context, se engine.StoredEntry, en *trailv1.
 	if err := x.w.Entry(e); err != nil {
 		return err
 	}
+	if en.GetEvent().GetSealed() != nil {
+		if err := x.opening(se, en); err != nil {
+			return err
+		}
+	}
 	if se.LeafIndex == 0 && en.GetPrevPartition() != nil {
 		return x.link(ctx, se.Partition, en.GetPrevPartition())
 	}
 	return nil
+}
+
+// opening writes what this node can do with a sealed entry's payload:
+// its event key when it opens, "erased" when the subject's key is gone,
+// nothing when this node cannot tell (no sealing secret).
+func (x *exporter) opening(se engine.StoredEntry, en *trailv1.Entry) error {
+	out := &trailv1.StoredEntry{Entry: en}
+	x.s.openEntry(out)
+	o := bundle.Opening{Partition: se.Partition.Month.String(), LeafIndex: se.LeafIndex}
+	switch out.GetSealed() {
+	case trailv1.SealedState_SEALED_STATE_OPENED:
+		o.State, o.Key = bundle.OpeningOpened, out.GetOpeningKey()
+	case trailv1.SealedState_SEALED_STATE_ERASED:
+		o.State = bundle.OpeningErased
+	default:
+		return nil
+	}
+	return x.w.Opening(o)
 }
 
 // runFor makes leaf the next leaf of the open run: it continues the run
