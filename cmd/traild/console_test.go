@@ -308,6 +308,7 @@ func TestConsole(t *testing.T) {
 		waitText(t, tab, "main", "the server opened them")
 		waitText(t, tab, "main", "New Street 2")
 		site.rest(t, site.officer, "POST", "/api/v1/audit/tenants/"+consoleTenant+"/subjects/EE-2001/erase", map[string]any{"reason": "Art. 17(1)(b): consent withdrawn"}, nil)
+		tab = site.signedIn(t, ctx, site.auditor) // a fresh page, not the same route again
 		site.open(t, tab, "#/event/city/id/sealed-1")
 		waitText(t, tab, "main", "Payload erased")
 		waitText(t, tab, "main", "Chain link holds")
