@@ -26,22 +26,46 @@ const (
 // csvListSep joins list values (roles, fields, proof hashes) inside one cell.
 const csvListSep = ";"
 
-// csvEvidenceColumns end every header: the entry's exact bytes and its
-// inclusion proof, which make a CSV report verifiable on its own. A CSV
-// report whose header lacks them was written before they existed.
-var csvEvidenceColumns = []string{"entry_bytes", "inclusion_proof"}
+// csvEvidenceColumns end every header: the entry's exact bytes, the
+// opening key of an opened sealed payload, and its inclusion proof, which
+// make a CSV report verifiable on its own. A CSV report whose header lacks
+// them was written before they existed.
+var csvEvidenceColumns = []string{"entry_bytes", csvOpeningKeyColumn, "inclusion_proof"}
+
+// The columns of a row's sealed payload: its state on every record of the
+// row, its opening key (base64) with the entry bytes.
+const (
+	csvPayloadColumn    = "payload_state"
+	csvOpeningKeyColumn = "opening_key"
+)
 
 var accessHeader = append([]string{
 	"sequencer_time", "occurred_at", "event_id", "actor_id", "actor_type", "actor_roles", "actor_display_name",
-	"actor_ip", "action", "outcome", "fields_accessed", "purpose_code", "flag",
+	"actor_ip", "action", "outcome", "fields_accessed", "purpose_code", "flag", csvPayloadColumn,
 	"partition", "leaf_index", "leaf_hash", "checkpoint_size", "checkpoint_root", "report_digest",
 }, csvEvidenceColumns...)
 
 var historyHeader = append([]string{
 	"sequencer_time", "occurred_at", "event_id", "category", "action", "outcome", "actor_id", "actor_type",
-	"actor_roles", "actor_display_name", "actor_ip", "subject_id", "field", "before", "after",
+	"actor_roles", "actor_display_name", "actor_ip", "subject_id", csvPayloadColumn, "field", "before", "after",
 	"partition", "leaf_index", "leaf_hash", "checkpoint_size", "checkpoint_root", "report_digest",
 }, csvEvidenceColumns...)
+
+// withoutColumns is header without the named columns.
+func withoutColumns(header []string, names ...string) []string {
+	return slices.DeleteFunc(slices.Clone(header), func(h string) bool { return slices.Contains(names, h) })
+}
+
+// Earlier layouts of the headers. Reports written before payload states
+// carry neither payload column and verify as they did: they cannot hold
+// a row of a sealed event. Reports written before the evidence columns
+// cannot be verified on their own.
+var (
+	accessHeaderNoPayload   = withoutColumns(accessHeader, csvPayloadColumn, csvOpeningKeyColumn)
+	historyHeaderNoPayload  = withoutColumns(historyHeader, csvPayloadColumn, csvOpeningKeyColumn)
+	accessHeaderNoEvidence  = withoutColumns(accessHeader, append([]string{csvPayloadColumn}, csvEvidenceColumns...)...)
+	historyHeaderNoEvidence = withoutColumns(historyHeader, append([]string{csvPayloadColumn}, csvEvidenceColumns...)...)
+)
 
 // WriteCSV writes d as RFC 4180 CSV (see the package documentation).
 func WriteCSV(w io.Writer, d *Document) error {
@@ -65,6 +89,13 @@ func WriteCSV(w io.Writer, d *Document) error {
 
 // csvRecords are the records of d's CSV form, before neutralization.
 func csvRecords(d *Document) ([][]string, error) {
+	return csvRecordsAs(d, nil)
+}
+
+// csvRecordsAs are the records of d's CSV form with the columns of header,
+// the current header of d's kind (nil) or an earlier one: a verifier
+// compares a file with the rendering in the file's own layout.
+func csvRecordsAs(d *Document, header []string) ([][]string, error) {
 	cps, err := checkpointsByPartition(d)
 	if err != nil {
 		return nil, err
@@ -78,11 +109,35 @@ func csvRecords(d *Document) ([][]string, error) {
 	} else {
 		records = accessRecords(d, cps)
 	}
+	if header != nil && !slices.Equal(header, records[0]) {
+		if records, err = projectColumns(records, header); err != nil {
+			return nil, err
+		}
+	}
 	params, err := compactJSON(d.Content.Parameters)
 	if err != nil {
 		return nil, err
 	}
 	return append(records, trailerRecords(d, string(params), len(records[0]))...), nil
+}
+
+// projectColumns keeps the columns of header, in its order, of records
+// whose first record is their header.
+func projectColumns(records [][]string, header []string) ([][]string, error) {
+	idx := make([]int, len(header))
+	for i, h := range header {
+		if idx[i] = slices.Index(records[0], h); idx[i] < 0 {
+			return nil, fmt.Errorf("report: write CSV: %w: no column %q", ErrInvalid, h)
+		}
+	}
+	out := make([][]string, len(records))
+	for i, r := range records {
+		out[i] = make([]string, len(idx))
+		for j, k := range idx {
+			out[i][j] = r[k]
+		}
+	}
+	return out, nil
 }
 
 // checkpointsByPartition parses the document's checkpoints for display.
@@ -103,9 +158,12 @@ func checkpointsByPartition(d *Document) (map[string]merkle.Checkpoint, error) {
 // records of an event with several changes.
 func proofColumns(s Source, proof *InclusionProof, cps map[string]merkle.Checkpoint, digest string) []string {
 	cp := cps[s.Partition]
-	var entry, path string
+	var entry, key, path string
 	if proof != nil {
 		entry = base64.StdEncoding.EncodeToString(s.EntryBytes)
+		if len(s.OpeningKey) > 0 {
+			key = base64.StdEncoding.EncodeToString(s.OpeningKey)
+		}
 		hs := make([]string, len(proof.AuditPath))
 		for i, h := range proof.AuditPath {
 			hs[i] = h.String()
@@ -114,7 +172,7 @@ func proofColumns(s Source, proof *InclusionProof, cps map[string]merkle.Checkpo
 	}
 	return []string{
 		s.Partition, strconv.FormatUint(s.LeafIndex, 10), s.LeafHash.String(),
-		strconv.FormatUint(cp.Size, 10), base64.StdEncoding.EncodeToString(cp.Root[:]), digest, entry, path,
+		strconv.FormatUint(cp.Size, 10), base64.StdEncoding.EncodeToString(cp.Root[:]), digest, entry, key, path,
 	}
 }
 
@@ -124,7 +182,7 @@ func accessRecords(d *Document, cps map[string]merkle.Checkpoint) [][]string {
 		rec := []string{
 			timeText(r.SequencerTime), timeText(r.OccurredAt), r.EventID, r.ActorID, r.ActorType,
 			strings.Join(r.ActorRoles, csvListSep), r.ActorName, r.ActorIP, r.Action, r.Outcome,
-			strings.Join(r.FieldsAccessed, csvListSep), r.PurposeCode, r.Flag,
+			strings.Join(r.FieldsAccessed, csvListSep), r.PurposeCode, r.Flag, string(r.Payload),
 		}
 		out = append(out, append(rec, proofColumns(r.Source, &d.Attestation.Proofs[i], cps, d.Attestation.Digest)...))
 	}
@@ -142,7 +200,7 @@ func historyRecords(d *Document, cps map[string]merkle.Checkpoint) [][]string {
 			rec := []string{
 				timeText(r.SequencerTime), timeText(r.OccurredAt), r.EventID, r.Category, r.Action, r.Outcome,
 				r.ActorID, r.ActorType, strings.Join(r.ActorRoles, csvListSep), r.ActorName, r.ActorIP, r.SubjectID,
-				ch.Field, ch.Before, ch.After,
+				string(r.Payload), ch.Field, ch.Before, ch.After,
 			}
 			var proof *InclusionProof
 			if j == 0 {
@@ -198,6 +256,7 @@ func unneutralize(v string) string {
 // csvFile is a CSV report as read: its records, the line each starts on,
 // and the document its entry bytes, proofs and trailer records carry.
 type csvFile struct {
+	// records[0] is the header, of the current layout or an earlier one.
 	records [][]string
 	lines   []int
 	doc     *Document
@@ -237,12 +296,11 @@ func decodeCSV(b []byte) (*csvFile, error) {
 	header := recs[0]
 	var kind string
 	switch {
-	case slices.Equal(header, accessHeader):
+	case slices.Equal(header, accessHeader), slices.Equal(header, accessHeaderNoPayload):
 		kind = KindPIIAccess
-	case slices.Equal(header, historyHeader):
+	case slices.Equal(header, historyHeader), slices.Equal(header, historyHeaderNoPayload):
 		kind = KindEntityHistory
-	case slices.Equal(header, accessHeader[:len(accessHeader)-len(csvEvidenceColumns)]),
-		slices.Equal(header, historyHeader[:len(historyHeader)-len(csvEvidenceColumns)]):
+	case slices.Equal(header, accessHeaderNoEvidence), slices.Equal(header, historyHeaderNoEvidence):
 		return nil, fmt.Errorf("report: %w: this CSV report predates CSV reports carrying entry bytes and proofs: it cannot be verified on its own", ErrInvalid)
 	default:
 		return nil, fmt.Errorf("report: %w: not a Trail CSV report: the header is not a PII access report's or an entity history's", ErrInvalid)
@@ -336,9 +394,16 @@ func decodeCSVRows(data [][]string, lines []int, col map[string]int, kind string
 		bad := func(format string, args ...any) error {
 			return fmt.Errorf("report: %w: line %d: %s", ErrInvalid, lines[i], fmt.Sprintf(format, args...))
 		}
-		entry, path := r[col["entry_bytes"]], r[col["inclusion_proof"]]
+		// The payload columns are absent from reports written before them.
+		cell := func(name string) string {
+			if j, ok := col[name]; ok {
+				return r[j]
+			}
+			return ""
+		}
+		entry, keyText, path := r[col["entry_bytes"]], cell(csvOpeningKeyColumn), r[col["inclusion_proof"]]
 		if entry == "" {
-			if path != "" || kind != KindEntityHistory || i == 0 {
+			if path != "" || keyText != "" || kind != KindEntityHistory || i == 0 {
 				return nil, nil, bad("the record has no entry bytes")
 			}
 			continue
@@ -346,6 +411,12 @@ func decodeCSVRows(data [][]string, lines []int, col map[string]int, kind string
 		b, err := base64.StdEncoding.Strict().DecodeString(unneutralize(entry))
 		if err != nil {
 			return nil, nil, bad("entry_bytes is not base64: %v", err)
+		}
+		var openingKey []byte
+		if keyText != "" {
+			if openingKey, err = base64.StdEncoding.Strict().DecodeString(unneutralize(keyText)); err != nil {
+				return nil, nil, bad("%s is not base64: %v", csvOpeningKeyColumn, err)
+			}
 		}
 		leaf, err := strconv.ParseUint(r[col["leaf_index"]], 10, 64)
 		if err != nil {
@@ -371,7 +442,8 @@ func decodeCSVRows(data [][]string, lines []int, col map[string]int, kind string
 			return nil, nil, bad("%s leaf %d appears twice", part, leaf)
 		}
 		proofs[key] = InclusionProof{Partition: part, LeafIndex: leaf, TreeSize: size, AuditPath: hashes}
-		entries = append(entries, LogEntry{Partition: part, LeafIndex: leaf, Data: b})
+		entries = append(entries, LogEntry{Partition: part, LeafIndex: leaf, Data: b,
+			Payload: PayloadState(cell(csvPayloadColumn)), OpeningKey: openingKey})
 	}
 	return entries, proofs, nil
 }
@@ -394,7 +466,7 @@ func VerifyCSV(b []byte, key note.Verifier, logName string) (*Verified, error) {
 	if err != nil {
 		return nil, err
 	}
-	want, err := csvRecords(cf.doc)
+	want, err := csvRecordsAs(cf.doc, cf.records[0])
 	if err != nil {
 		return nil, err
 	}

@@ -18,6 +18,26 @@
 // word alone. The canonical content is the compact JSON encoding of
 // [Content]; its SHA-256 is the report digest.
 //
+// # Sealed payloads
+//
+// A tenant may seal its subjects' payloads (package shred): an event's
+// changes and attributes are then an AES-GCM ciphertext in the entry
+// bytes, under a key derived from the subject's data key. Every row says
+// what became of its event's payload ([PayloadState], "payload_state"):
+// nothing for an event that is not sealed; "opened" when the server
+// opened it, and the row's source then carries the event's opening key
+// (base64, "opening_key") and a history row shows the opened changes;
+// "erased" when the subject's data key was erased (GDPR Art. 17), and
+// "unavailable" when the server could not open it, both without changes.
+// The summary counts the rows in each state. These are claims about the
+// entry bytes and are checked as rows are built, by the server and by
+// every verifier: a state claimed for an event that is not sealed, a
+// sealed event without a state, an opening key that does not open the
+// ciphertext (shred.Open) or does not give exactly the changes shown, or
+// a key on a row that is not "opened", fails. A verifier cannot tell an
+// erased payload from one the server chose not to open: only that it is
+// sealed.
+//
 // # Attestation
 //
 // For every partition the rows come from, the attestation holds that
@@ -45,12 +65,14 @@
 // insignificant whitespace removed, never over a re-encoding.
 //
 // CSV (RFC 4180): a header row, then one record per access (PII report) or
-// per field change (entity history; an event without changes has one record
-// with empty change columns). Each record carries its partition, leaf index
-// and leaf hash, the size and root of the checkpoint it is proven against,
-// and the report digest; the last two columns hold the row's entry bytes
-// (base64) and its inclusion proof (hex hashes joined by ";"), on the
-// first record of each event only. Trailer records, padded to the header's
+// per field change (entity history; an event without changes, or whose
+// payload is erased or unavailable, has one record with empty change
+// columns). Each record carries its payload state, its partition, leaf
+// index and leaf hash, the size and root of the checkpoint it is proven
+// against, and the report digest; the last three columns hold the row's
+// entry bytes (base64), opening key (base64, opened payloads only) and
+// inclusion proof (hex hashes joined by ";"), on the first record of each
+// event only. Trailer records, padded to the header's
 // width, follow the data: a "#parameters" record with the parameters'
 // compact JSON, "#checkpoint" records with each partition's signed
 // checkpoint and an "#attestation" record with the digest and the signed
@@ -58,8 +80,10 @@
 // with =, +, -, @, tab or carriage return) are prefixed with a single quote;
 // the JSON report carries the values unaltered.
 //
-// PDF: title, parameters, summary counts (flagged accesses included), a
-// table of the rows with their leaf positions and hashes, and an attestation
+// PDF: title, parameters, summary counts (flagged accesses and, when there
+// are sealed payloads, their states included), a table of the rows with
+// their leaf positions and hashes, a row of a sealed event marked as such
+// ("payload erased (GDPR Art. 17)" in place of its changes), and an attestation
 // section with the digest, the signed attestation and every signed
 // checkpoint; the document's Subject is the digest, its Producer names the
 // PDF layout, and the JSON report is attached to it (a document-level
@@ -99,5 +123,10 @@
 //
 // [VerifyFile] tells the formats apart by their first bytes. CSV and PDF
 // reports written before they carried entry bytes, proofs or an attached
-// report are refused as not verifiable on their own.
+// report are refused as not verifiable on their own. A CSV report written
+// before the payload columns verifies in its own layout when none of its
+// rows is of a sealed event; JSON and PDF reports without sealed rows are
+// as they were. A verifier that predates payload states refuses a report
+// with them (unknown fields, unknown CSV header) rather than misreading it,
+// so neither the content version nor the PDF layout changed.
 package report

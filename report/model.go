@@ -13,6 +13,7 @@ import (
 
 	"github.com/trailaudit/trail/merkle"
 	trailv1 "github.com/trailaudit/trail/proto/trail/v1"
+	"github.com/trailaudit/trail/shred"
 )
 
 // Report kinds, as the content and the attestation name them.
@@ -30,7 +31,32 @@ const (
 	FlagInvalidPurpose = "invalid_purpose_code"
 )
 
-// contentVersion is the version of the content layout.
+// PayloadState is what a report shows of a row's sealed payload (an
+// event's changes and attributes sealed under its subject's data key,
+// package shred). The empty state is that of an event that is not sealed.
+type PayloadState string
+
+// Payload states.
+const (
+	// PayloadClear: the event is not sealed; its changes are in clear in
+	// the entry bytes.
+	PayloadClear PayloadState = ""
+	// PayloadOpened: the server opened the sealed payload; the row's source
+	// carries the event's opening key, which opens the ciphertext in the
+	// entry bytes to exactly what the row shows.
+	PayloadOpened PayloadState = "opened"
+	// PayloadErased: the subject's data key was erased (GDPR Art. 17): the
+	// payload can never be opened again, and the row shows no changes.
+	PayloadErased PayloadState = "erased"
+	// PayloadUnavailable: the server could not open the payload (it holds
+	// no sealing secret, or another one), and the row shows no changes.
+	PayloadUnavailable PayloadState = "unavailable"
+)
+
+// contentVersion is the version of the content layout. Payload states
+// and opening keys did not change it: they appear only on rows of sealed
+// events, which a verifier that predates them refuses as unknown fields
+// rather than misreads.
 const contentVersion = 1
 
 // MaxRows bounds the rows of one report: JSON and PDF need the whole row
@@ -72,10 +98,19 @@ func (h Hash) String() string { return merkle.Hash(h).String() }
 // LogEntry is one leaf as stored: its position and the exact bytes that
 // were hashed. Rows are built from Data alone, and keep it (reports can be
 // large, so it is not copied): do not modify it afterwards.
+//
+// Payload and OpeningKey are the server's account of a sealed event: for
+// an event that is not sealed, PayloadClear and no key; for a sealed one,
+// its state and, when PayloadOpened, the event's opening key. They are
+// claims checked against Data: a state for an event that is not sealed,
+// none for a sealed one, or a key that does not open the payload make the
+// entry invalid.
 type LogEntry struct {
-	Partition string // "YYYY-MM"
-	LeafIndex uint64
-	Data      []byte
+	Partition  string // "YYYY-MM"
+	LeafIndex  uint64
+	Data       []byte
+	Payload    PayloadState
+	OpeningKey []byte
 }
 
 // PIIAccessQuery selects the rows of a PII access report.
@@ -137,14 +172,23 @@ type Summary struct {
 	Partitions []string  `json:"partitions,omitempty"`
 	First      time.Time `json:"first,omitzero"`
 	Last       time.Time `json:"last,omitzero"`
+	// Rows of sealed events by payload state; absent when zero.
+	Opened      int `json:"payload_opened,omitempty"`
+	Erased      int `json:"payload_erased,omitempty"`
+	Unavailable int `json:"payload_unavailable,omitempty"`
 }
 
-// Source locates a row's leaf and carries its exact entry bytes.
+// Sealed is the number of rows of sealed events.
+func (s Summary) Sealed() int { return s.Opened + s.Erased + s.Unavailable }
+
+// Source locates a row's leaf and carries its exact entry bytes, and for
+// a sealed payload that was opened, the event's opening key.
 type Source struct {
 	Partition  string `json:"partition"`
 	LeafIndex  uint64 `json:"leaf_index"`
 	LeafHash   Hash   `json:"leaf_hash"`
 	EntryBytes []byte `json:"entry_bytes"`
+	OpeningKey []byte `json:"opening_key,omitempty"`
 }
 
 // Actor is who acted, flattened into rows.
@@ -167,6 +211,9 @@ type AccessRow struct {
 	FieldsAccessed []string `json:"fields_accessed,omitempty"`
 	PurposeCode    string   `json:"purpose_code,omitempty"`
 	Flag           string   `json:"flag,omitempty"`
+	// Payload is the state of the event's sealed payload; "" when the
+	// event is not sealed.
+	Payload PayloadState `json:"payload_state,omitempty"`
 	Source
 }
 
@@ -179,8 +226,12 @@ type HistoryRow struct {
 	Action        string    `json:"action"`
 	Outcome       string    `json:"outcome"`
 	Actor
-	SubjectID string   `json:"subject_id,omitempty"`
-	Changes   []Change `json:"changes,omitempty"`
+	SubjectID string `json:"subject_id,omitempty"`
+	// Payload is the state of the event's sealed payload; "" when the
+	// event is not sealed. An opened payload's changes are shown; an
+	// erased or unavailable one's are not.
+	Payload PayloadState `json:"payload_state,omitempty"`
+	Changes []Change     `json:"changes,omitempty"`
 	Source
 }
 
@@ -270,6 +321,8 @@ type decoded struct {
 	LogEntry
 	hash  merkle.Hash
 	entry *trailv1.Entry
+	// opened is the sealed payload as its opening key opens it.
+	opened *trailv1.SealedFields
 }
 
 func (d decoded) errorf(format string, args ...any) error {
@@ -306,6 +359,9 @@ func decodeEntries(tenant string, entries []LogEntry) ([]decoded, error) {
 		case d.entry.GetPartition() != le.Partition || d.entry.GetLeafIndex() != le.LeafIndex:
 			return nil, d.errorf("records position %s leaf %d", d.entry.GetPartition(), d.entry.GetLeafIndex())
 		}
+		if err := d.checkPayload(); err != nil {
+			return nil, err
+		}
 		out[i] = d
 	}
 	slices.SortFunc(out, func(a, b decoded) int {
@@ -322,6 +378,44 @@ func decodeEntries(tenant string, entries []LogEntry) ([]decoded, error) {
 	return out, nil
 }
 
+// checkPayload checks the entry's payload state and opening key against
+// its bytes, and opens an opened payload: a state is claimed for sealed
+// events only, and an opening key only for an opened one, which it must
+// open.
+func (d *decoded) checkPayload() error {
+	ev := d.entry.GetEvent()
+	sealed := ev.GetSealed() != nil
+	switch d.Payload {
+	case PayloadClear:
+		if sealed {
+			return d.errorf("has a sealed payload, and no payload state")
+		}
+		if len(d.OpeningKey) > 0 {
+			return d.errorf("is not sealed, and has an opening key")
+		}
+		return nil
+	case PayloadOpened, PayloadErased, PayloadUnavailable:
+	default:
+		return d.errorf("has unknown payload state %q", d.Payload)
+	}
+	switch {
+	case !sealed:
+		return d.errorf("is not sealed: its payload cannot be %s", d.Payload)
+	case len(ev.GetChanges()) > 0 || len(ev.GetAttributes()) > 0:
+		return d.errorf("has changes or attributes in clear beside its sealed payload")
+	case d.Payload != PayloadOpened && len(d.OpeningKey) > 0:
+		return d.errorf("has an opening key, and its payload is %s", d.Payload)
+	case d.Payload != PayloadOpened:
+		return nil
+	}
+	fields, err := shred.Open(ev, d.OpeningKey)
+	if err != nil {
+		return d.errorf("has a sealed payload that its opening key does not open: %v", err)
+	}
+	d.opened = fields
+	return nil
+}
+
 func cmpUint(a, b uint64) int {
 	switch {
 	case a < b:
@@ -333,7 +427,7 @@ func cmpUint(a, b uint64) int {
 }
 
 func source(d decoded) Source {
-	return Source{Partition: d.Partition, LeafIndex: d.LeafIndex, LeafHash: Hash(d.hash), EntryBytes: d.Data}
+	return Source{Partition: d.Partition, LeafIndex: d.LeafIndex, LeafHash: Hash(d.hash), EntryBytes: d.Data, OpeningKey: d.OpeningKey}
 }
 
 func actorOf(a *trailv1.Actor) Actor {
@@ -360,6 +454,7 @@ func accessRow(d decoded, valid []string) AccessRow {
 		FieldsAccessed: slices.Clone(ev.GetPiiFieldsAccessed()),
 		PurposeCode:    ev.GetPurposeCode(),
 		Flag:           PurposeFlag(ev.GetPurposeCode(), valid),
+		Payload:        d.Payload,
 		Source:         source(d),
 	}
 }
@@ -375,9 +470,14 @@ func historyRow(d decoded) HistoryRow {
 		Outcome:       enumName("OUTCOME_", ev.GetOutcome().String()),
 		Actor:         actorOf(ev.GetActor()),
 		SubjectID:     ev.GetSubjectId(),
+		Payload:       d.Payload,
 		Source:        source(d),
 	}
-	for _, ch := range ev.GetChanges() {
+	changes := ev.GetChanges() // none when sealed
+	if d.opened != nil {
+		changes = d.opened.GetChanges()
+	}
+	for _, ch := range changes {
 		r.Changes = append(r.Changes, Change{Field: ch.GetField(), Before: ch.GetBefore(), After: ch.GetAfter()})
 	}
 	return r
@@ -405,8 +505,16 @@ func (c *Content) summarize() {
 	s := Summary{}
 	actors := make(map[string]bool)
 	var parts []string
-	note := func(t time.Time, actor, partition string) {
+	note := func(t time.Time, actor, partition string, payload PayloadState) {
 		s.Rows++
+		switch payload {
+		case PayloadOpened:
+			s.Opened++
+		case PayloadErased:
+			s.Erased++
+		case PayloadUnavailable:
+			s.Unavailable++
+		}
 		actors[actor] = true
 		if len(parts) == 0 || parts[len(parts)-1] != partition {
 			parts = append(parts, partition)
@@ -417,7 +525,7 @@ func (c *Content) summarize() {
 		s.Last = t
 	}
 	for _, r := range c.Accesses {
-		note(r.SequencerTime, r.ActorID, r.Partition)
+		note(r.SequencerTime, r.ActorID, r.Partition, r.Payload)
 		switch r.Flag {
 		case FlagMissingPurpose:
 			s.MissingPurpose++
@@ -426,7 +534,7 @@ func (c *Content) summarize() {
 		}
 	}
 	for _, r := range c.History {
-		note(r.SequencerTime, r.ActorID, r.Partition)
+		note(r.SequencerTime, r.ActorID, r.Partition, r.Payload)
 		s.Changes += len(r.Changes)
 	}
 	s.Flagged = s.MissingPurpose + s.InvalidPurpose
@@ -445,6 +553,22 @@ func (c *Content) Partitions() []string {
 	}
 	slices.Sort(out)
 	return slices.Compact(out)
+}
+
+// entries returns every row's entry as the report states it: position,
+// bytes, payload state and opening key, in row order.
+func (c *Content) entries() []LogEntry {
+	out := make([]LogEntry, 0, len(c.Accesses)+len(c.History))
+	add := func(s Source, p PayloadState) {
+		out = append(out, LogEntry{Partition: s.Partition, LeafIndex: s.LeafIndex, Data: s.EntryBytes, Payload: p, OpeningKey: s.OpeningKey})
+	}
+	for _, r := range c.Accesses {
+		add(r.Source, r.Payload)
+	}
+	for _, r := range c.History {
+		add(r.Source, r.Payload)
+	}
+	return out
 }
 
 // sources returns every row's source, in row order.

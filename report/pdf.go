@@ -40,7 +40,10 @@ var historyColumns = []pdfColumn{
 // Producer. Verification renders the embedded report again and compares
 // pages, so a verifier checks the layouts it renders; change the number
 // with the layout. Layout 1 (producer "Trail report/v1") embedded no
-// report.
+// report. Payload markers and counts did not change it: a report without
+// rows of sealed events renders as before, and one with them cannot have
+// been written before (its JSON has payload states, which earlier
+// verifiers refuse as unknown fields).
 const pdfLayout = 2
 
 // pdfProducer is the Producer of every PDF report of this layout.
@@ -241,6 +244,9 @@ func (p *pdfWriter) summary() {
 			{"Flagged accesses", fmt.Sprintf("%d (%d without a purpose code, %d with a purpose code not in the valid list)", s.Flagged, s.MissingPurpose, s.InvalidPurpose)},
 		}
 	}
+	if s.Sealed() > 0 {
+		kv = append(kv, [2]string{"Sealed payloads", fmt.Sprintf("%d opened, %d erased (GDPR Art. 17), %d unavailable on this node", s.Opened, s.Erased, s.Unavailable)})
+	}
 	span := "none"
 	if s.Rows > 0 {
 		span = timeText(s.First) + " to " + timeText(s.Last)
@@ -283,6 +289,23 @@ func (p *pdfWriter) row(cols []pdfColumn, cells []string, fill bool) {
 	f.Ln(-1)
 }
 
+// hiddenRow draws a history row whose changes cannot be shown: the
+// event's cells, then marker, shaded, across the change columns (the last
+// three).
+func (p *pdfWriter) hiddenRow(cols []pdfColumn, cells []string, marker string) {
+	f := p.pdf
+	f.SetFont("Helvetica", "", pdfBodyFont)
+	n := len(cols) - 3
+	for i, col := range cols[:n] {
+		f.CellFormat(col.width, pdfRowHeight, p.fit(p.text(cells[i]), col.width), "LR", 0, "L", false, 0, "")
+	}
+	w := tableWidth(cols[n:])
+	f.SetFont("Helvetica", "I", pdfBodyFont)
+	f.SetFillColor(235, 235, 235)
+	f.CellFormat(w, pdfRowHeight, p.fit(p.text(marker), w), "LR", 0, "L", true, 0, "")
+	f.Ln(-1)
+}
+
 // detail draws the line under a row naming its leaf.
 func (p *pdfWriter) detail(width float64, s string, fill bool) {
 	f := p.pdf
@@ -311,6 +334,30 @@ func leafText(s Source) string {
 	return fmt.Sprintf("partition %s, leaf %d, leaf hash %s", s.Partition, s.LeafIndex, s.LeafHash)
 }
 
+// payloadText is the marker of a row of a sealed event, "" for others.
+func payloadText(p PayloadState) string {
+	switch p {
+	case PayloadOpened:
+		return "sealed payload opened"
+	case PayloadErased:
+		return "payload erased (GDPR Art. 17)"
+	case PayloadUnavailable:
+		return "payload sealed, unavailable on this node"
+	case PayloadClear:
+		return ""
+	}
+	return "payload " + string(p)
+}
+
+// withPayload prefixes a row's detail line with its payload marker, where
+// no shortening can cut it off.
+func withPayload(p PayloadState, detail string) string {
+	if m := payloadText(p); m != "" {
+		return strings.ToUpper(m[:1]) + m[1:] + "; " + detail
+	}
+	return detail
+}
+
 func flagText(flag string) string {
 	switch flag {
 	case FlagMissingPurpose:
@@ -332,18 +379,23 @@ func (p *pdfWriter) accessTable() {
 	for _, r := range p.d.Content.Accesses {
 		p.ensure(pdfRowHeight+pdfSubHeight, cols)
 		flagged := r.Flag != ""
+		// A flagged access is shaded red, an erased or unavailable
+		// payload's access grey.
+		shaded := flagged || r.Payload == PayloadErased || r.Payload == PayloadUnavailable
 		if flagged {
 			p.pdf.SetFillColor(253, 222, 222)
+		} else if shaded {
+			p.pdf.SetFillColor(235, 235, 235)
 		}
 		p.row(cols, []string{
 			shortTime(r.SequencerTime), shortTime(r.OccurredAt), r.ActorID, r.ActorType, strings.Join(r.ActorRoles, ", "),
 			r.ActorIP, r.Action, r.Outcome, strings.Join(r.FieldsAccessed, ", "), r.PurposeCode, flagText(r.Flag),
-		}, flagged)
+		}, shaded)
 		detail := fmt.Sprintf("event %s", r.EventID)
 		if r.ActorName != "" {
 			detail = fmt.Sprintf("%s; actor %s", detail, r.ActorName)
 		}
-		p.detail(tableWidth(cols), detail+"; "+leafText(r.Source), flagged)
+		p.detail(tableWidth(cols), withPayload(r.Payload, detail+"; "+leafText(r.Source)), shaded)
 	}
 }
 
@@ -361,10 +413,15 @@ func (p *pdfWriter) historyTable() {
 			changes = []Change{{}}
 		}
 		p.ensure(float64(len(changes))*pdfRowHeight+pdfSubHeight, cols)
+		hidden := r.Payload == PayloadErased || r.Payload == PayloadUnavailable
 		for i, ch := range changes {
 			cells := []string{"", "", "", "", "", ch.Field, ch.Before, ch.After}
 			if i == 0 {
 				copy(cells, []string{shortTime(r.SequencerTime), r.ActorID, strings.Join(r.ActorRoles, ", "), r.Action, r.Outcome})
+			}
+			if hidden {
+				p.hiddenRow(cols, cells, payloadText(r.Payload))
+				continue
 			}
 			p.row(cols, cells, false)
 		}
@@ -372,7 +429,7 @@ func (p *pdfWriter) historyTable() {
 		if r.ActorName != "" {
 			detail = fmt.Sprintf("%s; actor %s", detail, r.ActorName)
 		}
-		p.detail(tableWidth(cols), detail+"; "+leafText(r.Source), false)
+		p.detail(tableWidth(cols), withPayload(r.Payload, detail+"; "+leafText(r.Source)), hidden)
 	}
 }
 

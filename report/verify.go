@@ -26,6 +26,9 @@ type Verified struct {
 	Rows      int
 	Flagged   int
 	Digest    string
+	// Erased is the number of rows whose sealed payload was erased,
+	// Unavailable of those the server could not open.
+	Erased, Unavailable int
 	// Checkpoints are the partitions' verified checkpoints, in order.
 	Checkpoints []merkle.Checkpoint
 	// Records is the number of records of a CSV report, header and
@@ -127,7 +130,7 @@ func verifyDocument(d *Document, key note.Verifier, logName string) (*Verified, 
 	c := d.Content
 	return &Verified{
 		Kind: c.Kind, Tenant: c.TenantID, LogName: c.LogName, Generated: c.GeneratedAt,
-		Rows: c.Summary.Rows, Flagged: c.Summary.Flagged, Digest: d.Attestation.Digest, Checkpoints: v.ordered,
+		Rows: c.Summary.Rows, Flagged: c.Summary.Flagged, Erased: c.Summary.Erased, Unavailable: c.Summary.Unavailable, Digest: d.Attestation.Digest, Checkpoints: v.ordered,
 	}, nil
 }
 
@@ -269,10 +272,10 @@ func (v *verification) proofs() error {
 // parameters and requires the very content that was signed.
 func (v *verification) rebuild() error {
 	c := v.d.Content
-	var entries []LogEntry
-	for _, s := range c.sources() {
-		entries = append(entries, LogEntry{Partition: s.Partition, LeafIndex: s.LeafIndex, Data: s.EntryBytes})
-	}
+	// Each row's payload state and opening key are checked against its
+	// entry bytes as the rows are built again: a state claimed for a clear
+	// event, or a key that does not open the payload, fails.
+	entries := c.entries()
 	p := c.Parameters
 	var (
 		again *Content
