@@ -168,9 +168,10 @@ func reportFormat(f trailv1.ReportFormat) (report.Format, error) {
 }
 
 // reportEntries runs q to the end, page by page, and returns every hit's
-// position and bytes. It refuses reports beyond reportRowLimit rows or
-// maxReportBytes of entries: they are built whole in memory.
-func reportEntries(ctx context.Context, eng *engine.Engine, q engine.Query) ([]report.LogEntry, error) {
+// position and bytes, and for a sealed payload what open made of it. It
+// refuses reports beyond reportRowLimit rows or maxReportBytes of entries:
+// they are built whole in memory.
+func reportEntries(ctx context.Context, eng *engine.Engine, q engine.Query, open func(*trailv1.StoredEntry)) ([]report.LogEntry, error) {
 	q.Limit, q.MaxBytes = engine.MaxSearchLimit, reportPageBytes
 	var out []report.LogEntry
 	total := 0
@@ -187,13 +188,32 @@ func reportEntries(ctx context.Context, eng *engine.Engine, q engine.Query) ([]r
 			case total > maxReportBytes:
 				return nil, fmt.Errorf("%w: the matching events exceed %d MiB; narrow the time range (from, to)", errResultTooLarge, maxReportBytes>>20)
 			}
-			out = append(out, report.LogEntry{Partition: h.Partition.Month.String(), LeafIndex: h.LeafIndex, Data: h.Data})
+			le := report.LogEntry{Partition: h.Partition.Month.String(), LeafIndex: h.LeafIndex, Data: h.Data}
+			if h.Entry.GetEvent().GetSealed() != nil {
+				le.Payload, le.OpeningKey = openedPayload(h.Entry, open)
+			}
+			out = append(out, le)
 		}
 		if res.NextCursor == "" {
 			return out, nil
 		}
 		q.Cursor = res.NextCursor
 	}
+}
+
+// openedPayload is the payload state of a sealed entry, and its opening
+// key when opened, as open (openEntry) decides it for any reader. The
+// report checks both against the entry bytes as it builds the row.
+func openedPayload(en *trailv1.Entry, open func(*trailv1.StoredEntry)) (report.PayloadState, []byte) {
+	se := &trailv1.StoredEntry{Entry: en}
+	open(se)
+	switch se.GetSealed() {
+	case trailv1.SealedState_SEALED_STATE_OPENED:
+		return report.PayloadOpened, se.GetOpeningKey()
+	case trailv1.SealedState_SEALED_STATE_ERASED:
+		return report.PayloadErased, nil
+	}
+	return report.PayloadUnavailable, nil
 }
 
 // buildReport reads the rows of rr's query, builds the report's content
@@ -208,7 +228,7 @@ func (s *Server) buildReport(ctx context.Context, ac *access, rr reportRequest,
 	}
 	eng, release := s.cluster.AcquireEngine()
 	defer release()
-	entries, err := reportEntries(ctx, eng, rr.query)
+	entries, err := reportEntries(ctx, eng, rr.query, func(se *trailv1.StoredEntry) { s.openEntryOn(eng, se) })
 	if err != nil {
 		return nil, err
 	}
@@ -217,6 +237,9 @@ func (s *Server) buildReport(ctx context.Context, ac *access, rr reportRequest,
 		return nil, fmt.Errorf("server: build report: %w", err)
 	}
 	ac.setUint("rows", uint64(content.Summary.Rows))
+	if n := content.Summary.Erased; n > 0 {
+		ac.setUint("erased", uint64(n))
+	}
 	ids := make([]string, 0, content.Summary.Rows)
 	for _, r := range content.Accesses {
 		ids = append(ids, r.EventID)

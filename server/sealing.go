@@ -286,12 +286,17 @@ func (s *Server) loadDataKey(eng *engine.Engine, tenant, subject string) (shred.
 // attributes and the event's key while the subject's data key lives,
 // ERASED once it was erased. entry_bytes are never touched (invariant 1).
 func (s *Server) openEntry(out *trailv1.StoredEntry) {
+	s.openEntryOn(s.cluster.Engine(), out)
+}
+
+// openEntryOn is openEntry with the data keys of eng, for a reader that
+// holds one engine for all its reads (reports).
+func (s *Server) openEntryOn(eng *engine.Engine, out *trailv1.StoredEntry) {
 	ev := out.GetEntry().GetEvent()
 	if ev.GetSealed() == nil {
 		return
 	}
 	out.Sealed = trailv1.SealedState_SEALED_STATE_UNAVAILABLE
-	eng := s.cluster.Engine()
 	if s.checkSecret(eng) != nil {
 		return
 	}
