@@ -236,6 +236,12 @@ func verifyReportFile(e *env, t trust, path, tenant string) (verifyResult, error
 	if v.Kind == report.KindPIIAccess && v.Flagged > 0 {
 		res.Notes = append(res.Notes, fmt.Sprintf("%d accesses are flagged: no purpose code, or one not in the tenant's valid list", v.Flagged))
 	}
+	if v.Erased > 0 {
+		res.Notes = append(res.Notes, fmt.Sprintf("%d rows are of events whose sealed payload was erased (GDPR Art. 17) and show no changes: their entry bytes prove the payload is sealed, not that its key is gone", v.Erased))
+	}
+	if v.Unavailable > 0 {
+		res.Notes = append(res.Notes, fmt.Sprintf("%d rows are of events whose sealed payload the server could not open, and show no changes", v.Unavailable))
+	}
 	res.Notes = append(res.Notes, "a report proves every row it lists is in the log; it cannot prove no other event matches")
 	return res, nil
 }
