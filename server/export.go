@@ -390,12 +390,11 @@ func (x *exporter) emit(ctx context.Context, se engine.StoredEntry, en *trailv1.
 // its event key when it opens, "erased" when the subject's key is gone,
 // nothing when this node cannot tell (no sealing secret).
 func (x *exporter) opening(se engine.StoredEntry, en *trailv1.Entry) error {
-	out := &trailv1.StoredEntry{Entry: en}
-	x.s.openEntry(out)
+	state, key := x.s.sealedPayload(x.eng, en)
 	o := bundle.Opening{Partition: se.Partition.Month.String(), LeafIndex: se.LeafIndex}
-	switch out.GetSealed() {
+	switch state {
 	case trailv1.SealedState_SEALED_STATE_OPENED:
-		o.State, o.Key = bundle.OpeningOpened, out.GetOpeningKey()
+		o.State, o.Key = bundle.OpeningOpened, key
 	case trailv1.SealedState_SEALED_STATE_ERASED:
 		o.State = bundle.OpeningErased
 	default:

@@ -171,7 +171,7 @@ func reportFormat(f trailv1.ReportFormat) (report.Format, error) {
 // position and bytes, and for a sealed payload what open made of it. It
 // refuses reports beyond reportRowLimit rows or maxReportBytes of entries:
 // they are built whole in memory.
-func reportEntries(ctx context.Context, eng *engine.Engine, q engine.Query, open func(*trailv1.StoredEntry)) ([]report.LogEntry, error) {
+func reportEntries(ctx context.Context, eng *engine.Engine, q engine.Query, open func(*trailv1.Entry) (trailv1.SealedState, []byte)) ([]report.LogEntry, error) {
 	q.Limit, q.MaxBytes = engine.MaxSearchLimit, reportPageBytes
 	var out []report.LogEntry
 	total := 0
@@ -202,14 +202,13 @@ func reportEntries(ctx context.Context, eng *engine.Engine, q engine.Query, open
 }
 
 // openedPayload is the payload state of a sealed entry, and its opening
-// key when opened, as open (openEntry) decides it for any reader. The
+// key when opened, as open (sealedPayload) decides it for any reader. The
 // report checks both against the entry bytes as it builds the row.
-func openedPayload(en *trailv1.Entry, open func(*trailv1.StoredEntry)) (report.PayloadState, []byte) {
-	se := &trailv1.StoredEntry{Entry: en}
-	open(se)
-	switch se.GetSealed() {
+func openedPayload(en *trailv1.Entry, open func(*trailv1.Entry) (trailv1.SealedState, []byte)) (report.PayloadState, []byte) {
+	state, key := open(en)
+	switch state {
 	case trailv1.SealedState_SEALED_STATE_OPENED:
-		return report.PayloadOpened, se.GetOpeningKey()
+		return report.PayloadOpened, key
 	case trailv1.SealedState_SEALED_STATE_ERASED:
 		return report.PayloadErased, nil
 	}
@@ -228,7 +227,7 @@ func (s *Server) buildReport(ctx context.Context, ac *access, rr reportRequest,
 	}
 	eng, release := s.cluster.AcquireEngine()
 	defer release()
-	entries, err := reportEntries(ctx, eng, rr.query, func(se *trailv1.StoredEntry) { s.openEntryOn(eng, se) })
+	entries, err := reportEntries(ctx, eng, rr.query, func(en *trailv1.Entry) (trailv1.SealedState, []byte) { return s.sealedPayload(eng, en) })
 	if err != nil {
 		return nil, err
 	}

@@ -289,8 +289,17 @@ func (s *Server) openEntry(out *trailv1.StoredEntry) {
 	s.openEntryOn(s.cluster.Engine(), out)
 }
 
+// sealedPayload is what openEntryOn makes of a sealed entry's payload,
+// for readers that write the state and key down (reports, exports):
+// the state and, opened, the event's key.
+func (s *Server) sealedPayload(eng *engine.Engine, en *trailv1.Entry) (trailv1.SealedState, []byte) {
+	se := &trailv1.StoredEntry{Entry: en}
+	s.openEntryOn(eng, se)
+	return se.GetSealed(), se.GetOpeningKey()
+}
+
 // openEntryOn is openEntry with the data keys of eng, for a reader that
-// holds one engine for all its reads (reports).
+// holds one engine for all its reads (reports, exports).
 func (s *Server) openEntryOn(eng *engine.Engine, out *trailv1.StoredEntry) {
 	ev := out.GetEntry().GetEvent()
 	if ev.GetSealed() == nil {
