@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -205,5 +206,74 @@ func TestSealingRefusedWithoutSecret(t *testing.T) {
 	ev := changeEvent("acme", fmt.Sprint("x-", timestamppb.Now().GetNanos()), "alice")
 	if _, err := e.ingest.Append(e.ctx(e.admin), &trailv1.AppendRequest{Event: ev}); err != nil {
 		t.Fatalf("a tenant that does not seal appends without a secret: %v", err)
+	}
+}
+
+// TestConcurrentFirstKeys: producers on all three nodes append, at the
+// same moment, the first events of the same new subjects. Each node
+// proposes its own first key for each subject; exactly one wins per
+// subject, every event is sealed under it, and every node opens every
+// event.
+func TestConcurrentFirstKeys(t *testing.T) {
+	e := newScenarioEnv(t)
+	nodes := append([]*env{e}, e.peers...)
+	const tenant = "clinic"
+	if _, err := e.comp.SetPrivacySettings(e.ctx(e.admin), &trailv1.SetPrivacySettingsRequest{Settings: &trailv1.PrivacySettings{TenantId: tenant, SealSubjectPayloads: true}}); err != nil {
+		t.Fatal(err)
+	}
+	producer := e.key(trailv1.Role_ROLE_PRODUCER, tenant)
+	auditor := e.key(trailv1.Role_ROLE_AUDITOR, tenant)
+	const subjects, rounds = 8, 3
+	var wg sync.WaitGroup
+	errs := make(chan error, len(nodes)*rounds)
+	for n, node := range nodes {
+		for r := range rounds {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				var evs []*trailv1.Event
+				for s := range subjects {
+					evs = append(evs, changeEvent(tenant, fmt.Sprintf("n%d-r%d-s%d", n, r, s), fmt.Sprintf("subject-%d", s)))
+				}
+				resp, err := node.ingest.AppendBatch(node.ctx(producer), &trailv1.AppendBatchRequest{Events: evs})
+				if err == nil {
+					for _, res := range resp.GetResults() {
+						if res.GetError() != nil {
+							err = fmt.Errorf("event %s: %v", res.GetReceipt().GetEventId(), res.GetError())
+							break
+						}
+					}
+				}
+				errs <- err
+			}()
+		}
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, node := range nodes {
+		keys := map[string]string{}
+		for n := range nodes {
+			for r := range rounds {
+				for s := range subjects {
+					got := getEvent(t, node, auditor, tenant, fmt.Sprintf("n%d-r%d-s%d", n, r, s))
+					if got.GetSealed() != trailv1.SealedState_SEALED_STATE_OPENED {
+						t.Fatalf("node %s: event n%d-r%d-s%d is %v", node.srv.cluster.Status().ID, n, r, s, got.GetSealed())
+					}
+					subject, id := got.GetEntry().GetEvent().GetSubjectId(), string(got.GetEntry().GetEvent().GetSealed().GetKeyId())
+					if k, ok := keys[subject]; ok && k != id {
+						t.Fatalf("subject %s sealed under two keys", subject)
+					}
+					keys[subject] = id
+				}
+			}
+		}
+		if len(keys) != subjects {
+			t.Fatalf("%d subjects with keys, want %d", len(keys), subjects)
+		}
 	}
 }
