@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/trailaudit/trail/bench/ceiling"
+	"github.com/trailaudit/trail/internal/eventgen"
+	trailv1 "github.com/trailaudit/trail/proto/trail/v1"
 )
 
 // appendConfig is the append scenario: producers appending realistic
@@ -25,6 +27,7 @@ type appendConfig struct {
 	window     int
 	eventBytes int
 	tenants    int
+	seal       bool
 	rates      []float64
 	warmup     time.Duration
 }
@@ -40,6 +43,7 @@ func parseAppend(args []string) (appendConfig, error) {
 	fs.IntVar(&c.window, "window", 4, "with -stream, batches in flight per stream")
 	fs.IntVar(&c.eventBytes, "event-bytes", 512, "approximate encoded event size")
 	fs.IntVar(&c.tenants, "tenants", 8, "tenants (skewed: tenant i gets weight 1/(i+1))")
+	fs.BoolVar(&c.seal, "seal", false, "turn on sealing of subject payloads (crypto-shredding) for every tenant before the load")
 	rates := fs.String("rate", "0", "comma-separated offered events/s over all producers, one row each per producer count (0: each producer sends its next call when the last is acknowledged)")
 	fs.DurationVar(&c.warmup, "warmup", 2*time.Second, "unmeasured load before each row")
 	if err := fs.Parse(args); err != nil {
@@ -98,13 +102,32 @@ type appendRow struct {
 }
 
 func (c appendConfig) mode() string {
+	m := "batch"
 	switch {
 	case c.stream:
-		return "stream"
+		m = "stream"
 	case c.batch == 1:
-		return "unary"
+		m = "unary"
 	}
-	return "batch"
+	if c.seal {
+		m += "+seal"
+	}
+	return m
+}
+
+// sealTenants turns on sealing of subject payloads for the run's tenants.
+func (c appendConfig) sealTenants(ctx context.Context, tgt *target) error {
+	if !c.seal {
+		return nil
+	}
+	comp := trailv1.NewComplianceServiceClient(tgt.conn(0))
+	for i := range c.tenants {
+		req := &trailv1.SetPrivacySettingsRequest{Settings: &trailv1.PrivacySettings{TenantId: eventgen.TenantID(i), SealSubjectPayloads: true}}
+		if _, err := comp.SetPrivacySettings(ctx, req); err != nil {
+			return fmt.Errorf("seal tenant %s: %w", eventgen.TenantID(i), err)
+		}
+	}
+	return nil
 }
 
 func runAppend(args []string) error {
@@ -171,6 +194,9 @@ func (r *appendRun) row(ctx context.Context, dir string, n int, rate float64) (r
 	defer func() {
 		err = errors.Join(err, tgt.close(ctx), tgt.remove())
 	}()
+	if err := c.sealTenants(ctx, tgt); err != nil {
+		return row, "", err
+	}
 	ps := make([]*producer, n)
 	for i := range ps {
 		ps[i] = &producer{

@@ -15,6 +15,7 @@ import (
 	"github.com/trailaudit/trail/merkle"
 	"github.com/trailaudit/trail/raftnode"
 	"github.com/trailaudit/trail/server"
+	"github.com/trailaudit/trail/shred"
 )
 
 // benchLogName is the log name of in-process clusters; it is also the
@@ -56,6 +57,11 @@ func startLocal(ctx context.Context, dir string, n int, fastElections bool, logg
 	signer, err := merkle.NewSigner(skey)
 	if err != nil {
 		return nil, fmt.Errorf("local cluster: %w", err)
+	}
+	// As traild does: the sealing secret comes from the log key.
+	sealing, err := shred.NewKeyring([]byte(skey))
+	if err != nil {
+		return nil, err
 	}
 	c := &localCluster{dir: dir}
 	if c.verifier, err = merkle.NewVerifier(vkey); err != nil {
@@ -108,7 +114,7 @@ func startLocal(ctx context.Context, dir string, n int, fastElections bool, logg
 		return nil, err
 	}
 	for i, node := range c.nodes {
-		srv, err := server.New(server.Config{Cluster: node, Signer: signer, Plaintext: true, Logger: logger})
+		srv, err := server.New(server.Config{Cluster: node, Signer: signer, Sealing: sealing, Plaintext: true, Logger: logger})
 		if err != nil {
 			return nil, fmt.Errorf("local cluster: server %s: %w", node.ID(), err)
 		}

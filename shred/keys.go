@@ -152,8 +152,12 @@ func (k *Keyring) Unwrap(tenant, subject string, rec []byte) (DataKey, error) {
 
 // EventKey derives the key that seals the payload of one event. It is
 // what an export hands an auditor for each event it opens.
+//
+// A data key is 32 uniformly random bytes, a pseudorandom key as HKDF's
+// expand step takes it (RFC 5869, 2.3), so the extract step is skipped:
+// one HMAC per event instead of two.
 func EventKey(dk DataKey, tenant, eventID string) []byte {
-	key, err := hkdf.Key(sha256.New, dk.Key[:], dk.ID[:], "trail/v1 event key\x00"+tenant+"\x00"+eventID, keySize)
+	key, err := hkdf.Expand(sha256.New, dk.Key[:], "trail/v1 event key\x00"+string(dk.ID[:])+"\x00"+tenant+"\x00"+eventID, keySize)
 	if err != nil {
 		panic(err) // only for lengths above 255 hash sizes
 	}
