@@ -2,6 +2,7 @@ package server
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"sync"
@@ -13,6 +14,8 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/trailaudit/trail/bundle"
+	"github.com/trailaudit/trail/engine"
+	"github.com/trailaudit/trail/engine/eventwire"
 	trailv1 "github.com/trailaudit/trail/proto/trail/v1"
 	"github.com/trailaudit/trail/shred"
 )
@@ -275,5 +278,48 @@ func TestConcurrentFirstKeys(t *testing.T) {
 		if len(keys) != subjects {
 			t.Fatalf("%d subjects with keys, want %d", len(keys), subjects)
 		}
+	}
+}
+
+// TestOtherSecretRefused: a node whose sealing secret is not the one the
+// cluster recorded neither seals nor opens, and says so, instead of
+// writing data keys its peers cannot unwrap.
+func TestOtherSecretRefused(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	if _, err := e.comp.SetPrivacySettings(e.ctx(e.admin), &trailv1.SetPrivacySettingsRequest{Settings: &trailv1.PrivacySettings{TenantId: "acme", SealSubjectPayloads: true}}); err != nil {
+		t.Fatal(err)
+	}
+	e.appendAll(e.admin, []*trailv1.Event{changeEvent("acme", "s-1", "alice")})
+	other, err := shred.NewKeyring([]byte("another cluster's sealing secret, long enough"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := New(Config{Cluster: e.node, Signer: e.srv.cfg.Signer, Sealing: other, Logger: testLogger(), Plaintext: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := getEvent(t, e, e.admin, "acme", "s-1")
+	if got.GetSealed() != trailv1.SealedState_SEALED_STATE_OPENED {
+		t.Fatalf("the right secret: %v", got.GetSealed())
+	}
+	got.Sealed, got.OpeningKey = 0, nil
+	srv.openEntry(got)
+	if got.GetSealed() != trailv1.SealedState_SEALED_STATE_UNAVAILABLE || got.GetOpeningKey() != nil {
+		t.Fatalf("another secret opened a payload: %v", got.GetSealed())
+	}
+	ev := changeEvent("acme", "s-2", "bob")
+	b, err := proto.Marshal(ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checked := []eventwire.Checked{{Bytes: b}}
+	if err := eventwire.Scan(b, &checked[0].Event); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := srv.sealChecked(e.ctx(e.admin), checked); !errors.Is(err, errNoSealing) {
+		t.Fatalf("sealing with another secret: %v", err)
+	}
+	if _, err := e.node.Engine().Setting(engine.DataKeySetting("acme", "bob")); !errors.Is(err, engine.ErrNotFound) {
+		t.Fatalf("a node with another secret made a data key: %v", err)
 	}
 }

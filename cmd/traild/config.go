@@ -14,6 +14,9 @@ type Config struct {
 	LogName     string
 	LogKeyFile  string
 	LogVKeyFile string
+	// SealingKeyFile holds the sealing secret of crypto-shredding; empty:
+	// derived from the log key.
+	SealingKeyFile string
 
 	GRPCAddr          string
 	HTTPAddr          string

@@ -55,6 +55,9 @@ func startDaemon(ctx context.Context, e *env, cfg *Config, log *slog.Logger) (_ 
 		if d.key, err = loadLogKey(cfg.LogKeyFile, cfg.LogVKeyFile, cfg.LogName, log); err != nil {
 			return nil, err
 		}
+		if err := loadSealingKey(cfg.SealingKeyFile, d.key, log); err != nil {
+			return nil, err
+		}
 	}
 	if d.tls, err = apiTLS(cfg); err != nil {
 		return nil, err
@@ -129,6 +132,9 @@ func (d *daemon) initialize(p *plan) error {
 	if vkey != "" {
 		d.log.Info("generated the log key", "private", d.cfg.LogKeyFile, "public", d.cfg.LogVKeyFile, "vkey", vkey)
 		if d.key, err = loadLogKey(d.cfg.LogKeyFile, d.cfg.LogVKeyFile, d.cfg.LogName, d.log); err != nil {
+			return err
+		}
+		if err := loadSealingKey(d.cfg.SealingKeyFile, d.key, d.log); err != nil {
 			return err
 		}
 	}

@@ -101,6 +101,29 @@ func loadLogKey(skeyPath, vkeyPath, logName string, log *slog.Logger) (*logKey, 
 	return &logKey{signer: signer, vkey: vkey, vkeyPath: vkeyPath, sealing: sealing}, nil
 }
 
+// loadSealingKey replaces the sealing secret derived from the log key by
+// the one in path, when path is set. Its bytes are the secret material as
+// they are (trailing whitespace aside), so any text of enough entropy
+// serves; shred.NewKeyring refuses fewer than 32 bytes.
+func loadSealingKey(path string, key *logKey, log *slog.Logger) error {
+	if path == "" {
+		return nil
+	}
+	material, err := readKeyFile(path)
+	if err != nil {
+		return fmt.Errorf("sealing key: %w", err)
+	}
+	k, err := shred.NewKeyring([]byte(material))
+	if err != nil {
+		return fmt.Errorf("sealing key %s: %w", path, err)
+	}
+	if fi, err := os.Stat(path); err == nil && fi.Mode().Perm()&0o077 != 0 {
+		log.Warn("sealing key is readable by other users", "file", path, "mode", fi.Mode().Perm().String())
+	}
+	key.sealing = k
+	return nil
+}
+
 // matchKeys proves verifier is signer's public key by signing a note and
 // opening it: name and hash alone would not catch a verifier key edited to
 // carry the right hash in front of another public key.

@@ -45,6 +45,22 @@ func TestRefusals(t *testing.T) {
 			want: `holds log "trail", not "other" \(log_name\)`,
 		},
 		{
+			name: "sealing key too short",
+			setup: func(t *testing.T, dir string) []string {
+				mustRun(t, "init", "--data-dir", dir)
+				return []string{"--sealing-key-file", writeFile(t, filepath.Join(t.TempDir(), "sealing.key"), "short\n")}
+			},
+			want: `sealing key .*sealing.key: shred: sealing secret of 5 bytes, need at least 32`,
+		},
+		{
+			name: "missing sealing key",
+			setup: func(t *testing.T, dir string) []string {
+				mustRun(t, "init", "--data-dir", dir)
+				return []string{"--sealing-key-file", filepath.Join(dir, "nope.key")}
+			},
+			want: `sealing key: open .*nope.key: no such file`,
+		},
+		{
 			name: "missing log key",
 			setup: func(t *testing.T, dir string) []string {
 				mustRun(t, "init", "--data-dir", dir)
