@@ -574,7 +574,7 @@ func anomaly(ev *access, rule string, attrs map[string]string) *trailv1.Event {
 		Actor:         &trailv1.Actor{Id: detectorActor, Type: "system"},
 		SubjectId:     ev.subject,
 		Target:        &trailv1.Target{Type: "actor", Id: ev.actor},
-		SourceService: "trail",
+		SourceService: eventwire.TrailSource,
 		TraceId:       ev.traceID,
 		OccurredAt:    timestamppb.New(ev.at),
 		Attributes:    attrs,

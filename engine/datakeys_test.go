@@ -68,10 +68,28 @@ func TestDataKeys(t *testing.T) {
 	if e.DataKeysErased() == erasedBefore {
 		t.Fatal("DataKeysErased did not change with an erasure")
 	}
+	// The erasure is durable together with everything before it: a replay
+	// after a crash never re-checks the append at index 3 against a store
+	// without its key, nor re-creates the key (index 1).
+	if e.DurableIndex() != 4 {
+		t.Fatalf("durable index %d after the erasure at 4", e.DurableIndex())
+	}
 	if liveTablesContain(t, e, first[16:]) {
 		t.Fatal("an erased data key record is still in Pebble's live tables")
 	}
-	rs, err = e.Apply(ctx, &Batch{Index: 5, Time: nov, Events: []*trailv1.Event{
+	// An erasure names its key: it deletes nothing once another key is
+	// the subject's.
+	third := randomRecord(t)
+	if err := e.ApplySettings(ctx, 6, []SettingOp{{Key: key, Value: third, IfAbsent: true}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.ApplySettings(ctx, 7, []SettingOp{{Key: key, Delete: true, IfPrefix: first[:16]}}); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := e.Setting(key); err != nil || !bytes.Equal(got, third) {
+		t.Fatalf("an erasure of the first key deleted the third: %x %v", got, err)
+	}
+	rs, err = e.Apply(ctx, &Batch{Index: 8, Time: nov, Events: []*trailv1.Event{
 		sealedEvent("acme", "ok", "citizen-1", first[:16]),    // a retry: still its receipt
 		sealedEvent("acme", "after", "citizen-1", first[:16]), // new, under the erased key
 	}})

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -15,12 +16,15 @@ import (
 const prefixSetting = 's'
 
 // SettingOp sets (Delete false) or deletes one setting. With IfAbsent a
-// set leaves a key that already has a value as it is.
+// set leaves a key that already has a value as it is; with IfPrefix the op
+// applies only while the key's value starts with IfPrefix (a data key is
+// erased only if it is still the one the erasure names).
 type SettingOp struct {
 	Key      string
 	Value    []byte
 	Delete   bool
 	IfAbsent bool
+	IfPrefix []byte
 }
 
 // Maximum sizes of a setting, to keep them metadata.
@@ -36,9 +40,14 @@ func settingKey(k string) []byte { return append([]byte{prefixSetting}, k...) }
 
 // ApplySettings applies ops atomically at Raft index. Invalid ops reject the
 // whole command with ErrBadSetting; the applied index still advances so that
-// replicas stay identical. The ops are committed durably but the applied
-// index only in memory: setting ops are idempotent, so a replay from the
-// last checkpoint after a crash applies them again to the same effect.
+// replicas stay identical. The ops are committed durably but, as a rule, the
+// applied index only in memory: setting ops are idempotent, so a replay from
+// the last checkpoint after a crash applies them again to the same effect.
+// A command that deletes a data key is the exception: appends before it
+// were checked against the key (checkSealKey), so a replay of them after
+// the deletion is durable would refuse what every other replica accepted,
+// and a replayed creation would bring the erased key back. Such a command
+// checkpoints first and commits the applied index with its ops.
 func (e *Engine) ApplySettings(ctx context.Context, index uint64, ops []SettingOp) error {
 	if err := e.checkWritable(); err != nil {
 		return err
@@ -52,19 +61,23 @@ func (e *Engine) ApplySettings(ctx context.Context, index uint64, ops []SettingO
 		e.applied.Store(index)
 		return refusal
 	}
+	erasing := deletesDataKey(ops)
+	if erasing {
+		if err := e.checkpointNow(); err != nil {
+			return err
+		}
+	}
 	wb := e.db.NewIndexedBatch()
 	defer wb.Close()
 	erased := false
 	for _, op := range ops {
-		if op.IfAbsent {
-			if present, err := batchHas(wb, settingKey(op.Key)); err != nil || present {
-				if err != nil {
-					return e.fail(fmt.Errorf("engine: settings: %w", err))
-				}
-				continue
-			}
+		apply, err := opApplies(wb, op)
+		if err != nil {
+			return e.fail(fmt.Errorf("engine: settings: %w", err))
 		}
-		var err error
+		if !apply {
+			continue
+		}
 		if op.Delete {
 			err = wb.Delete(settingKey(op.Key), nil)
 			erased = erased || isDataKeySetting(op.Key)
@@ -75,30 +88,49 @@ func (e *Engine) ApplySettings(ctx context.Context, index uint64, ops []SettingO
 			return fmt.Errorf("engine: settings: %w", err)
 		}
 	}
+	if erasing {
+		if err := wb.Set(appliedKey, encodeUint64(index), nil); err != nil {
+			return fmt.Errorf("engine: settings: %w", err)
+		}
+	}
 	if err := wb.Commit(pebble.Sync); err != nil {
 		return e.fail(fmt.Errorf("engine: settings: %w", err))
 	}
 	e.applied.Store(index)
+	if erasing {
+		e.durable.Store(index)
+	}
 	e.settingsVersion.Add(1)
 	if erased {
 		e.dataKeysErased.Add(1)
-		if err := e.compactDataKeys(ctx); err != nil {
-			return e.fail(err)
-		}
+		e.compactDataKeys(ctx)
 	}
 	return nil
 }
 
-// batchHas reports whether key has a value, as the batch sees it.
-func batchHas(b *pebble.Batch, key []byte) (bool, error) {
-	_, closer, err := b.Get(key)
+func deletesDataKey(ops []SettingOp) bool {
+	for _, op := range ops {
+		if op.Delete && isDataKeySetting(op.Key) {
+			return true
+		}
+	}
+	return false
+}
+
+// opApplies evaluates op's condition against the batch's view.
+func opApplies(b *pebble.Batch, op SettingOp) (bool, error) {
+	if !op.IfAbsent && op.IfPrefix == nil {
+		return true, nil
+	}
+	v, closer, err := b.Get(settingKey(op.Key))
 	if errors.Is(err, pebble.ErrNotFound) {
-		return false, nil
+		return op.IfPrefix == nil, nil // absent: IfAbsent applies, IfPrefix does not
 	}
 	if err != nil {
 		return false, err
 	}
-	return true, closer.Close()
+	defer closer.Close()
+	return !op.IfAbsent && bytes.HasPrefix(v, op.IfPrefix), nil
 }
 
 // SettingsVersion changes whenever a settings command commits on this

@@ -254,7 +254,7 @@ func (f *fsm) refuse(e *engine.Engine, index uint64, refusal error) (error, erro
 func settingOps(s *trailv1.RaftSettings) []engine.SettingOp {
 	ops := make([]engine.SettingOp, len(s.GetOps()))
 	for i, op := range s.GetOps() {
-		ops[i] = engine.SettingOp{Key: op.GetKey(), Value: op.GetValue(), Delete: op.GetDelete(), IfAbsent: op.GetIfAbsent()}
+		ops[i] = engine.SettingOp{Key: op.GetKey(), Value: op.GetValue(), Delete: op.GetDelete(), IfAbsent: op.GetIfAbsent(), IfPrefix: op.GetIfPrefix()}
 	}
 	return ops
 }

@@ -220,7 +220,7 @@ func (n *Node) pruneLocal(ctx context.Context, c *trailv1.RaftPrune) (int, error
 func (n *Node) ApplySettings(ctx context.Context, ops []engine.SettingOp) error {
 	s := &trailv1.RaftSettings{}
 	for _, op := range ops {
-		s.Ops = append(s.Ops, &trailv1.RaftSettingOp{Key: op.Key, Value: op.Value, Delete: op.Delete, IfAbsent: op.IfAbsent})
+		s.Ops = append(s.Ops, &trailv1.RaftSettingOp{Key: op.Key, Value: op.Value, Delete: op.Delete, IfAbsent: op.IfAbsent, IfPrefix: op.IfPrefix})
 	}
 	req := &trailv1.RaftForwardRequest{Op: &trailv1.RaftForwardRequest_Settings{Settings: s}}
 	return n.adminOnLeader(ctx, "settings", req, func(ctx context.Context) error { return n.settingsLocal(ctx, s) })

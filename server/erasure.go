@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"google.golang.org/protobuf/proto"
@@ -69,11 +70,15 @@ func (cs *complianceService) SetPrivacySettings(ctx context.Context, req *trailv
 }
 
 // EraseSubject erases a subject's data key: first the erasure is recorded
-// in the tenant's log (its receipt is part of the signed statement), then
-// the key is deleted on every node through Raft. A retry after a failure
-// between the two records nothing twice (the record's event_id is the
-// key's) and finishes the deletion. An active legal hold that may cover
-// the subject refuses the erasure (GDPR Art. 17(3)(e)).
+// in the tenant's log (its leaf is part of the signed statement), then the
+// key is deleted on every node through Raft, only if it is still the key
+// the record names. The statement is always built from the record as
+// stored, so a retry after a failure between the two, by anyone, with any
+// words, finds the record (its event_id is the key's), signs what it says
+// and finishes the deletion. The node first catches up with the commit
+// index it knows, so that a hold or a key committed through another node
+// moments ago is seen; an active legal hold that may cover the subject
+// refuses the erasure (GDPR Art. 17(3)(e)).
 func (cs *complianceService) EraseSubject(ctx context.Context, req *trailv1.EraseSubjectRequest) (_ *trailv1.EraseSubjectResponse, err error) {
 	tenant, subject := req.GetTenantId(), req.GetSubjectId()
 	if err := checkTenant(tenant); err != nil {
@@ -85,7 +90,11 @@ func (cs *complianceService) EraseSubject(ctx context.Context, req *trailv1.Eras
 	}
 	defer func() { ac.finish(err) }()
 	ac.set("subject_id", subject)
-	if err := checkErasureRequest(req); err != nil {
+	req, err = normalizeErasure(req, cs.s.cfg.Signer.Name())
+	if err != nil {
+		return nil, err
+	}
+	if err := cs.s.cluster.WaitApplied(ctx, cs.s.cluster.Status().CommitIndex); err != nil {
 		return nil, err
 	}
 	eng := cs.s.cluster.Engine()
@@ -104,8 +113,7 @@ func (cs *complianceService) EraseSubject(ctx context.Context, req *trailv1.Eras
 		return nil, fmt.Errorf("%w: %v", engine.ErrCorrupt, err)
 	}
 	ac.set("key_id", hex.EncodeToString(keyID))
-	by := "apikey:" + ac.p.keyID
-	receipt, err := cs.recordErasure(ctx, req, keyID, by)
+	receipt, err := cs.recordErasure(ctx, req, keyID, "apikey:"+ac.p.keyID)
 	if err != nil {
 		return nil, err
 	}
@@ -114,7 +122,7 @@ func (cs *complianceService) EraseSubject(ctx context.Context, req *trailv1.Eras
 		return nil, err
 	}
 	ops := []engine.SettingOp{
-		{Key: engine.DataKeySetting(tenant, subject), Delete: true},
+		{Key: engine.DataKeySetting(tenant, subject), Delete: true, IfPrefix: keyID},
 		{Key: erasureSettingKey(tenant, subject, keyID), Value: value},
 	}
 	if err := cs.s.cluster.ApplySettings(ctx, ops); err != nil {
@@ -124,20 +132,31 @@ func (cs *complianceService) EraseSubject(ctx context.Context, req *trailv1.Eras
 	return &trailv1.EraseSubjectResponse{Receipt: receipt}, nil
 }
 
-func checkErasureRequest(req *trailv1.EraseSubjectRequest) error {
+// normalizeErasure checks an erasure request and trims its reason and
+// reference; whatever the statement could not carry is refused here,
+// before anything is recorded.
+func normalizeErasure(req *trailv1.EraseSubjectRequest, logName string) (*trailv1.EraseSubjectRequest, error) {
 	subject := req.GetSubjectId()
 	if subject == "" || len(subject) > eventwire.MaxIndexedLen || !utf8.ValidString(subject) || strings.IndexByte(subject, 0) >= 0 {
-		return badRequest("subject_id is required: at most %d bytes of UTF-8 without NUL", eventwire.MaxIndexedLen)
+		return nil, badRequest("subject_id is required: at most %d bytes of UTF-8 without NUL", eventwire.MaxIndexedLen)
 	}
-	if strings.TrimSpace(req.GetReason()) == "" {
-		return badRequest("reason is required: say why the subject's data is erased (e.g. \"Art. 17(1)(b): consent withdrawn\")")
+	out := proto.CloneOf(req)
+	out.Reason, out.Reference = strings.TrimSpace(req.GetReason()), strings.TrimSpace(req.GetReference())
+	if out.Reason == "" {
+		return nil, badRequest("reason is required: say why the subject's data is erased (e.g. \"Art. 17(1)(b): consent withdrawn\")")
 	}
-	for _, f := range []struct{ name, v string }{{"reason", req.GetReason()}, {"reference", req.GetReference()}} {
-		if strings.ContainsAny(f.v, "\r\n") || len(f.v) > 512 {
-			return badRequest("%s must be one line of at most 512 bytes", f.name)
+	for _, f := range []struct{ name, v string }{{"reason", out.Reason}, {"reference", out.Reference}} {
+		if err := shred.CheckLine(f.v); err != nil || len(f.v) > 512 {
+			return nil, badRequest("%s must be one line of at most 512 bytes without control characters", f.name)
 		}
 	}
-	return nil
+	// The statement as it will be signed, with a stand-in record.
+	probe := &shred.Erasure{Log: logName, Tenant: out.GetTenantId(), Subject: subject, KeyID: make([]byte, shred.KeyIDSize),
+		ErasedBy: "apikey:probe", Reason: out.Reason, Reference: out.Reference, Record: shred.Record{Partition: "2006-01", LeafHash: make([]byte, 32)}}
+	if _, err := probe.Text(); err != nil {
+		return nil, badRequest("%v", err)
+	}
+	return out, nil
 }
 
 // checkHolds refuses an erasure while an active legal hold of the tenant
@@ -156,20 +175,27 @@ func (cs *complianceService) checkHolds(ctx context.Context, eng *engine.Engine,
 	return nil
 }
 
-// recordErasure appends the erasure's own event and returns the signed
-// receipt built on its leaf.
-func (cs *complianceService) recordErasure(ctx context.Context, req *trailv1.EraseSubjectRequest, keyID []byte, by string) (*trailv1.ErasureReceipt, error) {
+// erasureRecord is the event that records the erasure of key keyID. Its
+// event_id is the key's, so there is one record per key whoever asks.
+// Trail's own records (source_service "trail") are never sealed.
+func erasureRecord(req *trailv1.EraseSubjectRequest, keyID []byte, by string, at time.Time) *trailv1.Event {
 	keyHex := hex.EncodeToString(keyID)
-	ev := &trailv1.Event{
+	return &trailv1.Event{
 		TenantId: req.GetTenantId(), EventId: "erasure-" + keyHex,
 		Category: trailv1.Category_CATEGORY_COMPLIANCE, Action: actionSubjectErased, Outcome: trailv1.Outcome_OUTCOME_SUCCESS,
-		Actor:      &trailv1.Actor{Id: by, Type: "api_key"},
-		SubjectId:  req.GetSubjectId(),
-		Target:     &trailv1.Target{Type: "data_key", Id: keyHex},
-		OccurredAt: timestamppb.New(cs.s.cfg.Now()),
-		Attributes: map[string]string{"reason": req.GetReason(), "reference": req.GetReference()},
+		Actor:         &trailv1.Actor{Id: by, Type: "api_key"},
+		SubjectId:     req.GetSubjectId(),
+		Target:        &trailv1.Target{Type: "data_key", Id: keyHex},
+		SourceService: eventwire.TrailSource,
+		OccurredAt:    timestamppb.New(at),
+		Attributes:    map[string]string{"reason": req.GetReason(), "reference": req.GetReference()},
 	}
-	checked, err := checkOwnEvents([]*trailv1.Event{ev})
+}
+
+// recordErasure appends the erasure's record, unless one is stored
+// already, and returns the signed receipt built from the stored one.
+func (cs *complianceService) recordErasure(ctx context.Context, req *trailv1.EraseSubjectRequest, keyID []byte, by string) (*trailv1.ErasureReceipt, error) {
+	checked, err := checkOwnEvents([]*trailv1.Event{erasureRecord(req, keyID, by, cs.s.cfg.Now())})
 	if err != nil {
 		return nil, err
 	}
@@ -177,19 +203,34 @@ func (cs *complianceService) recordErasure(ctx context.Context, req *trailv1.Era
 	if err != nil {
 		return nil, err
 	}
-	r := results[0]
-	if errors.Is(r.Err, engine.ErrEventIDConflict) {
-		// Recorded before by another call, with other words: that record
-		// stands, and is what the receipt must name.
-		return nil, fmt.Errorf("%w: the erasure of this key was recorded before with another reason, reference or caller; list it with ListErasures", errPrecondition)
-	}
-	if r.Err != nil {
+	if r := results[0]; r.Err != nil && !errors.Is(r.Err, engine.ErrEventIDConflict) {
 		return nil, r.Err
 	}
+	// New, duplicate or recorded before with other words: the stored
+	// record is what the receipt states.
+	id := checked[0].Event.EventID
+	var stored engine.StoredEntry
+	var rcpt engine.Receipt
+	err = cs.s.cluster.WaitFor(ctx, func(e *engine.Engine) (bool, error) {
+		var err error
+		stored, rcpt, err = e.EntryByEventID(ctx, req.GetTenantId(), string(id))
+		if errors.Is(err, engine.ErrNotFound) {
+			return false, nil
+		}
+		return err == nil, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read the erasure record: %w", err)
+	}
+	en := new(trailv1.Entry)
+	if err := proto.Unmarshal(stored.Data, en); err != nil {
+		return nil, fmt.Errorf("%w: erasure record: %v", engine.ErrCorrupt, err)
+	}
+	ev := en.GetEvent()
 	st := &shred.Erasure{
-		Log: cs.s.cfg.Signer.Name(), Tenant: req.GetTenantId(), Subject: req.GetSubjectId(), KeyID: keyID,
-		ErasedAt: r.Receipt.SequencerTime, ErasedBy: by, Reason: req.GetReason(), Reference: req.GetReference(),
-		Record: shred.Record{Partition: r.Receipt.Partition.String(), LeafIndex: r.Receipt.LeafIndex, LeafHash: r.Receipt.LeafHash[:]},
+		Log: cs.s.cfg.Signer.Name(), Tenant: ev.GetTenantId(), Subject: ev.GetSubjectId(), KeyID: keyID,
+		ErasedAt: rcpt.SequencerTime, ErasedBy: ev.GetActor().GetId(), Reason: ev.GetAttributes()["reason"], Reference: ev.GetAttributes()["reference"],
+		Record: shred.Record{Partition: rcpt.Partition.String(), LeafIndex: rcpt.LeafIndex, LeafHash: rcpt.LeafHash[:]},
 	}
 	signed, err := shred.SignErasure(st, cs.s.cfg.Signer)
 	if err != nil {
@@ -197,7 +238,7 @@ func (cs *complianceService) recordErasure(ctx context.Context, req *trailv1.Era
 	}
 	return &trailv1.ErasureReceipt{
 		TenantId: st.Tenant, SubjectId: st.Subject, KeyId: keyID, Reason: st.Reason, Reference: st.Reference,
-		ErasedAt: timestamppb.New(st.ErasedAt), ErasedBy: by, Record: receiptProto(r.Receipt, 0), Note: string(signed),
+		ErasedAt: timestamppb.New(st.ErasedAt), ErasedBy: st.ErasedBy, Record: receiptProto(rcpt, 0), Note: string(signed),
 	}, nil
 }
 

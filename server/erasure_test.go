@@ -323,3 +323,59 @@ func TestOtherSecretRefused(t *testing.T) {
 		t.Fatalf("a node with another secret made a data key: %v", err)
 	}
 }
+
+// TestEraseResumes: an erasure recorded in the log whose key deletion did
+// not happen (a crash between the two) is finished by the next request,
+// whoever makes it and with whatever words; the receipt states the record
+// as stored. Odd subject ids get erased too, and words a statement cannot
+// carry are refused before anything is recorded.
+func TestEraseResumes(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	if _, err := e.comp.SetPrivacySettings(e.ctx(e.admin), &trailv1.SetPrivacySettingsRequest{Settings: &trailv1.PrivacySettings{TenantId: "acme", SealSubjectPayloads: true}}); err != nil {
+		t.Fatal(err)
+	}
+	odd := "frank\nx \"y\""
+	e.appendAll(e.admin, []*trailv1.Event{changeEvent("acme", "r-1", "alice"), changeEvent("acme", "r-2", odd)})
+
+	for _, reason := range []string{"a\tb", "line\u2028break", "  "} {
+		_, err := e.comp.EraseSubject(e.ctx(e.admin), &trailv1.EraseSubjectRequest{TenantId: "acme", SubjectId: "alice", Reason: reason})
+		wantCode(t, err, codes.InvalidArgument)
+	}
+	if list, _ := e.comp.ListErasures(e.ctx(e.admin), &trailv1.ListErasuresRequest{TenantId: "acme"}); len(list.GetReceipts()) != 0 {
+		t.Fatal("a refused erasure left a receipt")
+	}
+
+	// The record is appended, then the node "crashes" before deleting.
+	rec, err := e.srv.cluster.Engine().Setting(engine.DataKeySetting("acme", "alice"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs := &complianceService{s: e.srv}
+	first, err := cs.recordErasure(e.ctx(e.admin), &trailv1.EraseSubjectRequest{TenantId: "acme", SubjectId: "alice", Reason: "first words"}, rec[:16], "apikey:first")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := e.comp.EraseSubject(e.ctx(e.admin), &trailv1.EraseSubjectRequest{TenantId: "acme", SubjectId: "alice", Reason: "other words "})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := resp.GetReceipt(); got.GetReason() != "first words" || got.GetErasedBy() != "apikey:first" ||
+		!bytes.Equal(got.GetRecord().GetLeafHash(), first.GetRecord().GetLeafHash()) {
+		t.Fatalf("resumed erasure: %+v", got)
+	}
+	if _, err := e.srv.cluster.Engine().Setting(engine.DataKeySetting("acme", "alice")); !errors.Is(err, engine.ErrNotFound) {
+		t.Fatalf("the resumed erasure left the key: %v", err)
+	}
+
+	resp, err = e.comp.EraseSubject(e.ctx(e.admin), &trailv1.EraseSubjectRequest{TenantId: "acme", SubjectId: odd, Reason: "Art. 17(1)(a)"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := shred.VerifyErasure([]byte(resp.GetReceipt().GetNote()), e.verifier)
+	if err != nil || st.Subject != odd {
+		t.Fatalf("odd subject's receipt: %+v %v", st, err)
+	}
+	if got := getEvent(t, e, e.admin, "acme", "r-2"); got.GetSealed() != trailv1.SealedState_SEALED_STATE_ERASED {
+		t.Fatalf("odd subject's event: %v", got.GetSealed())
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 
 	"golang.org/x/mod/sumdb/note"
 )
@@ -43,8 +44,10 @@ var erasureFields = []string{"log", "tenant", "subject", "key", "erased_at", "er
 // Text is the statement's note text. Every value must be one line of
 // printable text; reason and log, tenant and subject must be non-empty.
 func (e *Erasure) Text() (string, error) {
+	// A subject id is whatever producers chose, control characters
+	// included: it is written quoted, so every subject has a statement.
 	vals := []string{
-		e.Log, e.Tenant, e.Subject, hex.EncodeToString(e.KeyID), e.ErasedAt.UTC().Format(time.RFC3339Nano),
+		e.Log, e.Tenant, strconv.Quote(e.Subject), hex.EncodeToString(e.KeyID), e.ErasedAt.UTC().Format(time.RFC3339Nano),
 		e.ErasedBy, e.Reason, e.Reference,
 		fmt.Sprintf("%s %d %s", e.Record.Partition, e.Record.LeafIndex, base64.StdEncoding.EncodeToString(e.Record.LeafHash)),
 	}
@@ -80,11 +83,20 @@ func (e *Erasure) check() error {
 	return nil
 }
 
-func checkValue(name, v string) error {
+// CheckLine refuses what a one-line statement value cannot hold: control
+// characters (C0, DEL, C1) and the Unicode line and paragraph separators.
+func CheckLine(v string) error {
 	for _, r := range v {
-		if r < 0x20 || r == 0x7f {
-			return fmt.Errorf("%w: erasure %s: control character %U", ErrMalformed, name, r)
+		if unicode.IsControl(r) || r == '\u2028' || r == '\u2029' {
+			return fmt.Errorf("control character or line break %U", r)
 		}
+	}
+	return nil
+}
+
+func checkValue(name, v string) error {
+	if err := CheckLine(v); err != nil {
+		return fmt.Errorf("%w: erasure %s: %v", ErrMalformed, name, err)
 	}
 	if strings.TrimSpace(v) != v {
 		return fmt.Errorf("%w: erasure %s: leading or trailing space", ErrMalformed, name)
@@ -111,8 +123,11 @@ func ParseErasure(text string) (*Erasure, error) {
 		}
 		vals[i] = v
 	}
-	e := &Erasure{Log: vals[0], Tenant: vals[1], Subject: vals[2], ErasedBy: vals[5], Reason: vals[6], Reference: vals[7]}
+	e := &Erasure{Log: vals[0], Tenant: vals[1], ErasedBy: vals[5], Reason: vals[6], Reference: vals[7]}
 	var err error
+	if e.Subject, err = strconv.Unquote(vals[2]); err != nil {
+		return nil, fmt.Errorf("%w: erasure subject %s: %v", ErrMalformed, vals[2], err)
+	}
 	if e.KeyID, err = hex.DecodeString(vals[3]); err != nil {
 		return nil, fmt.Errorf("%w: erasure key: %v", ErrMalformed, err)
 	}

@@ -194,6 +194,16 @@ func TestErasureStatement(t *testing.T) {
 	if got.Subject != want.Subject || !got.ErasedAt.Equal(want.ErasedAt) || got.Reference != "" || got.Record.LeafIndex != 42 {
 		t.Fatalf("statement read back: %+v", got)
 	}
+	// Any subject id has a statement, control characters included.
+	odd := testErasure()
+	odd.Subject = "frank\nx\t\"y\" "
+	text, err := odd.Text()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if back, err := ParseErasure(text); err != nil || back.Subject != odd.Subject {
+		t.Fatalf("odd subject read back as %q: %v", back.Subject, err)
+	}
 	// Third-party check: any signed-note library opens it.
 	if _, err := note.Open(msg, note.VerifierList(verifier)); err != nil {
 		t.Fatal(err)
@@ -212,6 +222,8 @@ func TestErasureStatement(t *testing.T) {
 		{"no subject", func(e *Erasure) { e.Subject = "" }},
 		{"short key id", func(e *Erasure) { e.KeyID = e.KeyID[:3] }},
 		{"trailing space", func(e *Erasure) { e.Reference = "x " }},
+		{"C1 control", func(e *Erasure) { e.Reason = "a\u0085b" }},
+		{"line separator", func(e *Erasure) { e.Reason = "a\u2028b" }},
 	}
 	for _, tt := range bad {
 		t.Run(tt.name, func(t *testing.T) {

@@ -22,6 +22,11 @@ const (
 // SystemTenant is the reserved tenant that only Trail itself writes.
 const SystemTenant = "_system"
 
+// TrailSource is the source_service of the records Trail writes itself
+// (anomalies, erasures). A tenant that seals subject payloads never has
+// them sealed, and producers may not use it.
+const TrailSource = "trail"
+
 // tenantGrammar is stated in every tenant_id error, so a producer learns the
 // rule from the first rejection.
 const tenantGrammar = `must match [a-z0-9][a-z0-9_-]{0,62} or be the reserved "` + SystemTenant + `"`

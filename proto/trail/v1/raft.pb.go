@@ -532,7 +532,10 @@ type RaftSettingOp struct {
 	Delete bool                   `protobuf:"varint,3,opt,name=delete,proto3" json:"delete,omitempty"`
 	// Set the key only if it has no value yet (a subject's data key: the
 	// first proposal wins, and every proposer reads the winner back).
-	IfAbsent      bool `protobuf:"varint,4,opt,name=if_absent,json=ifAbsent,proto3" json:"if_absent,omitempty"`
+	IfAbsent bool `protobuf:"varint,4,opt,name=if_absent,json=ifAbsent,proto3" json:"if_absent,omitempty"`
+	// When set, apply the op only while the key's value starts with these
+	// bytes (erase a data key only if it is still the one named).
+	IfPrefix      []byte `protobuf:"bytes,5,opt,name=if_prefix,json=ifPrefix,proto3" json:"if_prefix,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -593,6 +596,13 @@ func (x *RaftSettingOp) GetIfAbsent() bool {
 		return x.IfAbsent
 	}
 	return false
+}
+
+func (x *RaftSettingOp) GetIfPrefix() []byte {
+	if x != nil {
+		return x.IfPrefix
+	}
+	return nil
 }
 
 // RaftSettings applies setting operations atomically.
@@ -1467,12 +1477,13 @@ const file_trail_v1_raft_proto_rawDesc = "" +
 	"\x06leaves\x18\x03 \x03(\x04R\x06leaves\"G\n" +
 	"\x0fRaftDropSegment\x12\x16\n" +
 	"\x06tenant\x18\x01 \x01(\tR\x06tenant\x12\x1c\n" +
-	"\tpartition\x18\x02 \x01(\tR\tpartition\"l\n" +
+	"\tpartition\x18\x02 \x01(\tR\tpartition\"\x89\x01\n" +
 	"\rRaftSettingOp\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\fR\x05value\x12\x16\n" +
 	"\x06delete\x18\x03 \x01(\bR\x06delete\x12\x1b\n" +
-	"\tif_absent\x18\x04 \x01(\bR\bifAbsent\"9\n" +
+	"\tif_absent\x18\x04 \x01(\bR\bifAbsent\x12\x1b\n" +
+	"\tif_prefix\x18\x05 \x01(\fR\bifPrefix\"9\n" +
 	"\fRaftSettings\x12)\n" +
 	"\x03ops\x18\x01 \x03(\v2\x17.trail.v1.RaftSettingOpR\x03ops\"\x9a\x04\n" +
 	"\x12RaftForwardRequest\x12#\n" +
