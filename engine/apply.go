@@ -49,7 +49,8 @@ type Receipt struct {
 
 // Result is the outcome of one event of a batch: a receipt, or the reason
 // the event was rejected (ErrInvalidEvent, ErrEntryTooLarge,
-// ErrEventIDConflict, ErrStaleDataKey). A rejected event writes nothing.
+// ErrEventIDConflict, ErrStaleDataKey, ErrUnsealed). A rejected event
+// writes nothing.
 type Result struct {
 	Receipt Receipt
 	Err     error
@@ -228,13 +229,11 @@ func (a *applier) appendEvent(c *chunk, raw []byte, t int64, out [][]Result, bi,
 	if r, hit, err := a.lookupDuplicate(c, id, digest, out); hit || err != nil {
 		return r, err
 	}
-	if ev.HasSealed {
-		if err := a.e.checkSealKey(ev.TenantID, ev.SubjectID, ev.SealedKeyID); err != nil {
-			if errors.Is(err, ErrStaleDataKey) {
-				return Result{Err: err}, nil
-			}
-			return Result{}, err
+	if err := a.e.checkSealing(ev); err != nil {
+		if errors.Is(err, ErrStaleDataKey) || errors.Is(err, ErrUnsealed) {
+			return Result{Err: err}, nil
 		}
+		return Result{}, err
 	}
 	ts := a.e.tenant(string(ev.TenantID))
 	seq := max(t, ts.head.LastTime)

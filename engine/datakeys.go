@@ -8,6 +8,8 @@ import (
 	"strings"
 
 	"github.com/cockroachdb/pebble/v2"
+
+	"github.com/trailaudit/trail/engine/eventwire"
 )
 
 // Data keys (crypto-shredding, package shred) are settings like any
@@ -20,6 +22,15 @@ import (
 
 // DataKeyPrefix starts the setting key of every subject's data key.
 const DataKeyPrefix = "datakey/"
+
+// SealingSetting is the setting whose presence means a tenant seals
+// subject payloads.
+func SealingSetting(tenant string) string { return "privacy/" + tenant }
+
+// ErrUnsealed refuses an event of a sealing tenant that carries a
+// subject's changes or attributes in clear: the node that received it had
+// not yet applied the setting. A retry is sealed.
+var ErrUnsealed = errors.New("the tenant seals subject payloads and this event's were not sealed (the node that received it was behind); retry the append")
 
 // ErrStaleDataKey is the refusal of a sealed event whose key is not its
 // subject's current data key: it was sealed under a key erased meanwhile.
@@ -37,6 +48,51 @@ func isDataKeySetting(key string) bool { return strings.HasPrefix(key, DataKeyPr
 // (and starts afresh with every Open): a cache of unwrapped keys compares
 // it, with the engine it read from, before trusting an entry.
 func (e *Engine) DataKeysErased() uint64 { return e.dataKeysErased.Load() }
+
+// checkSealing applies the two rules of sealing tenants to an event about
+// to be appended (invariant 14).
+func (e *Engine) checkSealing(ev *eventwire.Event) error {
+	if ev.HasSealed {
+		return e.checkSealKey(ev.TenantID, ev.SubjectID, ev.SealedKeyID)
+	}
+	return e.checkUnsealed(ev)
+}
+
+// checkUnsealed refuses an event of a sealing tenant whose subject's
+// changes or attributes are in clear. Trail's own records are exempt.
+// Called with writeMu held.
+func (e *Engine) checkUnsealed(ev *eventwire.Event) error {
+	if ev.HasSealed || len(ev.SubjectID) == 0 || ev.Changes+ev.Attributes == 0 || string(ev.SourceService) == eventwire.TrailSource {
+		return nil
+	}
+	seals, err := e.tenantSealsLocked(ev.TenantID)
+	if err != nil || !seals {
+		return err
+	}
+	return fmt.Errorf("%w: tenant %q event %q", ErrUnsealed, ev.TenantID, ev.EventID)
+}
+
+// tenantSealsLocked reads the tenant's sealing setting, through a cache
+// that a settings command empties.
+func (e *Engine) tenantSealsLocked(tenant []byte) (bool, error) {
+	if v := e.settingsVersion.Load(); e.sealsVersion != v || e.seals == nil {
+		e.seals, e.sealsVersion = make(map[string]bool), v
+	}
+	if seals, ok := e.seals[string(tenant)]; ok {
+		return seals, nil
+	}
+	_, closer, err := e.db.Get(settingKey(SealingSetting(string(tenant))))
+	switch {
+	case errors.Is(err, pebble.ErrNotFound):
+		e.seals[string(tenant)] = false
+		return false, nil
+	case err != nil:
+		return false, fmt.Errorf("engine: sealing setting of %q: %w", tenant, err)
+	}
+	closer.Close()
+	e.seals[string(tenant)] = true
+	return true, nil
+}
 
 // checkSealKey refuses a sealed event unless its key id is the one the
 // subject's data key record starts with. Called with writeMu held.

@@ -101,6 +101,46 @@ func TestDataKeys(t *testing.T) {
 	}
 }
 
+// TestUnsealedRefused: once a tenant seals, an event whose subject's
+// changes or attributes arrive in clear (from a node that had not applied
+// the setting yet) is refused, retryably; Trail's own records, events
+// without a subject or without a payload, and other tenants are not.
+func TestUnsealedRefused(t *testing.T) {
+	e := openEngine(t, t.TempDir())
+	ctx := context.Background()
+	withPayload := func(tenant, id, subject, source string) *trailv1.Event {
+		ev := event(tenant, id)
+		ev.SubjectId, ev.SourceService = subject, source
+		ev.Attributes = map[string]string{"note": "personal"}
+		return ev
+	}
+	bare := event("acme", "bare")
+	bare.SubjectId = "alice"
+	evs := []*trailv1.Event{
+		withPayload("acme", "clear", "alice", ""),
+		withPayload("acme", "own", "alice", "trail"),
+		withPayload("acme", "nosubject", "", ""),
+		bare,
+		withPayload("other", "elsewhere", "alice", ""),
+	}
+	if _, err := e.Apply(ctx, &Batch{Index: 1, Time: nov, Events: evs[:1]}); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.ApplySettings(ctx, 2, []SettingOp{{Key: SealingSetting("acme"), Value: []byte{1}}}); err != nil {
+		t.Fatal(err)
+	}
+	evs[0].EventId = "clear-2"
+	rs, err := e.Apply(ctx, &Batch{Index: 3, Time: nov, Events: evs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, r := range rs {
+		if want := i == 0; errors.Is(r.Err, ErrUnsealed) != want || (!want && r.Err != nil) {
+			t.Errorf("event %s: %v", evs[i].GetEventId(), r.Err)
+		}
+	}
+}
+
 func randomRecord(t *testing.T) []byte {
 	b := make([]byte, 76)
 	if _, err := rand.Read(b); err != nil {

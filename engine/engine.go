@@ -119,6 +119,10 @@ type Engine struct {
 	// dataKeysErased counts settings commands that erased a data key, so
 	// that caches of unwrapped keys drop them (datakeys.go).
 	dataKeysErased atomic.Uint64
+	// seals caches which tenants seal subject payloads, as of settings
+	// version sealsVersion; guarded by writeMu (apply).
+	seals        map[string]bool
+	sealsVersion uint64
 	// textAttrs caches the tenants' text attributes (text.go).
 	textAttrs textAttrCache
 }

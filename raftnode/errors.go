@@ -113,6 +113,7 @@ var errorCodes = []struct {
 	{trailv1.RaftErrorCode_RAFT_ERROR_ENTRY_TOO_LARGE, engine.ErrEntryTooLarge},
 	{trailv1.RaftErrorCode_RAFT_ERROR_EVENT_ID_CONFLICT, engine.ErrEventIDConflict},
 	{trailv1.RaftErrorCode_RAFT_ERROR_STALE_DATA_KEY, engine.ErrStaleDataKey},
+	{trailv1.RaftErrorCode_RAFT_ERROR_UNSEALED, engine.ErrUnsealed},
 	{trailv1.RaftErrorCode_RAFT_ERROR_SEALED, engine.ErrSealed},
 	{trailv1.RaftErrorCode_RAFT_ERROR_MONTH_NOT_ENDED, engine.ErrMonthNotEnded},
 	{trailv1.RaftErrorCode_RAFT_ERROR_NOT_FOUND, engine.ErrNotFound},

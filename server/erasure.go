@@ -53,6 +53,9 @@ func (cs *complianceService) SetPrivacySettings(ctx context.Context, req *trailv
 	}
 	defer func() { ac.finish(err) }()
 	ac.set("seal_subject_payloads", fmt.Sprint(want.GetSealSubjectPayloads()))
+	if tenant == eventwire.SystemTenant {
+		return nil, badRequest("the %s tenant holds Trail's own records and never seals", eventwire.SystemTenant)
+	}
 	ops := []engine.SettingOp{{Key: privacySettingKey(tenant), Delete: true}}
 	if want.GetSealSubjectPayloads() {
 		if err := cs.s.checkSecret(cs.s.cluster.Engine()); err != nil {

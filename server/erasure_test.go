@@ -94,6 +94,11 @@ func TestScenarioErasure(t *testing.T) {
 	forged.Sealed = &trailv1.SealedPayload{KeyId: make([]byte, 16), Nonce: make([]byte, 12), Ciphertext: []byte("x")}
 	_, err = e.ingest.Append(e.ctx(producer), &trailv1.AppendRequest{Event: forged})
 	wantCode(t, err, codes.InvalidArgument)
+	// Nor does it pass for Trail, whose records are never sealed.
+	posing := changeEvent(tenant, "posing", "alice")
+	posing.SourceService = "trail"
+	_, err = e.ingest.Append(e.ctx(producer), &trailv1.AppendRequest{Event: posing})
+	wantCode(t, err, codes.InvalidArgument)
 
 	// A legal hold naming bob refuses his erasure.
 	hold, err := e.comp.CreateLegalHold(e.ctx(e.admin), &trailv1.CreateLegalHoldRequest{Hold: &trailv1.LegalHold{TenantId: tenant, SubjectId: "bob", CaseReference: "case-7", Reason: "litigation"}})

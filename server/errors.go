@@ -77,7 +77,7 @@ func codeOf(err error) codes.Code {
 		return codes.NotFound
 	case errors.Is(err, errPrecondition):
 		return codes.FailedPrecondition
-	case isNoLeader(err), errors.Is(err, engine.ErrClosed), errors.Is(err, errUnavailable), errors.Is(err, engine.ErrStaleDataKey),
+	case isNoLeader(err), errors.Is(err, engine.ErrClosed), errors.Is(err, errUnavailable), errors.Is(err, engine.ErrStaleDataKey), errors.Is(err, engine.ErrUnsealed),
 		errors.Is(err, raftnode.ErrAmbiguous), errors.Is(err, raftnode.ErrClosed), errors.Is(err, raftnode.ErrFSMFailed):
 		return codes.Unavailable
 	}

@@ -29,7 +29,6 @@ import (
 
 // Setting keys of the privacy settings.
 const (
-	privacySettingPrefix = "privacy/"
 	// sealingCheckSetting holds the check value of the sealing secret the
 	// cluster seals with; a node with another secret refuses to seal or
 	// open rather than write records its peers cannot read.
@@ -39,7 +38,7 @@ const (
 	erasureSettingPrefix = "erasure/"
 )
 
-func privacySettingKey(tenant string) string { return privacySettingPrefix + tenant }
+func privacySettingKey(tenant string) string { return engine.SealingSetting(tenant) }
 
 // dataKeyCacheMax bounds the unwrapped keys a node keeps: past it the
 // cache starts over, so memory stays bounded whatever the number of
@@ -130,6 +129,10 @@ func (s *Server) sealChecked(ctx context.Context, valid []eventwire.Checked) ([]
 		ev := &valid[i].Event
 		if ev.HasSealed {
 			refused[i] = fmt.Errorf("%w: sealed is set by Trail, never by a producer", engine.ErrInvalidEvent)
+			continue
+		}
+		if string(ev.SourceService) == eventwire.TrailSource {
+			refused[i] = fmt.Errorf("%w: source_service %q is reserved for Trail's own records", engine.ErrInvalidEvent, eventwire.TrailSource)
 			continue
 		}
 		if len(ev.SubjectID) == 0 || ev.Changes+ev.Attributes == 0 {

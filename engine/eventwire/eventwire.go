@@ -49,6 +49,10 @@ var ErrNotCanonical = errors.New("eventwire: not in canonical form")
 type Event struct {
 	TenantID, EventID, Action, ActorID, SubjectID, TargetType, TargetID, PurposeCode, TraceID []byte
 
+	// SourceService is the producing service (TrailSource for Trail's own
+	// records).
+	SourceService []byte
+
 	// DisplayName is the actor's display name.
 	DisplayName []byte
 

@@ -48,6 +48,7 @@ func expected(e *trailv1.Event) Event {
 		TargetID:        []byte(e.GetTarget().GetId()),
 		PurposeCode:     []byte(e.GetPurposeCode()),
 		TraceID:         []byte(e.GetTraceId()),
+		SourceService:   []byte(e.GetSourceService()),
 		DisplayName:     []byte(e.GetActor().GetDisplayName()),
 		Category:        int32(e.GetCategory()),
 		Outcome:         int32(e.GetOutcome()),
@@ -96,6 +97,7 @@ func diffEvent(got, want *Event) string {
 		{"TraceID", got.TraceID, want.TraceID},
 		{"DisplayName", got.DisplayName, want.DisplayName},
 		{"SealedKeyID", got.SealedKeyID, want.SealedKeyID},
+		{"SourceService", got.SourceService, want.SourceService},
 	}
 	for _, s := range strs {
 		if !bytes.Equal(s.got, s.want) {
@@ -107,7 +109,7 @@ func diffEvent(got, want *Event) string {
 	for _, s := range []*Event{&g, &w} {
 		s.TenantID, s.EventID, s.Action, s.ActorID, s.SubjectID = nil, nil, nil, nil, nil
 		s.TargetType, s.TargetID, s.PurposeCode, s.TraceID, s.DisplayName = nil, nil, nil, nil, nil
-		s.SealedKeyID = nil
+		s.SealedKeyID, s.SourceService = nil, nil
 		s.AttrKeys, s.AttrValues = nil, nil
 	}
 	// A canonical event holds each attribute once, sorted by key, as the

@@ -428,6 +428,8 @@ func (s *scanner) storeBytes(sl slot, v []byte) {
 		ev.DisplayName = v
 	case slotSealedKeyID:
 		ev.SealedKeyID = v
+	case slotSourceService:
+		ev.SourceService = v
 	}
 }
 

@@ -63,6 +63,7 @@ const (
 	slotAttributes
 	slotSealed
 	slotSealedKeyID
+	slotSourceService
 )
 
 type fieldSpec struct {
@@ -165,7 +166,7 @@ var (
 		9:  {name: "pii_fields_accessed", kind: kindStrings, slot: slotPIIField},
 		10: {name: "purpose_code", kind: kindString, slot: slotPurposeCode},
 		11: {name: "changes", kind: kindMessages, slot: slotChanges, msg: changeSpec},
-		12: {name: "source_service", kind: kindString},
+		12: {name: "source_service", kind: kindString, slot: slotSourceService},
 		13: {name: "trace_id", kind: kindString, slot: slotTraceID},
 		14: {name: "occurred_at", kind: kindMessage, slot: slotOccurredAt, msg: timestampSpec},
 		15: {name: "attributes", kind: kindMap, slot: slotAttributes},

@@ -60,6 +60,7 @@ const (
 	RaftErrorCode_RAFT_ERROR_ROOT_DIFFERS         RaftErrorCode = 23
 	RaftErrorCode_RAFT_ERROR_NO_COSIGNER          RaftErrorCode = 24
 	RaftErrorCode_RAFT_ERROR_STALE_DATA_KEY       RaftErrorCode = 25
+	RaftErrorCode_RAFT_ERROR_UNSEALED             RaftErrorCode = 26
 )
 
 // Enum value maps for RaftErrorCode.
@@ -91,6 +92,7 @@ var (
 		23: "RAFT_ERROR_ROOT_DIFFERS",
 		24: "RAFT_ERROR_NO_COSIGNER",
 		25: "RAFT_ERROR_STALE_DATA_KEY",
+		26: "RAFT_ERROR_UNSEALED",
 	}
 	RaftErrorCode_value = map[string]int32{
 		"RAFT_ERROR_UNSPECIFIED":          0,
@@ -119,6 +121,7 @@ var (
 		"RAFT_ERROR_ROOT_DIFFERS":         23,
 		"RAFT_ERROR_NO_COSIGNER":          24,
 		"RAFT_ERROR_STALE_DATA_KEY":       25,
+		"RAFT_ERROR_UNSEALED":             26,
 	}
 )
 
@@ -1540,7 +1543,7 @@ const file_trail_v1_raft_proto_rawDesc = "" +
 	"\x06pruned\x18\x03 \x01(\x04R\x06pruned\x12\x12\n" +
 	"\x04root\x18\x04 \x01(\fR\x04root\x12\x17\n" +
 	"\anode_id\x18\x05 \x01(\tR\x06nodeId\x12 \n" +
-	"\vcosignature\x18\x06 \x01(\tR\vcosignature*\x86\x06\n" +
+	"\vcosignature\x18\x06 \x01(\tR\vcosignature*\x9f\x06\n" +
 	"\rRaftErrorCode\x12\x1a\n" +
 	"\x16RAFT_ERROR_UNSPECIFIED\x10\x00\x12\x19\n" +
 	"\x15RAFT_ERROR_NOT_LEADER\x10\x01\x12\x1e\n" +
@@ -1568,7 +1571,8 @@ const file_trail_v1_raft_proto_rawDesc = "" +
 	"\x18RAFT_ERROR_NOT_DROPPABLE\x10\x16\x12\x1b\n" +
 	"\x17RAFT_ERROR_ROOT_DIFFERS\x10\x17\x12\x1a\n" +
 	"\x16RAFT_ERROR_NO_COSIGNER\x10\x18\x12\x1d\n" +
-	"\x19RAFT_ERROR_STALE_DATA_KEY\x10\x19B4Z2github.com/trailaudit/trail/proto/trail/v1;trailv1b\x06proto3"
+	"\x19RAFT_ERROR_STALE_DATA_KEY\x10\x19\x12\x17\n" +
+	"\x13RAFT_ERROR_UNSEALED\x10\x1aB4Z2github.com/trailaudit/trail/proto/trail/v1;trailv1b\x06proto3"
 
 var (
 	file_trail_v1_raft_proto_rawDescOnce sync.Once
