@@ -384,3 +384,34 @@ func TestEraseResumes(t *testing.T) {
 		t.Fatalf("odd subject's event: %v", got.GetSealed())
 	}
 }
+
+// TestRetryAcrossErasure: a retried append whose subject was erased
+// between the first try and the retry gets the original receipt, not a
+// conflict; an event that differs in clear under the same id is still a
+// conflict.
+func TestRetryAcrossErasure(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	if _, err := e.comp.SetPrivacySettings(e.ctx(e.admin), &trailv1.SetPrivacySettingsRequest{Settings: &trailv1.PrivacySettings{TenantId: "acme", SealSubjectPayloads: true}}); err != nil {
+		t.Fatal(err)
+	}
+	ev := changeEvent("acme", "x-1", "alice")
+	orig := e.appendAll(e.admin, []*trailv1.Event{ev})[0]
+	if _, err := e.comp.EraseSubject(e.ctx(e.admin), &trailv1.EraseSubjectRequest{TenantId: "acme", SubjectId: "alice", Reason: "Art. 17"}); err != nil {
+		t.Fatal(err)
+	}
+	again := e.appendAll(e.admin, []*trailv1.Event{proto.CloneOf(ev)})[0]
+	if !again.GetDuplicate() || again.GetLeafIndex() != orig.GetLeafIndex() || !bytes.Equal(again.GetLeafHash(), orig.GetLeafHash()) {
+		t.Fatalf("retry across an erasure: %+v, original %+v", again, orig)
+	}
+	// The erased payload cannot be compared any more: the same id with the
+	// same clear fields is taken for the retry it most likely is, even
+	// after alice has a new key; a change in clear is a conflict.
+	e.appendAll(e.admin, []*trailv1.Event{changeEvent("acme", "x-2", "alice")}) // alice's new key
+	if r := e.appendAll(e.admin, []*trailv1.Event{proto.CloneOf(ev)})[0]; !r.GetDuplicate() {
+		t.Fatalf("retry under alice's new key: %+v", r)
+	}
+	changed := proto.CloneOf(ev)
+	changed.Action = "record.delete"
+	_, err := e.ingest.Append(e.ctx(e.admin), &trailv1.AppendRequest{Event: changed})
+	wantCode(t, err, codes.AlreadyExists)
+}

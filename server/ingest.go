@@ -170,6 +170,7 @@ func (s *Server) appendEncoded(ctx context.Context, events [][]byte) (out []appe
 	if err != nil {
 		return nil, 0, err
 	}
+	s.settleSealedRetries(ctx, valid, results)
 	applied = s.visibleIndex(results)
 	for j, r := range results {
 		out[pos[j]] = appendOutcome{result: r.Receipt, err: r.Err}

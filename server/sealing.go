@@ -194,6 +194,11 @@ func sealOne(c *eventwire.Checked, dk shred.DataKey) error {
 // records are proposed in one settings command, each only if absent, and
 // whatever won is read back from this node's engine once it applied them.
 func (s *Server) dataKeys(ctx context.Context, valid []eventwire.Checked, todo []int) (map[string]shred.DataKey, error) {
+	// Waiting for a new key to show up locally must end even for a caller
+	// without a deadline: a key erased before this node applied it never
+	// does (below, that is ErrStaleDataKey, and a retry).
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.CommitTimeout)
+	defer cancel()
 	eng := s.cluster.Engine()
 	keys := make(map[string]shred.DataKey)
 	var missing []engine.SettingOp
@@ -333,6 +338,46 @@ func (s *Server) openEntryOn(eng *engine.Engine, out *trailv1.StoredEntry) {
 	out.OpeningKey = key
 }
 
+// settleSealedRetries answers a retry of a sealed event with its original
+// receipt when the retry could not be sealed to the same bytes: its
+// subject's key was erased since, so it was sealed under another. The
+// engine refuses it as a conflict; if the stored event is the same in
+// everything but the sealed payload, it is the same event.
+func (s *Server) settleSealedRetries(ctx context.Context, events []eventwire.Checked, results []engine.Result) {
+	for i := range results {
+		if !errors.Is(results[i].Err, engine.ErrEventIDConflict) || !events[i].Event.HasSealed {
+			continue
+		}
+		ev := &events[i].Event
+		stored, rcpt, err := s.cluster.Engine().EntryByEventID(ctx, string(ev.TenantID), string(ev.EventID))
+		if err != nil || stored.Pruned {
+			continue
+		}
+		if sameButSealed(stored.Data, events[i].Bytes) {
+			rcpt.Duplicate = true
+			results[i] = engine.Result{Receipt: rcpt}
+		}
+	}
+}
+
+// sameButSealed reports whether the event of a stored entry and an
+// encoded event differ only in their sealed payloads, sealed under two
+// keys: the stored one's since erased. Under one key, a different payload
+// is a different event (a real conflict), as the ciphertext says.
+func sameButSealed(entry, event []byte) bool {
+	var en trailv1.Entry
+	var ev trailv1.Event
+	if proto.Unmarshal(entry, &en) != nil || proto.Unmarshal(event, &ev) != nil || en.GetEvent().GetSealed() == nil {
+		return false
+	}
+	was := en.GetEvent()
+	if bytes.Equal(was.GetSealed().GetKeyId(), ev.GetSealed().GetKeyId()) {
+		return false
+	}
+	was.Sealed, ev.Sealed = nil, nil
+	return proto.Equal(was, &ev)
+}
+
 // AppendChecked appends events read and checked elsewhere (the bus
 // ingest), sealed as the API's are, and returns one result per event.
 func (s *Server) AppendChecked(ctx context.Context, events []eventwire.Checked) ([]engine.Result, error) {
@@ -358,6 +403,7 @@ func (s *Server) AppendChecked(ctx context.Context, events []eventwire.Checked) 
 	if err != nil {
 		return nil, err
 	}
+	s.settleSealedRetries(ctx, keep, results)
 	for j, r := range results {
 		out[pos[j]] = r
 	}
