@@ -1,6 +1,7 @@
 package shred
 
 import (
+	"crypto/hkdf"
 	"crypto/hmac"
 	"crypto/sha256"
 	"fmt"
@@ -25,24 +26,39 @@ func SealEvent(ev *trailv1.Event, dk DataKey) error {
 	if err != nil {
 		return fmt.Errorf("shred: seal event %q: %w", ev.GetEventId(), err)
 	}
-	key := EventKey(dk, ev.GetTenantId(), ev.GetEventId())
-	nonce := syntheticNonce(key, plain)
-	ct := newGCM(key).Seal(nil, nonce, plain, sealAD(ev.GetTenantId(), ev.GetEventId(), dk.ID[:]))
+	enc, mac := subkeys(EventKey(dk, ev.GetTenantId(), ev.GetEventId()))
+	nonce := syntheticNonce(mac, plain)
+	ct := newGCM(enc).Seal(nil, nonce, plain, sealAD(ev, dk.ID[:]))
 	ev.Changes, ev.Attributes = nil, nil
 	ev.Sealed = &trailv1.SealedPayload{KeyId: dk.ID[:], Nonce: nonce, Ciphertext: ct}
 	return nil
 }
 
-// syntheticNonce derives the nonce from the event key and the plaintext.
-func syntheticNonce(key, plain []byte) []byte {
-	m := hmac.New(sha256.New, key)
-	m.Write([]byte("trail/v1 nonce"))
+// subkeys splits an event key into the AES-GCM key and the key of the
+// synthetic nonce's HMAC, so that no key serves two primitives.
+func subkeys(eventKey []byte) (enc, mac []byte) {
+	k, err := hkdf.Expand(sha256.New, eventKey, "trail/v1 seal subkeys", 2*keySize)
+	if err != nil {
+		panic(err) // only for lengths above 255 hash sizes
+	}
+	return k[:keySize], k[keySize:]
+}
+
+// syntheticNonce derives the nonce from its key and the plaintext.
+func syntheticNonce(mac, plain []byte) []byte {
+	m := hmac.New(sha256.New, mac)
 	m.Write(plain)
 	return m.Sum(nil)[:nonceSize]
 }
 
-func sealAD(tenant, eventID string, keyID []byte) []byte {
-	return wrapAD(tenant, eventID, keyID)
+// sealAD binds a sealed payload to its format, tenant, event, subject and
+// data key: it opens in no other event, not even under the same key.
+func sealAD(ev *trailv1.Event, keyID []byte) []byte {
+	ad := []byte("trail/v1 sealed\x00")
+	for _, s := range []string{ev.GetTenantId(), ev.GetEventId(), ev.GetSubjectId()} {
+		ad = append(append(ad, s...), 0)
+	}
+	return append(ad, keyID...)
 }
 
 // Open returns the sealed fields of ev, given its event key.
@@ -54,13 +70,14 @@ func Open(ev *trailv1.Event, eventKey []byte) (*trailv1.SealedFields, error) {
 	if len(eventKey) != keySize || len(p.GetNonce()) != nonceSize || len(p.GetKeyId()) != KeyIDSize {
 		return nil, fmt.Errorf("%w: event %q: key of %d bytes, nonce of %d, key id of %d", ErrMalformed, ev.GetEventId(), len(eventKey), len(p.GetNonce()), len(p.GetKeyId()))
 	}
-	plain, err := newGCM(eventKey).Open(nil, p.GetNonce(), p.GetCiphertext(), sealAD(ev.GetTenantId(), ev.GetEventId(), p.GetKeyId()))
+	enc, mac := subkeys(eventKey)
+	plain, err := newGCM(enc).Open(nil, p.GetNonce(), p.GetCiphertext(), sealAD(ev, p.GetKeyId()))
 	if err != nil {
 		return nil, fmt.Errorf("event %q: %w", ev.GetEventId(), ErrNotOpened)
 	}
 	// The nonce is a function of key and plaintext: a payload sealed any
 	// other way is not one Trail wrote.
-	if !hmac.Equal(syntheticNonce(eventKey, plain), p.GetNonce()) {
+	if !hmac.Equal(syntheticNonce(mac, plain), p.GetNonce()) {
 		return nil, fmt.Errorf("event %q: %w: nonce is not derived from the plaintext", ev.GetEventId(), ErrNotOpened)
 	}
 	fields := new(trailv1.SealedFields)

@@ -128,6 +128,7 @@ func TestSealOpen(t *testing.T) {
 		{"another event's key", func(*trailv1.Event) []byte { return EventKey(dk, "acme", "e-2") }, ErrNotOpened},
 		{"another subject's key", func(*trailv1.Event) []byte { return EventKey(other, "acme", "e-1") }, ErrNotOpened},
 		{"moved to another event", func(ev *trailv1.Event) []byte { ev.EventId = "e-2"; return EventKey(dk, "acme", "e-2") }, ErrNotOpened},
+		{"moved to another subject", func(ev *trailv1.Event) []byte { ev.SubjectId = "citizen-8"; return key }, ErrNotOpened},
 		{"ciphertext altered", func(ev *trailv1.Event) []byte { ev.Sealed.Ciphertext[0] ^= 1; return key }, ErrNotOpened},
 		{"key id altered", func(ev *trailv1.Event) []byte { ev.Sealed.KeyId[0] ^= 1; return key }, ErrNotOpened},
 		{"short key", func(*trailv1.Event) []byte { return key[:16] }, ErrMalformed},
@@ -161,7 +162,8 @@ func TestRandomNonceRefused(t *testing.T) {
 	nonce := make([]byte, nonceSize)
 	rand.Read(nonce)
 	ev.Sealed.Nonce = nonce
-	ev.Sealed.Ciphertext = newGCM(key).Seal(nil, nonce, b, sealAD("acme", "e-1", dk.ID[:]))
+	enc, _ := subkeys(key)
+	ev.Sealed.Ciphertext = newGCM(enc).Seal(nil, nonce, b, sealAD(ev, dk.ID[:]))
 	if _, err := Open(ev, key); !errors.Is(err, ErrNotOpened) {
 		t.Fatalf("Open with a random nonce: %v", err)
 	}

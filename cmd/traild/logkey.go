@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -102,18 +103,22 @@ func loadLogKey(skeyPath, vkeyPath, logName string, log *slog.Logger) (*logKey, 
 }
 
 // loadSealingKey replaces the sealing secret derived from the log key by
-// the one in path, when path is set. Its bytes are the secret material as
-// they are (trailing whitespace aside), so any text of enough entropy
-// serves; shred.NewKeyring refuses fewer than 32 bytes.
+// the one in path, when path is set: base64 of at least 32 random bytes.
+// Random bytes, not a passphrase: the cluster replicates a check value of
+// the secret, against which a guessable one could be tried offline.
 func loadSealingKey(path string, key *logKey, log *slog.Logger) error {
 	if path == "" {
 		return nil
 	}
-	material, err := readKeyFile(path)
+	text, err := readKeyFile(path)
 	if err != nil {
 		return fmt.Errorf("sealing key: %w", err)
 	}
-	k, err := shred.NewKeyring([]byte(material))
+	material, err := base64.StdEncoding.DecodeString(text)
+	if err != nil {
+		return fmt.Errorf("sealing key %s: want base64 of at least 32 random bytes (head -c 32 /dev/urandom | base64): %v", path, err)
+	}
+	k, err := shred.NewKeyring(material)
 	if err != nil {
 		return fmt.Errorf("sealing key %s: %w", path, err)
 	}

@@ -48,7 +48,7 @@ func TestRefusals(t *testing.T) {
 			name: "sealing key too short",
 			setup: func(t *testing.T, dir string) []string {
 				mustRun(t, "init", "--data-dir", dir)
-				return []string{"--sealing-key-file", writeFile(t, filepath.Join(t.TempDir(), "sealing.key"), "short\n")}
+				return []string{"--sealing-key-file", writeFile(t, filepath.Join(t.TempDir(), "sealing.key"), "c2hvcnQ=\n")}
 			},
 			want: `sealing key .*sealing.key: shred: sealing secret of 5 bytes, need at least 32`,
 		},
@@ -59,6 +59,14 @@ func TestRefusals(t *testing.T) {
 				return []string{"--sealing-key-file", filepath.Join(dir, "nope.key")}
 			},
 			want: `sealing key: open .*nope.key: no such file`,
+		},
+		{
+			name: "sealing key not base64",
+			setup: func(t *testing.T, dir string) []string {
+				mustRun(t, "init", "--data-dir", dir)
+				return []string{"--sealing-key-file", writeFile(t, filepath.Join(t.TempDir(), "sealing.key"), "a passphrase of more than thirty-two characters\n")}
+			},
+			want: `sealing key .*sealing.key: want base64 of at least 32 random bytes`,
 		},
 		{
 			name: "missing log key",

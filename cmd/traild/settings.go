@@ -73,7 +73,7 @@ func settings() []setting {
 			help:  "the log's public verifier key, what auditors trust; must match log_key_file",
 			field: func(c *Config) value { return stringValue{&c.LogVKeyFile} }},
 		{key: "sealing_key_file", defDoc: "none: derived from the log key",
-			help:  "the sealing secret of crypto-shredding (at least 32 random bytes, e.g. head -c 48 /dev/urandom | base64), the same on every node; set it before any tenant seals, to rotate the log key independently (docs/erasure.md)",
+			help:  "the sealing secret of crypto-shredding, base64 of at least 32 random bytes (head -c 32 /dev/urandom | base64), the same on every node; set it before any tenant seals, to rotate the log key independently (docs/erasure.md)",
 			field: func(c *Config) value { return stringValue{&c.SealingKeyFile} }},
 
 		// Client API.
