@@ -53,6 +53,9 @@ func (s *verification) entry(line []byte) error {
 		s.rep.Sealed++
 		s.sealed, s.sealedLeaf = append(s.sealed[:0], e.entry...), e.leafIndex
 	}
+	if !e.pruned {
+		s.noteErasureRecord(&s.ef)
+	}
 	return nil
 }
 

@@ -1,6 +1,7 @@
 package bundle
 
 import (
+	"encoding/hex"
 	"fmt"
 
 	"google.golang.org/protobuf/proto"
@@ -26,25 +27,62 @@ func (s *verification) opening(line []byte) error {
 	}
 	sealed := s.sealed
 	s.sealed = s.sealed[:0] // one opening per entry
+	if o.State != OpeningErased && o.State != OpeningOpened {
+		return failf(ErrMalformed, "opening state %q, want %q or %q", o.State, OpeningOpened, OpeningErased)
+	}
+	en := new(trailv1.Entry)
+	if err := proto.Unmarshal(sealed, en); err != nil {
+		return failf(ErrEntry, "the entry bytes do not decode as a trail.v1.Entry: %v", err)
+	}
 	switch o.State {
 	case OpeningErased:
 		if len(o.Key) != 0 {
 			return failf(ErrMalformed, "the erased payload of %s/%d comes with a key", o.Partition, o.LeafIndex)
 		}
 		s.rep.Erased++
+		if s.erasedKeys == nil {
+			s.erasedKeys = make(map[string]uint64)
+		}
+		s.erasedKeys[hex.EncodeToString(en.GetEvent().GetSealed().GetKeyId())]++
 		return nil
 	case OpeningOpened:
-		en := new(trailv1.Entry)
-		if err := proto.Unmarshal(sealed, en); err != nil {
-			return failf(ErrEntry, "the entry bytes do not decode as a trail.v1.Entry: %v", err)
-		}
 		if _, err := shred.Open(en.GetEvent(), o.Key); err != nil {
 			return failf(ErrEntry, "leaf %d of %s: the opening key does not open its sealed payload: %v", o.LeafIndex, o.Partition, err)
 		}
 		s.rep.Opened++
 		return nil
 	}
-	return failf(ErrMalformed, "opening state %q, want %q or %q", o.State, OpeningOpened, OpeningErased)
+	return nil
+}
+
+// Erasure records are Trail's own events of action subject.erased whose
+// target is the erased data key (server/erasure.go).
+const (
+	erasureAction     = "subject.erased"
+	erasureTargetType = "data_key"
+)
+
+// noteErasureRecord remembers the key an erasure record in the bundle
+// names.
+func (s *verification) noteErasureRecord(f *entryFields) {
+	if string(f.action) != erasureAction || string(f.targetType) != erasureTargetType {
+		return
+	}
+	if s.erasureRecords == nil {
+		s.erasureRecords = make(map[string]bool)
+	}
+	s.erasureRecords[string(f.targetID)] = true
+}
+
+// matchErasures counts the "erased" openings whose erasure record is in
+// the bundle. The others are the exporting server's word: a filtered
+// export may leave the record out, so they are reported, not refused.
+func (s *verification) matchErasures() {
+	for key, n := range s.erasedKeys {
+		if s.erasureRecords[key] {
+			s.rep.ErasedRecorded += n
+		}
+	}
 }
 
 // Opening writes the opening of the sealed entry just written.

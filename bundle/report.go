@@ -41,9 +41,13 @@ type Report struct {
 	// Opened those of them the bundle opens with a key checked against the
 	// ciphertext, Erased those it says were erased.
 	Sealed, Opened, Erased uint64
-	SHA256                 string // of every line before the manifest
-	Notes                  []string
-	notesDropped           int
+	// ErasedRecorded counts the erased entries whose erasure record (a
+	// signed-off event of the log naming their data key) is in the bundle;
+	// for the others, "erased" is the exporting server's word.
+	ErasedRecorded uint64
+	SHA256         string // of every line before the manifest
+	Notes          []string
+	notesDropped   int
 }
 
 // PartitionReport is one partition's signed checkpoint and what the
@@ -103,8 +107,8 @@ func (r *Report) Summary() []string {
 		fmt.Sprintf("OK manifest: sha256 %s over all %d preceding lines and the counts, signed by key %s", r.SHA256, r.Lines-1, r.Key),
 	)
 	if r.Sealed > 0 {
-		out = append(out, fmt.Sprintf("OK sealed payloads: %d entries, %d opened with their event keys (checked against the hashed ciphertext), %d erased (subject's data key erased), %d not opened",
-			r.Sealed, r.Opened, r.Erased, r.Sealed-r.Opened-r.Erased))
+		out = append(out, fmt.Sprintf("OK sealed payloads: %d entries, %d opened with their event keys (checked against the hashed ciphertext), %d erased (%d of them with their erasure record in this bundle; the others on the exporting server's word), %d not opened",
+			r.Sealed, r.Opened, r.Erased, r.ErasedRecorded, r.Sealed-r.Opened-r.Erased))
 	}
 	for _, p := range r.Partitions {
 		if p.Entries > 0 {

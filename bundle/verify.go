@@ -67,6 +67,7 @@ func (v *Verifier) Verify(ctx context.Context, r io.Reader) (*Report, error) {
 		}
 		return nil, &Error{Line: s.lr.n, Type: s.typ, Err: err}
 	}
+	s.matchErasures()
 	return s.rep, nil
 }
 
@@ -99,6 +100,11 @@ type verification struct {
 	// sealed entry, which an opening line may open (opening.go).
 	sealed     []byte
 	sealedLeaf uint64
+	// erasedKeys counts the "erased" openings per data key (hex), and
+	// erasureRecords holds the keys whose erasure record (action
+	// subject.erased, target data_key/<key>) is in the bundle.
+	erasedKeys     map[string]uint64
+	erasureRecords map[string]bool
 }
 
 // partState is a partition's checkpoint and what the bundle held of it.

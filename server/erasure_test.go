@@ -191,8 +191,8 @@ func TestScenarioErasure(t *testing.T) {
 	}
 	// alice's first two events erased, her third after the second erasure
 	// too; bob's opened, with a key the verifier checked.
-	if r.Sealed != 4 || r.Erased != 3 || r.Opened != 1 {
-		t.Fatalf("export after erasure: %d sealed, %d opened, %d erased; want 4, 1, 3", r.Sealed, r.Opened, r.Erased)
+	if r.Sealed != 4 || r.Erased != 3 || r.Opened != 1 || r.ErasedRecorded != 3 {
+		t.Fatalf("export after erasure: %d sealed, %d opened, %d erased (%d with their record); want 4, 1, 3 (3)", r.Sealed, r.Opened, r.Erased, r.ErasedRecorded)
 	}
 }
 
