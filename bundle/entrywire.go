@@ -46,6 +46,7 @@ const (
 	fieldEventPurpose   = 10
 	fieldEventAttrs     = 15
 	fieldEventSealed    = 16
+	fieldEventSource    = 12
 	fieldActorID        = 1
 	fieldActorName      = 3
 	fieldTargetType     = 1
@@ -78,6 +79,7 @@ type entryFields struct {
 	seqNanos                     int32
 	hasSeqTime, hasPrevPartition bool
 	sealed                       bool
+	source                       []byte
 }
 
 var errWire = errors.New("invalid protobuf wire data")
@@ -159,6 +161,9 @@ func decodeEvent(b []byte, f *entryFields) error {
 			if err = want(typ, protowire.BytesType, "attributes"); err == nil {
 				err = decodeAttr(v, f)
 			}
+		case fieldEventSource:
+			err = want(typ, protowire.BytesType, "source_service")
+			f.source = v
 		case fieldEventSealed:
 			err = want(typ, protowire.BytesType, "sealed")
 			f.sealed = true

@@ -55,17 +55,19 @@ func (s *verification) opening(line []byte) error {
 	return nil
 }
 
-// Erasure records are Trail's own events of action subject.erased whose
-// target is the erased data key (server/erasure.go).
+// Erasure records are Trail's own events (source_service trail, which
+// producers may not use) of action subject.erased whose target is the
+// erased data key (server/erasure.go).
 const (
 	erasureAction     = "subject.erased"
 	erasureTargetType = "data_key"
+	erasureSource     = "trail"
 )
 
 // noteErasureRecord remembers the key an erasure record in the bundle
 // names.
 func (s *verification) noteErasureRecord(f *entryFields) {
-	if string(f.action) != erasureAction || string(f.targetType) != erasureTargetType {
+	if string(f.action) != erasureAction || string(f.targetType) != erasureTargetType || string(f.source) != erasureSource {
 		return
 	}
 	if s.erasureRecords == nil {
