@@ -2,6 +2,7 @@ package engine
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"fmt"
 	"math/rand/v2"
@@ -25,12 +26,42 @@ const (
 
 var crashBase = time.Date(2026, 11, 30, 23, 0, 0, 0, time.UTC)
 
+var crashTenants = []string{"t0", "t1", "t2", crashSealedTenant}
+
 func crashTenant(k uint64, j int) string { return fmt.Sprintf("t%d", (int(k)+j)%3) }
+
+// Every ten indexes the workload creates a data key of tenant s (at 5),
+// appends an event sealed under it with each of the next two batches (6
+// and 7) and erases it (8): a replay after a crash must accept those
+// events again, which it can only if the erasure is never durable without
+// them.
+const crashSealedTenant = "s"
+
+func crashKeyRound(k uint64) (subject string, id []byte) {
+	return fmt.Sprintf("subject-%d", k/10), []byte(fmt.Sprintf("key-%012d", k/10))
+}
+
+func crashIsSettings(k uint64) bool { return k%10 == 5 || k%10 == 8 }
+
+func crashSealedEvent(k uint64) bool { return k%10 == 6 || k%10 == 7 }
+
+func crashSettings(ctx context.Context, e *Engine, k uint64) error {
+	subject, id := crashKeyRound(k)
+	key := DataKeySetting(crashSealedTenant, subject)
+	op := SettingOp{Key: key, Value: append(bytes.Clone(id), bytes.Repeat([]byte{'w'}, 60)...), IfAbsent: true}
+	if k%10 == 8 {
+		op = SettingOp{Key: key, Delete: true, IfPrefix: id}
+	}
+	return e.ApplySettings(ctx, k, []SettingOp{op})
+}
 
 func crashCommand(ctx context.Context, e *Engine, k uint64) error {
 	if k >= crashSealFirst && k <= crashSealLast {
 		p := Partition{Tenant: fmt.Sprintf("t%d", k-crashSealFirst), Month: Month{2026, 11}}
 		return e.Seal(ctx, k, p, crashBase.Add(time.Duration(k)*time.Minute))
+	}
+	if crashIsSettings(k) {
+		return crashSettings(ctx, e, k)
 	}
 	b := &Batch{Index: k, Time: crashBase.Add(time.Duration(k) * time.Minute)}
 	for j := range crashEventsPerBatch {
@@ -38,6 +69,10 @@ func crashCommand(ctx context.Context, e *Engine, k uint64) error {
 		ev.SubjectId = fmt.Sprintf("citizen-%d", j)
 		ev.Attributes = map[string]string{"payload": strings.Repeat("p", int(k%97))}
 		b.Events = append(b.Events, ev)
+	}
+	if crashSealedEvent(k) {
+		subject, id := crashKeyRound(k)
+		b.Events = append(b.Events, sealedEvent(crashSealedTenant, fmt.Sprintf("%d-sealed", k), subject, id))
 	}
 	res, err := e.Apply(ctx, b)
 	if err != nil {
@@ -143,8 +178,7 @@ func compareWithUncrashed(t *testing.T, crashed *Engine) {
 			t.Fatalf("reference engine, command %d: %v", k, err)
 		}
 	}
-	for i := range 3 {
-		tenant := fmt.Sprintf("t%d", i)
+	for _, tenant := range crashTenants {
 		got, err := crashed.Partitions(ctx, tenant)
 		if err != nil {
 			t.Fatal(err)
@@ -205,15 +239,17 @@ func checkCrashState(t *testing.T, e *Engine, applied uint64) {
 	t.Helper()
 	want := map[string]uint64{}
 	for k := uint64(1); k <= applied; k++ {
-		if k >= crashSealFirst && k <= crashSealLast {
+		if k >= crashSealFirst && k <= crashSealLast || crashIsSettings(k) {
 			continue
 		}
 		for j := range crashEventsPerBatch {
 			want[crashTenant(k, j)]++
 		}
+		if crashSealedEvent(k) {
+			want[crashSealedTenant]++
+		}
 	}
-	for i := range 3 {
-		tenant := fmt.Sprintf("t%d", i)
+	for _, tenant := range crashTenants {
 		if got := verifyTenantChain(t, e, tenant); got != want[tenant] {
 			t.Fatalf("applied %d: tenant %s holds %d entries, want %d", applied, tenant, got, want[tenant])
 		}
