@@ -104,10 +104,7 @@ func (rs *readService) proveHits(ctx context.Context, eng *engine.Engine, tenant
 // GetSearchSettings returns a tenant's full-text settings.
 func (as *adminService) GetSearchSettings(ctx context.Context, req *trailv1.GetSearchSettingsRequest) (_ *trailv1.SearchSettings, err error) {
 	tenant := req.GetTenantId()
-	if err := checkTenant(tenant); err != nil {
-		return nil, err
-	}
-	ac, err := as.s.authorize(ctx, permRead, trailv1.Category_CATEGORY_SYSTEM, tenant)
+	ac, err := as.s.authorizeTenant(ctx, permRead, trailv1.Category_CATEGORY_SYSTEM, tenant)
 	if err != nil {
 		return nil, err
 	}
@@ -119,10 +116,7 @@ func (as *adminService) GetSearchSettings(ctx context.Context, req *trailv1.GetS
 // reads; it applies to events appended after it.
 func (as *adminService) SetSearchSettings(ctx context.Context, req *trailv1.SetSearchSettingsRequest) (_ *trailv1.SearchSettings, err error) {
 	tenant := req.GetTenantId()
-	if err := checkTenant(tenant); err != nil {
-		return nil, err
-	}
-	ac, err := as.s.authorize(ctx, permAdmin, trailv1.Category_CATEGORY_SYSTEM, tenant)
+	ac, err := as.s.authorizeTenant(ctx, permAdmin, trailv1.Category_CATEGORY_SYSTEM, tenant)
 	if err != nil {
 		return nil, err
 	}

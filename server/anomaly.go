@@ -15,10 +15,7 @@ import (
 // the anomaly events by the rules that produced them.
 func (c *complianceService) GetAnomalyRules(ctx context.Context, req *trailv1.GetAnomalyRulesRequest) (_ *trailv1.GetAnomalyRulesResponse, err error) {
 	tenant := req.GetTenantId()
-	if err := checkTenant(tenant); err != nil {
-		return nil, err
-	}
-	ac, err := c.s.authorize(ctx, permRead, trailv1.Category_CATEGORY_COMPLIANCE, tenant)
+	ac, err := c.s.authorizeTenant(ctx, permRead, trailv1.Category_CATEGORY_COMPLIANCE, tenant)
 	if err != nil {
 		return nil, err
 	}
@@ -40,10 +37,7 @@ func (c *complianceService) SetAnomalyRules(ctx context.Context, req *trailv1.Se
 	if rules == nil {
 		return nil, badRequest("rules are required")
 	}
-	if err := checkTenant(rules.GetTenantId()); err != nil {
-		return nil, err
-	}
-	ac, err := c.s.authorize(ctx, permAdmin, trailv1.Category_CATEGORY_COMPLIANCE, rules.GetTenantId())
+	ac, err := c.s.authorizeTenant(ctx, permAdmin, trailv1.Category_CATEGORY_COMPLIANCE, rules.GetTenantId())
 	if err != nil {
 		return nil, err
 	}

@@ -288,6 +288,14 @@ func truncate(s string, n int) string {
 	return s[:n] + "…"
 }
 
+// authorizeTenant checks tenant's id, then authorizes as authorize does.
+func (s *Server) authorizeTenant(ctx context.Context, perm permission, category trailv1.Category, tenant string) (*access, error) {
+	if err := checkTenant(tenant); err != nil {
+		return nil, err
+	}
+	return s.authorize(ctx, perm, category, tenant)
+}
+
 // authorize checks that the caller may perform perm on tenant and starts
 // the audit record of the call. A denial is audited at once and returned;
 // otherwise the handler calls finish on the record when it is done.

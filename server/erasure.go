@@ -25,10 +25,7 @@ const actionSubjectErased = "subject.erased"
 // GetPrivacySettings returns whether a tenant seals subject payloads.
 func (cs *complianceService) GetPrivacySettings(ctx context.Context, req *trailv1.GetPrivacySettingsRequest) (_ *trailv1.PrivacySettings, err error) {
 	tenant := req.GetTenantId()
-	if err := checkTenant(tenant); err != nil {
-		return nil, err
-	}
-	ac, err := cs.s.authorize(ctx, permRead, trailv1.Category_CATEGORY_COMPLIANCE, tenant)
+	ac, err := cs.s.authorizeTenant(ctx, permRead, trailv1.Category_CATEGORY_COMPLIANCE, tenant)
 	if err != nil {
 		return nil, err
 	}
@@ -84,10 +81,7 @@ func (cs *complianceService) SetPrivacySettings(ctx context.Context, req *trailv
 // refuses the erasure (GDPR Art. 17(3)(e)).
 func (cs *complianceService) EraseSubject(ctx context.Context, req *trailv1.EraseSubjectRequest) (_ *trailv1.EraseSubjectResponse, err error) {
 	tenant, subject := req.GetTenantId(), req.GetSubjectId()
-	if err := checkTenant(tenant); err != nil {
-		return nil, err
-	}
-	ac, err := cs.s.authorize(ctx, permPIIReport, trailv1.Category_CATEGORY_COMPLIANCE, tenant)
+	ac, err := cs.s.authorizeTenant(ctx, permPIIReport, trailv1.Category_CATEGORY_COMPLIANCE, tenant)
 	if err != nil {
 		return nil, err
 	}
@@ -252,10 +246,7 @@ func erasureSettingKey(tenant, subject string, keyID []byte) string {
 // ListErasures returns a tenant's erasure receipts, or one subject's.
 func (cs *complianceService) ListErasures(ctx context.Context, req *trailv1.ListErasuresRequest) (_ *trailv1.ListErasuresResponse, err error) {
 	tenant := req.GetTenantId()
-	if err := checkTenant(tenant); err != nil {
-		return nil, err
-	}
-	ac, err := cs.s.authorize(ctx, permPIIReport, trailv1.Category_CATEGORY_COMPLIANCE, tenant)
+	ac, err := cs.s.authorizeTenant(ctx, permPIIReport, trailv1.Category_CATEGORY_COMPLIANCE, tenant)
 	if err != nil {
 		return nil, err
 	}

@@ -55,10 +55,7 @@ func (s *Server) signedCheckpoint(ctx context.Context, p engine.Partition, size 
 // beginProof checks and audits a proof request on tenant's partition and
 // waits for minIndex. The caller finishes the returned record.
 func (ps *proofService) beginProof(ctx context.Context, tenant string, minIndex uint64) (*access, error) {
-	if err := checkTenant(tenant); err != nil {
-		return nil, err
-	}
-	ac, err := ps.s.authorize(ctx, permRead, trailv1.Category_CATEGORY_DATA_ACCESS, tenant)
+	ac, err := ps.s.authorizeTenant(ctx, permRead, trailv1.Category_CATEGORY_DATA_ACCESS, tenant)
 	if err != nil {
 		return nil, err
 	}

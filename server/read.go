@@ -34,10 +34,7 @@ type readService struct {
 
 func (rs *readService) GetEvent(ctx context.Context, req *trailv1.GetEventRequest) (_ *trailv1.GetEventResponse, err error) {
 	tenant := req.GetTenantId()
-	if err := checkTenant(tenant); err != nil {
-		return nil, err
-	}
-	ac, err := rs.s.authorize(ctx, permRead, trailv1.Category_CATEGORY_DATA_ACCESS, tenant)
+	ac, err := rs.s.authorizeTenant(ctx, permRead, trailv1.Category_CATEGORY_DATA_ACCESS, tenant)
 	if err != nil {
 		return nil, err
 	}
