@@ -49,6 +49,19 @@ func isDataKeySetting(key string) bool { return strings.HasPrefix(key, DataKeyPr
 // it, with the engine it read from, before trusting an entry.
 func (e *Engine) DataKeysErased() uint64 { return e.dataKeysErased.Load() }
 
+// Seals reports whether tenant seals subject payloads, as of the last
+// applied settings command.
+func (e *Engine) Seals(tenant string) (bool, error) {
+	_, err := e.Setting(SealingSetting(tenant))
+	switch {
+	case err == nil:
+		return true, nil
+	case errors.Is(err, ErrNotFound):
+		return false, nil
+	}
+	return false, err
+}
+
 // checkSealing applies the two rules of sealing tenants to an event about
 // to be appended (invariant 14).
 func (e *Engine) checkSealing(ev *eventwire.Event) error {

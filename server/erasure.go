@@ -30,7 +30,7 @@ func (cs *complianceService) GetPrivacySettings(ctx context.Context, req *trailv
 		return nil, err
 	}
 	defer func() { ac.finish(err) }()
-	on, err := tenantSeals(cs.s.cluster.Engine(), tenant)
+	on, err := cs.s.cluster.Engine().Seals(tenant)
 	if err != nil {
 		return nil, err
 	}
@@ -53,14 +53,14 @@ func (cs *complianceService) SetPrivacySettings(ctx context.Context, req *trailv
 	if tenant == eventwire.SystemTenant {
 		return nil, badRequest("the %s tenant holds Trail's own records and never seals", eventwire.SystemTenant)
 	}
-	ops := []engine.SettingOp{{Key: privacySettingKey(tenant), Delete: true}}
+	ops := []engine.SettingOp{{Key: engine.SealingSetting(tenant), Delete: true}}
 	if want.GetSealSubjectPayloads() {
 		if err := cs.s.checkSecret(cs.s.cluster.Engine()); err != nil {
 			return nil, err
 		}
 		ops = []engine.SettingOp{
 			{Key: sealingCheckSetting, Value: cs.s.cfg.Sealing.CheckValue(), IfAbsent: true},
-			{Key: privacySettingKey(tenant), Value: []byte{1}},
+			{Key: engine.SealingSetting(tenant), Value: []byte{1}},
 		}
 	}
 	if err := cs.s.cluster.ApplySettings(ctx, ops); err != nil {

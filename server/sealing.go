@@ -38,8 +38,6 @@ const (
 	erasureSettingPrefix = "erasure/"
 )
 
-func privacySettingKey(tenant string) string { return engine.SealingSetting(tenant) }
-
 // dataKeyCacheMax bounds the unwrapped keys a node keeps: past it the
 // cache starts over, so memory stays bounded whatever the number of
 // subjects (invariant 7).
@@ -84,18 +82,6 @@ func (c *dataKeyCache) put(eng *engine.Engine, gen uint64, tenant, subject strin
 
 // errNoSealing is returned when this node cannot seal or open.
 var errNoSealing = fmt.Errorf("%w: this node holds no sealing secret, or another one than the cluster's", errPrecondition)
-
-// tenantSeals reports whether tenant seals subject payloads.
-func tenantSeals(eng *engine.Engine, tenant string) (bool, error) {
-	_, err := eng.Setting(privacySettingKey(tenant))
-	switch {
-	case err == nil:
-		return true, nil
-	case errors.Is(err, engine.ErrNotFound):
-		return false, nil
-	}
-	return false, err
-}
 
 // checkSecret refuses a node whose secret is not the one the cluster
 // recorded when sealing was first turned on.
@@ -142,7 +128,7 @@ func (s *Server) sealChecked(ctx context.Context, valid []eventwire.Checked) ([]
 		on, ok := seals[tenant]
 		if !ok {
 			var err error
-			if on, err = tenantSeals(eng, tenant); err != nil {
+			if on, err = eng.Seals(tenant); err != nil {
 				return nil, err
 			}
 			seals[tenant] = on
