@@ -298,9 +298,10 @@ func TestConsole(t *testing.T) {
 		// Before the operator's legal hold, which would exempt the subject.
 		site.rest(t, site.admin, "PUT", "/api/v1/admin/tenants/"+consoleTenant+"/privacy-settings", map[string]any{"seal_subject_payloads": true}, nil)
 		site.rest(t, site.admin, "POST", "/api/v1/audit/events/batch", map[string]any{"events": []map[string]any{{
-			"tenant_id": consoleTenant, "event_id": "sealed-1", "category": "data_modification", "action": "record.update",
+			"tenant_id": consoleTenant, "event_id": "sealed-1", "category": "data_access", "action": "record.view",
 			"outcome": "success", "actor": map[string]any{"id": "clerk-1"}, "subject_id": "EE-2001",
-			"changes":     []map[string]any{{"field": "address", "before": "Old Road 1", "after": "New Street 2"}},
+			"pii_fields_accessed": []string{"address"}, "purpose_code": "case-handling",
+			"attributes":  map[string]string{"address_seen": "New Street 2"},
 			"occurred_at": time.Now().UTC().Format(time.RFC3339Nano),
 		}}}, nil)
 		tab := site.signedIn(t, ctx, site.auditor)
@@ -316,6 +317,11 @@ func TestConsole(t *testing.T) {
 			t.Errorf("the erased payload is still shown")
 		}
 		shots.Take(tab, "09-event-payload-erased")
+		// The PII access report says so on the row.
+		tab = site.signedIn(t, ctx, site.officer)
+		site.open(t, tab, "#/pii")
+		setInput(t, tab, `input[name=subject]`, "EE-2001\r")
+		waitText(t, tab, "main table", "erased (GDPR Art. 17)")
 	})
 
 	t.Run("operator", func(t *testing.T) {

@@ -84,6 +84,12 @@ export async function render({main, who, tenant, params, signal, setStatus, go})
     {title: 'Action', cell: r => `${r.action} (${(r.outcome || '').replace(/^OUTCOME_/, '').toLowerCase()})`},
     {title: 'Event', cell: r => eventLink(tenant, r.partition, r.leaf_index, r.event_id)},
   ];
+  // Sealed payloads (docs/erasure.md): a row says when its subject's data
+  // key was erased, so the report never passes an erasure over in silence.
+  if (rows.some(r => r.payload_state)) {
+    columns.splice(columns.length - 1, 0, {title: 'Payload', cell: r =>
+      r.payload_state === 'erased' ? badge('erased (GDPR Art. 17)', 'bad') : (r.payload_state || '')});
+  }
   const body = h('div', {class: 'scroll'});
   let shown = 0;
   const more = h('button', {type: 'button', onclick: () => showMore()}, 'Show more rows');
