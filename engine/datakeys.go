@@ -107,9 +107,21 @@ func (e *Engine) tenantSealsLocked(tenant []byte) (bool, error) {
 	return true, nil
 }
 
+// sealKeysMax bounds the data key ids the engine remembers (invariant 7):
+// past it the cache starts over.
+const sealKeysMax = 1 << 16
+
 // checkSealKey refuses a sealed event unless its key id is the one the
-// subject's data key record starts with. Called with writeMu held.
+// subject's data key record starts with. Called with writeMu held. The
+// subject's current key id is remembered until the next erasure: a sealing
+// tenant's every event would otherwise read Pebble here.
 func (e *Engine) checkSealKey(tenant, subject, keyID []byte) error {
+	if erased := e.dataKeysErased.Load(); e.sealKeysErased != erased || e.sealKeysCount >= sealKeysMax {
+		e.sealKeys, e.sealKeysCount, e.sealKeysErased = nil, 0, erased
+	}
+	if id, ok := e.sealKeys[string(tenant)][string(subject)]; ok && bytes.Equal(id, keyID) {
+		return nil
+	}
 	rec, closer, err := e.db.Get(settingKey(DataKeySetting(string(tenant), string(subject))))
 	if errors.Is(err, pebble.ErrNotFound) {
 		return fmt.Errorf("%w: tenant %q subject %q has no data key", ErrStaleDataKey, tenant, subject)
@@ -121,7 +133,21 @@ func (e *Engine) checkSealKey(tenant, subject, keyID []byte) error {
 	if !bytes.HasPrefix(rec, keyID) {
 		return fmt.Errorf("%w: tenant %q subject %q", ErrStaleDataKey, tenant, subject)
 	}
+	e.rememberSealKey(string(tenant), string(subject), bytes.Clone(keyID))
 	return nil
+}
+
+func (e *Engine) rememberSealKey(tenant, subject string, keyID []byte) {
+	if e.sealKeys == nil {
+		e.sealKeys = make(map[string]map[string][]byte)
+	}
+	bySubject := e.sealKeys[tenant]
+	if bySubject == nil {
+		bySubject = make(map[string][]byte)
+		e.sealKeys[tenant] = bySubject
+	}
+	bySubject[subject] = keyID
+	e.sealKeysCount++
 }
 
 // compactDataKeys rewrites the files that hold data key records, so that

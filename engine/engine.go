@@ -123,6 +123,13 @@ type Engine struct {
 	// version sealsVersion; guarded by writeMu (apply).
 	seals        map[string]bool
 	sealsVersion uint64
+	// sealKeys caches the current data key id of subjects (tenant, then
+	// subject), as of dataKeysErased sealKeysErased: keys are only ever
+	// added between erasures, so an entry stays true until one. Guarded by
+	// writeMu; bounded by sealKeysMax.
+	sealKeys       map[string]map[string][]byte
+	sealKeysCount  int
+	sealKeysErased uint64
 	// textAttrs caches the tenants' text attributes (text.go).
 	textAttrs textAttrCache
 }

@@ -216,18 +216,19 @@ func (c *Config) tlsConfig() *tls.Config {
 // Server serves the Trail API. Create it with New, run it with Serve and
 // stop it with Shutdown.
 type Server struct {
-	cfg      Config
-	log      *slog.Logger
-	cluster  Cluster
-	keys     keyStore
-	space    spaceGate
-	metrics  *metrics
-	tracer   trace.Tracer
-	audit    *auditLog
-	notify   *notifier
-	signs    signCache
-	cosigns  signCache
-	keyCache dataKeyCache
+	cfg        Config
+	log        *slog.Logger
+	cluster    Cluster
+	keys       keyStore
+	space      spaceGate
+	metrics    *metrics
+	tracer     trace.Tracer
+	audit      *auditLog
+	notify     *notifier
+	signs      signCache
+	cosigns    signCache
+	keyCache   dataKeyCache
+	sealsCache sealsCache
 	// integrity is set by Serve (integrity.go).
 	integrity *integrity
 

@@ -26,12 +26,17 @@ func SealEvent(ev *trailv1.Event, dk DataKey) error {
 	if err != nil {
 		return fmt.Errorf("shred: seal event %q: %w", ev.GetEventId(), err)
 	}
-	enc, mac := subkeys(EventKey(dk, ev.GetTenantId(), ev.GetEventId()))
-	nonce := syntheticNonce(mac, plain)
-	ct := newGCM(enc).Seal(nil, nonce, plain, sealAD(ev, dk.ID[:]))
+	nonce, ct := sealPlain(plain, ev.GetTenantId(), ev.GetEventId(), ev.GetSubjectId(), dk)
 	ev.Changes, ev.Attributes = nil, nil
 	ev.Sealed = &trailv1.SealedPayload{KeyId: dk.ID[:], Nonce: nonce, Ciphertext: ct}
 	return nil
+}
+
+// sealPlain encrypts the encoded SealedFields of one event.
+func sealPlain(plain []byte, tenant, eventID, subject string, dk DataKey) (nonce, ct []byte) {
+	enc, mac := subkeys(EventKey(dk, tenant, eventID))
+	nonce = syntheticNonce(mac, plain)
+	return nonce, newGCM(enc).Seal(nil, nonce, plain, sealAD(tenant, eventID, subject, dk.ID[:]))
 }
 
 // subkeys splits an event key into the AES-GCM key and the key of the
@@ -53,9 +58,10 @@ func syntheticNonce(mac, plain []byte) []byte {
 
 // sealAD binds a sealed payload to its format, tenant, event, subject and
 // data key: it opens in no other event, not even under the same key.
-func sealAD(ev *trailv1.Event, keyID []byte) []byte {
-	ad := []byte("trail/v1 sealed\x00")
-	for _, s := range []string{ev.GetTenantId(), ev.GetEventId(), ev.GetSubjectId()} {
+func sealAD(tenant, eventID, subject string, keyID []byte) []byte {
+	ad := make([]byte, 0, 64+len(tenant)+len(eventID)+len(subject))
+	ad = append(ad, "trail/v1 sealed\x00"...)
+	for _, s := range []string{tenant, eventID, subject} {
 		ad = append(append(ad, s...), 0)
 	}
 	return append(ad, keyID...)
@@ -71,7 +77,7 @@ func Open(ev *trailv1.Event, eventKey []byte) (*trailv1.SealedFields, error) {
 		return nil, fmt.Errorf("%w: event %q: key of %d bytes, nonce of %d, key id of %d", ErrMalformed, ev.GetEventId(), len(eventKey), len(p.GetNonce()), len(p.GetKeyId()))
 	}
 	enc, mac := subkeys(eventKey)
-	plain, err := newGCM(enc).Open(nil, p.GetNonce(), p.GetCiphertext(), sealAD(ev, p.GetKeyId()))
+	plain, err := newGCM(enc).Open(nil, p.GetNonce(), p.GetCiphertext(), sealAD(ev.GetTenantId(), ev.GetEventId(), ev.GetSubjectId(), p.GetKeyId()))
 	if err != nil {
 		return nil, fmt.Errorf("event %q: %w", ev.GetEventId(), ErrNotOpened)
 	}

@@ -163,7 +163,7 @@ func TestRandomNonceRefused(t *testing.T) {
 	rand.Read(nonce)
 	ev.Sealed.Nonce = nonce
 	enc, _ := subkeys(key)
-	ev.Sealed.Ciphertext = newGCM(enc).Seal(nil, nonce, b, sealAD(ev, dk.ID[:]))
+	ev.Sealed.Ciphertext = newGCM(enc).Seal(nil, nonce, b, sealAD(ev.GetTenantId(), ev.GetEventId(), ev.GetSubjectId(), dk.ID[:]))
 	if _, err := Open(ev, key); !errors.Is(err, ErrNotOpened) {
 		t.Fatalf("Open with a random nonce: %v", err)
 	}
