@@ -227,6 +227,16 @@ func (a *applier) appendEvent(c *chunk, raw []byte, t int64, out [][]Result, bi,
 	id := eventIdentity(ev.TenantID, ev.EventID)
 	digest := xxhash.Sum64(eventBytes)
 	if r, hit, err := a.lookupDuplicate(c, id, digest, out); hit || err != nil {
+		if errors.Is(r.Err, ErrEventIDConflict) {
+			// A retry sent in clear by a node behind the tenant's sealing
+			// setting differs from the sealed original: it is to be sealed
+			// and retried, not a conflict.
+			if unsealed := a.e.checkUnsealed(ev); errors.Is(unsealed, ErrUnsealed) {
+				return Result{Err: unsealed}, nil
+			} else if unsealed != nil {
+				return Result{}, unsealed
+			}
+		}
 		return r, err
 	}
 	if err := a.e.checkSealing(ev); err != nil {

@@ -23,9 +23,14 @@ import (
 // DataKeyPrefix starts the setting key of every subject's data key.
 const DataKeyPrefix = "datakey/"
 
+// sealingPrefix starts SealingSetting.
+const sealingPrefix = "privacy/"
+
 // SealingSetting is the setting whose presence means a tenant seals
 // subject payloads.
-func SealingSetting(tenant string) string { return "privacy/" + tenant }
+func SealingSetting(tenant string) string { return sealingPrefix + tenant }
+
+func isSealingSetting(key string) bool { return strings.HasPrefix(key, sealingPrefix) }
 
 // ErrUnsealed refuses an event of a sealing tenant that carries a
 // subject's changes or attributes in clear: the node that received it had
@@ -88,7 +93,7 @@ func (e *Engine) checkUnsealed(ev *eventwire.Event) error {
 // tenantSealsLocked reads the tenant's sealing setting, through a cache
 // that a settings command empties.
 func (e *Engine) tenantSealsLocked(tenant []byte) (bool, error) {
-	if v := e.settingsVersion.Load(); e.sealsVersion != v || e.seals == nil {
+	if v := e.settingsVersion.Load(); e.sealsVersion != v || e.seals == nil || len(e.seals) >= sealKeysMax {
 		e.seals, e.sealsVersion = make(map[string]bool), v
 	}
 	if seals, ok := e.seals[string(tenant)]; ok {

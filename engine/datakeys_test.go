@@ -129,6 +129,11 @@ func TestUnsealedRefused(t *testing.T) {
 	if err := e.ApplySettings(ctx, 2, []SettingOp{{Key: SealingSetting("acme"), Value: []byte{1}}}); err != nil {
 		t.Fatal(err)
 	}
+	// Turning sealing on is durable with everything before it: a replay
+	// never re-checks the clear append at 1 against the new setting.
+	if e.DurableIndex() != 2 {
+		t.Fatalf("durable index %d after the sealing setting at 2", e.DurableIndex())
+	}
 	evs[0].EventId = "clear-2"
 	rs, err := e.Apply(ctx, &Batch{Index: 3, Time: nov, Events: evs})
 	if err != nil {
@@ -138,6 +143,18 @@ func TestUnsealedRefused(t *testing.T) {
 		if want := i == 0; errors.Is(r.Err, ErrUnsealed) != want || (!want && r.Err != nil) {
 			t.Errorf("event %s: %v", evs[i].GetEventId(), r.Err)
 		}
+	}
+	// A sealed original, then its retry in clear from a node behind the
+	// setting: to be sealed and retried, not a conflict.
+	key := randomRecord(t)
+	if err := e.ApplySettings(ctx, 4, []SettingOp{{Key: DataKeySetting("acme", "alice"), Value: key, IfAbsent: true}}); err != nil {
+		t.Fatal(err)
+	}
+	applyOK(t, e, 5, nov, sealedEvent("acme", "x", "alice", key[:16]))
+	retry := withPayload("acme", "x", "alice", "")
+	rs, err = e.Apply(ctx, &Batch{Index: 6, Time: nov, Events: []*trailv1.Event{retry}})
+	if err != nil || !errors.Is(rs[0].Err, ErrUnsealed) {
+		t.Fatalf("clear retry of a sealed event: %v %v", rs[0].Err, err)
 	}
 }
 

@@ -43,11 +43,16 @@ func settingKey(k string) []byte { return append([]byte{prefixSetting}, k...) }
 // replicas stay identical. The ops are committed durably but, as a rule, the
 // applied index only in memory: setting ops are idempotent, so a replay from
 // the last checkpoint after a crash applies them again to the same effect.
-// A command that deletes a data key is the exception: appends before it
-// were checked against the key (checkSealKey), so a replay of them after
-// the deletion is durable would refuse what every other replica accepted,
-// and a replayed creation would bring the erased key back. Such a command
-// checkpoints first and commits the applied index with its ops.
+// Commands that change what an append's apply checks read are the
+// exception: deleting a data key (appends before it were checked against
+// the key, checkSealKey) and turning a tenant's sealing on or off (appends
+// before it were checked against the old setting, checkUnsealed). A replay
+// of earlier appends after such a command is durable would refuse what
+// every other replica accepted, or accept what they refused, and a
+// replayed key creation would bring an erased key back. Such a command
+// checkpoints first and commits the applied index with its ops. (Creating
+// a data key needs no such care: the server seals only under keys already
+// committed, so no earlier append names a key created later.)
 func (e *Engine) ApplySettings(ctx context.Context, index uint64, ops []SettingOp) error {
 	if err := e.checkWritable(); err != nil {
 		return err
@@ -61,7 +66,7 @@ func (e *Engine) ApplySettings(ctx context.Context, index uint64, ops []SettingO
 		e.applied.Store(index)
 		return refusal
 	}
-	erasing := deletesDataKey(ops)
+	erasing := changesApplyChecks(ops)
 	if erasing {
 		if err := e.checkpointNow(); err != nil {
 			return err
@@ -108,9 +113,11 @@ func (e *Engine) ApplySettings(ctx context.Context, index uint64, ops []SettingO
 	return nil
 }
 
-func deletesDataKey(ops []SettingOp) bool {
+// changesApplyChecks reports whether ops change a setting that appends'
+// apply checks read, other than by adding a data key.
+func changesApplyChecks(ops []SettingOp) bool {
 	for _, op := range ops {
-		if op.Delete && isDataKeySetting(op.Key) {
+		if op.Delete && isDataKeySetting(op.Key) || isSealingSetting(op.Key) {
 			return true
 		}
 	}

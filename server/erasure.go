@@ -178,7 +178,7 @@ func (cs *complianceService) checkHolds(ctx context.Context, eng *engine.Engine,
 func erasureRecord(req *trailv1.EraseSubjectRequest, keyID []byte, by string, at time.Time) *trailv1.Event {
 	keyHex := hex.EncodeToString(keyID)
 	return &trailv1.Event{
-		TenantId: req.GetTenantId(), EventId: "erasure-" + keyHex,
+		TenantId: req.GetTenantId(), EventId: eventwire.TrailIDPrefix + "erasure:" + keyHex,
 		Category: trailv1.Category_CATEGORY_COMPLIANCE, Action: actionSubjectErased, Outcome: trailv1.Outcome_OUTCOME_SUCCESS,
 		Actor:         &trailv1.Actor{Id: by, Type: "api_key"},
 		SubjectId:     req.GetSubjectId(),
@@ -220,10 +220,16 @@ func (cs *complianceService) recordErasure(ctx context.Context, req *trailv1.Era
 		return nil, fmt.Errorf("read the erasure record: %w", err)
 	}
 	en := new(trailv1.Entry)
+	if stored.Pruned {
+		return nil, fmt.Errorf("%w: the erasure record of key %x was pruned by retention; its receipt cannot be stated again", errPrecondition, keyID)
+	}
 	if err := proto.Unmarshal(stored.Data, en); err != nil {
 		return nil, fmt.Errorf("%w: erasure record: %v", engine.ErrCorrupt, err)
 	}
 	ev := en.GetEvent()
+	if !isErasureRecord(ev, req.GetSubjectId(), keyID) {
+		return nil, fmt.Errorf("%w: event %s of tenant %q is not the erasure record of key %x", engine.ErrCorrupt, id, req.GetTenantId(), keyID)
+	}
 	st := &shred.Erasure{
 		Log: cs.s.cfg.Signer.Name(), Tenant: ev.GetTenantId(), Subject: ev.GetSubjectId(), KeyID: keyID,
 		ErasedAt: rcpt.SequencerTime, ErasedBy: ev.GetActor().GetId(), Reason: ev.GetAttributes()["reason"], Reference: ev.GetAttributes()["reference"],
@@ -237,6 +243,13 @@ func (cs *complianceService) recordErasure(ctx context.Context, req *trailv1.Era
 		TenantId: st.Tenant, SubjectId: st.Subject, KeyId: keyID, Reason: st.Reason, Reference: st.Reference,
 		ErasedAt: timestamppb.New(st.ErasedAt), ErasedBy: st.ErasedBy, Record: receiptProto(rcpt, 0), Note: string(signed),
 	}, nil
+}
+
+// isErasureRecord reports whether ev is Trail's record of the erasure of
+// subject's key keyID.
+func isErasureRecord(ev *trailv1.Event, subject string, keyID []byte) bool {
+	return ev.GetSourceService() == eventwire.TrailSource && ev.GetAction() == actionSubjectErased &&
+		ev.GetSubjectId() == subject && ev.GetTarget().GetType() == "data_key" && ev.GetTarget().GetId() == hex.EncodeToString(keyID)
 }
 
 func erasureSettingKey(tenant, subject string, keyID []byte) string {

@@ -51,6 +51,10 @@ func TestScenarioErasure(t *testing.T) {
 	if _, err := e.comp.SetPrivacySettings(e.ctx(e.admin), &trailv1.SetPrivacySettingsRequest{Settings: &trailv1.PrivacySettings{TenantId: tenant, SealSubjectPayloads: true}}); err != nil {
 		t.Fatal(err)
 	}
+	// A node behind the setting would send payloads in clear, which the
+	// engine refuses (retryably; TestUnsealedRefused): producers retry, the
+	// test waits.
+	waitSealing(t, f, tenant)
 
 	// Appends through the leader and through a follower (whose new data
 	// keys are proposed through Raft and read back).
@@ -196,6 +200,15 @@ func TestScenarioErasure(t *testing.T) {
 	}
 }
 
+// waitSealing waits until node has applied tenant's sealing setting.
+func waitSealing(t *testing.T, node *env, tenant string) {
+	t.Helper()
+	waitFor(t, 10*time.Second, "the sealing setting on "+node.srv.cluster.Status().ID, func() bool {
+		on, err := node.srv.cluster.Engine().Seals(tenant)
+		return err == nil && on
+	})
+}
+
 func getEvent(t *testing.T, e *env, token, tenant, id string) *trailv1.StoredEntry {
 	t.Helper()
 	resp, err := e.read.GetEvent(e.ctx(token), &trailv1.GetEventRequest{TenantId: tenant, EventId: id, MinIndex: e.srv.cluster.AppliedIndex()})
@@ -228,6 +241,9 @@ func TestConcurrentFirstKeys(t *testing.T) {
 	const tenant = "clinic"
 	if _, err := e.comp.SetPrivacySettings(e.ctx(e.admin), &trailv1.SetPrivacySettingsRequest{Settings: &trailv1.PrivacySettings{TenantId: tenant, SealSubjectPayloads: true}}); err != nil {
 		t.Fatal(err)
+	}
+	for _, node := range nodes {
+		waitSealing(t, node, tenant)
 	}
 	producer := e.key(trailv1.Role_ROLE_PRODUCER, tenant)
 	auditor := e.key(trailv1.Role_ROLE_AUDITOR, tenant)

@@ -154,6 +154,10 @@ func (s *Server) sealChecked(ctx context.Context, valid []eventwire.Checked) ([]
 			refused[i] = fmt.Errorf("%w: source_service %q is reserved for Trail's own records", engine.ErrInvalidEvent, eventwire.TrailSource)
 			continue
 		}
+		if bytes.HasPrefix(ev.EventID, []byte(eventwire.TrailIDPrefix)) {
+			refused[i] = fmt.Errorf("%w: event ids starting with %q are reserved for Trail's own records", engine.ErrInvalidEvent, eventwire.TrailIDPrefix)
+			continue
+		}
 		if len(ev.SubjectID) == 0 || ev.Changes+ev.Attributes == 0 {
 			continue
 		}
@@ -361,18 +365,21 @@ func (s *Server) openEntryOn(eng *engine.Engine, out *trailv1.StoredEntry) {
 // receipt when the retry could not be sealed to the same bytes: its
 // subject's key was erased since, so it was sealed under another. The
 // engine refuses it as a conflict; if the stored event is the same in
-// everything but the sealed payload, it is the same event.
+// everything but the sealed payload, and the key it was sealed under is
+// no longer its subject's (so its payload can never be compared), it is
+// the same event. While that key lives, a conflict stays a conflict.
 func (s *Server) settleSealedRetries(ctx context.Context, events []eventwire.Checked, results []engine.Result) {
 	for i := range results {
 		if !errors.Is(results[i].Err, engine.ErrEventIDConflict) || !events[i].Event.HasSealed {
 			continue
 		}
 		ev := &events[i].Event
-		stored, rcpt, err := s.cluster.Engine().EntryByEventID(ctx, string(ev.TenantID), string(ev.EventID))
+		eng := s.cluster.Engine()
+		stored, rcpt, err := eng.EntryByEventID(ctx, string(ev.TenantID), string(ev.EventID))
 		if err != nil || stored.Pruned {
 			continue
 		}
-		if sameButSealed(stored.Data, events[i].Bytes) {
+		if sameButSealed(stored.Data, events[i].Bytes, eng) {
 			rcpt.Duplicate = true
 			results[i] = engine.Result{Receipt: rcpt}
 		}
@@ -383,7 +390,7 @@ func (s *Server) settleSealedRetries(ctx context.Context, events []eventwire.Che
 // encoded event differ only in their sealed payloads, sealed under two
 // keys: the stored one's since erased. Under one key, a different payload
 // is a different event (a real conflict), as the ciphertext says.
-func sameButSealed(entry, event []byte) bool {
+func sameButSealed(entry, event []byte, eng *engine.Engine) bool {
 	var en trailv1.Entry
 	var ev trailv1.Event
 	if proto.Unmarshal(entry, &en) != nil || proto.Unmarshal(event, &ev) != nil || en.GetEvent().GetSealed() == nil {
@@ -392,6 +399,9 @@ func sameButSealed(entry, event []byte) bool {
 	was := en.GetEvent()
 	if bytes.Equal(was.GetSealed().GetKeyId(), ev.GetSealed().GetKeyId()) {
 		return false
+	}
+	if rec, err := eng.Setting(engine.DataKeySetting(was.GetTenantId(), was.GetSubjectId())); err == nil && bytes.HasPrefix(rec, was.GetSealed().GetKeyId()) {
+		return false // the original's key lives: its payload is comparable, and differs
 	}
 	was.Sealed, ev.Sealed = nil, nil
 	return proto.Equal(was, &ev)

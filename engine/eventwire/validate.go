@@ -27,6 +27,11 @@ const SystemTenant = "_system"
 // them sealed, and producers may not use it.
 const TrailSource = "trail"
 
+// TrailIDPrefix starts the event ids of records whose id Trail derives
+// (an erasure's is its key's), so that no producer can take one first;
+// producers may not use it.
+const TrailIDPrefix = "trail:"
+
 // tenantGrammar is stated in every tenant_id error, so a producer learns the
 // rule from the first rejection.
 const tenantGrammar = `must match [a-z0-9][a-z0-9_-]{0,62} or be the reserved "` + SystemTenant + `"`
