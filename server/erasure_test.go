@@ -252,13 +252,15 @@ func TestConcurrentFirstKeys(t *testing.T) {
 	errs := make(chan error, len(nodes)*rounds)
 	for n, node := range nodes {
 		for r := range rounds {
+			// Built here: the event helper numbers events in a package
+			// variable, which the goroutines must not share.
+			var evs []*trailv1.Event
+			for s := range subjects {
+				evs = append(evs, changeEvent(tenant, fmt.Sprintf("n%d-r%d-s%d", n, r, s), fmt.Sprintf("subject-%d", s)))
+			}
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				var evs []*trailv1.Event
-				for s := range subjects {
-					evs = append(evs, changeEvent(tenant, fmt.Sprintf("n%d-r%d-s%d", n, r, s), fmt.Sprintf("subject-%d", s)))
-				}
 				resp, err := node.ingest.AppendBatch(node.ctx(producer), &trailv1.AppendBatchRequest{Events: evs})
 				if err == nil {
 					for _, res := range resp.GetResults() {
