@@ -24,8 +24,10 @@ import (
 // deterministic (package shred), so a retry sealed again, on any node, is
 // the same bytes and stays a duplicate. Data keys are replicated settings:
 // a subject's first key is proposed if absent, and every node that needed
-// one reads back the record that won. The engine refuses an event sealed
-// under a key that is no longer its subject's (erased meanwhile).
+// one reads back the record that won. The engine refuses, retryably, an
+// event sealed under a key that is no longer its subject's (erased
+// meanwhile) and a sealing tenant's event whose payload came in clear from
+// a node behind the setting (invariant 14).
 
 // Setting keys of the privacy settings.
 const (
