@@ -55,7 +55,7 @@ func (cs *complianceService) SetPrivacySettings(ctx context.Context, req *trailv
 	}
 	ops := []engine.SettingOp{{Key: engine.SealingSetting(tenant), Delete: true}}
 	if want.GetSealSubjectPayloads() {
-		if err := cs.s.checkSecret(cs.s.cluster.Engine()); err != nil {
+		if _, err := cs.s.clusterSecret(cs.s.cluster.Engine()); err != nil {
 			return nil, err
 		}
 		ops = []engine.SettingOp{

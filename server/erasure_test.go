@@ -433,3 +433,73 @@ func TestRetryAcrossErasure(t *testing.T) {
 	_, err := e.ingest.Append(e.ctx(e.admin), &trailv1.AppendRequest{Event: changed})
 	wantCode(t, err, codes.AlreadyExists)
 }
+
+// TestSealingRotation: a node holding a new secret, with the old one as
+// previous, makes the new one the cluster's and re-wraps every data key
+// under it; sealed events open with the new secret alone afterwards, a
+// node with the old secret alone refuses, and a record wrapped under the
+// old secret (a residue of an erased key, say) no longer unwraps once the
+// old secret is gone.
+func TestSealingRotation(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	if _, err := e.comp.SetPrivacySettings(e.ctx(e.admin), &trailv1.SetPrivacySettingsRequest{Settings: &trailv1.PrivacySettings{TenantId: "acme", SealSubjectPayloads: true}}); err != nil {
+		t.Fatal(err)
+	}
+	e.appendAll(e.admin, []*trailv1.Event{changeEvent("acme", "a-1", "alice"), changeEvent("acme", "b-1", "bob"), changeEvent("acme", "c-1", "carol")})
+	eng := e.node.Engine()
+	bobResidue, err := eng.Setting(engine.DataKeySetting("acme", "bob"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.comp.EraseSubject(e.ctx(e.admin), &trailv1.EraseSubjectRequest{TenantId: "acme", SubjectId: "bob", Reason: "Art. 17"}); err != nil {
+		t.Fatal(err)
+	}
+
+	oldMaterial := []byte("trail test sealing secret, 32 bytes or more")
+	newMaterial := []byte("the new sealing secret, also 32 bytes or more")
+	rotating, err := shred.NewKeyring(newMaterial, oldMaterial)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := New(Config{Cluster: e.node, Signer: e.srv.cfg.Signer, Sealing: rotating, Logger: testLogger(), Plaintext: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	admin := withPrincipal(e.ctx(e.admin), &principal{keyID: "test", role: trailv1.Role_ROLE_ADMIN})
+	cs := &complianceService{s: srv}
+	resp, err := cs.RotateSealingKey(admin, &trailv1.RotateSealingKeyRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.GetRewrapped() != 2 || !bytes.Equal(resp.GetCheckValue(), rotating.CheckValue()) || !bytes.Equal(resp.GetPreviousCheckValue(), testSealing(t).CheckValue()) {
+		t.Fatalf("rotation: %+v", resp)
+	}
+	if again, err := cs.RotateSealingKey(admin, &trailv1.RotateSealingKeyRequest{}); err != nil || again.GetRewrapped() != 0 {
+		t.Fatalf("second rotation: %+v %v", again, err)
+	}
+
+	// The new secret alone opens every live subject's events and seals.
+	after, err := shred.NewKeyring(newMaterial)
+	if err != nil {
+		t.Fatal(err)
+	}
+	newOnly, err := New(Config{Cluster: e.node, Signer: e.srv.cfg.Signer, Sealing: after, Logger: testLogger(), Plaintext: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"a-1", "c-1"} {
+		got := getEvent(t, e, e.admin, "acme", id)
+		got.Sealed, got.OpeningKey = 0, nil
+		newOnly.openEntry(got)
+		if got.GetSealed() != trailv1.SealedState_SEALED_STATE_OPENED {
+			t.Fatalf("%s with the new secret alone: %v", id, got.GetSealed())
+		}
+	}
+	if _, err := after.Unwrap("acme", "bob", bobResidue); !errors.Is(err, shred.ErrWrongSecret) {
+		t.Fatalf("the erased key's residue unwrapped with the new secret: %v", err)
+	}
+	// The node still on the old secret alone refuses to seal.
+	ev := changeEvent("acme", "d-1", "dave")
+	_, err = e.ingest.Append(e.ctx(e.admin), &trailv1.AppendRequest{Event: ev})
+	wantCode(t, err, codes.FailedPrecondition)
+}

@@ -119,23 +119,25 @@ func (c *sealsCache) sealing(eng *engine.Engine, tenant string) (bool, error) {
 // errNoSealing is returned when this node cannot seal or open.
 var errNoSealing = fmt.Errorf("%w: this node holds no sealing secret, or another one than the cluster's", errPrecondition)
 
-// checkSecret refuses a node whose secret is not the one the cluster
-// recorded when sealing was first turned on.
-func (s *Server) checkSecret(eng *engine.Engine) error {
+// clusterSecret returns the check value of the secret the cluster wraps
+// data keys under: the one recorded when sealing was first turned on, or
+// last rotated to; this node's current one before that. A node that does
+// not hold it refuses.
+func (s *Server) clusterSecret(eng *engine.Engine) ([]byte, error) {
 	if s.cfg.Sealing == nil {
-		return errNoSealing
+		return nil, errNoSealing
 	}
-	want, err := eng.Setting(sealingCheckSetting)
+	check, err := eng.Setting(sealingCheckSetting)
 	if errors.Is(err, engine.ErrNotFound) {
-		return nil // set together with the first tenant's privacy setting
+		return s.cfg.Sealing.CheckValue(), nil
 	}
 	if err != nil {
-		return err
+		return nil, err
 	}
-	if !bytes.Equal(want, s.cfg.Sealing.CheckValue()) {
-		return errNoSealing
+	if !s.cfg.Sealing.Holds(check) {
+		return nil, errNoSealing
 	}
-	return nil
+	return check, nil
 }
 
 // sealChecked seals, in place, the events of valid that their tenants
@@ -174,10 +176,11 @@ func (s *Server) sealChecked(ctx context.Context, valid []eventwire.Checked) ([]
 	if len(todo) == 0 {
 		return refused, nil
 	}
-	if err := s.checkSecret(eng); err != nil {
+	check, err := s.clusterSecret(eng)
+	if err != nil {
 		return nil, err
 	}
-	keys, err := s.dataKeys(ctx, valid, todo)
+	keys, err := s.dataKeys(ctx, valid, todo, check)
 	if err != nil {
 		return nil, err
 	}
@@ -218,7 +221,7 @@ func sealOne(c *eventwire.Checked, dk shred.DataKey) error {
 // keyed by cacheKey. Subjects without one get one: all of the call's new
 // records are proposed in one settings command, each only if absent, and
 // whatever won is read back from this node's engine once it applied them.
-func (s *Server) dataKeys(ctx context.Context, valid []eventwire.Checked, todo []int) (map[string]shred.DataKey, error) {
+func (s *Server) dataKeys(ctx context.Context, valid []eventwire.Checked, todo []int, check []byte) (map[string]shred.DataKey, error) {
 	// Waiting for a new key to show up locally must end even for a caller
 	// without a deadline: a key erased before this node applied it never
 	// does (below, that is ErrStaleDataKey, and a retry).
@@ -246,7 +249,7 @@ func (s *Server) dataKeys(ctx context.Context, valid []eventwire.Checked, todo [
 		if err != nil {
 			return nil, err
 		}
-		rec, err := s.cfg.Sealing.Wrap(tenant, subject, fresh, rand.Reader)
+		rec, err := s.cfg.Sealing.Wrap(check, tenant, subject, fresh, rand.Reader)
 		if err != nil {
 			return nil, err
 		}
@@ -339,7 +342,7 @@ func (s *Server) openEntryOn(eng *engine.Engine, out *trailv1.StoredEntry) {
 		return
 	}
 	out.Sealed = trailv1.SealedState_SEALED_STATE_UNAVAILABLE
-	if s.checkSecret(eng) != nil {
+	if s.cfg.Sealing == nil {
 		return
 	}
 	dk, found, err := s.loadDataKey(eng, ev.GetTenantId(), ev.GetSubjectId())

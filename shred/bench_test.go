@@ -46,7 +46,7 @@ func BenchmarkOpen(b *testing.B) {
 // BenchmarkUnwrap is the cost of a data key cache miss.
 func BenchmarkUnwrap(b *testing.B) {
 	k := testKeyring(b, "bench")
-	rec, err := k.Wrap("acme", "citizen-7", testDataKey(b), rand.Reader)
+	rec, err := k.Wrap(k.CheckValue(), "acme", "citizen-7", testDataKey(b), rand.Reader)
 	if err != nil {
 		b.Fatal(err)
 	}

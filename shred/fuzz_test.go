@@ -55,7 +55,7 @@ func FuzzOpen(f *testing.F) {
 func FuzzUnwrap(f *testing.F) {
 	k, _ := NewKeyring(bytes.Repeat([]byte{9}, SecretSize))
 	dk := DataKey{ID: [KeyIDSize]byte{3}, Key: [keySize]byte{4}}
-	rec, err := k.Wrap("acme", "s", dk, bytes.NewReader(make([]byte, 64)))
+	rec, err := k.Wrap(k.CheckValue(), "acme", "s", dk, bytes.NewReader(make([]byte, 64)))
 	if err != nil {
 		f.Fatal(err)
 	}

@@ -1,6 +1,7 @@
 package shred
 
 import (
+	"bytes"
 	"crypto/aes"
 	"crypto/cipher"
 	"crypto/hkdf"
@@ -51,39 +52,71 @@ func NewDataKey(r io.Reader) (DataKey, error) {
 	return dk, nil
 }
 
-// Keyring is a node's sealing secret. It holds no per-tenant state: a
-// tenant's KEK is derived on use.
+// Keyring is a node's sealing secrets: the current one and, while the
+// cluster rotates to it, the previous ones. A tenant's KEK is derived on
+// use. A wrapped record names the secret it was wrapped under by the
+// first bytes of that secret's check value, so records wrapped under an
+// old secret still unwrap during a rotation, and a node can tell which
+// records are left to re-wrap.
 type Keyring struct {
-	secret [keySize]byte
+	secrets []secret // [0] is the current one
 }
 
+type secret struct {
+	key   [keySize]byte
+	check []byte
+}
+
+// checkInRecord is how many bytes of a check value a record carries.
+const checkInRecord = 8
+
 // NewKeyring extracts a keyring from secret material of at least
-// SecretSize bytes (e.g. the log key's private key text).
-func NewKeyring(material []byte) (*Keyring, error) {
-	if len(material) < SecretSize {
-		return nil, fmt.Errorf("shred: sealing secret of %d bytes, need at least %d", len(material), SecretSize)
-	}
-	prk, err := hkdf.Extract(sha256.New, material, []byte("trail/v1 sealing secret"))
-	if err != nil {
-		return nil, fmt.Errorf("shred: keyring: %w", err)
-	}
+// SecretSize bytes (e.g. the log key's private key text): the current
+// secret, then any previous ones a rotation still needs.
+func NewKeyring(material []byte, previous ...[]byte) (*Keyring, error) {
 	k := new(Keyring)
-	copy(k.secret[:], prk)
+	for _, m := range append([][]byte{material}, previous...) {
+		if len(m) < SecretSize {
+			return nil, fmt.Errorf("shred: sealing secret of %d bytes, need at least %d", len(m), SecretSize)
+		}
+		prk, err := hkdf.Extract(sha256.New, m, []byte("trail/v1 sealing secret"))
+		if err != nil {
+			return nil, fmt.Errorf("shred: keyring: %w", err)
+		}
+		var sec secret
+		copy(sec.key[:], prk)
+		mac := hmac.New(sha256.New, sec.key[:])
+		mac.Write([]byte("trail/v1 sealing check value"))
+		sec.check = mac.Sum(nil)[:16]
+		k.secrets = append(k.secrets, sec)
+	}
 	return k, nil
 }
 
-// CheckValue identifies the secret without revealing it. The first
-// tenant to seal records it as a replicated setting, so a node configured
-// with another secret refuses to seal or open instead of writing records
-// its peers cannot read.
-func (k *Keyring) CheckValue() []byte {
-	m := hmac.New(sha256.New, k.secret[:])
-	m.Write([]byte("trail/v1 sealing check value"))
-	return m.Sum(nil)[:16]
+// CheckValue identifies the current secret without revealing it. The
+// first tenant to seal records it as a replicated setting, so a node
+// configured with another secret refuses to seal or open instead of
+// writing records its peers cannot read; a rotation replaces it.
+func (k *Keyring) CheckValue() []byte { return bytes.Clone(k.secrets[0].check) }
+
+// Holds reports whether the keyring has the secret of check value check.
+func (k *Keyring) Holds(check []byte) bool { return k.secret(check) != nil }
+
+// secret returns the secret whose check value starts with check.
+func (k *Keyring) secret(check []byte) *secret {
+	if len(check) < checkInRecord {
+		return nil
+	}
+	for i := range k.secrets {
+		if bytes.HasPrefix(k.secrets[i].check, check) {
+			return &k.secrets[i]
+		}
+	}
+	return nil
 }
 
-func (k *Keyring) kek(tenant string) cipher.AEAD {
-	key, err := hkdf.Expand(sha256.New, k.secret[:], "trail/v1 tenant kek\x00"+tenant, keySize)
+func (sec *secret) kek(tenant string) cipher.AEAD {
+	key, err := hkdf.Expand(sha256.New, sec.key[:], "trail/v1 tenant kek\x00"+tenant, keySize)
 	if err != nil {
 		panic(err) // only for lengths above 255 hash sizes
 	}
@@ -113,41 +146,84 @@ func wrapAD(tenant, subject string, id []byte) []byte {
 	return append(ad, id...)
 }
 
-// Wrap returns the record a data key is stored as: its id, a random nonce
-// and the key encrypted under the tenant's KEK.
-func (k *Keyring) Wrap(tenant, subject string, dk DataKey, r io.Reader) ([]byte, error) {
-	rec := make([]byte, KeyIDSize+nonceSize, KeyIDSize+nonceSize+keySize+16)
+// recordSize is the length of a wrapped record: key id, check value of
+// the wrapping secret, nonce, wrapped key and tag.
+const recordSize = KeyIDSize + checkInRecord + nonceSize + keySize + 16
+
+// Wrap returns the record a data key is stored as: its id, the check
+// value of the secret it is wrapped under (the one of check value check,
+// the cluster's), a random nonce and the key encrypted under the tenant's
+// KEK of that secret.
+func (k *Keyring) Wrap(check []byte, tenant, subject string, dk DataKey, r io.Reader) ([]byte, error) {
+	sec := k.secret(check)
+	if sec == nil {
+		return nil, fmt.Errorf("%w: no secret of check value %x", ErrWrongSecret, check)
+	}
+	head := KeyIDSize + checkInRecord
+	rec := make([]byte, head+nonceSize, recordSize)
 	copy(rec, dk.ID[:])
-	if _, err := io.ReadFull(r, rec[KeyIDSize:]); err != nil {
+	copy(rec[KeyIDSize:], sec.check[:checkInRecord])
+	if _, err := io.ReadFull(r, rec[head:]); err != nil {
 		return nil, fmt.Errorf("shred: wrap: %w", err)
 	}
-	return k.kek(tenant).Seal(rec, rec[KeyIDSize:], dk.Key[:], wrapAD(tenant, subject, dk.ID[:])), nil
+	return sec.kek(tenant).Seal(rec, rec[head:], dk.Key[:], wrapAD(tenant, subject, rec[:head])), nil
 }
 
 // RecordKeyID returns the id of a wrapped record, without unwrapping it.
 func RecordKeyID(rec []byte) ([]byte, error) {
-	if len(rec) != KeyIDSize+nonceSize+keySize+16 {
+	if len(rec) != recordSize {
 		return nil, fmt.Errorf("%w: data key record of %d bytes", ErrMalformed, len(rec))
 	}
 	return rec[:KeyIDSize], nil
 }
 
+// RecordCheck returns the check value bytes of the secret a record was
+// wrapped under.
+func RecordCheck(rec []byte) ([]byte, error) {
+	if _, err := RecordKeyID(rec); err != nil {
+		return nil, err
+	}
+	return rec[KeyIDSize : KeyIDSize+checkInRecord], nil
+}
+
 // Unwrap returns the data key of a record made by Wrap for tenant and
-// subject.
+// subject, under whichever of the keyring's secrets wrapped it.
 func (k *Keyring) Unwrap(tenant, subject string, rec []byte) (DataKey, error) {
-	id, err := RecordKeyID(rec)
+	check, err := RecordCheck(rec)
 	if err != nil {
 		return DataKey{}, err
 	}
-	nonce := rec[KeyIDSize : KeyIDSize+nonceSize]
-	key, err := k.kek(tenant).Open(nil, nonce, rec[KeyIDSize+nonceSize:], wrapAD(tenant, subject, id))
+	sec := k.secret(check)
+	if sec == nil {
+		return DataKey{}, ErrWrongSecret
+	}
+	head := KeyIDSize + checkInRecord
+	key, err := sec.kek(tenant).Open(nil, rec[head:head+nonceSize], rec[head+nonceSize:], wrapAD(tenant, subject, rec[:head]))
 	if err != nil {
 		return DataKey{}, ErrWrongSecret
 	}
 	var dk DataKey
-	copy(dk.ID[:], id)
+	copy(dk.ID[:], rec[:KeyIDSize])
 	copy(dk.Key[:], key)
 	return dk, nil
+}
+
+// Rewrap returns rec wrapped under the secret of check value check
+// instead, and whether it had to change: a rotation's step.
+func (k *Keyring) Rewrap(check []byte, tenant, subject string, rec []byte, r io.Reader) ([]byte, bool, error) {
+	had, err := RecordCheck(rec)
+	if err != nil {
+		return nil, false, err
+	}
+	if bytes.HasPrefix(check, had) {
+		return rec, false, nil
+	}
+	dk, err := k.Unwrap(tenant, subject, rec)
+	if err != nil {
+		return nil, false, err
+	}
+	out, err := k.Wrap(check, tenant, subject, dk, r)
+	return out, err == nil, err
 }
 
 // EventKey derives the key that seals the payload of one event. It is

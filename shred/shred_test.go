@@ -48,7 +48,7 @@ func subjectEvent() *trailv1.Event {
 func TestWrapUnwrap(t *testing.T) {
 	k := testKeyring(t, "cluster secret")
 	dk := testDataKey(t)
-	rec, err := k.Wrap("acme", "citizen-7", dk, rand.Reader)
+	rec, err := k.Wrap(k.CheckValue(), "acme", "citizen-7", dk, rand.Reader)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -235,5 +235,46 @@ func TestErasureStatement(t *testing.T) {
 				t.Fatalf("Text: %v", err)
 			}
 		})
+	}
+}
+
+// TestRotation: a keyring holding the new secret and the old one unwraps
+// records of both and re-wraps old ones under the new; once the old
+// secret is gone, records still wrapped under it (residues) never unwrap.
+func TestRotation(t *testing.T) {
+	oldSecret := []byte(strings.Repeat("o", SecretSize))
+	newSecret := []byte(strings.Repeat("n", SecretSize))
+	old, _ := NewKeyring(oldSecret)
+	both, err := NewKeyring(newSecret, oldSecret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	after, _ := NewKeyring(newSecret)
+	dk := testDataKey(t)
+	rec, err := old.Wrap(old.CheckValue(), "acme", "s", dk, rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !both.Holds(old.CheckValue()) || !both.Holds(after.CheckValue()) || after.Holds(old.CheckValue()) {
+		t.Fatal("Holds")
+	}
+	if got, err := both.Unwrap("acme", "s", rec); err != nil || got != dk {
+		t.Fatalf("old record with both secrets: %v", err)
+	}
+	re, changed, err := both.Rewrap(both.CheckValue(), "acme", "s", rec, rand.Reader)
+	if err != nil || !changed {
+		t.Fatalf("Rewrap: %v %v", changed, err)
+	}
+	if again, changed, err := both.Rewrap(both.CheckValue(), "acme", "s", re, rand.Reader); err != nil || changed || !bytes.Equal(again, re) {
+		t.Fatalf("Rewrap of a current record: %v %v", changed, err)
+	}
+	if got, err := after.Unwrap("acme", "s", re); err != nil || got != dk {
+		t.Fatalf("re-wrapped record with the new secret alone: %v", err)
+	}
+	if _, err := after.Unwrap("acme", "s", rec); !errors.Is(err, ErrWrongSecret) {
+		t.Fatalf("a residue under the old secret unwrapped without it: %v", err)
+	}
+	if _, err := old.Wrap(after.CheckValue(), "acme", "s", dk, rand.Reader); !errors.Is(err, ErrWrongSecret) {
+		t.Fatalf("wrapped under a secret the keyring lacks: %v", err)
 	}
 }

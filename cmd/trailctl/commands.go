@@ -59,6 +59,7 @@ func commands() []command {
 		{"privacy set", "TENANT (--seal | --no-seal)", "seal the changes and attributes of a tenant's events under each subject's data key, or stop (admin)", cmdPrivacySet},
 		{"erase", "--tenant T --subject S --reason R [--reference REF] [-o FILE]", "erase a data subject's key: their sealed payloads become unreadable, every proof still verifies; prints the signed receipt (privacy officer)", cmdErase},
 		{"erasures", "TENANT [--subject S]", "list a tenant's erasure receipts (privacy officer)", cmdErasures},
+		{"sealing rotate", "", "make the node's current sealing secret the cluster's and re-wrap every data key under it (admin; docs/erasure.md)", cmdSealingRotate},
 		{"anomaly get", "TENANT", "show a tenant's anomaly rules", cmdAnomalyGet},
 		{"anomaly set", "TENANT [flags]", "change a tenant's anomaly rules (admin)", cmdAnomalySet},
 		{"integrity verify", "[--tenant T [--partition P]] [--vkey FILE]", "re-hash a node's stored log now, compare roots with its peers, print the signed report (admin)", cmdIntegrityVerify},

@@ -81,6 +81,8 @@
 //	                                payloads become unreadable, proofs and chain still
 //	                                verify; prints (and with -o writes) the signed receipt
 //	erasures TENANT [--subject S]   the tenant's erasure receipts
+//	sealing rotate                  make the node's sealing secret the cluster's and
+//	                                re-wrap every data key under it (admin)
 //	partitions TENANT
 //	checkpoint TENANT PARTITION [--size N] [--out FILE] [--vkey FILE] [--cosigned]
 //	                                --cosigned: with every node's cosignature (each node

@@ -162,3 +162,24 @@ func (f *verifyFlags) verifyErasure(e *env, t trust) (verifyResult, error) {
 		t.verifier.Name(), st.Tenant, st.Subject, hex.EncodeToString(st.KeyID), st.ErasedAt.Format(time.RFC3339), st.ErasedBy, st.Reason,
 		st.Record.LeafIndex, st.Log, st.Tenant, st.Record.Partition)}}, nil
 }
+
+func cmdSealingRotate(ctx context.Context, e *env, args []string) error {
+	var n netCommand
+	fs := newFlagSet("sealing rotate")
+	n.register(fs)
+	if _, err := parseCommand(e, "sealing rotate", fs, args, 0, 0); err != nil {
+		return err
+	}
+	return withCompliance(ctx, e, &n, func(ctx context.Context, c trailv1.ComplianceServiceClient) error {
+		resp, err := c.RotateSealingKey(ctx, &trailv1.RotateSealingKeyRequest{})
+		if err != nil {
+			return wrapRPC("RotateSealingKey", err)
+		}
+		if n.json {
+			return writeJSON(e.stdout, resp)
+		}
+		_, err = fmt.Fprintf(e.stdout, "sealing secret %x in use (was %x); %d data keys re-wrapped\n",
+			resp.GetCheckValue(), resp.GetPreviousCheckValue(), resp.GetRewrapped())
+		return err
+	})
+}

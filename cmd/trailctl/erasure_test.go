@@ -60,6 +60,10 @@ func TestEraseCommands(t *testing.T) {
 	if out := rs.runOK(t, rs.admin, "erasures", "acme"); !strings.Contains(out, "citizen-0") || !strings.Contains(out, "no longer necessary") {
 		t.Fatalf("erasures: %s", out)
 	}
+	// A rotation to the secret already in use re-wraps nothing.
+	if out := rs.runOK(t, rs.admin, "sealing", "rotate"); !strings.Contains(out, "0 data keys re-wrapped") {
+		t.Fatalf("sealing rotate: %s", out)
+	}
 	full := filepath.Join(dir, "acme.trail-bundle.jsonl")
 	rs.runOK(t, rs.admin, "export", "--tenant", "acme", "-o", full)
 	rs.runOK(t, "", "verify", "--vkey", vkey, "--bundle", full, "--tenant", "acme")

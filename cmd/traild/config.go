@@ -17,6 +17,9 @@ type Config struct {
 	// SealingKeyFile holds the sealing secret of crypto-shredding; empty:
 	// derived from the log key.
 	SealingKeyFile string
+	// SealingPreviousKeyFiles are the secrets a rotation moves away from
+	// ("log_key": the one derived from the log key).
+	SealingPreviousKeyFiles []string
 
 	GRPCAddr          string
 	HTTPAddr          string

@@ -55,7 +55,7 @@ func startDaemon(ctx context.Context, e *env, cfg *Config, log *slog.Logger) (_ 
 		if d.key, err = loadLogKey(cfg.LogKeyFile, cfg.LogVKeyFile, cfg.LogName, log); err != nil {
 			return nil, err
 		}
-		if err := loadSealingKey(cfg.SealingKeyFile, d.key, log); err != nil {
+		if err := loadSealingKey(cfg.SealingKeyFile, cfg.SealingPreviousKeyFiles, d.key, log); err != nil {
 			return nil, err
 		}
 	}
@@ -134,7 +134,7 @@ func (d *daemon) initialize(p *plan) error {
 		if d.key, err = loadLogKey(d.cfg.LogKeyFile, d.cfg.LogVKeyFile, d.cfg.LogName, d.log); err != nil {
 			return err
 		}
-		if err := loadSealingKey(d.cfg.SealingKeyFile, d.key, d.log); err != nil {
+		if err := loadSealingKey(d.cfg.SealingKeyFile, d.cfg.SealingPreviousKeyFiles, d.key, d.log); err != nil {
 			return err
 		}
 	}

@@ -31,6 +31,8 @@ type logKey struct {
 	vkey     string
 	vkeyPath string
 	sealing  *shred.Keyring
+	// material is the private key text, the default sealing secret's.
+	material []byte
 }
 
 // id names the key the way signature lines and trailctl do: name+hash.
@@ -99,34 +101,67 @@ func loadLogKey(skeyPath, vkeyPath, logName string, log *slog.Logger) (*logKey, 
 	if err != nil {
 		return nil, fmt.Errorf("log key %s: %w", skeyPath, err)
 	}
-	return &logKey{signer: signer, vkey: vkey, vkeyPath: vkeyPath, sealing: sealing}, nil
+	return &logKey{signer: signer, vkey: vkey, vkeyPath: vkeyPath, sealing: sealing, material: []byte(skey)}, nil
 }
 
-// loadSealingKey replaces the sealing secret derived from the log key by
-// the one in path, when path is set: base64 of at least 32 random bytes.
-// Random bytes, not a passphrase: the cluster replicates a check value of
-// the secret, against which a guessable one could be tried offline.
-func loadSealingKey(path string, key *logKey, log *slog.Logger) error {
-	if path == "" {
+// logKeySecret names, among sealing_previous_key_files, the secret
+// derived from the log key (the default), for a rotation away from it.
+const logKeySecret = "log_key"
+
+// loadSealingKey sets the node's sealing secrets: the one in path (else
+// the one derived from the log key) and, during a rotation, the previous
+// ones (docs/erasure.md).
+func loadSealingKey(path string, previous []string, key *logKey, log *slog.Logger) error {
+	if path == "" && len(previous) == 0 {
 		return nil
 	}
+	current := key.material
+	if path != "" {
+		var err error
+		if current, err = readSealingFile(path, log); err != nil {
+			return err
+		}
+	}
+	var prev [][]byte
+	for _, p := range previous {
+		if p == logKeySecret {
+			prev = append(prev, key.material)
+			continue
+		}
+		m, err := readSealingFile(p, log)
+		if err != nil {
+			return err
+		}
+		prev = append(prev, m)
+	}
+	k, err := shred.NewKeyring(current, prev...)
+	if err != nil {
+		return fmt.Errorf("sealing keys: %w", err)
+	}
+	key.sealing = k
+	return nil
+}
+
+// readSealingFile reads a sealing secret file: base64 of at least 32
+// random bytes. Random bytes, not a passphrase: the cluster replicates a
+// check value of the secret, against which a guessable one could be tried
+// offline.
+func readSealingFile(path string, log *slog.Logger) ([]byte, error) {
 	text, err := readKeyFile(path)
 	if err != nil {
-		return fmt.Errorf("sealing key: %w", err)
+		return nil, fmt.Errorf("sealing key: %w", err)
 	}
 	material, err := base64.StdEncoding.DecodeString(text)
 	if err != nil {
-		return fmt.Errorf("sealing key %s: want base64 of at least 32 random bytes (head -c 32 /dev/urandom | base64): %v", path, err)
+		return nil, fmt.Errorf("sealing key %s: want base64 of at least 32 random bytes (head -c 32 /dev/urandom | base64): %v", path, err)
 	}
-	k, err := shred.NewKeyring(material)
-	if err != nil {
-		return fmt.Errorf("sealing key %s: %w", path, err)
+	if len(material) < shred.SecretSize {
+		return nil, fmt.Errorf("sealing key %s: shred: sealing secret of %d bytes, need at least %d", path, len(material), shred.SecretSize)
 	}
 	if fi, err := os.Stat(path); err == nil && fi.Mode().Perm()&0o077 != 0 {
 		log.Warn("sealing key is readable by other users", "file", path, "mode", fi.Mode().Perm().String())
 	}
-	key.sealing = k
-	return nil
+	return material, nil
 }
 
 // matchKeys proves verifier is signer's public key by signing a note and

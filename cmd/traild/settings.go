@@ -75,6 +75,9 @@ func settings() []setting {
 		{key: "sealing_key_file", defDoc: "none: derived from the log key",
 			help:  "the sealing secret of crypto-shredding, base64 of at least 32 random bytes (head -c 32 /dev/urandom | base64), the same on every node; set it before any tenant seals, to rotate the log key independently (docs/erasure.md)",
 			field: func(c *Config) value { return stringValue{&c.SealingKeyFile} }},
+		{key: "sealing_previous_key_files",
+			help:  "during a rotation of the sealing secret: the previous secrets' files (log_key for the one derived from the log key), so that data keys wrapped under them still open until trailctl sealing rotate re-wraps them",
+			field: func(c *Config) value { return listValue{&c.SealingPreviousKeyFiles} }},
 
 		// Client API.
 		{key: "grpc_addr", def: "127.0.0.1:7070",

@@ -2823,6 +2823,108 @@ func (x *ListErasuresResponse) GetReceipts() []*ErasureReceipt {
 	return nil
 }
 
+// RotateSealingKeyRequest makes the current sealing secret of the node
+// that serves it the cluster's, and re-wraps every data key under it.
+// Every node must hold that secret, and the previous one among its
+// previous secrets, before (docs/erasure.md).
+type RotateSealingKeyRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RotateSealingKeyRequest) Reset() {
+	*x = RotateSealingKeyRequest{}
+	mi := &file_trail_v1_compliance_proto_msgTypes[41]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RotateSealingKeyRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RotateSealingKeyRequest) ProtoMessage() {}
+
+func (x *RotateSealingKeyRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_trail_v1_compliance_proto_msgTypes[41]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RotateSealingKeyRequest.ProtoReflect.Descriptor instead.
+func (*RotateSealingKeyRequest) Descriptor() ([]byte, []int) {
+	return file_trail_v1_compliance_proto_rawDescGZIP(), []int{41}
+}
+
+type RotateSealingKeyResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Check values of the secret now in use and of the one before.
+	CheckValue         []byte `protobuf:"bytes,1,opt,name=check_value,json=checkValue,proto3" json:"check_value,omitempty"`
+	PreviousCheckValue []byte `protobuf:"bytes,2,opt,name=previous_check_value,json=previousCheckValue,proto3" json:"previous_check_value,omitempty"`
+	// Data keys re-wrapped by this call.
+	Rewrapped     uint64 `protobuf:"varint,3,opt,name=rewrapped,proto3" json:"rewrapped,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RotateSealingKeyResponse) Reset() {
+	*x = RotateSealingKeyResponse{}
+	mi := &file_trail_v1_compliance_proto_msgTypes[42]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RotateSealingKeyResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RotateSealingKeyResponse) ProtoMessage() {}
+
+func (x *RotateSealingKeyResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_trail_v1_compliance_proto_msgTypes[42]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RotateSealingKeyResponse.ProtoReflect.Descriptor instead.
+func (*RotateSealingKeyResponse) Descriptor() ([]byte, []int) {
+	return file_trail_v1_compliance_proto_rawDescGZIP(), []int{42}
+}
+
+func (x *RotateSealingKeyResponse) GetCheckValue() []byte {
+	if x != nil {
+		return x.CheckValue
+	}
+	return nil
+}
+
+func (x *RotateSealingKeyResponse) GetPreviousCheckValue() []byte {
+	if x != nil {
+		return x.PreviousCheckValue
+	}
+	return nil
+}
+
+func (x *RotateSealingKeyResponse) GetRewrapped() uint64 {
+	if x != nil {
+		return x.Rewrapped
+	}
+	return 0
+}
+
 var File_trail_v1_compliance_proto protoreflect.FileDescriptor
 
 const file_trail_v1_compliance_proto_rawDesc = "" +
@@ -3047,13 +3149,19 @@ const file_trail_v1_compliance_proto_rawDesc = "" +
 	"\n" +
 	"subject_id\x18\x02 \x01(\tR\tsubjectId\"L\n" +
 	"\x14ListErasuresResponse\x124\n" +
-	"\breceipts\x18\x01 \x03(\v2\x18.trail.v1.ErasureReceiptR\breceipts*\x8d\x01\n" +
+	"\breceipts\x18\x01 \x03(\v2\x18.trail.v1.ErasureReceiptR\breceipts\"\x19\n" +
+	"\x17RotateSealingKeyRequest\"\x8b\x01\n" +
+	"\x18RotateSealingKeyResponse\x12\x1f\n" +
+	"\vcheck_value\x18\x01 \x01(\fR\n" +
+	"checkValue\x120\n" +
+	"\x14previous_check_value\x18\x02 \x01(\fR\x12previousCheckValue\x12\x1c\n" +
+	"\trewrapped\x18\x03 \x01(\x04R\trewrapped*\x8d\x01\n" +
 	"\fReportFormat\x12\x1d\n" +
 	"\x19REPORT_FORMAT_UNSPECIFIED\x10\x00\x12\x16\n" +
 	"\x12REPORT_FORMAT_JSON\x10\x01\x12\x15\n" +
 	"\x11REPORT_FORMAT_CSV\x10\x02\x12\x15\n" +
 	"\x11REPORT_FORMAT_PDF\x10\x03\x12\x18\n" +
-	"\x14REPORT_FORMAT_BUNDLE\x10\x042\x8a\f\n" +
+	"\x14REPORT_FORMAT_BUNDLE\x10\x042\xe5\f\n" +
 	"\x11ComplianceService\x12_\n" +
 	"\x12SetRetentionPolicy\x12#.trail.v1.SetRetentionPolicyRequest\x1a$.trail.v1.SetRetentionPolicyResponse\x12h\n" +
 	"\x15ListRetentionPolicies\x12&.trail.v1.ListRetentionPoliciesRequest\x1a'.trail.v1.ListRetentionPoliciesResponse\x12V\n" +
@@ -3072,7 +3180,8 @@ const file_trail_v1_compliance_proto_rawDesc = "" +
 	"\x12GetPrivacySettings\x12#.trail.v1.GetPrivacySettingsRequest\x1a\x19.trail.v1.PrivacySettings\x12T\n" +
 	"\x12SetPrivacySettings\x12#.trail.v1.SetPrivacySettingsRequest\x1a\x19.trail.v1.PrivacySettings\x12M\n" +
 	"\fEraseSubject\x12\x1d.trail.v1.EraseSubjectRequest\x1a\x1e.trail.v1.EraseSubjectResponse\x12M\n" +
-	"\fListErasures\x12\x1d.trail.v1.ListErasuresRequest\x1a\x1e.trail.v1.ListErasuresResponseB4Z2github.com/trailaudit/trail/proto/trail/v1;trailv1b\x06proto3"
+	"\fListErasures\x12\x1d.trail.v1.ListErasuresRequest\x1a\x1e.trail.v1.ListErasuresResponse\x12Y\n" +
+	"\x10RotateSealingKey\x12!.trail.v1.RotateSealingKeyRequest\x1a\".trail.v1.RotateSealingKeyResponseB4Z2github.com/trailaudit/trail/proto/trail/v1;trailv1b\x06proto3"
 
 var (
 	file_trail_v1_compliance_proto_rawDescOnce sync.Once
@@ -3087,7 +3196,7 @@ func file_trail_v1_compliance_proto_rawDescGZIP() []byte {
 }
 
 var file_trail_v1_compliance_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_trail_v1_compliance_proto_msgTypes = make([]protoimpl.MessageInfo, 41)
+var file_trail_v1_compliance_proto_msgTypes = make([]protoimpl.MessageInfo, 43)
 var file_trail_v1_compliance_proto_goTypes = []any{
 	(ReportFormat)(0),                     // 0: trail.v1.ReportFormat
 	(*RetentionPolicy)(nil),               // 1: trail.v1.RetentionPolicy
@@ -3131,56 +3240,58 @@ var file_trail_v1_compliance_proto_goTypes = []any{
 	(*EraseSubjectResponse)(nil),          // 39: trail.v1.EraseSubjectResponse
 	(*ListErasuresRequest)(nil),           // 40: trail.v1.ListErasuresRequest
 	(*ListErasuresResponse)(nil),          // 41: trail.v1.ListErasuresResponse
-	(Category)(0),                         // 42: trail.v1.Category
-	(*timestamppb.Timestamp)(nil),         // 43: google.protobuf.Timestamp
-	(*Filter)(nil),                        // 44: trail.v1.Filter
-	(*StoredEntry)(nil),                   // 45: trail.v1.StoredEntry
-	(*Checkpoint)(nil),                    // 46: trail.v1.Checkpoint
-	(*Receipt)(nil),                       // 47: trail.v1.Receipt
+	(*RotateSealingKeyRequest)(nil),       // 42: trail.v1.RotateSealingKeyRequest
+	(*RotateSealingKeyResponse)(nil),      // 43: trail.v1.RotateSealingKeyResponse
+	(Category)(0),                         // 44: trail.v1.Category
+	(*timestamppb.Timestamp)(nil),         // 45: google.protobuf.Timestamp
+	(*Filter)(nil),                        // 46: trail.v1.Filter
+	(*StoredEntry)(nil),                   // 47: trail.v1.StoredEntry
+	(*Checkpoint)(nil),                    // 48: trail.v1.Checkpoint
+	(*Receipt)(nil),                       // 49: trail.v1.Receipt
 }
 var file_trail_v1_compliance_proto_depIdxs = []int32{
-	42, // 0: trail.v1.RetentionPolicy.category:type_name -> trail.v1.Category
-	42, // 1: trail.v1.SetRetentionPolicyRequest.category:type_name -> trail.v1.Category
+	44, // 0: trail.v1.RetentionPolicy.category:type_name -> trail.v1.Category
+	44, // 1: trail.v1.SetRetentionPolicyRequest.category:type_name -> trail.v1.Category
 	1,  // 2: trail.v1.SetRetentionPolicyResponse.policy:type_name -> trail.v1.RetentionPolicy
 	1,  // 3: trail.v1.ListRetentionPoliciesResponse.policies:type_name -> trail.v1.RetentionPolicy
-	42, // 4: trail.v1.RetentionCandidate.category:type_name -> trail.v1.Category
-	43, // 5: trail.v1.RetentionCandidate.sequencer_time:type_name -> google.protobuf.Timestamp
-	43, // 6: trail.v1.RetentionCandidate.expired_at:type_name -> google.protobuf.Timestamp
-	43, // 7: trail.v1.RetentionDryRunRequest.as_of:type_name -> google.protobuf.Timestamp
+	44, // 4: trail.v1.RetentionCandidate.category:type_name -> trail.v1.Category
+	45, // 5: trail.v1.RetentionCandidate.sequencer_time:type_name -> google.protobuf.Timestamp
+	45, // 6: trail.v1.RetentionCandidate.expired_at:type_name -> google.protobuf.Timestamp
+	45, // 7: trail.v1.RetentionDryRunRequest.as_of:type_name -> google.protobuf.Timestamp
 	6,  // 8: trail.v1.RetentionDryRunResponse.candidates:type_name -> trail.v1.RetentionCandidate
-	42, // 9: trail.v1.LegalHold.category:type_name -> trail.v1.Category
-	43, // 10: trail.v1.LegalHold.from:type_name -> google.protobuf.Timestamp
-	43, // 11: trail.v1.LegalHold.to:type_name -> google.protobuf.Timestamp
-	43, // 12: trail.v1.LegalHold.created_at:type_name -> google.protobuf.Timestamp
-	43, // 13: trail.v1.LegalHold.released_at:type_name -> google.protobuf.Timestamp
+	44, // 9: trail.v1.LegalHold.category:type_name -> trail.v1.Category
+	45, // 10: trail.v1.LegalHold.from:type_name -> google.protobuf.Timestamp
+	45, // 11: trail.v1.LegalHold.to:type_name -> google.protobuf.Timestamp
+	45, // 12: trail.v1.LegalHold.created_at:type_name -> google.protobuf.Timestamp
+	45, // 13: trail.v1.LegalHold.released_at:type_name -> google.protobuf.Timestamp
 	11, // 14: trail.v1.CreateLegalHoldRequest.hold:type_name -> trail.v1.LegalHold
 	11, // 15: trail.v1.CreateLegalHoldResponse.hold:type_name -> trail.v1.LegalHold
 	11, // 16: trail.v1.ReleaseLegalHoldResponse.hold:type_name -> trail.v1.LegalHold
 	11, // 17: trail.v1.ListLegalHoldsResponse.holds:type_name -> trail.v1.LegalHold
-	43, // 18: trail.v1.PIIAccessReportRequest.from:type_name -> google.protobuf.Timestamp
-	43, // 19: trail.v1.PIIAccessReportRequest.to:type_name -> google.protobuf.Timestamp
+	45, // 18: trail.v1.PIIAccessReportRequest.from:type_name -> google.protobuf.Timestamp
+	45, // 19: trail.v1.PIIAccessReportRequest.to:type_name -> google.protobuf.Timestamp
 	0,  // 20: trail.v1.PIIAccessReportRequest.format:type_name -> trail.v1.ReportFormat
-	43, // 21: trail.v1.EntityHistoryRequest.from:type_name -> google.protobuf.Timestamp
-	43, // 22: trail.v1.EntityHistoryRequest.to:type_name -> google.protobuf.Timestamp
+	45, // 21: trail.v1.EntityHistoryRequest.from:type_name -> google.protobuf.Timestamp
+	45, // 22: trail.v1.EntityHistoryRequest.to:type_name -> google.protobuf.Timestamp
 	0,  // 23: trail.v1.EntityHistoryRequest.format:type_name -> trail.v1.ReportFormat
-	43, // 24: trail.v1.ExportRequest.from:type_name -> google.protobuf.Timestamp
-	43, // 25: trail.v1.ExportRequest.to:type_name -> google.protobuf.Timestamp
-	42, // 26: trail.v1.ExportRequest.category:type_name -> trail.v1.Category
-	44, // 27: trail.v1.ExportRequest.filter:type_name -> trail.v1.Filter
+	45, // 24: trail.v1.ExportRequest.from:type_name -> google.protobuf.Timestamp
+	45, // 25: trail.v1.ExportRequest.to:type_name -> google.protobuf.Timestamp
+	44, // 26: trail.v1.ExportRequest.category:type_name -> trail.v1.Category
+	46, // 27: trail.v1.ExportRequest.filter:type_name -> trail.v1.Filter
 	22, // 28: trail.v1.PartitionIntegrity.peers:type_name -> trail.v1.PeerRoot
-	43, // 29: trail.v1.IntegrityReport.started_at:type_name -> google.protobuf.Timestamp
-	43, // 30: trail.v1.IntegrityReport.finished_at:type_name -> google.protobuf.Timestamp
+	45, // 29: trail.v1.IntegrityReport.started_at:type_name -> google.protobuf.Timestamp
+	45, // 30: trail.v1.IntegrityReport.finished_at:type_name -> google.protobuf.Timestamp
 	23, // 31: trail.v1.IntegrityReport.partitions:type_name -> trail.v1.PartitionIntegrity
 	24, // 32: trail.v1.VerifyIntegrityResponse.report:type_name -> trail.v1.IntegrityReport
 	27, // 33: trail.v1.GetAnomalyRulesResponse.rules:type_name -> trail.v1.AnomalyRules
 	27, // 34: trail.v1.SetAnomalyRulesRequest.rules:type_name -> trail.v1.AnomalyRules
 	27, // 35: trail.v1.SetAnomalyRulesResponse.rules:type_name -> trail.v1.AnomalyRules
-	43, // 36: trail.v1.DomainEvent.time:type_name -> google.protobuf.Timestamp
-	45, // 37: trail.v1.DomainEvent.entry:type_name -> trail.v1.StoredEntry
-	46, // 38: trail.v1.DomainEvent.checkpoint:type_name -> trail.v1.Checkpoint
+	45, // 36: trail.v1.DomainEvent.time:type_name -> google.protobuf.Timestamp
+	47, // 37: trail.v1.DomainEvent.entry:type_name -> trail.v1.StoredEntry
+	48, // 38: trail.v1.DomainEvent.checkpoint:type_name -> trail.v1.Checkpoint
 	34, // 39: trail.v1.SetPrivacySettingsRequest.settings:type_name -> trail.v1.PrivacySettings
-	43, // 40: trail.v1.ErasureReceipt.erased_at:type_name -> google.protobuf.Timestamp
-	47, // 41: trail.v1.ErasureReceipt.record:type_name -> trail.v1.Receipt
+	45, // 40: trail.v1.ErasureReceipt.erased_at:type_name -> google.protobuf.Timestamp
+	49, // 41: trail.v1.ErasureReceipt.record:type_name -> trail.v1.Receipt
 	38, // 42: trail.v1.EraseSubjectResponse.receipt:type_name -> trail.v1.ErasureReceipt
 	38, // 43: trail.v1.ListErasuresResponse.receipts:type_name -> trail.v1.ErasureReceipt
 	2,  // 44: trail.v1.ComplianceService.SetRetentionPolicy:input_type -> trail.v1.SetRetentionPolicyRequest
@@ -3201,26 +3312,28 @@ var file_trail_v1_compliance_proto_depIdxs = []int32{
 	36, // 59: trail.v1.ComplianceService.SetPrivacySettings:input_type -> trail.v1.SetPrivacySettingsRequest
 	37, // 60: trail.v1.ComplianceService.EraseSubject:input_type -> trail.v1.EraseSubjectRequest
 	40, // 61: trail.v1.ComplianceService.ListErasures:input_type -> trail.v1.ListErasuresRequest
-	3,  // 62: trail.v1.ComplianceService.SetRetentionPolicy:output_type -> trail.v1.SetRetentionPolicyResponse
-	5,  // 63: trail.v1.ComplianceService.ListRetentionPolicies:output_type -> trail.v1.ListRetentionPoliciesResponse
-	8,  // 64: trail.v1.ComplianceService.RetentionDryRun:output_type -> trail.v1.RetentionDryRunResponse
-	10, // 65: trail.v1.ComplianceService.RunRetentionSweep:output_type -> trail.v1.RunRetentionSweepResponse
-	13, // 66: trail.v1.ComplianceService.CreateLegalHold:output_type -> trail.v1.CreateLegalHoldResponse
-	15, // 67: trail.v1.ComplianceService.ReleaseLegalHold:output_type -> trail.v1.ReleaseLegalHoldResponse
-	17, // 68: trail.v1.ComplianceService.ListLegalHolds:output_type -> trail.v1.ListLegalHoldsResponse
-	18, // 69: trail.v1.ComplianceService.PIIAccessReport:output_type -> trail.v1.DownloadChunk
-	18, // 70: trail.v1.ComplianceService.EntityHistory:output_type -> trail.v1.DownloadChunk
-	18, // 71: trail.v1.ComplianceService.Export:output_type -> trail.v1.DownloadChunk
-	26, // 72: trail.v1.ComplianceService.VerifyIntegrity:output_type -> trail.v1.VerifyIntegrityResponse
-	29, // 73: trail.v1.ComplianceService.GetAnomalyRules:output_type -> trail.v1.GetAnomalyRulesResponse
-	31, // 74: trail.v1.ComplianceService.SetAnomalyRules:output_type -> trail.v1.SetAnomalyRulesResponse
-	33, // 75: trail.v1.ComplianceService.Subscribe:output_type -> trail.v1.DomainEvent
-	34, // 76: trail.v1.ComplianceService.GetPrivacySettings:output_type -> trail.v1.PrivacySettings
-	34, // 77: trail.v1.ComplianceService.SetPrivacySettings:output_type -> trail.v1.PrivacySettings
-	39, // 78: trail.v1.ComplianceService.EraseSubject:output_type -> trail.v1.EraseSubjectResponse
-	41, // 79: trail.v1.ComplianceService.ListErasures:output_type -> trail.v1.ListErasuresResponse
-	62, // [62:80] is the sub-list for method output_type
-	44, // [44:62] is the sub-list for method input_type
+	42, // 62: trail.v1.ComplianceService.RotateSealingKey:input_type -> trail.v1.RotateSealingKeyRequest
+	3,  // 63: trail.v1.ComplianceService.SetRetentionPolicy:output_type -> trail.v1.SetRetentionPolicyResponse
+	5,  // 64: trail.v1.ComplianceService.ListRetentionPolicies:output_type -> trail.v1.ListRetentionPoliciesResponse
+	8,  // 65: trail.v1.ComplianceService.RetentionDryRun:output_type -> trail.v1.RetentionDryRunResponse
+	10, // 66: trail.v1.ComplianceService.RunRetentionSweep:output_type -> trail.v1.RunRetentionSweepResponse
+	13, // 67: trail.v1.ComplianceService.CreateLegalHold:output_type -> trail.v1.CreateLegalHoldResponse
+	15, // 68: trail.v1.ComplianceService.ReleaseLegalHold:output_type -> trail.v1.ReleaseLegalHoldResponse
+	17, // 69: trail.v1.ComplianceService.ListLegalHolds:output_type -> trail.v1.ListLegalHoldsResponse
+	18, // 70: trail.v1.ComplianceService.PIIAccessReport:output_type -> trail.v1.DownloadChunk
+	18, // 71: trail.v1.ComplianceService.EntityHistory:output_type -> trail.v1.DownloadChunk
+	18, // 72: trail.v1.ComplianceService.Export:output_type -> trail.v1.DownloadChunk
+	26, // 73: trail.v1.ComplianceService.VerifyIntegrity:output_type -> trail.v1.VerifyIntegrityResponse
+	29, // 74: trail.v1.ComplianceService.GetAnomalyRules:output_type -> trail.v1.GetAnomalyRulesResponse
+	31, // 75: trail.v1.ComplianceService.SetAnomalyRules:output_type -> trail.v1.SetAnomalyRulesResponse
+	33, // 76: trail.v1.ComplianceService.Subscribe:output_type -> trail.v1.DomainEvent
+	34, // 77: trail.v1.ComplianceService.GetPrivacySettings:output_type -> trail.v1.PrivacySettings
+	34, // 78: trail.v1.ComplianceService.SetPrivacySettings:output_type -> trail.v1.PrivacySettings
+	39, // 79: trail.v1.ComplianceService.EraseSubject:output_type -> trail.v1.EraseSubjectResponse
+	41, // 80: trail.v1.ComplianceService.ListErasures:output_type -> trail.v1.ListErasuresResponse
+	43, // 81: trail.v1.ComplianceService.RotateSealingKey:output_type -> trail.v1.RotateSealingKeyResponse
+	63, // [63:82] is the sub-list for method output_type
+	44, // [44:63] is the sub-list for method input_type
 	44, // [44:44] is the sub-list for extension type_name
 	44, // [44:44] is the sub-list for extension extendee
 	0,  // [0:44] is the sub-list for field type_name
@@ -3239,7 +3352,7 @@ func file_trail_v1_compliance_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_trail_v1_compliance_proto_rawDesc), len(file_trail_v1_compliance_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   41,
+			NumMessages:   43,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -41,6 +41,7 @@ const (
 	ComplianceService_SetPrivacySettings_FullMethodName    = "/trail.v1.ComplianceService/SetPrivacySettings"
 	ComplianceService_EraseSubject_FullMethodName          = "/trail.v1.ComplianceService/EraseSubject"
 	ComplianceService_ListErasures_FullMethodName          = "/trail.v1.ComplianceService/ListErasures"
+	ComplianceService_RotateSealingKey_FullMethodName      = "/trail.v1.ComplianceService/RotateSealingKey"
 )
 
 // ComplianceServiceClient is the client API for ComplianceService service.
@@ -65,6 +66,7 @@ type ComplianceServiceClient interface {
 	SetPrivacySettings(ctx context.Context, in *SetPrivacySettingsRequest, opts ...grpc.CallOption) (*PrivacySettings, error)
 	EraseSubject(ctx context.Context, in *EraseSubjectRequest, opts ...grpc.CallOption) (*EraseSubjectResponse, error)
 	ListErasures(ctx context.Context, in *ListErasuresRequest, opts ...grpc.CallOption) (*ListErasuresResponse, error)
+	RotateSealingKey(ctx context.Context, in *RotateSealingKeyRequest, opts ...grpc.CallOption) (*RotateSealingKeyResponse, error)
 }
 
 type complianceServiceClient struct {
@@ -291,6 +293,16 @@ func (c *complianceServiceClient) ListErasures(ctx context.Context, in *ListEras
 	return out, nil
 }
 
+func (c *complianceServiceClient) RotateSealingKey(ctx context.Context, in *RotateSealingKeyRequest, opts ...grpc.CallOption) (*RotateSealingKeyResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RotateSealingKeyResponse)
+	err := c.cc.Invoke(ctx, ComplianceService_RotateSealingKey_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // ComplianceServiceServer is the server API for ComplianceService service.
 // All implementations must embed UnimplementedComplianceServiceServer
 // for forward compatibility.
@@ -313,6 +325,7 @@ type ComplianceServiceServer interface {
 	SetPrivacySettings(context.Context, *SetPrivacySettingsRequest) (*PrivacySettings, error)
 	EraseSubject(context.Context, *EraseSubjectRequest) (*EraseSubjectResponse, error)
 	ListErasures(context.Context, *ListErasuresRequest) (*ListErasuresResponse, error)
+	RotateSealingKey(context.Context, *RotateSealingKeyRequest) (*RotateSealingKeyResponse, error)
 	mustEmbedUnimplementedComplianceServiceServer()
 }
 
@@ -376,6 +389,9 @@ func (UnimplementedComplianceServiceServer) EraseSubject(context.Context, *Erase
 }
 func (UnimplementedComplianceServiceServer) ListErasures(context.Context, *ListErasuresRequest) (*ListErasuresResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListErasures not implemented")
+}
+func (UnimplementedComplianceServiceServer) RotateSealingKey(context.Context, *RotateSealingKeyRequest) (*RotateSealingKeyResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RotateSealingKey not implemented")
 }
 func (UnimplementedComplianceServiceServer) mustEmbedUnimplementedComplianceServiceServer() {}
 func (UnimplementedComplianceServiceServer) testEmbeddedByValue()                           {}
@@ -694,6 +710,24 @@ func _ComplianceService_ListErasures_Handler(srv interface{}, ctx context.Contex
 	return interceptor(ctx, in, info, handler)
 }
 
+func _ComplianceService_RotateSealingKey_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RotateSealingKeyRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ComplianceServiceServer).RotateSealingKey(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ComplianceService_RotateSealingKey_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ComplianceServiceServer).RotateSealingKey(ctx, req.(*RotateSealingKeyRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // ComplianceService_ServiceDesc is the grpc.ServiceDesc for ComplianceService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -756,6 +790,10 @@ var ComplianceService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ListErasures",
 			Handler:    _ComplianceService_ListErasures_Handler,
+		},
+		{
+			MethodName: "RotateSealingKey",
+			Handler:    _ComplianceService_RotateSealingKey_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{
