@@ -116,11 +116,12 @@ func FuzzSealEncoded(f *testing.F) {
 	})
 }
 
-func BenchmarkSealEncoded(b *testing.B) {
-	dk := testDataKey(b)
+// sealableEvents returns n canonical generated events that carry a
+// subject's payload.
+func sealableEvents(n int) [][]byte {
 	g := eventgen.New(eventgen.Config{Seed: 7, Tenants: 1, TargetBytes: 512})
 	var evs [][]byte
-	for len(evs) < 256 {
+	for len(evs) < n {
 		ev := g.Next()
 		var scanned eventwire.Event
 		event, err := eventwire.Marshal(ev, &scanned)
@@ -128,6 +129,12 @@ func BenchmarkSealEncoded(b *testing.B) {
 			evs = append(evs, event)
 		}
 	}
+	return evs
+}
+
+func BenchmarkSealEncoded(b *testing.B) {
+	dk := testDataKey(b)
+	evs := sealableEvents(256)
 	var ev eventwire.Event
 	b.ReportAllocs()
 	i := 0
@@ -143,16 +150,7 @@ func BenchmarkSealEncoded(b *testing.B) {
 // decode, SealEvent, encode canonically.
 func BenchmarkSealDecoded(b *testing.B) {
 	dk := testDataKey(b)
-	g := eventgen.New(eventgen.Config{Seed: 7, Tenants: 1, TargetBytes: 512})
-	var evs [][]byte
-	for len(evs) < 256 {
-		ev := g.Next()
-		var scanned eventwire.Event
-		event, err := eventwire.Marshal(ev, &scanned)
-		if err == nil && ev.GetSubjectId() != "" && len(ev.GetChanges())+len(ev.GetAttributes()) > 0 {
-			evs = append(evs, event)
-		}
-	}
+	evs := sealableEvents(256)
 	var scanned eventwire.Event
 	b.ReportAllocs()
 	i := 0
