@@ -10,6 +10,7 @@ import (
 
 	"github.com/trailaudit/trail/merkle"
 	trailv1 "github.com/trailaudit/trail/proto/trail/v1"
+	"github.com/trailaudit/trail/shred"
 )
 
 // chainCheck verifies a run of one tenant's entries in log order (a chain
@@ -24,8 +25,11 @@ type chainCheck struct {
 	lastTime time.Time
 	count    uint64
 	pruned   uint64
-	notes    []string
-	target   *chainTarget
+	// opened and erased count the sealed payloads the chain shows opened
+	// (checked) and erased.
+	opened, erased uint64
+	notes          []string
+	target         *chainTarget
 }
 
 // partitionRun is the part of the chain inside one partition.
@@ -101,8 +105,14 @@ func (c *chainCheck) item(se *trailv1.StoredEntry) (chainItem, error) {
 		return chainItem{}, err
 	}
 	// "entry" is the decoding of entry_bytes shown for convenience; it is
-	// not hashed, so an edited copy would mislead a reader of the file.
-	if se.GetEntry() != nil && !proto.Equal(se.GetEntry(), en) {
+	// not hashed, so an edited copy would mislead a reader of the file. A
+	// sealed payload the server opened shows its fields there, which its
+	// opening key must reproduce from the hashed ciphertext.
+	shown, err := c.expectedEntry(se, en)
+	if err != nil {
+		return chainItem{}, err
+	}
+	if se.GetEntry() != nil && !proto.Equal(se.GetEntry(), shown) {
 		return chainItem{}, fmt.Errorf("the decoded \"entry\" field differs from entry_bytes: it was edited (only entry_bytes are hashed)")
 	}
 	if err := checkEntryPlace(en, se.GetTenantId(), it.partition, it.leaf); err != nil {
@@ -110,6 +120,40 @@ func (c *chainCheck) item(se *trailv1.StoredEntry) (chainItem, error) {
 	}
 	it.entry = en
 	return it, nil
+}
+
+// expectedEntry is what the "entry" field of se must be: the decoding en
+// of its bytes, with a sealed payload's fields opened when se says the
+// server opened it.
+func (c *chainCheck) expectedEntry(se *trailv1.StoredEntry, en *trailv1.Entry) (*trailv1.Entry, error) {
+	sealed := en.GetEvent().GetSealed() != nil
+	switch se.GetSealed() {
+	case trailv1.SealedState_SEALED_STATE_UNSPECIFIED:
+		if sealed {
+			return nil, fmt.Errorf("the entry's payload is sealed but the entry does not say what became of it")
+		}
+		return en, nil
+	case trailv1.SealedState_SEALED_STATE_OPENED:
+		if !sealed {
+			return nil, fmt.Errorf("said to be opened, but its payload is not sealed")
+		}
+		fields, err := shred.Open(en.GetEvent(), se.GetOpeningKey())
+		if err != nil {
+			return nil, fmt.Errorf("its opening key does not open its sealed payload: %w", err)
+		}
+		c.opened++
+		opened := proto.CloneOf(en)
+		opened.Event.Changes, opened.Event.Attributes = fields.GetChanges(), fields.GetAttributes()
+		return opened, nil
+	default:
+		if !sealed || len(se.GetOpeningKey()) != 0 {
+			return nil, fmt.Errorf("said to be %s, but its payload is not sealed or a key comes with it", se.GetSealed())
+		}
+		if se.GetSealed() == trailv1.SealedState_SEALED_STATE_ERASED {
+			c.erased++
+		}
+		return en, nil
+	}
 }
 
 func (c *chainCheck) sameTenant(tenant string) error {
@@ -295,6 +339,9 @@ func (c *chainCheck) finish() ([]string, error) {
 				t.cp.Size-1, t.origin.partition, *t.root, t.cp.Root)
 		}
 		ok = append(ok, fmt.Sprintf("OK root of %s at size %d rebuilt from the chain's leaf hashes matches the signed checkpoint", t.cp.Origin, t.cp.Size))
+	}
+	if c.opened+c.erased > 0 {
+		ok = append(ok, fmt.Sprintf("OK sealed payloads: %d opened with their event keys (the shown fields checked against the hashed ciphertext), %d erased", c.opened, c.erased))
 	}
 	if c.pruned > 0 {
 		c.note("%d entries are pruned: their content, and their link to the entry before, cannot be checked; their leaf hashes are covered by the next entry's link and by any root check", c.pruned)

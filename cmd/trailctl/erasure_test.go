@@ -2,12 +2,18 @@ package main
 
 import (
 	"fmt"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/protobuf/encoding/protojson"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/trailaudit/trail/internal/syncbuf"
 	"github.com/trailaudit/trail/merkle"
+	trailv1 "github.com/trailaudit/trail/proto/trail/v1"
 )
 
 // TestEraseCommands: an admin turns sealing on, a privacy officer erases a
@@ -60,6 +66,26 @@ func TestEraseCommands(t *testing.T) {
 	if out := rs.runOK(t, rs.admin, "erasures", "acme"); !strings.Contains(out, "citizen-0") || !strings.Contains(out, "no longer necessary") {
 		t.Fatalf("erasures: %s", out)
 	}
+	// A chain of the tenant's entries as a reader gets them (opened,
+	// erased) verifies offline, the opened fields checked against the
+	// ciphertext; an opened field edited in the file fails.
+	chain := readChain(t, rs, "acme")
+	chainFile, editedFile := filepath.Join(dir, "chain.jsonl"), filepath.Join(dir, "edited.jsonl")
+	writeTestFile(t, chainFile, chain)
+	if out := rs.runOK(t, "", "verify", "--chain", chainFile); !strings.Contains(out, "OK sealed payloads: 2 opened with their event keys") ||
+		!strings.Contains(out, "2 erased") {
+		t.Fatalf("verify --chain:\n%s", out)
+	}
+	edited := strings.Replace(chain, "556-1", "556-9", 1)
+	if edited == chain {
+		t.Fatal("the chain shows no opened change to edit")
+	}
+	writeTestFile(t, editedFile, edited)
+	var cout, cerr syncbuf.Buffer
+	if code := rs.run(t.Context(), "", &cout, &cerr, "verify", "--chain", editedFile); code == exitOK {
+		t.Fatal("a chain with an opened field edited verified")
+	}
+
 	// A rotation to the secret already in use re-wraps nothing.
 	if out := rs.runOK(t, rs.admin, "sealing", "rotate"); !strings.Contains(out, "0 data keys re-wrapped") {
 		t.Fatalf("sealing rotate: %s", out)
@@ -67,4 +93,35 @@ func TestEraseCommands(t *testing.T) {
 	full := filepath.Join(dir, "acme.trail-bundle.jsonl")
 	rs.runOK(t, rs.admin, "export", "--tenant", "acme", "-o", full)
 	rs.runOK(t, "", "verify", "--vkey", vkey, "--bundle", full, "--tenant", "acme")
+}
+
+// readChain returns the tenant's entries of its one partition, in leaf
+// order, as JSON lines of StoredEntry, the way tail --json prints them.
+func readChain(t *testing.T, rs *realServer, tenant string) string {
+	t.Helper()
+	conn, err := grpc.NewClient(rs.addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ctx := metadata.AppendToOutgoingContext(t.Context(), "authorization", "Bearer "+rs.admin)
+	parts, err := trailv1.NewProofServiceClient(conn).ListPartitions(ctx, &trailv1.ListPartitionsRequest{TenantId: tenant})
+	if err != nil || len(parts.GetPartitions()) != 1 {
+		t.Fatalf("partitions: %v %v", parts, err)
+	}
+	p := parts.GetPartitions()[0]
+	var b strings.Builder
+	for leaf := range p.GetSize() {
+		resp, err := trailv1.NewReadServiceClient(conn).GetEvent(ctx, &trailv1.GetEventRequest{TenantId: tenant, Partition: p.GetPartition(), LeafIndex: leaf})
+		if err != nil {
+			t.Fatal(err)
+		}
+		line, err := protojson.Marshal(resp.GetEntry())
+		if err != nil {
+			t.Fatal(err)
+		}
+		b.Write(line)
+		b.WriteByte('\n')
+	}
+	return b.String()
 }
