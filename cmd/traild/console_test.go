@@ -308,6 +308,16 @@ func TestConsole(t *testing.T) {
 		site.open(t, tab, "#/event/city/id/sealed-1")
 		waitText(t, tab, "main", "the server opened them")
 		waitText(t, tab, "main", "New Street 2")
+		// The browser opens the ciphertext itself with the event's key, and
+		// catches a server that shows other fields than it sealed.
+		waitText(t, tab, "#sealed-verdict", "Sealed payload verified in this browser")
+		lying := site.signedIn(t, ctx, site.auditor)
+		interceptResponses(t, lying, "*/audit/events/sealed-1*", func(t *testing.T, resp map[string]any) {
+			ev := resp["entry"].(map[string]any)["entry"].(map[string]any)["event"].(map[string]any)
+			ev["attributes"] = map[string]any{"address_seen": "Somewhere Else 3"}
+		})
+		site.open(t, lying, "#/event/city/id/sealed-1")
+		waitText(t, lying, "#sealed-verdict", "Sealed payload verification FAILED")
 		site.rest(t, site.officer, "POST", "/api/v1/audit/tenants/"+consoleTenant+"/subjects/EE-2001/erase", map[string]any{"reason": "Art. 17(1)(b): consent withdrawn"}, nil)
 		tab = site.signedIn(t, ctx, site.auditor) // a fresh page, not the same route again
 		site.open(t, tab, "#/event/city/id/sealed-1")
@@ -582,6 +592,13 @@ func (s *consoleSite) checkLabels(t *testing.T, tab context.Context) {
 // auditor, lying.
 func interceptProofs(t *testing.T, tab context.Context, tamper func(*testing.T, map[string]any)) {
 	t.Helper()
+	interceptResponses(t, tab, "*/proof*", tamper)
+}
+
+// interceptResponses hands every JSON response whose URL matches pattern
+// to tamper before the page sees it.
+func interceptResponses(t *testing.T, tab context.Context, pattern string, tamper func(*testing.T, map[string]any)) {
+	t.Helper()
 	paused := make(chan *fetch.EventRequestPaused, 16)
 	must(t, chromedp.Listen(tab, func(ev any) {
 		if e, ok := ev.(*fetch.EventRequestPaused); ok {
@@ -589,7 +606,7 @@ func interceptProofs(t *testing.T, tab context.Context, tamper func(*testing.T, 
 		}
 	}))
 	_, err := chromedp.Call(tab, fetch.Enable, fetch.EnableParams{Patterns: []*fetch.RequestPattern{
-		{URLPattern: "*/proof*", RequestStage: fetch.RequestStageResponse},
+		{URLPattern: pattern, RequestStage: fetch.RequestStageResponse},
 	}})
 	must(t, err)
 	go func() {

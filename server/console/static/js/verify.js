@@ -183,6 +183,75 @@ export function readEntry(bytes) {
   return out;
 }
 
+// openSealed opens an entry's sealed payload (docs/erasure.md) with the
+// event's opening key, from the hashed entry bytes alone, as shred.Open
+// does: the key's two subkeys (HKDF-Expand), AES-256-GCM bound to tenant,
+// event, subject and key id, and the nonce that must be the MAC of the
+// plaintext. It returns the changes and attributes it opens.
+export async function openSealed(entryBytes, openingKey) {
+  const text = new TextDecoder('utf-8', {fatal: true});
+  let event = null;
+  for (const f of fields(entryBytes)) if (f.num === 1 && f.bytes) event = f.bytes;
+  if (!event) throw new Error('the entry holds no event');
+  const ev = {tenant: new Uint8Array(0), id: new Uint8Array(0), subject: new Uint8Array(0), sealed: null};
+  for (const f of fields(event)) {
+    if (f.num === 1 && f.bytes) ev.tenant = f.bytes;
+    else if (f.num === 2 && f.bytes) ev.id = f.bytes;
+    else if (f.num === 7 && f.bytes) ev.subject = f.bytes;
+    else if (f.num === 16 && f.bytes) ev.sealed = f.bytes;
+  }
+  if (!ev.sealed) throw new Error('the entry bytes hold no sealed payload');
+  const p = {keyId: new Uint8Array(0), nonce: new Uint8Array(0), ct: new Uint8Array(0)};
+  for (const f of fields(ev.sealed)) {
+    if (f.num === 1 && f.bytes) p.keyId = f.bytes;
+    else if (f.num === 2 && f.bytes) p.nonce = f.bytes;
+    else if (f.num === 3 && f.bytes) p.ct = f.bytes;
+  }
+  if (openingKey.length !== 32 || p.nonce.length !== 12) throw new Error('a key of 32 bytes and a nonce of 12 are needed');
+  const hmac = async (key, ...parts) => {
+    const k = await crypto.subtle.importKey('raw', key, {name: 'HMAC', hash: 'SHA-256'}, false, ['sign']);
+    return new Uint8Array(await crypto.subtle.sign('HMAC', k, concat(...parts)));
+  };
+  const info = utf8.encode('trail/v1 seal subkeys');
+  const enc = await hmac(openingKey, info, Uint8Array.of(1));
+  const mac = await hmac(openingKey, enc, info, Uint8Array.of(2));
+  const zero = Uint8Array.of(0);
+  const ad = concat(utf8.encode('trail/v1 sealed\0'), ev.tenant, zero, ev.id, zero, ev.subject, zero, p.keyId);
+  let plain;
+  try {
+    const k = await crypto.subtle.importKey('raw', enc, 'AES-GCM', false, ['decrypt']);
+    plain = new Uint8Array(await crypto.subtle.decrypt({name: 'AES-GCM', iv: p.nonce, additionalData: ad}, k, p.ct));
+  } catch {
+    throw new Error('the opening key does not open the sealed payload');
+  }
+  if (!equal((await hmac(mac, plain)).subarray(0, 12), p.nonce)) throw new Error('the nonce is not derived from the plaintext');
+  const out = {changes: [], attributes: {}};
+  for (const f of fields(plain)) {
+    if (f.num === 1 && f.bytes) {
+      const c = {field: '', before: '', after: ''};
+      for (const g of fields(f.bytes)) {
+        if (g.bytes && g.num >= 1 && g.num <= 3) c[['field', 'before', 'after'][g.num - 1]] = text.decode(g.bytes);
+      }
+      out.changes.push(c);
+    } else if (f.num === 2 && f.bytes) {
+      let key = '', value = '';
+      for (const g of fields(f.bytes)) {
+        if (g.num === 1 && g.bytes) key = text.decode(g.bytes);
+        else if (g.num === 2 && g.bytes) value = text.decode(g.bytes);
+      }
+      out.attributes[key] = value;
+    }
+  }
+  return out;
+}
+
+const concat = (...parts) => {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let i = 0;
+  for (const p of parts) { out.set(p, i); i += p.length; }
+  return out;
+};
+
 // fields walks the top level of a protobuf message.
 function* fields(b) {
   let i = 0;

@@ -6,7 +6,7 @@
 
 import * as api from '../api.js';
 import {h, fill, kv, time, category, outcome, table, eventLink} from '../dom.js';
-import {b64decode, hex, leafHash, readEntry, verifyInclusion, equal, Checks} from '../verify.js';
+import {b64decode, hex, leafHash, readEntry, verifyInclusion, equal, Checks, openSealed} from '../verify.js';
 import {verifierKey, keyLine} from './trust.js';
 
 // checksList shows the steps of a verification.
@@ -38,6 +38,7 @@ export async function render({main, who, rest, signal, setStatus}) {
   const ev = en.event || {};
   const proofOut = h('div', {}, h('p', {class: 'muted'}, 'Verifying…'));
   const chainOut = h('div', {}, h('p', {class: 'muted'}, 'Checking…'));
+  const sealedOut = h('div', {});
 
   main.append(
     h('h1', {}, 'Event ', h('code', {}, ev.event_id || `${partition}/${leaf}`)),
@@ -45,7 +46,7 @@ export async function render({main, who, rest, signal, setStatus}) {
       se.pruned ? ' Its payload was removed by retention; its leaf hash stays in the tree.' : ''),
     h('div', {class: 'cols even'},
       h('section', {'aria-labelledby': 'inc-h'}, h('h2', {id: 'inc-h'}, 'Inclusion proof'), proofOut,
-        h('h2', {}, 'Hash chain'), chainOut),
+        h('h2', {}, 'Hash chain'), chainOut, sealedOut),
       h('section', {'aria-labelledby': 'ev-h'}, h('h2', {id: 'ev-h'}, 'Entry'), se.pruned ? h('p', {}, 'Pruned.') : eventDetails(en, ev, se.sealed),
         h('details', {}, h('summary', {}, 'Entry as JSON (the server\'s decoding of the bytes)'), h('pre', {}, JSON.stringify(se, null, 2))))));
 
@@ -53,6 +54,7 @@ export async function render({main, who, rest, signal, setStatus}) {
   await Promise.all([
     proof(who, tenant, partition, leaf, proofOut, signal),
     chain(tenant, partition, leaf, se, chainOut, signal),
+    sealed(se, ev, sealedOut),
   ]);
   if (!signal.aborted) setStatus('');
 }
@@ -99,6 +101,28 @@ async function proof(who, tenant, partition, leaf, out, signal) {
     if (e.name === 'AbortError') return;
     fill(out, h('div', {class: 'verdict bad', role: 'status', id: 'proof-verdict'}, `Cannot verify: ${e.message}`));
   }
+}
+
+// sealed checks, for a payload the server opened, that the changes and
+// attributes shown are what the event's opening key opens from the hashed
+// entry bytes: the server's decoding is not trusted for them either.
+async function sealed(se, ev, out) {
+  if (se.sealed !== 'SEALED_STATE_OPENED') return;
+  const checks = new Checks();
+  await checks.run('The changes and attributes shown are what the opening key opens from the hashed ciphertext', async () => {
+    const got = await openSealed(b64decode(se.entry_bytes || ''), b64decode(se.opening_key || ''));
+    const shown = (ev.changes || []).map(c => [c.field || '', c.before || '', c.after || '']);
+    const opened = got.changes.map(c => [c.field, c.before, c.after]);
+    const attrs = o => JSON.stringify(Object.entries(o || {}).sort());
+    if (JSON.stringify(shown) !== JSON.stringify(opened) || attrs(ev.attributes) !== attrs(got.attributes)) {
+      throw new Error('the shown fields differ from the sealed payload');
+    }
+    return `${opened.length} changes, ${Object.keys(got.attributes).length} attributes`;
+  });
+  fill(out, h('h2', {}, 'Sealed payload'),
+    h('div', {class: 'verdict ' + (checks.ok ? 'ok' : 'bad'), id: 'sealed-verdict'},
+      checks.ok ? 'Sealed payload verified in this browser' : 'Sealed payload verification FAILED: do not trust the fields shown'),
+    checksList(checks));
 }
 
 // chain checks the entry's prev_leaf_hash (read from its bytes) against
