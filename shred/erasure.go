@@ -39,7 +39,13 @@ type Record struct {
 }
 
 // erasureFields are the statement's lines after the header, in order.
-var erasureFields = []string{"log", "tenant", "subject", "key", "erased_at", "erased_by", "reason", "reference", "record"}
+var erasureFields = []string{"log", "tenant", "subject", "key", "erased_at", "erased_by", "reason", "reference", "record", "kept"}
+
+// Kept is what every erasure leaves, said in every statement: the audit
+// facts, which the GDPR's exemptions for legal obligations and legal
+// claims cover, and the ciphertext, which no one can open any more.
+const Kept = "the audit facts of every event (actor, action, outcome, times, subject id, target, PII field names, purpose) under Art. 17(3)(b) and (e), and the sealed payloads as ciphertext no key opens"
+
 
 // Text is the statement's note text. Every value must be one line of
 // printable text; reason and log, tenant and subject must be non-empty.
@@ -50,6 +56,7 @@ func (e *Erasure) Text() (string, error) {
 		e.Log, e.Tenant, strconv.Quote(e.Subject), hex.EncodeToString(e.KeyID), e.ErasedAt.UTC().Format(time.RFC3339Nano),
 		e.ErasedBy, e.Reason, e.Reference,
 		fmt.Sprintf("%s %d %s", e.Record.Partition, e.Record.LeafIndex, base64.StdEncoding.EncodeToString(e.Record.LeafHash)),
+		Kept,
 	}
 	var b strings.Builder
 	b.WriteString(erasureHeader + "\n")
