@@ -46,7 +46,6 @@ var erasureFields = []string{"log", "tenant", "subject", "key", "erased_at", "er
 // claims cover, and the ciphertext, which no one can open any more.
 const Kept = "the audit facts of every event (actor, action, outcome, times, subject id, target, PII field names, purpose) under Art. 17(3)(b) and (e), and the sealed payloads as ciphertext no key opens"
 
-
 // Text is the statement's note text. Every value must be one line of
 // printable text; reason and log, tenant and subject must be non-empty.
 func (e *Erasure) Text() (string, error) {
