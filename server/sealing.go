@@ -148,6 +148,8 @@ func (s *Server) sealChecked(ctx context.Context, valid []eventwire.Checked) ([]
 	refused := make([]error, len(valid))
 	eng := s.cluster.Engine()
 	var todo []int
+	var lastTenant []byte
+	var lastOn bool
 	for i := range valid {
 		ev := &valid[i].Event
 		if ev.HasSealed {
@@ -165,11 +167,15 @@ func (s *Server) sealChecked(ctx context.Context, valid []eventwire.Checked) ([]
 		if len(ev.SubjectID) == 0 || ev.Changes+ev.Attributes == 0 {
 			continue
 		}
-		on, err := s.sealsCache.sealing(eng, string(ev.TenantID))
-		if err != nil {
-			return nil, err
+		// A batch is mostly one tenant's: ask once per run of it.
+		if lastTenant == nil || !bytes.Equal(lastTenant, ev.TenantID) {
+			var err error
+			if lastOn, err = s.sealsCache.sealing(eng, string(ev.TenantID)); err != nil {
+				return nil, err
+			}
+			lastTenant = ev.TenantID
 		}
-		if on {
+		if lastOn {
 			todo = append(todo, i)
 		}
 	}
