@@ -6,7 +6,6 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
-	"sync"
 
 	"google.golang.org/protobuf/proto"
 
@@ -40,79 +39,28 @@ const (
 	erasureSettingPrefix = "erasure/"
 )
 
-// dataKeyCacheMax bounds the unwrapped keys a node keeps: past it the
-// cache starts over, so memory stays bounded whatever the number of
-// subjects (invariant 7).
-const dataKeyCacheMax = 1 << 14
-
-// dataKeyCache holds unwrapped data keys of one engine. An erasure on that
-// engine (engine.DataKeysErased) empties it, so an erased key is never
-// served from memory.
-type dataKeyCache struct {
-	mu     sync.Mutex
-	eng    *engine.Engine
-	erased uint64
-	keys   map[string]shred.DataKey
-}
+// dataKeyCacheMax bounds the unwrapped data keys a node keeps, and
+// sealsCacheMax the tenants whose sealing setting it remembers.
+const (
+	dataKeyCacheMax = 1 << 14
+	sealsCacheMax   = 1 << 14
+)
 
 func cacheKey(tenant, subject string) string { return tenant + "\x00" + subject }
 
-// get returns the cached key, and the cache's generation to put with.
-func (c *dataKeyCache) get(eng *engine.Engine, tenant, subject string) (shred.DataKey, bool, uint64) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	gen := eng.DataKeysErased()
-	if c.eng != eng || c.erased != gen {
-		c.eng, c.erased, c.keys = eng, gen, nil
-	}
-	dk, ok := c.keys[cacheKey(tenant, subject)]
-	return dk, ok, gen
-}
-
-// put caches a key read at generation gen, unless an erasure came since.
-func (c *dataKeyCache) put(eng *engine.Engine, gen uint64, tenant, subject string, dk shred.DataKey) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.eng != eng || c.erased != gen || eng.DataKeysErased() != gen {
-		return
-	}
-	if c.keys == nil || len(c.keys) >= dataKeyCacheMax {
-		c.keys = make(map[string]shred.DataKey)
-	}
-	c.keys[cacheKey(tenant, subject)] = dk
-}
-
-// sealsCache remembers which tenants seal, per engine and settings
-// version: the append path asks for every batch, and a Pebble read per
-// tenant per batch was 2% of a node's CPU under load.
-type sealsCache struct {
-	mu      sync.Mutex
-	eng     *engine.Engine
-	version uint64
-	seals   map[string]bool
-}
-
-// sealing reports whether tenant seals subject payloads.
-func (c *sealsCache) sealing(eng *engine.Engine, tenant string) (bool, error) {
+// tenantSeals reports whether tenant seals subject payloads, remembered
+// per settings version: the append path asks for every batch, and a
+// Pebble read per tenant per batch was 2% of a node's CPU under load.
+func (s *Server) tenantSeals(eng *engine.Engine, tenant string) (bool, error) {
 	version := eng.SettingsVersion()
-	c.mu.Lock()
-	if c.eng != eng || c.version != version {
-		c.eng, c.version, c.seals = eng, version, make(map[string]bool)
-	}
-	on, ok := c.seals[tenant]
-	c.mu.Unlock()
-	if ok {
+	if on, ok := s.sealsCache.get(eng, version, tenant); ok {
 		return on, nil
 	}
 	on, err := eng.Seals(tenant)
 	if err != nil {
 		return false, err
 	}
-	c.mu.Lock()
-	if c.eng == eng && c.version == version {
-		c.seals[tenant] = on
-	}
-	c.mu.Unlock()
+	s.sealsCache.put(eng, version, tenant, on, sealsCacheMax)
 	return on, nil
 }
 
@@ -170,7 +118,7 @@ func (s *Server) sealChecked(ctx context.Context, valid []eventwire.Checked) ([]
 		// A batch is mostly one tenant's: ask once per run of it.
 		if lastTenant == nil || !bytes.Equal(lastTenant, ev.TenantID) {
 			var err error
-			if lastOn, err = s.sealsCache.sealing(eng, string(ev.TenantID)); err != nil {
+			if lastOn, err = s.tenantSeals(eng, string(ev.TenantID)); err != nil {
 				return nil, err
 			}
 			lastTenant = ev.TenantID
@@ -302,7 +250,10 @@ func (s *Server) dataKeys(ctx context.Context, valid []eventwire.Checked, todo [
 // loadDataKey returns the subject's current data key, from the cache or
 // the engine.
 func (s *Server) loadDataKey(eng *engine.Engine, tenant, subject string) (shred.DataKey, bool, error) {
-	dk, ok, gen := s.keyCache.get(eng, tenant, subject)
+	// Unwrapped keys are remembered until the next erasure on eng, so an
+	// erased key is never served from memory.
+	gen := eng.DataKeysErased()
+	dk, ok := s.keyCache.get(eng, gen, cacheKey(tenant, subject))
 	if ok {
 		return dk, true, nil
 	}
@@ -320,7 +271,7 @@ func (s *Server) loadDataKey(eng *engine.Engine, tenant, subject string) (shred.
 	if err != nil {
 		return shred.DataKey{}, false, fmt.Errorf("%w: %v", errNoSealing, err)
 	}
-	s.keyCache.put(eng, gen, tenant, subject, dk)
+	s.keyCache.put(eng, gen, cacheKey(tenant, subject), dk, dataKeyCacheMax)
 	return dk, true, nil
 }
 

@@ -227,8 +227,8 @@ type Server struct {
 	notify     *notifier
 	signs      signCache
 	cosigns    signCache
-	keyCache   dataKeyCache
-	sealsCache sealsCache
+	keyCache   engineCache[shred.DataKey]
+	sealsCache engineCache[bool]
 	// integrity is set by Serve (integrity.go).
 	integrity *integrity
 
@@ -256,7 +256,7 @@ type Server struct {
 	// of submissions at a time (witnessing.go).
 	witnesses []*witnessPeer
 	witnessMu sync.Mutex
-	witnessed witnessedNotes
+	witnessed engineCache[[]byte]
 }
 
 type serverState int

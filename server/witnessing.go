@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
-	"sync"
 	"time"
 
 	"golang.org/x/mod/sumdb/note"
@@ -243,38 +242,26 @@ func cosignatureLines(rec []byte, v note.Verifier) []byte {
 // log's Ed25519 signature is deterministic, so the record of a checkpoint
 // starts with exactly the note signing it again yields.
 func (s *Server) withCosignatures(eng *engine.Engine, origin, signed string) string {
-	rec := s.witnessed.get(eng, origin)
+	rec := s.witnessedNote(eng, origin)
 	if len(rec) <= len(signed) || !bytes.HasPrefix(rec, []byte(signed)) {
 		return signed
 	}
 	return string(rec)
 }
 
-// witnessedNotes caches each origin's witnessed record for one engine at
-// one settings version: every proof and checkpoint served looks it up,
-// and it changes only when a settings command applies (or a snapshot
-// replaces the engine). Origins without a record are cached too.
-type witnessedNotes struct {
-	mu      sync.Mutex
-	eng     *engine.Engine
-	version uint64
-	recs    map[string][]byte
-}
-
-func (c *witnessedNotes) get(eng *engine.Engine, origin string) []byte {
+// witnessedNote returns origin's witnessed record, remembered per settings
+// version: every proof and checkpoint served looks it up, and it changes
+// only when a settings command applies (or a snapshot replaces the
+// engine). Origins without a record are remembered too.
+func (s *Server) witnessedNote(eng *engine.Engine, origin string) []byte {
 	version := eng.SettingsVersion() // before the read: a newer record only empties the cache sooner
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.eng != eng || c.version != version || len(c.recs) >= signCacheSize {
-		c.eng, c.version, c.recs = eng, version, make(map[string][]byte)
-	}
-	if rec, ok := c.recs[origin]; ok {
+	if rec, ok := s.witnessed.get(eng, version, origin); ok {
 		return rec
 	}
 	rec, err := witnessedRecord(eng, origin)
 	if err != nil {
 		return nil // served without cosignatures; asked again next time
 	}
-	c.recs[origin] = rec
+	s.witnessed.put(eng, version, origin, rec, signCacheSize)
 	return rec
 }
