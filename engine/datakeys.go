@@ -99,17 +99,12 @@ func (e *Engine) tenantSealsLocked(tenant []byte) (bool, error) {
 	if seals, ok := e.seals[string(tenant)]; ok {
 		return seals, nil
 	}
-	_, closer, err := e.db.Get(settingKey(SealingSetting(string(tenant))))
-	switch {
-	case errors.Is(err, pebble.ErrNotFound):
-		e.seals[string(tenant)] = false
-		return false, nil
-	case err != nil:
-		return false, fmt.Errorf("engine: sealing setting of %q: %w", tenant, err)
+	seals, err := e.Seals(string(tenant))
+	if err != nil {
+		return false, err
 	}
-	closer.Close()
-	e.seals[string(tenant)] = true
-	return true, nil
+	e.seals[string(tenant)] = seals
+	return seals, nil
 }
 
 // sealKeysMax bounds the data key ids the engine remembers (invariant 7):
