@@ -91,7 +91,7 @@ func (cs *complianceService) EraseSubject(ctx context.Context, req *trailv1.Eras
 	if err != nil {
 		return nil, err
 	}
-	if err := cs.s.cluster.WaitApplied(ctx, cs.s.cluster.Status().CommitIndex); err != nil {
+	if err := cs.s.catchUp(ctx); err != nil {
 		return nil, err
 	}
 	eng := cs.s.cluster.Engine()

@@ -21,6 +21,13 @@ import (
 // as a previous secret, before: a node that lacks the cluster's secret
 // refuses to seal and cannot open what it cannot unwrap.
 
+// catchUp waits until this node has applied what it knows to be
+// committed, so that checks read a state no older than the replication
+// delay (holds, keys and records committed through other nodes).
+func (s *Server) catchUp(ctx context.Context) error {
+	return s.cluster.WaitApplied(ctx, s.cluster.Status().CommitIndex)
+}
+
 // rewrapBatch bounds the data keys one settings command re-wraps.
 const rewrapBatch = 256
 
@@ -36,7 +43,7 @@ func (cs *complianceService) RotateSealingKey(ctx context.Context, _ *trailv1.Ro
 	if k == nil {
 		return nil, errNoSealing
 	}
-	if err := cs.s.cluster.WaitApplied(ctx, cs.s.cluster.Status().CommitIndex); err != nil {
+	if err := cs.s.catchUp(ctx); err != nil {
 		return nil, err
 	}
 	prev, err := cs.s.cluster.Engine().Setting(sealingCheckSetting)
@@ -72,7 +79,7 @@ func (cs *complianceService) RotateSealingKey(ctx context.Context, _ *trailv1.Ro
 func (s *Server) rewrapAll(ctx context.Context, check []byte) (uint64, error) {
 	var total uint64
 	for {
-		if err := s.cluster.WaitApplied(ctx, s.cluster.Status().CommitIndex); err != nil {
+		if err := s.catchUp(ctx); err != nil {
 			return total, err
 		}
 		ops, err := s.rewrapPass(ctx, check)
