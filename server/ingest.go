@@ -152,7 +152,7 @@ func (s *Server) appendEncoded(ctx context.Context, events [][]byte) (out []appe
 		valid = append(valid, c)
 		pos = append(pos, i)
 	}
-	if valid, pos, err = s.sealValid(ctx, valid, pos, out); err != nil {
+	if valid, pos, err = s.sealValid(ctx, valid, pos, func(at int, err error) { out[at].err = err }); err != nil {
 		return nil, 0, err
 	}
 	if len(valid) == 0 {
@@ -180,9 +180,9 @@ func (s *Server) appendEncoded(ctx context.Context, events [][]byte) (out []appe
 }
 
 // sealValid seals the events of valid whose tenants seal subject
-// payloads (sealing.go), records the refused ones in out, and returns the
-// rest with their positions.
-func (s *Server) sealValid(ctx context.Context, valid []eventwire.Checked, pos []int, out []appendOutcome) ([]eventwire.Checked, []int, error) {
+// payloads (sealing.go), hands refuse the position and reason of each one
+// refused, and returns the rest with their positions, compacted in place.
+func (s *Server) sealValid(ctx context.Context, valid []eventwire.Checked, pos []int, refuse func(at int, err error)) ([]eventwire.Checked, []int, error) {
 	refused, err := s.sealChecked(ctx, valid)
 	if err != nil {
 		return nil, nil, err
@@ -190,7 +190,7 @@ func (s *Server) sealValid(ctx context.Context, valid []eventwire.Checked, pos [
 	n := 0
 	for j, err := range refused {
 		if err != nil {
-			out[pos[j]].err = err
+			refuse(pos[j], err)
 			continue
 		}
 		valid[n], pos[n] = valid[j], pos[j]

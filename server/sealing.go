@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"slices"
 
 	"google.golang.org/protobuf/proto"
 
@@ -372,20 +373,15 @@ func sameButSealed(entry, event []byte, eng *engine.Engine) bool {
 // AppendChecked appends events read and checked elsewhere (the bus
 // ingest), sealed as the API's are, and returns one result per event.
 func (s *Server) AppendChecked(ctx context.Context, events []eventwire.Checked) ([]engine.Result, error) {
-	refused, err := s.sealChecked(ctx, events)
+	out := make([]engine.Result, len(events))
+	pos := make([]int, len(events))
+	for i := range pos {
+		pos[i] = i
+	}
+	// A copy: the caller's slice keeps its order, its results by index.
+	keep, pos, err := s.sealValid(ctx, slices.Clone(events), pos, func(at int, err error) { out[at].Err = err })
 	if err != nil {
 		return nil, err
-	}
-	out := make([]engine.Result, len(events))
-	keep := make([]eventwire.Checked, 0, len(events))
-	pos := make([]int, 0, len(events))
-	for i, err := range refused {
-		if err != nil {
-			out[i].Err = err
-			continue
-		}
-		keep = append(keep, events[i])
-		pos = append(pos, i)
 	}
 	if len(keep) == 0 {
 		return out, nil
