@@ -55,6 +55,12 @@ func TestThreeNodeCluster(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(withToken(context.Background(), token), 30*time.Second)
 	defer cancel()
+	// A node that joined knows the admin key once it has caught up with
+	// the log: until then it rightly answers that it knows no such key.
+	waitFor(t, "n3 to know the admin key", func() bool {
+		_, err := trailv1.NewAdminServiceClient(n3.dial()).WhoAmI(ctx, &trailv1.WhoAmIRequest{})
+		return err == nil
+	})
 	// A write through a follower is forwarded to the leader and readable
 	// on every node.
 	resp, err := trailv1.NewIngestServiceClient(n3.dial()).Append(ctx, &trailv1.AppendRequest{Event: testEvent("evt-c")})
